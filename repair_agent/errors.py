@@ -1,0 +1,23 @@
+"""Errors that end a run, each with the exit code the CLI maps it to."""
+
+
+class RepairAgentError(Exception):
+    exit_code = 3
+
+
+class BadInput(RepairAgentError):
+    """The user's input is wrong: a missing path, not a git repo, no tests collected."""
+
+    exit_code = 2
+
+
+class SandboxError(RepairAgentError):
+    """The sandbox could not run (no engine, image build failed, container died)."""
+
+    exit_code = 3
+
+
+class ModelError(RepairAgentError):
+    """The model server could not be reached or kept failing after retries."""
+
+    exit_code = 3

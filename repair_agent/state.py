@@ -1,0 +1,68 @@
+"""The one typed state that flows through the graph.
+
+Everything is plain JSON data (TypedDicts of str/int/list/dict) so that LangGraph's SQLite
+checkpointer can store it and `--resume` can reload it without custom serializers.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+Outcome = Literal["passed", "failed", "error", "skipped"]
+
+
+class TestCase(TypedDict):
+    id: str  # pytest node id, e.g. "tests/test_mod.py::test_x[1]"
+    outcome: Outcome
+    message: str  # first line of the failure message
+    details: str  # the failure text (traceback), truncated
+
+
+class TestRun(TypedDict):
+    cases: list[TestCase]
+    returncode: int
+    timed_out: bool
+    duration_s: float
+    output_tail: str  # last part of pytest's console output
+
+
+class Location(TypedDict):
+    file: str  # relative to the repository root
+    function: str
+    line: int
+    score: float
+
+
+class Candidate(TypedDict):
+    round: int
+    index: int
+    response: str  # the model's raw text
+    finish_reason: str
+    code: str  # extracted code ("" when the response had none)
+    patch: str  # unified diff against the snapshot ("" when not applicable)
+    status: str  # no_code | truncated | not_applicable | test_edit | failed | passed_failing | fixed
+    reason: str
+    tests: TestRun | None  # the failing tests, then the full suite when those passed
+
+
+class Tokens(TypedDict):
+    prompt: int
+    completion: int
+
+
+class RepairState(TypedDict, total=False):
+    run_id: str
+    test_args: list[str]
+    round: int
+    tests_before: TestRun
+    failing: list[str]  # node ids failing before any patch
+    locations: list[Location]
+    context: str  # code shown to the model (localized functions with line numbers)
+    feedback: str  # evidence from the previous round, for refinement
+    candidates: list[Candidate]  # every candidate of every round
+    best: Candidate | None  # the validated fix
+    tokens: Tokens
+    started_at: float
+    status: str  # fixed | not_fixed | no_failures | error
+    stop_reason: str
+    root_cause: str
