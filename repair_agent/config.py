@@ -1,0 +1,56 @@
+"""Settings: CLI flags > environment (REPAIR_AGENT_*) > [tool.repair-agent] in the repo > defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+
+class Settings(BaseModel):
+    test: str = ""  # pytest arguments, e.g. "tests/test_x.py -k slow"
+    base_url: str | None = None  # an OpenAI-compatible server; None = the embedded default model
+    model: str | None = None
+    model_path: str | None = None  # a GGUF (embedded llama.cpp) or a checkpoint dir (transformers)
+    backend: str = "llama-cpp"  # the embedded backend: llama-cpp | transformers
+    profile: str | None = None
+    api_key: str = "not-needed"
+    rounds: int = 3
+    samples: int = 3
+    max_tokens: int = 1024
+    temperature: float = 0.8
+    top_p: float = 0.95
+    seed: int | None = 0
+    token_budget: int = 200_000
+    wall_time_s: float = 3600
+    test_timeout_s: float = 300
+    model_timeout_s: float = 600
+    sandbox: str = "auto"
+    image: str | None = None
+    allow_test_edits: bool = False
+    use_trace: bool = True
+    use_sbfl: bool = True
+    problem: str = ""  # a statement of what the code should do, when the caller has one
+
+    @classmethod
+    def load(cls, repo: Path | None = None, **cli) -> "Settings":
+        values: dict = {}
+        pyproject = Path(repo or ".") / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                values.update(tomllib.loads(pyproject.read_text()).get("tool", {}).get("repair-agent", {}))
+            except tomllib.TOMLDecodeError:
+                pass
+        values = {k.replace("-", "_"): v for k, v in values.items()}
+        for name in cls.model_fields:
+            env = os.environ.get(f"REPAIR_AGENT_{name.upper()}")
+            if env is not None:
+                values[name] = env
+        values.update({k: v for k, v in cli.items() if v is not None})
+        return cls.model_validate({k: v for k, v in values.items() if k in cls.model_fields})

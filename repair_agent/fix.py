@@ -1,0 +1,96 @@
+"""`repair-agent fix`: set up a run (scratch copy, sandbox, model, checkpoints), run the graph,
+and shape its final state into the result that `--json`, benchmarks and the CI bot share."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Callable
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from . import patching
+from .config import Settings
+from .errors import BadInput
+from .graph import Deps, build_graph
+from .llm.factory import open_model
+from .runs import RunRecorder, default_runs_root, new_run_id
+from .sandbox import open_sandbox, shell_args
+from .state import RepairState
+from .tests_summary import counts
+
+
+def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resume: str | None = None,
+            log: Callable[[str], None] = print, model=None) -> dict:
+    """Run the repair loop on `repo` and return the result dict. The user's tree is not touched."""
+    repo = Path(repo).resolve()
+    patching.open_repo(repo)  # BadInput for a missing path or a non-git directory
+    runs_root = Path(runs_root or default_runs_root())
+    run_id = resume or new_run_id()
+    run_dir = runs_root / run_id
+    if resume:
+        if not (run_dir / "run.json").exists():
+            raise BadInput(f"no run {resume!r} under {runs_root}")
+        saved = json.loads((run_dir / "run.json").read_text())
+        settings = Settings.model_validate({**saved["settings"], "api_key": settings.api_key})
+    else:
+        run_dir.mkdir(parents=True, exist_ok=False)
+        (run_dir / "run.json").write_text(json.dumps(
+            {"run_id": run_id, "repo": str(repo), "settings": settings.model_dump(exclude={"api_key"})},
+            indent=2))
+    scratch = run_dir / "scratch"
+    if not (scratch / ".git").exists():
+        shutil.rmtree(scratch, ignore_errors=True)
+        patching.make_scratch(repo, scratch)
+    patching.reset(scratch)
+    recorder = RunRecorder(run_dir, run_id)
+    recorder.write("resume" if resume else "start", repo=str(repo))
+    started = time.time()
+    with ExitStack() as stack:
+        sandbox = open_sandbox(settings.sandbox, scratch, image=settings.image, log=log)
+        stack.callback(sandbox.close)
+        if model is None:
+            model = stack.enter_context(open_model(settings, log=log))
+        conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
+        stack.callback(conn.close)
+        deps = Deps(settings=settings, sandbox=sandbox, model=model, workdir=scratch, recorder=recorder, log=log)
+        graph = build_graph(deps, checkpointer=SqliteSaver(conn))
+        config = {"configurable": {"thread_id": run_id}, "recursion_limit": 12 + 4 * settings.rounds}
+        start: RepairState | None = None if resume else RepairState(
+            run_id=run_id, test_args=shell_args(settings.test), round=0, candidates=[], best=None,
+            tokens={"prompt": 0, "completion": 0}, started_at=started, feedback="")
+        final = graph.invoke(start, config)
+    result = shape_result(final, model_name=getattr(model, "name", ""), duration=time.time() - started)
+    (run_dir / "result.json").write_text(json.dumps(result, indent=2))
+    recorder.write("result", result=result)
+    shutil.rmtree(scratch, ignore_errors=True)  # the run ended; its record stays, its tree goes
+    return result
+
+
+def shape_result(state: RepairState, model_name: str, duration: float) -> dict:
+    best = state.get("best")
+    rounds: dict[int, list] = {}
+    for c in state.get("candidates", []):
+        tests = c.get("tests") or {}
+        rounds.setdefault(c["round"], []).append({
+            "index": c["index"], "status": c["status"], "reason": c["reason"], "patch": c["patch"],
+            "finish_reason": c["finish_reason"],
+            "tests": {k: counts(v) for k, v in tests.items() if v}})
+    return {
+        "status": state.get("status") or ("fixed" if best else "not_fixed"),
+        "patch": best["patch"] if best else "",
+        "root_cause": state.get("root_cause", ""),
+        "rounds": [{"round": r, "candidates": cs} for r, cs in sorted(rounds.items())],
+        "fixed_round": best["round"] if best else None,
+        "tests_before": counts(state.get("tests_before")),
+        "tests_after": counts((best.get("tests") or {}).get("suite")) if best else counts(state.get("tests_before")),
+        "tokens": state.get("tokens") or {"prompt": 0, "completion": 0},
+        "duration_s": round(duration, 2),
+        "run_id": state.get("run_id", ""),
+        "model": model_name,
+        "stop_reason": state.get("stop_reason", ""),
+    }

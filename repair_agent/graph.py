@@ -1,0 +1,80 @@
+"""The repair loop as a LangGraph state machine.
+
+reproduce -> localize -> propose -> validate -> (refine -> propose)* -> report
+
+Nodes are plain functions `(state, deps) -> update`; `Deps` carries what is not state: the
+sandbox, the model, the settings, the scratch tree and the run recorder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+from langgraph.graph import END, START, StateGraph
+
+from .config import Settings
+from .llm.client import Model, Sampling
+from .nodes.localize import localize
+from .nodes.propose import propose
+from .nodes.refine import refine
+from .nodes.report import report
+from .nodes.reproduce import reproduce
+from .nodes.validate import validate
+from .runs import RunRecorder
+from .sandbox import Sandbox
+from .state import RepairState
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    sandbox: Sandbox
+    model: Model
+    workdir: Path  # the scratch copy the sandbox sees
+    recorder: RunRecorder
+    log: Callable[[str], None] = print
+    sampling_for: Callable[[int], Sampling] | None = field(default=None)
+
+    def sampling(self, rnd: int) -> Sampling:
+        """Round 0 greedy, one answer; later rounds sampled, `samples` answers in one request."""
+        if self.sampling_for:
+            return self.sampling_for(rnd)
+        s = self.settings
+        if rnd == 0:
+            return Sampling(n=1, temperature=0.0, top_p=1.0, max_tokens=s.max_tokens, seed=s.seed)
+        return Sampling(n=s.samples, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
+                        seed=None if s.seed is None else s.seed + rnd)
+
+    def stop_reason(self, state: RepairState) -> str:
+        """Why the loop must stop now, or "" to go on."""
+        s = self.settings
+        if state.get("best"):
+            return "fixed"
+        if state.get("round", 0) + 1 >= s.rounds:
+            return f"all {s.rounds} rounds used"
+        tokens = state.get("tokens") or {}
+        if tokens.get("prompt", 0) + tokens.get("completion", 0) >= s.token_budget:
+            return f"token budget of {s.token_budget} spent"
+        if time.time() - state.get("started_at", time.time()) >= s.wall_time_s:
+            return f"wall time of {s.wall_time_s:.0f}s spent"
+        return ""
+
+
+def build_graph(deps: Deps, checkpointer=None):
+    g = StateGraph(RepairState)
+    for fn in (reproduce, localize, propose, validate, refine, report):
+        g.add_node(fn.__name__, partial(fn, deps=deps))
+    g.add_edge(START, "reproduce")
+    g.add_conditional_edges("reproduce", lambda s: "localize" if s["failing"] else "report",
+                            ["localize", "report"])
+    g.add_edge("localize", "propose")
+    g.add_edge("propose", "validate")
+    g.add_conditional_edges("validate", lambda s: "report" if deps.stop_reason(s) else "refine",
+                            ["refine", "report"])
+    g.add_edge("refine", "propose")
+    g.add_edge("report", END)
+    return g.compile(checkpointer=checkpointer)

@@ -1,0 +1,31 @@
+"""Choose the model: a server at --base-url, or the embedded default served on this machine."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from ..config import Settings
+from .client import Model, OpenAIModel
+
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+
+
+@contextmanager
+def open_model(settings: Settings, log: Callable[[str], None] = print) -> Iterator[Model]:
+    if settings.base_url:
+        yield OpenAIModel(settings.base_url, settings.model, api_key=settings.api_key,
+                          timeout=settings.model_timeout_s)
+        return
+    if settings.backend == "transformers":
+        from .transformers_backend import TransformersModel
+
+        yield TransformersModel(settings.model_path or settings.model)
+        return
+    from .. import models
+    from .llamacpp import start_llama_server
+
+    gguf = models.resolve_gguf(settings.model_path or settings.model or DEFAULT_MODEL)
+    log(f"serving {gguf.name} with llama.cpp on loopback")
+    with start_llama_server(gguf) as server:
+        yield OpenAIModel(server.base_url, None, timeout=settings.model_timeout_s, batch_n=False)

@@ -1,0 +1,20 @@
+"""The run's outcome: status, root cause, and why it stopped."""
+
+from __future__ import annotations
+
+from .. import monologue
+from ..state import RepairState
+
+
+def report(state: RepairState, deps) -> dict:
+    best = state.get("best")
+    if not state.get("failing"):
+        status = "no_failures"
+    else:
+        status = "fixed" if best else "not_fixed"
+    answers = [best] if best else [c for c in reversed(state.get("candidates", []))]
+    cause = next((rc for c in answers if c and (rc := monologue.root_cause(c["response"]))), "")
+    stop = deps.stop_reason(state) or ("no failures" if status == "no_failures" else "")
+    deps.recorder.write("report", status=status, root_cause=cause, stop_reason=stop,
+                        patch=best["patch"] if best else "")
+    return {"status": status, "root_cause": cause, "stop_reason": stop}

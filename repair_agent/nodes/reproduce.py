@@ -1,0 +1,20 @@
+"""Run the test command once on the user's code: what fails, and how."""
+
+from __future__ import annotations
+
+from ..errors import BadInput
+from ..state import RepairState
+from ..tests_summary import failing_ids
+
+
+def reproduce(state: RepairState, deps) -> dict:
+    run = deps.sandbox.run_tests(state["test_args"], timeout=deps.settings.test_timeout_s)
+    deps.recorder.write("reproduce", tests=run)
+    if run["timed_out"]:
+        raise BadInput(f"the test command timed out after {deps.settings.test_timeout_s:.0f}s")
+    if not run["cases"]:
+        last = run["output_tail"].strip().splitlines()[-1:] or [""]
+        raise BadInput(f"no tests collected by pytest {' '.join(state['test_args'])}: {last[0]}".strip(": "))
+    failing = failing_ids(run)
+    deps.log(f"{len(run['cases'])} tests, {len(failing)} failing")
+    return {"tests_before": run, "failing": failing, "status": "" if failing else "no_failures"}

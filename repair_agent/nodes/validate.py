@@ -1,0 +1,79 @@
+"""Check each new candidate in the sandbox: the failing tests first, then the full suite."""
+
+from __future__ import annotations
+
+from .. import monologue, patching
+from ..state import Candidate, RepairState
+from ..tests_summary import failing_ids, ran, trimmed
+
+
+def validate(state: RepairState, deps) -> dict:
+    candidates = list(state["candidates"])
+    best = state.get("best")
+    seen = {c["patch"]: c for c in candidates if c["patch"] and c["status"] != "pending"}
+    for i, cand in enumerate(candidates):
+        if cand["status"] != "pending":
+            continue
+        if best is not None:  # a fix is in hand: the rest of this round is not needed
+            cand = {**cand, "status": "skipped", "reason": "a fix was already found"}
+        else:
+            cand = check(cand, state, deps, seen)
+            if cand["patch"]:
+                seen.setdefault(cand["patch"], cand)
+            if cand["status"] == "fixed":
+                best = cand
+        candidates[i] = cand
+        deps.recorder.write("validate", candidate=cand)
+        deps.log(f"  candidate {cand['round']}.{cand['index']}: {cand['status']} {cand['reason']}".rstrip())
+    return {"candidates": candidates, "best": best}
+
+
+def check(cand: Candidate, state: RepairState, deps, seen: dict) -> Candidate:
+    text = cand["response"]
+    if cand["finish_reason"] == "length" and "[/Refined]" not in text:
+        return {**cand, "status": "truncated", "reason": "the answer was cut off at the token limit"}
+    diff = "" if cand["code"] else monologue.extract_diff(text)
+    if not cand["code"] and not diff:
+        why = "no parsable code in the answer" if monologue.has_code_attempt(text) else "no code in the answer"
+        return {**cand, "status": "no_code", "reason": why}
+    scratch = deps.workdir
+    patching.reset(scratch)
+    try:
+        hint = list(dict.fromkeys(loc["file"] for loc in state.get("locations", [])))
+        applied = patching.apply_code(scratch, cand["code"], hint) if cand["code"] \
+            else patching.apply_diff(scratch, diff)
+        if not applied.ok:
+            return {**cand, "status": "not_applicable", "reason": applied.reason}
+        patch = patching.current_diff(scratch)
+        cand = {**cand, "patch": patch}
+        if patch in seen:
+            prev = seen[patch]
+            return {**cand, "status": prev["status"], "tests": prev["tests"],
+                    "reason": f"same patch as candidate {prev['round']}.{prev['index']}"}
+        tampered = [f for f in patching.changed_files(patch) if patching.is_test_file(f)]
+        if tampered and not deps.settings.allow_test_edits:
+            return {**cand, "status": "test_edit", "reason": f"edits test files: {', '.join(tampered)}"}
+        return run_checks(cand, state, deps)
+    finally:
+        patching.reset(scratch)
+
+
+def run_checks(cand: Candidate, state: RepairState, deps) -> Candidate:
+    timeout = deps.settings.test_timeout_s
+    target = deps.sandbox.run_tests(state["failing"], timeout=timeout)
+    still = failing_ids(target)
+    if still or target["timed_out"] or ran(target) < len(state["failing"]):
+        why = "timed out" if target["timed_out"] else (
+            f"{len(still)} of {len(state['failing'])} failing tests still fail" if still
+            else "the failing tests did not run (skipped or not collected)")
+        return {**cand, "status": "failed", "reason": why, "tests": {"failing": trimmed(target), "suite": None}}
+    suite = deps.sandbox.run_tests(state["test_args"], timeout=timeout)
+    tests = {"failing": trimmed(target), "suite": trimmed(suite)}
+    broken = failing_ids(suite)
+    if suite["timed_out"] or broken:
+        why = "the full suite timed out" if suite["timed_out"] else f"breaks {len(broken)} test(s): {', '.join(broken[:3])}"
+        return {**cand, "status": "passed_failing", "reason": why, "tests": tests}
+    if ran(suite) < ran(state["tests_before"]):
+        return {**cand, "status": "passed_failing", "tests": tests,
+                "reason": f"fewer tests ran ({ran(suite)} < {ran(state['tests_before'])})"}
+    return {**cand, "status": "fixed", "reason": "the full suite passes", "tests": tests}

@@ -1,0 +1,39 @@
+"""Small views of a TestRun: counts, failing ids, the first failure's text."""
+
+from __future__ import annotations
+
+from .state import TestRun
+
+BAD = ("failed", "error")
+
+
+def failing_ids(run: TestRun | None) -> list[str]:
+    return [c["id"] for c in (run or {}).get("cases", []) if c["outcome"] in BAD]
+
+
+def counts(run: TestRun | None) -> dict:
+    cases = (run or {}).get("cases", [])
+    out = {k: sum(c["outcome"] == k for c in cases) for k in ("passed", "failed", "error", "skipped")}
+    return {"passed": out["passed"], "failed": out["failed"], "errors": out["error"],
+            "skipped": out["skipped"], "failing": failing_ids(run)}
+
+
+def ran(run: TestRun | None) -> int:
+    """Tests that really ran (skips do not count: a skip cannot prove a fix)."""
+    return sum(c["outcome"] != "skipped" for c in (run or {}).get("cases", []))
+
+
+def first_failure(run: TestRun | None, limit: int = 1500) -> str:
+    for c in (run or {}).get("cases", []):
+        if c["outcome"] in BAD:
+            text = c["details"] or c["message"]
+            return f"{c['id']}\n{text[-limit:]}".strip()
+    if run and run.get("timed_out"):
+        return "the test run timed out (an infinite loop or very slow code)"
+    return ""
+
+
+def trimmed(run: TestRun, limit: int = 2000) -> TestRun:
+    """A copy small enough to keep in the checkpointed state."""
+    return {**run, "output_tail": run["output_tail"][-limit:],
+            "cases": [{**c, "details": c["details"][-limit:]} for c in run["cases"]]}
