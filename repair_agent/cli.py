@@ -20,6 +20,8 @@ app = typer.Typer(help="An autonomous debug-and-repair agent for Python reposito
                   no_args_is_help=True, add_completion=False)
 sandbox_app = typer.Typer(help="The Docker sandbox.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
+bench_app = typer.Typer(help="Benchmarks: fix and self-refinement rates.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 models_app = typer.Typer(help="Small real models that install from PyPI as data.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
@@ -161,6 +163,64 @@ def build_base(force: bool = typer.Option(False, help="Rebuild even if the image
         console.print(build_base_image(tag, mirror=mirror, force=force, log=log))
     except RepairAgentError as exc:
         fail(exc)
+
+
+def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optional[str], limit: Optional[int],
+           workers: int, single_shot: bool, base_url, model, rounds, samples, sandbox, no_trace, no_sbfl):
+    from .bench.datasets import load_dataset
+    from .bench.runner import run_benchmark
+    from .bench.summary import print_summary
+    from .config import Settings
+
+    mode = "single-shot" if single_shot else "agent"
+    out = out or Path("bench/results") / f"{dataset}-{mode}"
+    try:
+        tasks = load_dataset(dataset, data, ids=ids.split(",") if ids else None, limit=limit)
+        settings = Settings.load(None, base_url=base_url, model=model, rounds=rounds, samples=samples,
+                                 sandbox=sandbox, use_trace=False if no_trace else None,
+                                 use_sbfl=False if no_sbfl else None, test_timeout_s=120)
+        summary = run_benchmark(tasks, settings, out, mode=mode, workers=workers, log=log)
+    except RepairAgentError as exc:
+        fail(exc)
+    print_summary(summary, Console())
+    console.print(f"results in {out}")
+
+
+def _bench_command(dataset: str, needs_data: bool):
+    def command(
+        data: Optional[Path] = typer.Option(None, help="The dataset file (JSONL)."),
+        out: Optional[Path] = typer.Option(None, help="Results folder (rerun into it to resume)."),
+        ids: Optional[str] = typer.Option(None, help="Comma-separated task ids."),
+        limit: Optional[int] = typer.Option(None, help="Run only the first N tasks."),
+        workers: int = typer.Option(1, help="Tasks in parallel."),
+        single_shot: bool = typer.Option(False, "--single-shot", help="One greedy request, no loop (baseline)."),
+        base_url: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
+        rounds: Optional[int] = typer.Option(None), samples: Optional[int] = typer.Option(None),
+        sandbox: Optional[str] = typer.Option(None),
+        no_trace: bool = typer.Option(False, "--no-trace"), no_sbfl: bool = typer.Option(False, "--no-sbfl"),
+    ):
+        if needs_data and data is None:
+            console.print(f"[bold red]error:[/bold red] bench {dataset} needs --data FILE")
+            raise typer.Exit(2)
+        _bench(dataset, data, out, ids, limit, workers, single_shot, base_url, model, rounds, samples, sandbox,
+               no_trace, no_sbfl)
+
+    command.__doc__ = f"Run the agent over {dataset}."
+    return command
+
+
+bench_app.command("quixbugs")(_bench_command("quixbugs", needs_data=False))
+bench_app.command("humanevalfix")(_bench_command("humanevalfix", needs_data=True))
+bench_app.command("repos")(_bench_command("repos", needs_data=True))
+
+
+@bench_app.command("compare")
+def bench_compare(dirs: list[Path], out: Optional[Path] = typer.Option(None, help="Where the plot goes.")):
+    """Several result folders side by side: a table and one plot."""
+    from .bench.summary import compare
+
+    _, png = compare(dirs, out=out, console=Console())
+    console.print(f"plot: {png}")
 
 
 @models_app.command("list")

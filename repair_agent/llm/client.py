@@ -83,15 +83,19 @@ class OpenAIModel:
         start = time.monotonic()
         requests = [sampling.n] if self.batch_n else [1] * sampling.n
         gen = Generation(completions=[])
-        for n in requests:
-            resp = self._request(messages, sampling, n)
+        for i, n in enumerate(requests):
+            # one request per sample: each needs its own seed, or they would all be the same answer
+            seed = sampling.seed + i if sampling.seed is not None and len(requests) > 1 else sampling.seed
+            resp = self._request(messages, Sampling(**{**sampling.__dict__, "seed": seed}), n)
             gen.completions += [Completion(text=_text(c), finish_reason=c.finish_reason or "") for c in resp.choices]
             if resp.usage:
                 gen.prompt_tokens += resp.usage.prompt_tokens or 0
                 gen.completion_tokens += resp.usage.completion_tokens or 0
         if self.batch_n and len(gen.completions) < sampling.n:  # server ignored `n`: ask for the rest
             self.batch_n = False
-            rest = self.generate(messages, Sampling(**{**sampling.__dict__, "n": sampling.n - len(gen.completions)}))
+            seed = None if sampling.seed is None else sampling.seed + 1
+            rest = self.generate(messages, Sampling(**{**sampling.__dict__, "seed": seed,
+                                                       "n": sampling.n - len(gen.completions)}))
             gen.completions += rest.completions
             gen.prompt_tokens += rest.prompt_tokens
             gen.completion_tokens += rest.completion_tokens

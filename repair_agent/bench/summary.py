@@ -1,0 +1,398 @@
+"""Benchmark summaries: fix rate per round, self-refinement rate, pass@1, cost; report and plots.
+
+Input: one record per task (JSONL, `records.jsonl` in a result folder), each holding what
+`repair-agent fix --json` prints plus the bench fields `task_id`, `dataset`, `model`, `mode`,
+`fixed_round`, `verified` and optionally `faithfulness`.
+
+A task counts as fixed ONLY when `status == "fixed"` and `verified is True` (the benchmark's own
+tests passed on the final patch in a fresh sandbox). Candidate statuses never count by themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+RECORDS_FILE = "records.jsonl"
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.md"
+PLOT_FILE = "fix_rate.png"
+COMPARE_PLOT_FILE = "compare_fix_rate.png"
+
+
+# ----------------------------------------------------------------------------- records
+
+def load_records(path: Path | str) -> list[dict]:
+    """Records from a JSONL file, or from `<dir>/records.jsonl`. Later lines for the same
+    task_id replace earlier ones (a resumed run appends)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RECORDS_FILE
+    by_id: dict[str, dict] = {}
+    anon: list[dict] = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            if rec.get("task_id") is None:
+                anon.append(rec)
+            else:
+                by_id.pop(str(rec["task_id"]), None)
+                by_id[str(rec["task_id"])] = rec
+    return list(by_id.values()) + anon
+
+
+def is_fixed(rec: dict) -> bool:
+    return rec.get("status") == "fixed" and rec.get("verified") is True
+
+
+def _rounds_seen(rec: dict) -> list[int]:
+    out = []
+    for r in rec.get("rounds") or []:
+        if isinstance(r, dict) and isinstance(r.get("round"), int):
+            out.append(r["round"])
+    return out
+
+
+def fix_round(rec: dict) -> int | None:
+    """The round in which a counted fix happened; None when the task is not a counted fix."""
+    if not is_fixed(rec):
+        return None
+    fr = rec.get("fixed_round")
+    if isinstance(fr, int) and not isinstance(fr, bool) and fr >= 0:
+        return fr
+    # No fixed_round: the first round with a fixed candidate, else the last round run, else 0.
+    for r in sorted(rec.get("rounds") or [], key=lambda r: r.get("round", 0)):
+        if any(c.get("status") == "fixed" for c in r.get("candidates") or []):
+            return int(r.get("round", 0))
+    seen = _rounds_seen(rec)
+    return max(seen) if seen else 0
+
+
+def _tokens(rec: dict) -> tuple[int, int]:
+    t = rec.get("tokens") or {}
+    return int(t.get("prompt") or 0), int(t.get("completion") or 0)
+
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x)
+
+
+def _div(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def _failing(run: Any) -> int | None:
+    """Failing tests in `tests_before`/`tests_after`: the counts view that `fix --json` prints
+    (`{"passed", "failed", "errors", "skipped", "failing": [...]}`) or a full TestRun."""
+    if not isinstance(run, dict):
+        return None
+    if isinstance(run.get("failing"), list):
+        return len(run["failing"])
+    if isinstance(run.get("cases"), list):
+        return sum(1 for c in run["cases"] if c.get("outcome") in ("failed", "error"))
+    if "failed" in run or "errors" in run:
+        return int(run.get("failed") or 0) + int(run.get("errors") or 0)
+    return None
+
+
+def _one_or_mixed(values: Iterable[Any]) -> Any:
+    vals = sorted({str(v) for v in values if v is not None})
+    if not vals:
+        return None
+    return vals[0] if len(vals) == 1 else ",".join(vals)
+
+
+# ----------------------------------------------------------------------------- summary
+
+def summarize(records: list[dict], settings: dict | None = None, **labels: Any) -> dict:
+    """The numbers of one run. `labels` (dataset=, model=, mode=) override the records' own."""
+    n = len(records)
+    rounds_max = 0
+    for rec in records:
+        seen = _rounds_seen(rec)
+        if seen:
+            rounds_max = max(rounds_max, max(seen))
+        fr = fix_round(rec)
+        if fr is not None:
+            rounds_max = max(rounds_max, fr)
+
+    fix_rounds = [fr for fr in map(fix_round, records) if fr is not None]
+    fixed = len(fix_rounds)
+    fixed_by_round = [sum(1 for fr in fix_rounds if fr <= r) for r in range(rounds_max + 1)]
+    fixed_r0 = fixed_by_round[0] if fixed_by_round else 0
+    later = fixed - fixed_r0
+
+    prompt = sum(_tokens(r)[0] for r in records)
+    completion = sum(_tokens(r)[1] for r in records)
+    tokens_total = prompt + completion
+    wall = sum(_num(r.get("duration_s")) or 0.0 for r in records)
+    faith = [f for f in (_num(r.get("faithfulness")) for r in records) if f is not None]
+    cand_status: Counter = Counter()
+    for r in records:
+        for rd in r.get("rounds") or []:
+            for c in rd.get("candidates") or []:
+                cand_status[str(c.get("status"))] += 1
+
+    per_task = []
+    for r in records:
+        p, c = _tokens(r)
+        per_task.append({
+            "task_id": r.get("task_id"),
+            "status": r.get("status"),
+            "verified": r.get("verified"),
+            "fixed": is_fixed(r),
+            "fixed_round": fix_round(r),
+            "rounds": len(r.get("rounds") or []),
+            "candidates": sum(len(rd.get("candidates") or []) for rd in r.get("rounds") or []),
+            "failing_before": _failing(r.get("tests_before")),
+            "failing_after": _failing(r.get("tests_after")),
+            "tokens": p + c,
+            "duration_s": _num(r.get("duration_s")),
+            "faithfulness": _num(r.get("faithfulness")),
+            "root_cause": (r.get("root_cause") or "").strip(),
+            "run_id": r.get("run_id"),
+        })
+
+    return {
+        "dataset": labels.get("dataset") or _one_or_mixed(r.get("dataset") for r in records),
+        "model": labels.get("model") or _one_or_mixed(r.get("model") for r in records),
+        "mode": labels.get("mode") or _one_or_mixed(r.get("mode") for r in records),
+        "tasks": n,
+        "fixed": fixed,
+        "fix_rate": _div(fixed, n),
+        "fixed_by_round": fixed_by_round,
+        "fix_rate_by_round": [x / n for x in fixed_by_round] if n else [],
+        "pass_at_1": _div(fixed_r0, n),
+        "self_refinement_rate": _div(later, n - fixed_r0),
+        "claimed_not_verified": sum(1 for r in records
+                                    if r.get("status") == "fixed" and r.get("verified") is not True),
+        "status_counts": dict(Counter(str(r.get("status")) for r in records)),
+        "candidate_status_counts": dict(cand_status),
+        "tokens_prompt": prompt,
+        "tokens_completion": completion,
+        "tokens_total": tokens_total,
+        "wall_s": wall,
+        "tokens_per_task": _div(tokens_total, n),
+        "wall_s_per_task": _div(wall, n),
+        "tokens_per_fix": _div(tokens_total, fixed),
+        "wall_s_per_fix": _div(wall, fixed),
+        "mean_faithfulness": sum(faith) / len(faith) if faith else None,
+        "faithfulness_n": len(faith),
+        "settings": dict(settings or {}),
+        "per_task": per_task,
+    }
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def _fmt(x: Any, pct: bool = False, digits: int = 1) -> str:
+    if x is None:
+        return "-"
+    if pct:
+        return f"{100 * x:.{digits}f}%"
+    if isinstance(x, float):
+        return f"{x:,.{digits}f}"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return str(x)
+
+
+def _metric_rows(s: dict) -> list[tuple[str, str]]:
+    return [
+        ("dataset", _fmt(s.get("dataset"))),
+        ("model", _fmt(s.get("model"))),
+        ("mode", _fmt(s.get("mode"))),
+        ("tasks", _fmt(s["tasks"])),
+        ("fixed (verified)", f"{s['fixed']} ({_fmt(s.get('fix_rate'), pct=True)})"),
+        ("pass@1 (round 0)", _fmt(s.get("pass_at_1"), pct=True)),
+        ("self-refinement rate", _fmt(s.get("self_refinement_rate"), pct=True)),
+        ("fixed by round (cumulative)", " / ".join(map(str, s.get("fixed_by_round") or [])) or "-"),
+        ("claimed fixed, not verified", _fmt(s.get("claimed_not_verified", 0))),
+        ("tokens total", _fmt(s.get("tokens_total"))),
+        ("tokens per task", _fmt(s.get("tokens_per_task"), digits=0)),
+        ("tokens per fix", _fmt(s.get("tokens_per_fix"), digits=0)),
+        ("wall time total (s)", _fmt(s.get("wall_s"))),
+        ("wall time per task (s)", _fmt(s.get("wall_s_per_task"))),
+        ("wall time per fix (s)", _fmt(s.get("wall_s_per_fix"))),
+        ("mean faithfulness", _fmt(s.get("mean_faithfulness"), digits=3)
+         + (f" (n={s['faithfulness_n']})" if s.get("faithfulness_n") else "")),
+    ]
+
+
+def _md_cell(x: str) -> str:
+    return x.replace("|", "\\|").replace("\n", " ")
+
+
+def render_report(summary: dict) -> str:
+    s = summary
+    title = " / ".join(str(x) for x in (s.get("dataset"), s.get("model"), s.get("mode")) if x)
+    out = [f"# Benchmark report: {title or 'run'}", "", "| metric | value |", "|---|---|"]
+    out += [f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in _metric_rows(s)]
+    if s.get("fixed_by_round"):
+        out += ["", "## Fix rate by round (cumulative)", "", "| round | fixed | rate |",
+                "|---|---|---|"]
+        for r, (k, rate) in enumerate(zip(s["fixed_by_round"], s["fix_rate_by_round"])):
+            out.append(f"| {r} | {k} | {100 * rate:.1f}% |")
+    if s.get("settings"):
+        out += ["", "## Settings", ""]
+        out += [f"- `{k}`: `{json.dumps(v)}`" for k, v in sorted(s["settings"].items())]
+    out += ["", "## Tasks", ""]
+    for t in s.get("per_task") or []:
+        if t["fixed"]:
+            verdict = f"fixed in round {t['fixed_round']}"
+        elif t["status"] == "fixed":
+            verdict = "agent claimed a fix, NOT verified"
+        else:
+            verdict = str(t["status"])
+        bits = [f"{t['rounds']} round(s), {t['candidates']} candidate(s)"]
+        if t["failing_before"] is not None:
+            after = "-" if t["failing_after"] is None else t["failing_after"]
+            bits.append(f"failing {t['failing_before']} -> {after}")
+        bits.append(f"{t['tokens']:,} tokens")
+        if t["duration_s"] is not None:
+            bits.append(f"{t['duration_s']:.1f} s")
+        if t["faithfulness"] is not None:
+            bits.append(f"faithfulness {t['faithfulness']:.2f}")
+        line = f"- `{t['task_id']}`: **{verdict}**; " + ", ".join(bits)
+        if t["root_cause"]:
+            rc = " ".join(t["root_cause"].split())
+            line += f". Root cause: {rc[:300]}{'...' if len(rc) > 300 else ''}"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def plot_fix_rate(runs: list[tuple[str, dict]], path: Path | str, title: str | None = None) -> Path:
+    """One line per run: cumulative verified fix rate (%) after each round. Agg, no pyplot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.0), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    rmax = 0
+    for label, s in runs:
+        ys = [100 * x for x in s.get("fix_rate_by_round") or []]
+        if not ys:
+            continue
+        rmax = max(rmax, len(ys) - 1)
+        ax.plot(range(len(ys)), ys, marker="o", label=label)
+    ax.set_xlabel("round")
+    ax.set_ylabel("tasks fixed, cumulative (%)")
+    ax.set_xticks(range(rmax + 1))
+    ax.set_ylim(0, 105)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title or "Verified fix rate by refinement round")
+    if runs:
+        ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    return path
+
+
+def _run_label(s: dict, fallback: str = "run") -> str:
+    parts = [str(x) for x in (s.get("model"), s.get("mode")) if x]
+    return " / ".join(parts) or fallback
+
+
+def write_summary(out_dir: Path | str, records: list[dict] | None = None,
+                  settings: dict | None = None, **labels: Any) -> dict:
+    """Summarize `records` (default: `<out_dir>/records.jsonl`) and write summary.json,
+    report.md and fix_rate.png into `out_dir`. Returns the summary."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if records is None:
+        records = load_records(out_dir)
+    s = summarize(records, settings=settings, **labels)
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(s, indent=2) + "\n", encoding="utf-8")
+    (out_dir / REPORT_FILE).write_text(render_report(s), encoding="utf-8")
+    plot_fix_rate([(_run_label(s, out_dir.name), s)], out_dir / PLOT_FILE,
+                  title=f"Verified fix rate by round: {s.get('dataset') or out_dir.name}")
+    return s
+
+
+def print_summary(summary: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title="Benchmark summary", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in _metric_rows(summary):
+        table.add_row(k, v)
+    console.print(table)
+
+
+# ----------------------------------------------------------------------------- compare
+
+def load_summary(run_dir: Path | str) -> dict:
+    """`<dir>/summary.json`, or a summary computed from `<dir>/records.jsonl`."""
+    run_dir = Path(run_dir)
+    f = run_dir / SUMMARY_FILE
+    if f.is_file():
+        return json.loads(f.read_text(encoding="utf-8"))
+    return summarize(load_records(run_dir))
+
+
+COMPARE_COLUMNS = ("run", "dataset", "model", "mode", "tasks", "fixed", "fix_rate",
+                   "pass_at_1", "self_refinement_rate", "fixed_by_round", "tokens_per_task",
+                   "tokens_per_fix", "wall_s_per_task", "mean_faithfulness")
+
+
+def compare(dirs: list[Path | str], out: Path | str | None = None,
+            console=None) -> tuple[list[dict], Path]:
+    """Several result folders side by side: a rich table (printed) and one plot, a line per run.
+
+    Returns (rows, png path); rows are dicts with COMPARE_COLUMNS. The plot goes to `out`
+    (a .png path or a folder; default: the first run's parent folder).
+    """
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    if not dirs:
+        raise ValueError("compare needs at least one result folder")
+    runs = []
+    rows = []
+    names = [Path(d).name for d in dirs]
+    for d, name in zip(dirs, names):
+        s = load_summary(d)
+        label = name if names.count(name) == 1 else str(d)
+        runs.append((f"{label} ({_run_label(s, label)})", s))
+        row = {"run": label, **{k: s.get(k) for k in COMPARE_COLUMNS[1:]}}
+        rows.append(row)
+
+    datasets = sorted({str(r["dataset"]) for r in rows if r.get("dataset")})
+    table = Table(title="Benchmark comparison" + (f": {', '.join(datasets)}" if datasets else ""),
+                  show_header=True, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+                  collapse_padding=True,
+                  caption="fixed = verified fixes/tasks; refine = self-refinement rate; "
+                          "rounds = cumulative fixes by round; tok, s = per task")
+    headers = [("run", "left"), ("model", "left"), ("mode", "left"), ("fixed", "right"),
+               ("fix%", "right"), ("pass@1", "right"), ("refine", "right"),
+               ("rounds", "right"), ("tok", "right"), ("s", "right"),
+               ("faith", "right")]
+    for h, justify in headers:
+        table.add_column(h, justify=justify, no_wrap=True)
+    for r in rows:
+        table.add_row(
+            str(r["run"]), _fmt(r.get("model")), _fmt(r.get("mode")),
+            f"{r.get('fixed', 0)}/{r.get('tasks', 0)}", _fmt(r.get("fix_rate"), pct=True),
+            _fmt(r.get("pass_at_1"), pct=True), _fmt(r.get("self_refinement_rate"), pct=True),
+            "/".join(map(str, r.get("fixed_by_round") or [])) or "-",
+            _fmt(r.get("tokens_per_task"), digits=0), _fmt(r.get("wall_s_per_task")),
+            _fmt(r.get("mean_faithfulness"), digits=2))
+    (console or Console()).print(table)
+
+    out = Path(out) if out is not None else Path(dirs[0]).resolve().parent
+    png = out if out.suffix == ".png" else out / COMPARE_PLOT_FILE
+    png.parent.mkdir(parents=True, exist_ok=True)
+    plot_fix_rate(runs, png, title="Verified fix rate by round")
+    return rows, png

@@ -1,0 +1,101 @@
+"""Spectrum-based fault localization (Ochiai) from per-test coverage run in the sandbox.
+
+`spectrum(sandbox, test_args, failing)` runs `sandbox/coverage_contexts.py` (pytest in-process under
+coverage, one coverage context per test node id) and returns, for each line a failing test ran,
+how many failing (ef) and passing (ep) tests ran it. `rank_lines` scores lines with Ochiai
+ef / sqrt(F * (ef + ep)); `rank_functions` rolls lines up to their enclosing function (the
+function's score is its best line's, found with `ast` on the host). Test files are left out.
+`sbfl(...)` does all three and returns ranked `Location`s.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import zlib
+from pathlib import Path
+from typing import TypedDict
+
+from ..errors import SandboxError
+from ..state import Location
+from .frames import function_at, is_test_file
+
+BEGIN, END = "@@REPAIR_AGENT_SPECTRUM_BEGIN@@", "@@REPAIR_AGENT_SPECTRUM_END@@"
+
+
+class Spectrum(TypedDict):
+    pytest_rc: int
+    failing: list[str]  # node ids counted as failing
+    n_failed: int
+    n_passed: int
+    n_tests: int
+    lines: list[list]  # [file, line, ef, ep] for every line run by at least one failing test
+
+
+def ochiai(ef: int, ep: int, total_failed: int) -> float:
+    if ef == 0 or total_failed == 0:
+        return 0.0
+    return ef / math.sqrt(total_failed * (ef + ep))
+
+
+def parse_spectrum(output: str) -> Spectrum:
+    i, j = output.rfind(BEGIN), output.rfind(END)
+    if i < 0 or j < i:
+        tail = output.strip().splitlines()[-5:]
+        raise SandboxError("coverage run printed no spectrum: " + " | ".join(tail))
+    text = output[i + len(BEGIN):j].strip()
+    if text.startswith("z:"):
+        text = zlib.decompress(base64.b64decode(text[2:])).decode()
+    return json.loads(text)
+
+
+def spectrum(sandbox, test_args: list[str] | None = None, failing: list[str] | None = None,
+             timeout: float = 600, per_test_timeout: int | None = 60) -> Spectrum:
+    """Run the tests under coverage with per-test contexts in the sandbox."""
+    cmd = [sandbox.python, sandbox.tool("coverage_contexts.py")]
+    for f in failing or []:
+        cmd += ["--failing", f]
+    args = list(test_args or [])
+    if per_test_timeout and not any(a.startswith("--timeout") for a in args):
+        args = [f"--timeout={per_test_timeout}", *args]
+    rc, out = sandbox.run([*cmd, "--", *args], timeout=timeout)
+    if rc in (124, 137):
+        raise SandboxError(f"coverage run timed out after {timeout:.0f}s")
+    return parse_spectrum(out)
+
+
+def rank_lines(spec: Spectrum, include_tests: bool = False) -> list[Location]:
+    """Lines by Ochiai score; ties go to the line fewer passing tests ran, then file order."""
+    nf = spec["n_failed"]
+    rows = [r for r in spec["lines"] if include_tests or not is_test_file(r[0])]
+    rows.sort(key=lambda r: (-ochiai(r[2], r[3], nf), r[3], r[0], r[1]))
+    return [Location(file=r[0], function="", line=int(r[1]), score=round(ochiai(r[2], r[3], nf), 6))
+            for r in rows]
+
+
+def rank_functions(lines: list[Location], repo_dir: Path) -> list[Location]:
+    """Roll ranked lines up to functions: one Location per function at its best line."""
+    best: dict[tuple[str, str], Location] = {}
+    for loc in lines:
+        func = loc["function"] or function_at(Path(repo_dir), loc["file"], loc["line"])
+        key = (loc["file"], func)
+        if key not in best:  # lines arrive best first
+            best[key] = Location(file=loc["file"], function=func, line=loc["line"], score=loc["score"])
+    return list(best.values())
+
+
+def with_functions(lines: list[Location], repo_dir: Path) -> list[Location]:
+    """The same lines, each named with its enclosing function."""
+    return [Location(file=loc["file"], function=function_at(Path(repo_dir), loc["file"], loc["line"]),
+                     line=loc["line"], score=loc["score"]) for loc in lines]
+
+
+def sbfl(sandbox, test_args: list[str] | None = None, failing: list[str] | None = None,
+         repo_dir: Path | None = None, by_function: bool = True, timeout: float = 600,
+         per_test_timeout: int | None = 60) -> list[Location]:
+    """Ranked non-test `Location`s (functions by default, else lines) with Ochiai scores > 0."""
+    spec = spectrum(sandbox, test_args, failing, timeout=timeout, per_test_timeout=per_test_timeout)
+    repo = Path(repo_dir or sandbox.workdir)
+    lines = rank_lines(spec)
+    return rank_functions(lines, repo) if by_function else with_functions(lines, repo)

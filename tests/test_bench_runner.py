@@ -1,0 +1,70 @@
+"""The benchmark harness runs the same graph as `fix` and counts only fixes its own tests prove.
+
+The model is a SCRIPTED server on loopback: these tests check the harness's bookkeeping, which
+needs answers known in advance (one wrong, one right)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import git
+from scripted_server import ScriptedServer, answer
+
+from repair_agent.bench.datasets import load_quixbugs, load_repos
+from repair_agent.bench.runner import run_benchmark
+from repair_agent.config import Settings
+
+QUIXBUGS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "quixbugs" / "quixbugs_python.jsonl"
+WRONG_GCD = "def gcd(a, b):\n    if b == 0:\n        return b\n    return gcd(a % b, b)\n"
+RIGHT_GCD = "def gcd(a, b):\n    if b == 0:\n        return a\n    else:\n        return gcd(b, a % b)\n"
+
+
+def settings(url: str, **kw) -> Settings:
+    return Settings(base_url=url, sandbox="docker", test_timeout_s=60, **kw)
+
+
+def test_failing_candidates_are_never_counted_and_prompts_hold_no_fixed_code(tmp_path, docker_ready):
+    tasks = load_quixbugs(ids=["gcd"])
+    with ScriptedServer([[answer(WRONG_GCD)], [answer(WRONG_GCD)] * 2]) as srv:
+        summary = run_benchmark(tasks, settings(srv.base_url, rounds=2, samples=2), tmp_path, log=lambda m: None)
+    rec = json.loads((tmp_path / "records.jsonl").read_text().splitlines()[0])
+    assert rec["status"] == "not_fixed" and rec["verified"] is False
+    assert summary["fixed"] == 0 and summary["fixed_by_round"] == [0, 0]
+    fixed = json.loads(next(line for line in QUIXBUGS.open() if '"id": "gcd"' in line))
+    fixed_line = next(ln[1:].strip() for ln in fixed["diff"].splitlines()
+                      if ln.startswith("+") and not ln.startswith("+++") and ln[1:].strip())
+    prompts = "\n".join(m["content"] for r in srv.requests for m in r["body"]["messages"])
+    assert "def gcd" in prompts  # the buggy code did reach the model
+    assert fixed_line not in prompts and fixed["fixed_source"] not in prompts
+    runs = list((tmp_path / "runs").glob("*/records.jsonl"))
+    assert runs and all(fixed_line not in json.dumps(r) for r in
+                        [json.loads(x) for x in runs[0].read_text().splitlines()] if r["event"] == "propose")
+
+
+def test_verified_fix_counts_in_its_round_and_rerun_skips_it(tmp_path, docker_ready):
+    tasks = load_quixbugs(ids=["gcd"])
+    with ScriptedServer([[answer(WRONG_GCD)], [answer(RIGHT_GCD), answer(WRONG_GCD)]]) as srv:
+        summary = run_benchmark(tasks, settings(srv.base_url, rounds=3, samples=2), tmp_path, log=lambda m: None)
+    assert summary["fixed"] == 1 and summary["fixed_by_round"][:2] == [0, 1]
+    assert summary["self_refinement_rate"] == 1.0
+    with ScriptedServer([]) as srv:  # resumable: nothing left to do, the model is never asked
+        again = run_benchmark(tasks, settings(srv.base_url), tmp_path, log=lambda m: None)
+        assert srv.requests == []
+    assert again["fixed"] == 1 and (tmp_path / "fix_rate.png").stat().st_size > 0
+
+
+def test_real_repo_task_end_to_end(make_repo, tmp_path, docker_ready):
+    repo = make_repo("two_module")
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    data = tmp_path / "repos.jsonl"
+    data.write_text(json.dumps({"task_id": "shop-discount", "repo": str(repo), "commit": commit,
+                                "test_command": "tests/test_cart.py",
+                                "failing_tests": ["tests/test_cart.py::test_total_with_discount"]}) + "\n")
+    fixed = "def apply_discount(price, percent):\n    return price - price * percent / 100\n"
+    out = tmp_path / "out"
+    with ScriptedServer([[answer(fixed)]]) as srv:
+        summary = run_benchmark(load_repos(data), settings(srv.base_url), out, log=lambda m: None)
+    assert summary["fixed"] == 1
+    rec = json.loads((out / "records.jsonl").read_text())
+    assert rec["verified"] is True and "percent / 100" in rec["patch"]
