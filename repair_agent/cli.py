@@ -83,7 +83,7 @@ def fix(
             sha = commit_on_branch(path, result["patch"], branch, commit_message(result))
             log(f"committed the fix on branch {branch} ({sha[:10]})")
     except RepairAgentError as exc:
-        fail(exc)
+        fail(exc)  # the run directory keeps what was recorded; --resume RUN_ID continues
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: continue with --resume RUN_ID (the run id is above)")
         raise typer.Exit(130)
@@ -178,7 +178,8 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
         tasks = load_dataset(dataset, data, ids=ids.split(",") if ids else None, limit=limit)
         settings = Settings.load(None, base_url=base_url, model=model, rounds=rounds, samples=samples,
                                  sandbox=sandbox, use_trace=False if no_trace else None,
-                                 use_sbfl=False if no_sbfl else None, test_timeout_s=120)
+                                 use_sbfl=False if no_sbfl else None, test_timeout_s=180,
+                                 per_test_timeout_s=5)
         summary = run_benchmark(tasks, settings, out, mode=mode, workers=workers, log=log)
     except RepairAgentError as exc:
         fail(exc)

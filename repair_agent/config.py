@@ -29,7 +29,8 @@ class Settings(BaseModel):
     seed: int | None = 0
     token_budget: int = 200_000
     wall_time_s: float = 3600
-    test_timeout_s: float = 300
+    test_timeout_s: float = 300  # one whole test run
+    per_test_timeout_s: int = 60  # one test (pytest-timeout): a hanging test fails instead of stalling
     model_timeout_s: float = 600
     sandbox: str = "auto"
     image: str | None = None

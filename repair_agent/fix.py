@@ -36,7 +36,9 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
         if not (run_dir / "run.json").exists():
             raise BadInput(f"no run {resume!r} under {runs_root}")
         saved = json.loads((run_dir / "run.json").read_text())
-        settings = Settings.model_validate({**saved["settings"], "api_key": settings.api_key})
+        # what was asked for now (e.g. a restarted server's new --base-url) wins over what was saved
+        settings = Settings.model_validate({**saved["settings"], **settings.model_dump(exclude_unset=True),
+                                            "api_key": settings.api_key})
     else:
         run_dir.mkdir(parents=True, exist_ok=False)
         (run_dir / "run.json").write_text(json.dumps(
@@ -47,6 +49,7 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
         shutil.rmtree(scratch, ignore_errors=True)
         patching.make_scratch(repo, scratch)
     patching.reset(scratch)
+    log(f"run {run_id} ({run_dir})")
     recorder = RunRecorder(run_dir, run_id)
     recorder.write("resume" if resume else "start", repo=str(repo))
     started = time.time()

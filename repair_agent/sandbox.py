@@ -47,7 +47,7 @@ class Sandbox(Protocol):
         """Path, as the sandbox sees it, of a script in the repo's `sandbox/` folder."""
         ...
 
-    def run_tests(self, args: list[str], timeout: float = 300) -> TestRun: ...
+    def run_tests(self, args: list[str], timeout: float = 300, per_test_timeout: int = 60) -> TestRun: ...
 
     def run(self, cmd: list[str], timeout: float = 300) -> tuple[int, str]: ...
 
@@ -261,10 +261,10 @@ class DockerSandbox:
                 c.remove(force=True)
         return rc, out[-OUTPUT_LIMIT:].decode(errors="replace")
 
-    def run_tests(self, args: list[str], timeout: float = 300) -> TestRun:
+    def run_tests(self, args: list[str], timeout: float = 300, per_test_timeout: int = 60) -> TestRun:
         junit, name = _fresh_junit(self.results)
         start = time.monotonic()
-        rc, out = self.run([self.python, *pytest_command(args, f"/results/{name}", 60)], timeout)
+        rc, out = self.run([self.python, *pytest_command(args, f"/results/{name}", per_test_timeout)], timeout)
         run = read_junit(junit, rc, rc in (124, 137), time.monotonic() - start, out)
         junit.unlink(missing_ok=True)
         return run
@@ -320,10 +320,10 @@ class LocalSandbox:
             out.seek(max(0, out.seek(0, 2) - OUTPUT_LIMIT))
             return rc, out.read().decode(errors="replace")
 
-    def run_tests(self, args: list[str], timeout: float = 300) -> TestRun:
+    def run_tests(self, args: list[str], timeout: float = 300, per_test_timeout: int = 60) -> TestRun:
         junit, _ = _fresh_junit(self.results)
         start = time.monotonic()
-        rc, out = self.run([self.python, *pytest_command(args, str(junit), 60)], timeout)
+        rc, out = self.run([self.python, *pytest_command(args, str(junit), per_test_timeout)], timeout)
         run = read_junit(junit, rc, rc == 124, time.monotonic() - start, out)
         junit.unlink(missing_ok=True)
         return run

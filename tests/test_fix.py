@@ -152,3 +152,32 @@ def test_model_refusing_connections_exits_3(make_repo, runs_root, docker_ready):
                           timeout=300)
     assert proc.returncode == 3, proc.stderr
     assert "connection" in proc.stderr.lower() and "error:" in proc.stderr
+
+
+def test_model_dies_mid_run_then_resume_finishes(make_repo, runs_root, tmp_path, docker_ready):
+    """The server goes away after round 0: exit 3, round 0 kept; --resume on a new server fixes it."""
+    import time
+
+    repo = make_repo("wrong_index")
+    with ScriptedServer([[answer(WRONG)]]) as srv:
+        proc = subprocess.Popen([*CLI, "fix", str(repo), "--base-url", srv.base_url, "--sandbox", "docker",
+                                 "--run-dir", str(runs_root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        deadline = time.time() + 120
+        while not srv.requests and time.time() < deadline:
+            time.sleep(0.1)
+    _, err = proc.communicate(timeout=300)  # the server is gone now: round 1 cannot be asked
+    assert proc.returncode == 3, err
+    assert "error:" in err and "connection" in err.lower()
+    (run_dir,) = runs_root.iterdir()
+    events = [json.loads(line)["event"] for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    assert events.count("propose") == 1 and "validate" in events and "report" not in events
+    out = tmp_path / "r.json"
+    with ScriptedServer([[answer(RIGHT)] * 3]) as srv:
+        proc = fix(repo, srv, "--resume", run_dir.name, "--json", str(out), runs_root=runs_root)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["status"] == "fixed" and result["fixed_round"] == 1 and result["run_id"] == run_dir.name
+    assert len(srv.requests) == 1  # round 0 was not asked again
+    events = [json.loads(line)["event"] for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    assert events.count("propose") == 2 and events[-1] == "result"

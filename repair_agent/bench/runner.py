@@ -41,7 +41,8 @@ def verify(task: Task, patch: str, workdir: Path, settings: Settings) -> bool:
         return False
     box = open_sandbox(settings.sandbox, workdir, image=settings.image, log=lambda m: None)
     try:
-        run = box.run_tests(task.test_args, timeout=settings.test_timeout_s)
+        run = box.run_tests(task.test_args, timeout=settings.test_timeout_s,
+                                per_test_timeout=settings.per_test_timeout_s)
     finally:
         box.close()
     return ran(run) > 0 and not failing_ids(run) and not run["timed_out"]

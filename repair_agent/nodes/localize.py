@@ -20,7 +20,8 @@ def localize(state: RepairState, deps) -> dict:
         from ..localize import sbfl
 
         spectrum = sbfl.sbfl(deps.sandbox, state["test_args"], state["failing"], repo_dir=root,
-                             by_function=False, timeout=deps.settings.test_timeout_s)
+                             by_function=False, timeout=deps.settings.test_timeout_s,
+                             per_test_timeout=deps.settings.per_test_timeout_s)
         locations = combine(spectrum, locations)
     if not locations:
         locations = imported_functions(root, state["failing"][0])

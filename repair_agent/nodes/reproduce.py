@@ -8,7 +8,8 @@ from ..tests_summary import failing_ids
 
 
 def reproduce(state: RepairState, deps) -> dict:
-    run = deps.sandbox.run_tests(state["test_args"], timeout=deps.settings.test_timeout_s)
+    run = deps.sandbox.run_tests(state["test_args"], timeout=deps.settings.test_timeout_s,
+                                per_test_timeout=deps.settings.per_test_timeout_s)
     deps.recorder.write("reproduce", tests=run)
     if run["timed_out"]:
         raise BadInput(f"the test command timed out after {deps.settings.test_timeout_s:.0f}s")

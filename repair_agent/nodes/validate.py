@@ -60,14 +60,16 @@ def check(cand: Candidate, state: RepairState, deps, seen: dict) -> Candidate:
 
 def run_checks(cand: Candidate, state: RepairState, deps) -> Candidate:
     timeout = deps.settings.test_timeout_s
-    target = deps.sandbox.run_tests(state["failing"], timeout=timeout)
+    target = deps.sandbox.run_tests(state["failing"], timeout=timeout,
+                                    per_test_timeout=deps.settings.per_test_timeout_s)
     still = failing_ids(target)
     if still or target["timed_out"] or ran(target) < len(state["failing"]):
         why = "timed out" if target["timed_out"] else (
             f"{len(still)} of {len(state['failing'])} failing tests still fail" if still
             else "the failing tests did not run (skipped or not collected)")
         return {**cand, "status": "failed", "reason": why, "tests": {"failing": trimmed(target), "suite": None}}
-    suite = deps.sandbox.run_tests(state["test_args"], timeout=timeout)
+    suite = deps.sandbox.run_tests(state["test_args"], timeout=timeout,
+                                    per_test_timeout=deps.settings.per_test_timeout_s)
     tests = {"failing": trimmed(target), "suite": trimmed(suite)}
     broken = failing_ids(suite)
     if suite["timed_out"] or broken:
