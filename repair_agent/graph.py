@@ -44,10 +44,11 @@ class Deps:
         if self.sampling_for:
             return self.sampling_for(rnd)
         s = self.settings
+        stop = ["[/Refined]"]  # everything after the fixed code is noise: stop paying for it
         if rnd == 0:
-            return Sampling(n=1, temperature=0.0, top_p=1.0, max_tokens=s.max_tokens, seed=s.seed)
+            return Sampling(n=1, temperature=0.0, top_p=1.0, max_tokens=s.max_tokens, seed=s.seed, stop=stop)
         return Sampling(n=s.samples, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
-                        seed=None if s.seed is None else s.seed + rnd)
+                        seed=None if s.seed is None else s.seed + rnd, stop=stop)
 
     def stop_reason(self, state: RepairState) -> str:
         """Why the loop must stop now, or "" to go on."""

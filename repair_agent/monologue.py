@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import re
 
-FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(```|\Z)", re.S)
 REFINED = re.compile(r"\[Refined\](.*?)(?:\[/Refined\]|\Z)", re.S | re.I)
 HEADING = re.compile(r"^#{2,4}\s*(.+?)\s*:?\s*$", re.M)
 DIFF_START = re.compile(r"^(---|\+\+\+|@@) ", re.M)
@@ -57,18 +57,22 @@ def _defines_something(code: str) -> bool:
                and not n.name.lower().startswith("test") for n in tree.body)
 
 
-def _blocks(text: str) -> list[tuple[str, str]]:
-    return [(m.group(1).lower(), m.group(2)) for m in FENCE.finditer(text)]
+def _blocks(text: str, closed_only: bool = False) -> list[tuple[str, str]]:
+    return [(m.group(1).lower(), m.group(2)) for m in FENCE.finditer(text) if m.group(3) or not closed_only]
 
 
-def extract_code(text: str) -> str:
-    """The fixed code: `[Refined]` first, then the last fenced block that parses and defines something."""
+def extract_code(text: str, closed_only: bool = False) -> str:
+    """The fixed code: `[Refined]` first, then the last fenced block that parses and defines something.
+
+    `closed_only` (for answers cut off at the token limit) takes only fenced blocks that were
+    closed, so a half-written function is never applied."""
     for refined in REFINED.findall(text):
-        blocks = [b for _, b in _blocks(refined)] or [refined]
+        blocks = [b for _, b in _blocks(refined, closed_only)] or ([] if closed_only else [refined])
         good = [b for b in blocks if _defines_something(b)]
         if good:
             return good[-1].strip("\n") + "\n"
-    good = [b for lang, b in _blocks(text) if lang in ("", "python", "py", "python3") and _defines_something(b)]
+    good = [b for lang, b in _blocks(text, closed_only)
+            if lang in ("", "python", "py", "python3") and _defines_something(b)]
     if good:
         return good[-1].strip("\n") + "\n"
     return ""

@@ -21,7 +21,7 @@ def propose(state: RepairState, deps) -> dict:
     sampling = deps.sampling(rnd)
     gen = deps.model.generate(messages, sampling)
     new = [Candidate(round=rnd, index=i, response=c["text"], finish_reason=c["finish_reason"],
-                     code=monologue.extract_code(c["text"]), patch="", status="pending", reason="",
+                     code=monologue.extract_code(c["text"], closed_only=c["finish_reason"] == "length"), patch="", status="pending", reason="",
                      tests=None)
            for i, c in enumerate(gen.completions)]
     tokens = state.get("tokens") or {"prompt": 0, "completion": 0}

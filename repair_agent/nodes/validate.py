@@ -30,7 +30,7 @@ def validate(state: RepairState, deps) -> dict:
 
 def check(cand: Candidate, state: RepairState, deps, seen: dict) -> Candidate:
     text = cand["response"]
-    if cand["finish_reason"] == "length" and "[/Refined]" not in text:
+    if cand["finish_reason"] == "length" and not cand["code"]:
         return {**cand, "status": "truncated", "reason": "the answer was cut off at the token limit"}
     diff = "" if cand["code"] else monologue.extract_diff(text)
     if not cand["code"] and not diff:
