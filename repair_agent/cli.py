@@ -22,10 +22,12 @@ sandbox_app = typer.Typer(help="The Docker sandbox.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 bench_app = typer.Typer(help="Benchmarks: fix and self-refinement rates.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+traces_app = typer.Typer(help="Training data: run traces -> SFT records; synthetic bugs.", no_args_is_help=True)
+app.add_typer(traces_app, name="traces")
 models_app = typer.Typer(help="Small real models that install from PyPI as data.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
-EXIT = {"fixed": 0, "no_failures": 0, "not_fixed": 1, "error": 3}
+EXIT = {"fixed": 0, "no_failures": 0, "diagnosed": 0, "not_fixed": 1, "error": 3}
 
 
 def log(msg: str) -> None:
@@ -37,6 +39,57 @@ def fail(exc: RepairAgentError) -> None:
 
     console.print(f"[bold red]error:[/bold red] {escape(redact(str(exc)))}", highlight=False)
     raise typer.Exit(exc.exit_code)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job): unwinds like Ctrl-C, so every `with` in run_fix cleans up."""
+
+
+def on_signals() -> None:
+    """SIGINT and SIGTERM raise (once) in the main thread; a second signal during the cleanup that
+    follows is ignored, so that the sandbox's containers are always removed."""
+    import signal
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated("SIGTERM") if signum == signal.SIGTERM else KeyboardInterrupt("SIGINT")
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def interrupted(exc: KeyboardInterrupt, path: Path, run_dir: Optional[Path]) -> None:
+    """Exit 130 (SIGINT) or 143 (SIGTERM) with the command that continues the run."""
+    name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+    run_id = getattr(exc, "run_id", None)
+    how = (f"continue with `repair-agent fix {path} --resume {run_id}"
+           + (f" --run-dir {run_dir}`" if run_dir else "`") if run_id else "it stopped before the run started")
+    console.print(f"[yellow]interrupted[/yellow] by {name}: {escape(how)}", highlight=False)
+    raise typer.Exit(143 if name == "SIGTERM" else 130)
+
+
+def unexpected(exc: Exception) -> None:
+    """An exception no layer turned into a RepairAgentError: still one line and a defined code (3)."""
+    import errno
+    import os
+
+    from .redact import redact
+
+    if os.environ.get("REPAIR_AGENT_DEBUG"):
+        raise exc
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    full = f"{exc} {getattr(exc, 'stderr', '') or ''}".lower()
+    if getattr(exc, "errno", None) == errno.ENOSPC or "no space left" in full or "disk is full" in full:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        text = (f"no space left on the device{where}; free some space, or put the runs elsewhere with "
+                "--run-dir DIR or REPAIR_AGENT_HOME")
+    elif isinstance(exc, OSError):
+        text = f"{exc.strerror or text}: {exc.filename}" if exc.filename else text
+    else:
+        text = f"internal error ({type(exc).__name__}: {text}); set REPAIR_AGENT_DEBUG=1 for the traceback"
+    console.print(f"[bold red]error:[/bold red] {escape(redact(text))}", highlight=False)
+    raise typer.Exit(3)
 
 
 @app.command()
@@ -63,6 +116,7 @@ def fix(
     no_sbfl: bool = typer.Option(False, "--no-sbfl", help="Traceback frames only, no SBFL (ablation)."),
 ):
     """Find a validated fix for the failing tests of PATH."""
+    on_signals()
     from .config import Settings
     from .fix import run_fix
     from .patching import apply_to_tree, commit_on_branch
@@ -84,13 +138,54 @@ def fix(
             log(f"committed the fix on branch {branch} ({sha[:10]})")
     except RepairAgentError as exc:
         fail(exc)  # the run directory keeps what was recorded; --resume RUN_ID continues
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]: continue with --resume RUN_ID (the run id is above)")
-        raise typer.Exit(130)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see on_signals): the sandbox is gone by now
+        interrupted(exc, path, run_dir)
+    except Exception as exc:  # disk full, unwritable run dir, a bug: one line, never a traceback
+        unexpected(exc)
     if json_out:
         json_out.write_text(json.dumps(result, indent=2))
     show(result)
     raise typer.Exit(EXIT.get(result["status"], 3))
+
+
+@app.command()
+def explain(
+    path: Path = typer.Argument(Path("."), help="The repository (a git work tree)."),
+    test: Optional[str] = typer.Option(None, help="pytest arguments."),
+    base_url: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
+    model_path: Optional[str] = typer.Option(None), sandbox: Optional[str] = typer.Option(None),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the diagnosis as JSON to FILE."),
+    run_dir: Optional[Path] = typer.Option(None, help="Where run directories go."),
+    no_sbfl: bool = typer.Option(False, "--no-sbfl"),
+):
+    """Diagnose only, no patch: ranked locations, the real trace, the model's root cause and how
+    faithful its execution simulation is to that trace."""
+    from .config import Settings
+    from .fix import run_fix
+    from .tracing import trace_text
+
+    try:
+        settings = Settings.load(path, test=test, base_url=base_url, model=model, model_path=model_path,
+                                 sandbox=sandbox, use_trace=True, use_sbfl=False if no_sbfl else None)
+        result = run_fix(path, settings, runs_root=run_dir, log=log, diagnose_only=True)
+    except RepairAgentError as exc:
+        fail(exc)
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2))
+    out = Console()
+    table = Table("file", "function", "line", "score", title="suspicious locations")
+    for loc in result["locations"][:10]:
+        table.add_row(loc["file"], loc["function"], str(loc["line"]), f"{loc['score']:.3f}")
+    out.print(table)
+    if result["trace"]:
+        out.print(Panel(escape(trace_text(result["trace"], budget_tokens=400)), title="execution trace"))
+    out.print(Panel(escape(result["root_cause"] or "(the model gave no root cause)"), title="root cause"))
+    f = result["faithfulness"]
+    out.print(f"faithfulness: {f['claims']} claims, {f['checked']} checked, {f['contradicted']} contradicted"
+              f" (score {f['score']})", highlight=False)
+    for c in f.get("contradictions") or []:
+        out.print(f"  - {c}", highlight=False, markup=False)
+    raise typer.Exit(0)
 
 
 def commit_message(result: dict) -> str:
@@ -222,6 +317,57 @@ def bench_compare(dirs: list[Path], out: Optional[Path] = typer.Option(None, hel
 
     _, png = compare(dirs, out=out, console=Console())
     console.print(f"plot: {png}")
+
+
+@traces_app.command("export")
+def traces_export(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories, or folders holding them (searched recursively)."),
+    out: Path = typer.Option(..., "--out", help="The JSONL file to write."),
+    exclude_benchmark: Optional[list[str]] = typer.Option(
+        None, "--exclude-benchmark", help="Leave out runs of this benchmark (e.g. quixbugs, humanevalfix); repeatable."),
+):
+    """One PyX-R record (fault, response, metadata) per validated fix, deduplicated."""
+    from .traces import export
+
+    try:
+        stats = export(run_dirs, out, exclude_benchmarks=exclude_benchmark or [])
+    except FileNotFoundError as exc:
+        console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2)
+    console.print(f"{stats['records']} record(s) from {stats['runs']} run(s) -> {out} "
+                  f"({stats['duplicates']} duplicate(s), excluded: {stats['excluded'] or 'none'})", highlight=False)
+
+
+@traces_app.command("synth")
+def traces_synth(
+    repo: Path = typer.Argument(..., help="A repository whose tests pass."),
+    out: Path = typer.Option(..., "--out", help="Output folder (mutants.jsonl, mutants/, runs/, traces.jsonl)."),
+    max_mutants: int = typer.Option(20, min=1, help="Mutants to try."),
+    seed: int = typer.Option(0, help="Random seed for the choice of mutants."),
+    test: Optional[str] = typer.Option(None, help="pytest arguments."),
+    sandbox: str = typer.Option("docker", help="docker | local | auto."),
+    run_agent: bool = typer.Option(False, "--run-agent", help="Let the agent repair each kept mutant, then export."),
+    base_url: Optional[str] = typer.Option(None, help="With --run-agent: an OpenAI-compatible server."),
+    model: Optional[str] = typer.Option(None, help="With --run-agent: the model name."),
+    rounds: Optional[int] = typer.Option(None, min=1, help="With --run-agent: refinement rounds."),
+):
+    """Synthetic bugs: mutate non-test functions, keep the mutants the tests catch."""
+    from .config import Settings
+    from .sandbox import shell_args
+    from .synth import synth
+
+    try:
+        settings = Settings.load(repo, base_url=base_url, model=model, rounds=rounds, sandbox=sandbox, test=test) \
+            if run_agent else None
+        summary = synth(repo, out, max_mutants=max_mutants, sandbox_kind=sandbox, seed=seed,
+                        test_args=shell_args(test), run_agent=run_agent or None, settings=settings, log=log)
+    except RepairAgentError as exc:
+        fail(exc)
+    console.print(f"{summary['kept']} of {summary['tried']} mutant(s) kept -> {out / 'mutants.jsonl'}", highlight=False)
+    if "agent" in summary:
+        a = summary["agent"]
+        console.print(f"agent fixed {a['fixed']} of {a['runs']}; {a['traces']} trace record(s) -> {a['traces_file']}",
+                      highlight=False)
 
 
 @models_app.command("list")

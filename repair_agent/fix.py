@@ -15,7 +15,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from . import patching
 from .config import Settings
-from .errors import BadInput
+from .errors import BadInput, RepairAgentError
 from .graph import Deps, build_graph
 from .llm.factory import open_model
 from .runs import RunRecorder, default_runs_root, new_run_id
@@ -25,11 +25,12 @@ from .tests_summary import counts
 
 
 def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resume: str | None = None,
-            log: Callable[[str], None] = print, model=None) -> dict:
+            log: Callable[[str], None] = print, model=None, diagnose_only: bool = False) -> dict:
     """Run the repair loop on `repo` and return the result dict. The user's tree is not touched."""
     repo = Path(repo).resolve()
     patching.open_repo(repo)  # BadInput for a missing path or a non-git directory
     runs_root = Path(runs_root or default_runs_root())
+    check_space(runs_root)
     run_id = resume or new_run_id()
     run_dir = runs_root / run_id
     if resume:
@@ -54,24 +55,43 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
     recorder.write("resume" if resume else "start", repo=str(repo))
     started = time.time()
     with ExitStack() as stack:
+        stack.push(lambda et, exc, tb: setattr(exc, "run_id", run_id) if isinstance(exc, KeyboardInterrupt) else None)
         sandbox = open_sandbox(settings.sandbox, scratch, image=settings.image, log=log)
         stack.callback(sandbox.close)
         if model is None:
             model = stack.enter_context(open_model(settings, log=log))
         conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
         stack.callback(conn.close)
-        deps = Deps(settings=settings, sandbox=sandbox, model=model, workdir=scratch, recorder=recorder, log=log)
-        graph = build_graph(deps, checkpointer=SqliteSaver(conn))
+        deps = Deps(settings=settings, sandbox=sandbox, model=model, workdir=scratch, recorder=recorder, log=log,
+                    diagnose_only=diagnose_only)
+        graph = build_graph(deps, checkpointer=SqliteSaver(conn), diagnose_only=diagnose_only)
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": 12 + 4 * settings.rounds}
         start: RepairState | None = None if resume else RepairState(
             run_id=run_id, test_args=shell_args(settings.test), round=0, candidates=[], best=None,
             tokens={"prompt": 0, "completion": 0}, started_at=started, feedback="")
         final = graph.invoke(start, config)
     result = shape_result(final, model_name=getattr(model, "name", ""), duration=time.time() - started)
+    if diagnose_only:
+        result = diagnosis(final, result)
     (run_dir / "result.json").write_text(json.dumps(result, indent=2))
     recorder.write("result", result=result)
     shutil.rmtree(scratch, ignore_errors=True)  # the run ended; its record stays, its tree goes
     return result
+
+
+MIN_FREE = 8 << 20  # bytes a run directory needs to start: records, checkpoints, the scratch copy
+
+
+def check_space(runs_root: Path) -> None:
+    """Refuse to start (exit 3, one line) where the runs root has no room, before writing anything."""
+    probe = runs_root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < MIN_FREE:
+        raise RepairAgentError(f"only {free / 2**20:.1f} MiB free for the run directory under {runs_root} "
+                               f"(need {MIN_FREE >> 20} MiB); free some space, or pass --run-dir DIR or set "
+                               "REPAIR_AGENT_HOME")
 
 
 def shape_result(state: RepairState, model_name: str, duration: float) -> dict:
@@ -81,7 +101,7 @@ def shape_result(state: RepairState, model_name: str, duration: float) -> dict:
         tests = c.get("tests") or {}
         rounds.setdefault(c["round"], []).append({
             "index": c["index"], "status": c["status"], "reason": c["reason"], "patch": c["patch"],
-            "finish_reason": c["finish_reason"],
+            "finish_reason": c["finish_reason"], "faithfulness": c.get("faithfulness"),
             "tests": {k: counts(v) for k, v in tests.items() if v}})
     return {
         "status": state.get("status") or ("fixed" if best else "not_fixed"),
@@ -96,4 +116,25 @@ def shape_result(state: RepairState, model_name: str, duration: float) -> dict:
         "run_id": state.get("run_id", ""),
         "model": model_name,
         "stop_reason": state.get("stop_reason", ""),
+        "faithfulness": mean_faithfulness(state.get("candidates", [])),
     }
+
+
+def diagnosis(state: RepairState, result: dict) -> dict:
+    """What `explain` reports: ranked locations, the real trace, the model's root cause, and how
+    faithful its execution simulation was to that trace."""
+    first = (state.get("candidates") or [{}])[0]
+    faith = first.get("faithfulness") or {}
+    return {"status": result["status"], "run_id": result["run_id"], "model": result["model"],
+            "tests_before": result["tests_before"], "locations": state.get("locations", []),
+            "trace": [{"file": s.get("file", ""), "line": s.get("line", 0), "locals": s.get("locals", {}),
+                       "event": s.get("event", "")} for s in state.get("trace", [])],
+            "root_cause": result["root_cause"], "response": first.get("response", ""),
+            "faithfulness": {k: faith.get(k) for k in ("claims", "checked", "contradicted", "score",
+                                                        "contradictions")},
+            "tokens": result["tokens"], "duration_s": result["duration_s"]}
+
+
+def mean_faithfulness(candidates: list) -> float | None:
+    scores = [f["score"] for c in candidates if (f := c.get("faithfulness")) and f.get("score") is not None]
+    return round(sum(scores) / len(scores), 4) if scores else None

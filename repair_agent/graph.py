@@ -1,6 +1,6 @@
 """The repair loop as a LangGraph state machine.
 
-reproduce -> localize -> propose -> validate -> (refine -> propose)* -> report
+reproduce -> localize -> [trace] -> propose -> validate -> (refine -> propose)* -> report
 
 Nodes are plain functions `(state, deps) -> update`; `Deps` carries what is not state: the
 sandbox, the model, the settings, the scratch tree and the run recorder.
@@ -23,6 +23,7 @@ from .nodes.propose import propose
 from .nodes.refine import refine
 from .nodes.report import report
 from .nodes.reproduce import reproduce
+from .nodes.trace import trace
 from .nodes.validate import validate
 from .runs import RunRecorder
 from .sandbox import Sandbox
@@ -38,6 +39,7 @@ class Deps:
     recorder: RunRecorder
     log: Callable[[str], None] = print
     sampling_for: Callable[[int], Sampling] | None = field(default=None)
+    diagnose_only: bool = False
 
     def sampling(self, rnd: int) -> Sampling:
         """Round 0 greedy, one answer; later rounds sampled, `samples` answers in one request."""
@@ -65,15 +67,18 @@ class Deps:
         return ""
 
 
-def build_graph(deps: Deps, checkpointer=None):
+def build_graph(deps: Deps, checkpointer=None, diagnose_only: bool = False):
+    """`diagnose_only` (for `explain`) stops after the first answer: no patch is validated."""
     g = StateGraph(RepairState)
-    for fn in (reproduce, localize, propose, validate, refine, report):
+    for fn in (reproduce, localize, trace, propose, validate, refine, report):
         g.add_node(fn.__name__, partial(fn, deps=deps))
     g.add_edge(START, "reproduce")
     g.add_conditional_edges("reproduce", lambda s: "localize" if s["failing"] else "report",
                             ["localize", "report"])
-    g.add_edge("localize", "propose")
-    g.add_edge("propose", "validate")
+    g.add_conditional_edges("localize", lambda s: "trace" if deps.settings.use_trace else "propose",
+                            ["trace", "propose"])
+    g.add_edge("trace", "propose")
+    g.add_edge("propose", "report" if diagnose_only else "validate")
     g.add_conditional_edges("validate", lambda s: "report" if deps.stop_reason(s) else "refine",
                             ["refine", "report"])
     g.add_edge("refine", "propose")

@@ -33,7 +33,20 @@ class Location(TypedDict):
     score: float
 
 
-class Candidate(TypedDict):
+class CandidateTests(TypedDict):
+    failing: TestRun  # the tests that failed before the patch
+    suite: TestRun | None  # the full suite, run only when the failing tests pass
+
+
+class Faithfulness(TypedDict, total=False):
+    claims: int  # execution claims parsed from the monologue
+    checked: int  # claims the real trace could settle
+    contradicted: int
+    score: float | None  # 1 - contradicted / checked
+    contradictions: list[str]  # e.g. "you said `middle = 2` at line 6; it was 1"
+
+
+class Candidate(TypedDict, total=False):
     round: int
     index: int
     response: str  # the model's raw text
@@ -42,7 +55,8 @@ class Candidate(TypedDict):
     patch: str  # unified diff against the snapshot ("" when not applicable)
     status: str  # no_code | truncated | not_applicable | test_edit | failed | passed_failing | fixed
     reason: str
-    tests: TestRun | None  # the failing tests, then the full suite when those passed
+    tests: CandidateTests | None
+    faithfulness: Faithfulness | None  # the monologue checked against the real trace
 
 
 class Tokens(TypedDict):
@@ -57,7 +71,9 @@ class RepairState(TypedDict, total=False):
     tests_before: TestRun
     failing: list[str]  # node ids failing before any patch
     locations: list[Location]
-    context: str  # code shown to the model (localized functions with line numbers)
+    context: str  # code shown to the model (the top-ranked functions)
+    trace: list[dict]  # real execution steps of the first failing test
+    trace_text: str  # the same, compact, for the prompt
     feedback: str  # evidence from the previous round, for refinement
     candidates: list[Candidate]  # every candidate of every round
     best: Candidate | None  # the validated fix

@@ -72,8 +72,8 @@ def main(argv: list[str]) -> int:
 
     root = os.getcwd()
     sys.path.insert(0, root)  # as `python -m pytest` would
-    cov = coverage.Coverage(data_file=None, source=[root], branch=False,
-                            omit=[os.path.abspath(__file__)])
+    omit = [os.path.abspath(__file__), "*/site-packages/*", "*/.venv/*", "*/venv/*", "*/.tox/*", "*/.nox/*"]
+    cov = coverage.Coverage(data_file=None, source=[root], branch=False, omit=omit)
     plugin = ContextPlugin(cov)
     real_stdout = os.fdopen(os.dup(1), "w")
     cov.start()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+collect_ignore = ["fixtures"]  # the fixture repos' own tests run only inside the sandbox
 sys.path.insert(0, str(Path(__file__).parent))
 
 

@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 from .. import monologue, prompts
+from ..faithfulness import check_monologue
 from ..state import Candidate, RepairState
 from ..tests_summary import first_failure
 
@@ -22,7 +23,7 @@ def propose(state: RepairState, deps) -> dict:
     gen = deps.model.generate(messages, sampling)
     new = [Candidate(round=rnd, index=i, response=c["text"], finish_reason=c["finish_reason"],
                      code=monologue.extract_code(c["text"], closed_only=c["finish_reason"] == "length"), patch="", status="pending", reason="",
-                     tests=None)
+                     tests=None, faithfulness=faithfulness(c["text"], state, deps))
            for i, c in enumerate(gen.completions)]
     tokens = state.get("tokens") or {"prompt": 0, "completion": 0}
     tokens = {"prompt": tokens["prompt"] + gen.prompt_tokens,
@@ -32,6 +33,14 @@ def propose(state: RepairState, deps) -> dict:
                         completion_tokens=gen.completion_tokens, seconds=round(gen.seconds, 2))
     deps.log(f"round {rnd}: {len(new)} candidate(s) in {gen.seconds:.1f}s, {gen.completion_tokens} tokens")
     return {"candidates": state.get("candidates", []) + new, "tokens": tokens}
+
+
+def faithfulness(text: str, state: RepairState, deps) -> dict | None:
+    """The monologue's execution claims checked against the real trace (None without a trace)."""
+    if not state.get("trace"):
+        return None
+    report = check_monologue(text, state["trace"], deps.workdir)
+    return {k: report[k] for k in ("claims", "checked", "contradicted", "score", "contradictions")}
 
 
 def problem_statement(state: RepairState, deps) -> str:

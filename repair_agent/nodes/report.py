@@ -10,6 +10,8 @@ def report(state: RepairState, deps) -> dict:
     best = state.get("best")
     if not state.get("failing"):
         status = "no_failures"
+    elif deps.diagnose_only:
+        status = "diagnosed"
     else:
         status = "fixed" if best else "not_fixed"
     answers = [best] if best else [c for c in reversed(state.get("candidates", []))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import monologue, patching
+from ..sandbox import crash_note
 from ..state import Candidate, RepairState
 from ..tests_summary import failing_ids, ran, trimmed
 
@@ -60,12 +61,14 @@ def check(cand: Candidate, state: RepairState, deps, seen: dict) -> Candidate:
 
 def run_checks(cand: Candidate, state: RepairState, deps) -> Candidate:
     timeout = deps.settings.test_timeout_s
-    target = deps.sandbox.run_tests(state["failing"], timeout=timeout,
+    # -x: one failure is enough to reject, and a hanging test costs one timeout, not one per test
+    target = deps.sandbox.run_tests(["-x", *state["failing"]], timeout=timeout,
                                     per_test_timeout=deps.settings.per_test_timeout_s)
     still = failing_ids(target)
     if still or target["timed_out"] or ran(target) < len(state["failing"]):
         why = "timed out" if target["timed_out"] else (
             f"{len(still)} of {len(state['failing'])} failing tests still fail" if still
+            else f"the test run crashed: {crash_note(target)}" if crash_note(target)
             else "the failing tests did not run (skipped or not collected)")
         return {**cand, "status": "failed", "reason": why, "tests": {"failing": trimmed(target), "suite": None}}
     suite = deps.sandbox.run_tests(state["test_args"], timeout=timeout,
@@ -77,5 +80,9 @@ def run_checks(cand: Candidate, state: RepairState, deps) -> Candidate:
         return {**cand, "status": "passed_failing", "reason": why, "tests": tests}
     if ran(suite) < ran(state["tests_before"]):
         return {**cand, "status": "passed_failing", "tests": tests,
-                "reason": f"fewer tests ran ({ran(suite)} < {ran(state['tests_before'])})"}
+                "reason": f"fewer tests ran ({ran(suite)} < {ran(state['tests_before'])})"
+                          + (f": {crash_note(suite)}" if crash_note(suite) else "")}
+    if suite["returncode"] != 0:  # every test passed, yet pytest failed: distrust the report
+        return {**cand, "status": "passed_failing", "tests": tests,
+                "reason": f"pytest exited with code {suite['returncode']} although its report shows no failure"}
     return {**cand, "status": "fixed", "reason": "the full suite passes", "tests": tests}

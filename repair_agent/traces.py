@@ -1,0 +1,357 @@
+"""Run records -> SFT data: one PyX-R shaped record per validated fix.
+
+`export()` reads run directories (`RUN_DIR/records.jsonl`, written by `runs.RunRecorder`) and writes
+JSONL that `train/` (and `datasets.load_dataset("json", ...)`) reads::
+
+    {"fault": <the refine instruction the model was given in that round>,
+     "response": <its answer: monologue + [Refined] code that passed the full suite>,
+     "metadata": {"source_run", "task", "model", "round", "index", "dataset", "validated"}}
+
+Only candidates whose status is "fixed" (the failing tests and the full suite passed) become
+records. Records are de-duplicated on the normalized buggy code (the `### Buggy Solution` block,
+parsed and unparsed so whitespace and comments do not count).
+
+Decontamination (`exclude_benchmarks`): a run belongs to a benchmark when
+
+1. it lives in a benchmark output folder (`OUT/runs/RUN_ID` beside `OUT/records.jsonl`, the
+   runner's per-task records): its dataset is the one the records name for its run id, else the
+   folder's `summary.json` dataset; a run there whose dataset cannot be told (say, an interrupted
+   task) counts as that folder's benchmark, and as "unknown" when even that is missing, which is
+   excluded whenever any benchmark is; or
+2. its run.json names a repository under such a folder's `work/<task>/` (the same, for runs moved
+   elsewhere than `OUT/runs`); or
+3. its buggy code holds a function of a shipped benchmark program (QuixBugs' buggy sources in
+   `repair_agent/data/quixbugs`), whatever folder it came from.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import textwrap
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+from . import monologue
+
+BUGGY = re.compile(r"^### Buggy Solution[ \t]*\n```[\w+-]*[^\n]*\n(.*?)^```", re.S | re.M)
+CONTEXT_HEADER = re.compile(r"^# \S+:\d+-\d+ \([^)]*\)\s*$", re.M)  # frames.context_for's block headers
+BENCH_RECORDS = "records.jsonl"
+UNKNOWN = "unknown"
+
+
+# --------------------------------------------------------------------------------------------
+# normalization
+# --------------------------------------------------------------------------------------------
+
+def buggy_code(fault: str) -> str:
+    """The content of the `### Buggy Solution` python block of a refine instruction ("" if none)."""
+    m = BUGGY.search(fault)
+    return m.group(1) if m else ""
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def _parse(code: str) -> ast.Module | None:
+    try:
+        return ast.parse(textwrap.dedent(code))
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _chunks(code: str) -> list[str]:
+    """The blocks of a localized context (split on its `# file:a-b (name)` headers), or the whole."""
+    parts = [p for p in CONTEXT_HEADER.split(code) if p.strip()]
+    return parts or [code]
+
+
+def normalize(code: str) -> str:
+    """Code with formatting, comments and docstrings normalized away (ast.unparse) when it parses,
+    block by block; lines that do not parse keep their text with comments and blank lines dropped
+    and runs of whitespace collapsed."""
+    out = []
+    for chunk in _chunks(code):
+        tree = _parse(chunk)
+        if tree is not None:
+            out.append(ast.unparse(_strip_docstrings(tree)))
+        else:
+            lines = [re.sub(r"\s+", " ", re.sub(r"(^|\s)#.*$", "", ln)).strip() for ln in chunk.splitlines()]
+            out.append("\n".join(ln for ln in lines if ln))
+    return "\n".join(o for o in out if o).strip()
+
+
+def function_keys(code: str) -> set[str]:
+    """Normalized text of every function that parses in `code` (top level and in classes)."""
+    keys = set()
+    for chunk in _chunks(code):
+        tree = _parse(chunk)
+        if tree is None:
+            continue
+        for node in ast.walk(_strip_docstrings(tree)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                keys.add(ast.unparse(node))
+    return keys
+
+
+@lru_cache(maxsize=1)
+def benchmark_functions() -> dict[str, str]:
+    """Normalized function text -> benchmark name, for the benchmark programs shipped here."""
+    from .bench.datasets import quixbugs_dir
+
+    out: dict[str, str] = {}
+    path = quixbugs_dir() / "quixbugs_python.jsonl"
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                for key in function_keys(rec.get("buggy_source", "")):
+                    if key.count("\n") >= 1:  # a one-line helper is too generic to call contaminated
+                        out.setdefault(key, "quixbugs")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# finding runs and what they belong to
+# --------------------------------------------------------------------------------------------
+
+def _read_jsonl(path: Path) -> list[dict]:
+    out = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash: the rest of the run is still good
+            if isinstance(rec, dict):
+                out.append(rec)
+    return out
+
+
+def _is_run_records(path: Path) -> bool:
+    """A run's records.jsonl (event lines), not a benchmark's (task lines)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    rec = json.loads(line)
+                    return isinstance(rec, dict) and "event" in rec and "run_id" in rec
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return False
+
+
+def find_runs(paths: Iterable[Path]) -> list[Path]:
+    """Run directories among `paths` and below them, each once, in a stable order."""
+    found: dict[Path, None] = {}
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"no such run directory or folder: {p}")
+        files = [p / "records.jsonl"] if (p / "records.jsonl").is_file() and _is_run_records(p / "records.jsonl") \
+            else sorted(p.rglob("records.jsonl"))
+        for f in files:
+            if "scratch" in f.relative_to(p).parts[:-1]:
+                continue  # a live run's scratch copy of the user's tree
+            if _is_run_records(f):
+                found.setdefault(f.parent.resolve(), None)
+    return list(found)
+
+
+@dataclass
+class Origin:
+    dataset: str = ""  # "" for a user's run; a benchmark name; "synth"; "unknown" (some benchmark)
+    task: str = ""
+
+
+@dataclass
+class _Folders:
+    """Per-folder lookups (benchmark outputs and synth outputs), read once."""
+    bench: dict[Path, tuple[dict[str, dict], list[dict], str] | None] = field(default_factory=dict)
+    synth: dict[Path, dict[str, str] | None] = field(default_factory=dict)
+
+    def bench_of(self, out: Path) -> tuple[dict[str, dict], list[dict], str] | None:
+        """({run_id: record}, all task records, dataset label) when `out` is a benchmark output folder."""
+        if out not in self.bench:
+            recs = [r for r in _read_jsonl(out / BENCH_RECORDS) if "task_id" in r]
+            label = ""
+            try:
+                label = json.loads((out / "summary.json").read_text()).get("dataset") or ""
+            except (OSError, ValueError, AttributeError):
+                pass
+            is_bench = bool(recs) or bool(label) or (out / "work").is_dir() and (out / "runs").is_dir()
+            self.bench[out] = ({r["run_id"]: r for r in recs if r.get("run_id")}, recs, label) if is_bench else None
+        return self.bench[out]
+
+    def synth_of(self, out: Path) -> dict[str, str] | None:
+        """{run_id: mutant id} when `out` is a `repair-agent traces synth` output folder."""
+        if out not in self.synth:
+            path = out / "mutants.jsonl"
+            self.synth[out] = {r["run_id"]: r["id"] for r in _read_jsonl(path) if r.get("run_id")} \
+                if path.is_file() else None
+        return self.synth[out]
+
+
+def origin(run_dir: Path, run_info: dict, folders: _Folders) -> Origin:
+    run_id = run_info.get("run_id") or run_dir.name
+    if run_dir.parent.name == "runs":
+        out = run_dir.parent.parent
+        bench = folders.bench_of(out)
+        if bench is not None:
+            by_run, _, label = bench
+            rec = by_run.get(run_id)
+            if rec:
+                return Origin(str(rec.get("dataset") or label or UNKNOWN), str(rec["task_id"]))
+            return Origin(label or UNKNOWN, _work_task(run_info.get("repo", "")) or run_info.get("repo", ""))
+        synth = folders.synth_of(out)
+        if synth is not None:
+            return Origin("synth", synth.get(run_id, run_info.get("repo", "")))
+    repo = run_info.get("repo", "")
+    task = _work_task(repo)
+    if task:  # the repository was a benchmark task's copy: OUT/work/TASK/repo
+        out = Path(repo).parents[2]
+        bench = folders.bench_of(out)
+        if bench is not None:
+            _, recs, label = bench
+            named = {r.get("dataset") for r in recs if str(r.get("task_id", "")).replace("/", "_") == task}
+            named.discard(None)
+            return Origin(str(next(iter(named), "") or label or UNKNOWN), task)
+    return Origin("", repo)
+
+
+def _work_task(repo: str) -> str:
+    parts = Path(repo).parts if repo else ()
+    if len(parts) >= 3 and parts[-3] == "work" and parts[-1] == "repo":
+        return parts[-2]
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# export
+# --------------------------------------------------------------------------------------------
+
+def _response(cand: dict) -> str:
+    """The candidate's answer; when its passing code was not inside a `[Refined]` block, the text
+    before that code plus the code in a `[Refined]` block, so every record teaches one layout."""
+    text = (cand.get("response") or "").strip()
+    code = cand.get("code") or ""
+    if not code:
+        return text  # a diff answer: as the model wrote it
+    for refined in monologue.REFINED.findall(text):
+        if code.strip() in refined:
+            return text
+    at = text.find(code.strip())
+    head = text[:at] if at >= 0 else text
+    head = head[:head.rfind("```")] if at >= 0 and "```" in head else head
+    return f"{head.rstrip()}\n\n[Refined]\n```python\n{code.rstrip()}\n```\n[/Refined]".strip()
+
+
+def _user_message(messages: list[dict]) -> str:
+    users = [m.get("content", "") for m in messages or [] if m.get("role") == "user"]
+    return users[-1] if users else ""
+
+
+def run_records(run_dir: Path) -> list[dict]:
+    return _read_jsonl(Path(run_dir) / "records.jsonl")
+
+
+def _model_name(run_dir: Path, events: list[dict], info: dict) -> str:
+    for ev in reversed(events):
+        if ev.get("event") == "result" and isinstance(ev.get("result"), dict) and ev["result"].get("model"):
+            return str(ev["result"]["model"])
+    try:
+        name = json.loads((run_dir / "result.json").read_text()).get("model")
+        if name:
+            return str(name)
+    except (OSError, ValueError, AttributeError):
+        pass
+    settings = info.get("settings") or {}
+    return str(settings.get("model") or settings.get("model_path") or "")
+
+
+def export(run_dirs: list[Path], out: Path, exclude_benchmarks: list[str] | None = None) -> dict:
+    """Write one record per validated fix found under `run_dirs` to `out` (JSONL); return stats.
+
+    `exclude_benchmarks` names datasets (e.g. "quixbugs", "humanevalfix") whose runs, and any run
+    whose buggy code holds one of their shipped programs, are left out.
+    """
+    excluded_names = {n.strip().lower() for n in exclude_benchmarks or [] if n.strip()}
+    known = benchmark_functions() if excluded_names else {}
+    folders = _Folders()
+    stats = {"runs": 0, "runs_with_proposals": 0, "fixed_candidates": 0, "records": 0, "duplicates": 0,
+             "excluded": {}, "skipped": {}}
+    seen: set[str] = set()
+    records: list[dict] = []
+
+    def skip(why: str) -> None:
+        stats["skipped"][why] = stats["skipped"].get(why, 0) + 1
+
+    for run_dir in find_runs(run_dirs):
+        stats["runs"] += 1
+        events = run_records(run_dir)
+        try:
+            info = json.loads((run_dir / "run.json").read_text())
+        except (OSError, ValueError):
+            info = {"run_id": events[0].get("run_id", run_dir.name) if events else run_dir.name}
+        if not any(e.get("event") == "propose" for e in events):
+            continue
+        stats["runs_with_proposals"] += 1
+        run_id = str(info.get("run_id") or run_dir.name)
+        where = origin(run_dir, info, folders)
+        model = _model_name(run_dir, events, info)
+        faults: dict[int, str] = {}
+        for ev in events:  # a resumed run may hold a round twice: the last word counts
+            if ev.get("event") == "propose":
+                faults[int(ev.get("round", 0))] = _user_message(ev.get("messages"))
+        for ev in events:
+            cand = ev.get("candidate") if ev.get("event") == "validate" else None
+            if not isinstance(cand, dict) or cand.get("status") != "fixed":
+                continue
+            stats["fixed_candidates"] += 1
+            rnd, idx = int(cand.get("round", 0)), int(cand.get("index", 0))
+            fault = faults.get(rnd, "")
+            response = _response(cand)
+            if not fault or not response:
+                skip("no instruction or response")
+                continue
+            buggy = buggy_code(fault)
+            dataset = where.dataset
+            if excluded_names:
+                if dataset.lower() in excluded_names or dataset == UNKNOWN:
+                    stats["excluded"][dataset] = stats["excluded"].get(dataset, 0) + 1
+                    continue
+                hit = next((known[k] for k in function_keys(buggy) if k in known), None)
+                if hit and hit.lower() in excluded_names:
+                    stats["excluded"][hit] = stats["excluded"].get(hit, 0) + 1
+                    continue
+            key = normalize(buggy) if buggy.strip() else normalize(fault)
+            if key in seen:
+                stats["duplicates"] += 1
+                continue
+            seen.add(key)
+            records.append({"fault": fault, "response": response, "metadata": {
+                "source_run": run_id, "task": str(where.task), "model": model, "round": rnd, "index": idx,
+                "dataset": dataset, "validated": True}})
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    tmp.replace(out)
+    stats["records"] = len(records)
+    stats["out"] = str(out)
+    return stats

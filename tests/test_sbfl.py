@@ -1,0 +1,235 @@
+"""Localization: SBFL (Ochiai over per-test coverage), traceback frames, the prompt context."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from repair_agent.localize.frames import context_for, frames, function_at, is_test_file, rank_frames
+from repair_agent.localize.sbfl import ochiai, parse_spectrum, rank_functions, rank_lines, sbfl, spectrum
+from repair_agent.sandbox import LocalSandbox
+
+# A package where a helper in one module has the bug and a function in another module calls it.
+# clamp() is wrong only for prices above the ceiling, so only the over-ceiling tests reach line 6.
+TWO_MODULE = {
+    "shop/__init__.py": "",
+    "shop/pricing.py": """\
+        def clamp(price, floor, ceiling):
+            if price < floor:
+                return floor
+            if price > ceiling:
+                # bug: should return ceiling
+                return floor
+            return price
+        """,
+    "shop/cart.py": """\
+        from shop.pricing import clamp
+
+
+        def total(prices, floor=0, ceiling=100):
+            result = 0
+            for p in prices:
+                result += clamp(p, floor, ceiling)
+            return result
+
+
+        def count(prices):
+            return len(prices)
+        """,
+    "tests/test_cart.py": """\
+        from shop.cart import count, total
+
+
+        def test_total_plain():
+            assert total([10, 20]) == 30
+
+
+        def test_total_floor():
+            assert total([-5, 20]) == 20
+
+
+        def test_total_ceiling():
+            assert total([150, 20]) == 120
+
+
+        def test_total_ceiling_alone():
+            assert total([500]) == 100
+
+
+        def test_count():
+            assert count([1, 2, 3]) == 3
+        """,
+    "tests/test_pricing.py": """\
+        from shop.pricing import clamp
+
+
+        def test_clamp_inside():
+            assert clamp(5, 0, 10) == 5
+        """,
+}
+
+FAILING = ["tests/test_cart.py::test_total_ceiling", "tests/test_cart.py::test_total_ceiling_alone"]
+
+
+def write_repo(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(textwrap.dedent(text))
+    return root
+
+
+@pytest.fixture(scope="module")
+def two_module(tmp_path_factory):
+    return write_repo(tmp_path_factory.mktemp("two_module"), TWO_MODULE)
+
+
+@pytest.fixture(scope="module")
+def local(two_module):
+    sb = LocalSandbox(two_module, python=sys.executable)
+    yield sb
+    sb.close()
+
+
+@pytest.fixture(scope="module")
+def spec(local):
+    return spectrum(local, [], FAILING)
+
+
+def test_ochiai():
+    assert ochiai(0, 5, 2) == 0.0
+    assert ochiai(2, 0, 2) == 1.0
+    assert ochiai(1, 1, 2) == pytest.approx(0.5)
+
+
+def test_spectrum_counts_each_test(spec):
+    assert spec["n_failed"] == 2 and spec["n_passed"] == 4
+    assert sorted(spec["failing"]) == FAILING
+    rows = {(r[0], r[1]): (r[2], r[3]) for r in spec["lines"]}
+    assert rows[("shop/pricing.py", 6)] == (2, 0)  # the buggy return: failing tests only
+    assert rows[("shop/cart.py", 7)] == (2, 2)  # the call site: every total() test
+
+
+def test_buggy_helper_ranks_above_its_caller(spec, two_module):
+    lines = rank_lines(spec)
+    assert (lines[0]["file"], lines[0]["line"]) == ("shop/pricing.py", 6)
+    assert lines[0]["score"] == pytest.approx(1.0)
+    assert not any(is_test_file(loc["file"]) for loc in lines)
+    funcs = rank_functions(lines, two_module)
+    names = [(f["file"], f["function"]) for f in funcs]
+    assert names.index(("shop/pricing.py", "clamp")) < names.index(("shop/cart.py", "total"))
+    assert funcs[0] == {"file": "shop/pricing.py", "function": "clamp", "line": 6, "score": 1.0}
+    assert ("shop/cart.py", "count") not in names  # no failing test ran it
+
+
+def test_sbfl_end_to_end_uses_own_outcomes_without_failing_ids(local, two_module):
+    funcs = sbfl(local, ["tests/test_cart.py"])
+    assert funcs[0]["function"] == "clamp" and funcs[0]["file"] == "shop/pricing.py"
+    assert not list(two_module.rglob("*.coverage*")) and not (two_module / ".coverage").exists()
+
+
+def test_parse_spectrum_reports_missing_output():
+    from repair_agent.errors import SandboxError
+
+    with pytest.raises(SandboxError):
+        parse_spectrum("ImportError: no module named coverage\n")
+
+
+ERROR_REPO = {
+    "calc/__init__.py": "",
+    "calc/core.py": """\
+        def divide(a, b):
+            return a / b
+
+
+        class Stats:
+            def mean(self, xs):
+                total = sum(xs)
+                return divide(total, len(xs))
+        """,
+    "calc/api.py": """\
+        from calc.core import Stats
+
+
+        def report(xs):
+            s = Stats()
+            return f"mean={s.mean(xs)}"
+        """,
+    "tests/test_api.py": """\
+        from calc.api import report
+
+
+        def test_report_empty():
+            assert report([]) == "mean=0"
+
+
+        def test_report():
+            assert report([2, 4]) == "mean=3.0"
+        """,
+}
+
+
+@pytest.fixture(scope="module")
+def error_repo(tmp_path_factory):
+    return write_repo(tmp_path_factory.mktemp("error_repo"), ERROR_REPO)
+
+
+def test_frames_from_pytest_failure_deepest_first(error_repo):
+    sb = LocalSandbox(error_repo, python=sys.executable)
+    try:
+        run = sb.run_tests(["tests/test_api.py"])
+    finally:
+        sb.close()
+    failed = [c for c in run["cases"] if c["outcome"] == "failed"]
+    assert [c["id"] for c in failed] == ["tests/test_api.py::test_report_empty"]
+    fr = frames(failed[0]["details"], error_repo)
+    assert [f["file"] for f in fr] == ["tests/test_api.py", "calc/api.py", "calc/core.py", "calc/core.py"]
+    ranked = rank_frames([c["details"] for c in failed], error_repo)
+    assert [(r["file"], r["function"], r["line"]) for r in ranked] == [
+        ("calc/core.py", "divide", 2), ("calc/core.py", "Stats.mean", 8), ("calc/api.py", "report", 6)]
+    assert ranked[0]["score"] == 1.0 and ranked[0]["score"] > ranked[1]["score"] > ranked[2]["score"]
+
+
+def test_frames_native_and_container_paths(error_repo):
+    text = ('Traceback (most recent call last):\n'
+            '  File "/workspace/calc/api.py", line 6, in report\n'
+            '  File "/usr/lib/python3.11/statistics.py", line 3, in mean\n'
+            '  File "/workspace/calc/core.py", line 2, in divide\n'
+            'ZeroDivisionError: division by zero\n')
+    fr = frames(text, error_repo)
+    assert [(f["file"], f["line"], f["function"]) for f in fr] == [
+        ("calc/api.py", 6, "report"), ("calc/core.py", 2, "divide")]
+    assert function_at(error_repo, "calc/core.py", 7) == "Stats.mean"
+    assert function_at(error_repo, "calc/core.py", 4) == "<module>"
+
+
+def test_context_for_shows_functions_not_files_within_budget(error_repo):
+    locs = [{"file": "calc/core.py", "function": "divide", "line": 2, "score": 1.0},
+            {"file": "calc/core.py", "function": "Stats.mean", "line": 8, "score": 0.5},
+            {"file": "calc/api.py", "function": "report", "line": 6, "score": 0.3}]
+    text = context_for(error_repo, locs, budget_tokens=400)
+    assert "# calc/core.py:1-2 (divide)" in text
+    assert ">2 | " in text
+    assert "def mean(self, xs):" in text and "class Stats" not in text
+    assert "def report(xs):" in text and "from calc.core import" not in text
+    small = context_for(error_repo, locs, budget_tokens=20)
+    assert len(small) <= 80 and "divide" in small
+    assert context_for(error_repo, locs, budget_tokens=0) == ""
+
+
+@pytest.mark.docker
+def test_sbfl_in_docker(two_module, docker_ready):
+    from repair_agent.sandbox import DockerSandbox
+
+    sb = DockerSandbox(two_module, log=lambda *a: None)
+    try:
+        funcs = sbfl(sb, [], FAILING)
+    finally:
+        sb.close()
+    assert funcs[0] == {"file": "shop/pricing.py", "function": "clamp", "line": 6, "score": 1.0}
+    names = [f["function"] for f in funcs]
+    assert names.index("clamp") < names.index("total")
+    assert sorted(p.name for p in two_module.iterdir()) == ["shop", "tests"]
