@@ -93,12 +93,10 @@ def _init_commit(dest: Path, message: str, paths: list[str] | None = None) -> gi
         cw.set_value("user", "name", _ACTOR_NAME)
         cw.set_value("user", "email", _ACTOR_EMAIL)
         cw.set_value("commit", "gpgsign", "false")
-    if paths is None:
-        repo.git.add("-A")
-    else:
-        repo.index.add(sorted(paths))
-    repo.index.commit(message, author=_actor(), committer=_actor(),
-                      author_date=_COMMIT_DATE, commit_date=_COMMIT_DATE, skip_hooks=True)
+    # git subprocesses only: gitpython's index.add() chdir()s, which races between bench workers
+    repo.git.add("-A") if paths is None else repo.git.add("--", *sorted(paths))
+    date = {"GIT_AUTHOR_DATE": _COMMIT_DATE, "GIT_COMMITTER_DATE": _COMMIT_DATE}
+    repo.git.commit("-q", "--no-verify", "-m", message, env=date)
     return repo
 
 

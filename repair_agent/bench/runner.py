@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import Settings
-from ..errors import RepairAgentError
 from ..fix import run_fix
 from ..llm.factory import open_model
 from ..sandbox import open_sandbox
@@ -66,8 +65,8 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         try:
             result = run_fix(repo, task_settings, runs_root=out / "runs", log=lambda m: None, model=model)
             verified = result["status"] == "fixed" and verify(task, result["patch"], work / "verify", settings)
-        except RepairAgentError as exc:
-            result = {"status": "error", "error": str(exc), "patch": "", "rounds": [], "tokens":
+        except Exception as exc:  # one broken task must not end the benchmark; it is recorded
+            result = {"status": "error", "error": f"{type(exc).__name__}: {exc}", "patch": "", "rounds": [], "tokens":
                       {"prompt": 0, "completion": 0}, "duration_s": 0.0, "fixed_round": None}
             verified = False
         finally:
