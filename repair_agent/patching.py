@@ -11,11 +11,12 @@ import ast
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import git
 
 from .errors import BadInput
+from .localize.frames import is_test_file  # noqa: F401  (the test-tamper guard's rule)
 
 AUTHOR = git.Actor("repair-agent", "repair-agent@users.noreply.github.com")
 DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -68,12 +69,6 @@ def current_diff(scratch: Path) -> str:
 def changed_files(patch: str) -> list[str]:
     return sorted({line[6:].strip() for line in patch.splitlines() if line.startswith("+++ b/")} |
                   {line[6:].strip() for line in patch.splitlines() if line.startswith("--- a/")})
-
-
-def is_test_file(rel: str) -> bool:
-    p = PurePosixPath(rel)
-    return (p.name.startswith("test_") or p.name.endswith("_test.py") or p.name == "conftest.py"
-            or any(part in ("tests", "test", "testing") for part in p.parts[:-1]))
 
 
 @dataclass
