@@ -23,9 +23,7 @@ class Settings(BaseModel):
     api_key: str = "not-needed"
     rounds: int = 3
     samples: int = 3
-    max_tokens: int = 1024
-    temperature: float = 0.8
-    top_p: float = 0.95
+    max_tokens: int = 1024  # the sampling schedule itself comes from the model's profile
     seed: int | None = 0
     token_budget: int = 200_000
     wall_time_s: float = 3600

@@ -18,6 +18,7 @@ from .config import Settings
 from .errors import BadInput, RepairAgentError
 from .graph import Deps, build_graph
 from .llm.factory import open_model
+from .llm.profiles import profile_for
 from .runs import RunRecorder, default_runs_root, new_run_id
 from .sandbox import open_sandbox, shell_args
 from .state import RepairState
@@ -62,7 +63,11 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
             model = stack.enter_context(open_model(settings, log=log))
         conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
         stack.callback(conn.close)
+        profile = profile_for(getattr(model, "name", ""), settings.profile)
+        if hasattr(model, "endpoint"):
+            model.endpoint = profile.endpoint  # chat, or raw completions for SemCoder
         deps = Deps(settings=settings, sandbox=sandbox, model=model, workdir=scratch, recorder=recorder, log=log,
+                    profile=profile,
                     diagnose_only=diagnose_only)
         graph = build_graph(deps, checkpointer=SqliteSaver(conn), diagnose_only=diagnose_only)
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": 12 + 4 * settings.rounds}

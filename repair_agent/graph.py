@@ -18,6 +18,7 @@ from langgraph.graph import END, START, StateGraph
 
 from .config import Settings
 from .llm.client import Model, Sampling
+from .llm.profiles import Profile, load_profile
 from .nodes.localize import localize
 from .nodes.propose import propose
 from .nodes.refine import refine
@@ -38,19 +39,21 @@ class Deps:
     workdir: Path  # the scratch copy the sandbox sees
     recorder: RunRecorder
     log: Callable[[str], None] = print
+    profile: Profile = field(default_factory=lambda: load_profile("generic-chat"))
     sampling_for: Callable[[int], Sampling] | None = field(default=None)
     diagnose_only: bool = False
 
     def sampling(self, rnd: int) -> Sampling:
-        """Round 0 greedy, one answer; later rounds sampled, `samples` answers in one request."""
+        """The profile's schedule: round 0 greedy, one answer; later rounds `samples` answers in one
+        request at the profile's temperature and top_p."""
         if self.sampling_for:
             return self.sampling_for(rnd)
         s = self.settings
-        stop = ["[/Refined]"]  # everything after the fixed code is noise: stop paying for it
-        if rnd == 0:
-            return Sampling(n=1, temperature=0.0, top_p=1.0, max_tokens=s.max_tokens, seed=s.seed, stop=stop)
-        return Sampling(n=s.samples, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
-                        seed=None if s.seed is None else s.seed + rnd, stop=stop)
+        seed = None if s.seed is None else s.seed + rnd
+        sampling = self.profile.sampling(rnd, n=s.samples, seed=seed)
+        sampling.max_tokens = s.max_tokens
+        sampling.stop = [*sampling.stop, "[/Refined]"]  # what follows the fixed code is noise
+        return sampling
 
     def stop_reason(self, state: RepairState) -> str:
         """Why the loop must stop now, or "" to go on."""

@@ -20,7 +20,7 @@ def propose(state: RepairState, deps) -> dict:
                     failure=first_failure(state["tests_before"], limit=1200),
                     trace=state.get("trace_text", ""), feedback=state.get("feedback", ""))}]
     sampling = deps.sampling(rnd)
-    gen = deps.model.generate(messages, sampling)
+    gen = deps.model.generate(deps.profile.render(messages), sampling)
     new = [Candidate(round=rnd, index=i, response=c["text"], finish_reason=c["finish_reason"],
                      code=monologue.extract_code(c["text"], closed_only=c["finish_reason"] == "length"), patch="", status="pending", reason="",
                      tests=None, faithfulness=faithfulness(c["text"], state, deps))
