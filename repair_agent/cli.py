@@ -37,7 +37,8 @@ def log(msg: str) -> None:
 def fail(exc: RepairAgentError) -> None:
     from .redact import redact
 
-    console.print(f"[bold red]error:[/bold red] {escape(redact(str(exc)))}", highlight=False)
+    text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())  # one line, always
+    console.print(f"[bold red]error:[/bold red] {escape(redact(text))}", highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 
@@ -65,7 +66,7 @@ def interrupted(exc: KeyboardInterrupt, path: Path, run_dir: Optional[Path]) -> 
     run_id = getattr(exc, "run_id", None)
     how = (f"continue with `repair-agent fix {path} --resume {run_id}"
            + (f" --run-dir {run_dir}`" if run_dir else "`") if run_id else "it stopped before the run started")
-    console.print(f"[yellow]interrupted[/yellow] by {name}: {escape(how)}", highlight=False)
+    console.print(f"[yellow]interrupted[/yellow] by {name}: {escape(how)}", highlight=False, soft_wrap=True)
     raise typer.Exit(143 if name == "SIGTERM" else 130)
 
 
@@ -88,7 +89,7 @@ def unexpected(exc: Exception) -> None:
         text = f"{exc.strerror or text}: {exc.filename}" if exc.filename else text
     else:
         text = f"internal error ({type(exc).__name__}: {text}); set REPAIR_AGENT_DEBUG=1 for the traceback"
-    console.print(f"[bold red]error:[/bold red] {escape(redact(text))}", highlight=False)
+    console.print(f"[bold red]error:[/bold red] {escape(redact(text))}", highlight=False, soft_wrap=True)
     raise typer.Exit(3)
 
 
@@ -368,6 +369,33 @@ def traces_synth(
         a = summary["agent"]
         console.print(f"agent fixed {a['fixed']} of {a['runs']}; {a['traces']} trace record(s) -> {a['traces_file']}",
                       highlight=False)
+
+
+@app.command()
+def serve(
+    engine: str = typer.Option("vllm", help="vllm (GPU, the `serve` extra) or llama-cpp (CPU)."),
+    model: Optional[str] = typer.Option(None, help="vllm: HF id or dir (default SemCoder); llama-cpp: model name or GGUF."),
+    port: Optional[int] = typer.Option(None, help="Port on 127.0.0.1 (default: a free one)."),
+    max_model_len: int = typer.Option(4096), gpu_memory_utilization: float = typer.Option(0.9),
+    tensor_parallel_size: int = typer.Option(1), served_model_name: Optional[str] = typer.Option(None),
+):
+    """Start an OpenAI-compatible server, wait until /v1/models answers, print its base URL."""
+    from .serve import serve as start
+
+    try:
+        handle = start(engine, model=model, port=port, max_model_len=max_model_len,
+                       gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
+                       served_model_name=served_model_name)
+    except RepairAgentError as exc:
+        fail(exc)
+    print(handle.base_url, flush=True)
+    log("serving; Ctrl-C stops it")
+    try:
+        handle.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        handle.stop()
 
 
 @models_app.command("list")

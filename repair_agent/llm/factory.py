@@ -25,7 +25,8 @@ def open_model(settings: Settings, log: Callable[[str], None] = print) -> Iterat
     from .. import models
     from .llamacpp import start_llama_server
 
-    gguf = models.resolve_gguf(settings.model_path or settings.model or DEFAULT_MODEL)
+    name = settings.model_path or settings.model or DEFAULT_MODEL
+    gguf = models.resolve_gguf(name)
     log(f"serving {gguf.name} with llama.cpp on loopback")
-    with start_llama_server(gguf) as server:
+    with start_llama_server(gguf, model_alias=str(settings.model or gguf.stem)) as server:
         yield OpenAIModel(server.base_url, None, timeout=settings.model_timeout_s, batch_n=False)
