@@ -237,6 +237,7 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
     from .redact import redact
 
     out = Console()
+    on_signals()  # a cancelled CI job sends SIGTERM: unwind, so the sandbox's containers go
     try:
         settings = Settings.load(path, test=test)
         result = run_fix(path, settings, runs_root=run_dir, log=lambda m: log(redact(m)))
@@ -245,6 +246,8 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
                     log=lambda m: out.print(m, markup=False, highlight=False))
     except RepairAgentError as exc:
         fail(exc)
+    except KeyboardInterrupt as exc:
+        interrupted(exc, path, run_dir)
     raise typer.Exit(EXIT.get(result["status"], 3))
 
 

@@ -2,6 +2,9 @@
 
 `DockerSandbox` runs tests in a container with the network off, a read-only root, and memory,
 pids and CPU limits; a warm container per task takes each candidate through `docker exec`.
+The container mounts nothing of the host writable: it sees the scratch tree read-only and works
+on a fresh tmpfs copy of it per command, output is capped in the container (the tail is kept),
+and a run killed by a signal or the out-of-memory killer is reported as such, not as a timeout.
 `LocalSandbox` runs a subprocess with rlimits: no network or file isolation, said loudly.
 Results always come from pytest's JUnit XML.
 """
@@ -12,6 +15,7 @@ import hashlib
 import os
 import resource
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +26,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Protocol
 
-from .errors import SandboxError
+from .errors import BadInput, SandboxError
 from .state import TestCase, TestRun
 
 BASE_IMAGE = "repair-agent/base:bookworm"
@@ -61,16 +65,55 @@ def pytest_command(args: list[str], junit: str, per_test_timeout: int) -> list[s
 
 def read_junit(path: Path, returncode: int, timed_out: bool, duration: float, output: str) -> TestRun:
     """Turn pytest's JUnit XML (xunit1, which names each test's file) into a TestRun."""
+    data = path.read_bytes() if path.exists() else None
+    return junit_run(data, returncode, timed_out, duration, output)
+
+
+def junit_run(data: bytes | None, returncode: int, timed_out: bool, duration: float, output: str,
+              oom_killed: bool = False, memory: str = "") -> TestRun:
+    """A TestRun from JUnit XML bytes. When pytest left no report, the output's last line says why
+    (killed by a signal, by the out-of-memory killer, ...): `crash_note()` reads it back."""
     cases: list[TestCase] = []
-    if path.exists() and path.stat().st_size:
+    if data:
         try:
-            root = ET.parse(path).getroot()
+            root = ET.fromstring(data)
         except ET.ParseError:
             root = None
         for tc in root.iter("testcase") if root is not None else []:
             cases.append(_case(tc))
+    if not cases and not timed_out and (oom_killed or returncode > 128 or returncode < 0
+                                        or (data is None and returncode == 0)):
+        output = output.rstrip("\n") + "\n" + _crash_line(returncode, oom_killed, memory) + "\n"
+    elif oom_killed and not timed_out:
+        output = output.rstrip("\n") + f"\n{CRASH} a process hit the memory limit ({memory}) and was killed\n"
     return TestRun(cases=cases, returncode=returncode, timed_out=timed_out,
                    duration_s=round(duration, 3), output_tail=output[-OUTPUT_LIMIT:])
+
+
+CRASH = "[repair-agent sandbox]"
+
+
+def _crash_line(rc: int, oom_killed: bool, memory: str) -> str:
+    if oom_killed:
+        why = f"was killed by the out-of-memory killer (memory limit {memory or 'reached'})"
+    elif rc > 128 or rc < 0:
+        num = rc - 128 if rc > 128 else -rc
+        try:
+            name = signal.Signals(num).name
+        except ValueError:
+            name = f"signal {num}"
+        why = f"was killed by {name}"
+    else:
+        why = f"exited with code {rc}"
+    return f"{CRASH} pytest {why} before it reported any result"
+
+
+def crash_note(run: TestRun | None) -> str:
+    """The sandbox's own line about a crashed run ("" when the run ended normally)."""
+    for line in reversed((run or {}).get("output_tail", "").strip().splitlines()[-3:]):
+        if line.startswith(CRASH):
+            return line[len(CRASH):].strip()
+    return ""
 
 
 def _case(tc: ET.Element) -> TestCase:
@@ -166,25 +209,78 @@ def dependency_key(repo: Path, image: str) -> str:
     return h.hexdigest()[:16]
 
 
+# -- the in-container wrapper ----------------------------------------------------------------------
+# Each command runs through this script (dash), as `sh -c WRAPPER sh TIMEOUT LIMIT CMD...`:
+#  - /workspace is a tmpfs refilled from the read-only /src (the scratch tree) at every run, so the
+#    code under test can change or delete its workspace, or fill it, and the host tree never sees it;
+#  - the command's stdout+stderr go through a FIFO into `tail -c LIMIT`: gigabytes of output cost
+#    no memory here or on the host, and the run goes on;
+#  - `timeout -s KILL` puts the command in its own process group and kills the group at the
+#    deadline; after the command, whatever it left behind (daemons, fork bombs) is killed too;
+#  - the exit code, the out-of-memory kill count and the output land in /ra, a small tmpfs that
+#    the host reads back as a tar (no host directory is writable from the container).
+WRAPPER = r"""
+t="$1"; n="$2"; shift 2
+keep=" $(ls /proc | grep -E '^[0-9]+$' | tr '\n' ' ') "
+oom() { sed -n 's/^oom_kill //p' /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null | head -n 1; }
+rm -rf /ra/* 2>/dev/null
+find /workspace -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null
+if ! cp -R /src/. /workspace/ 2>/ra/copy.err; then echo copy > /ra/failed; exit 0; fi
+oom > /ra/oom0
+mkfifo /ra/pipe
+tail -c "$n" < /ra/pipe > /ra/out & tp=$!
+timeout -s KILL "$t" "$@" > /ra/pipe 2>&1 < /dev/null & p=$!
+wait "$p"; rc=$?
+kill -KILL -"$p" 2>/dev/null
+for round in 1 2 3; do
+  for q in $(ls /proc | grep -E '^[0-9]+$'); do
+    case "$keep" in *" $q "*) ;; *) [ "$q" = "$tp" ] || kill -KILL "$q" 2>/dev/null;; esac
+  done
+done
+wait "$tp"
+oom > /ra/oom1
+echo "$rc" > /ra/rc
+"""
+
+
 class DockerSandbox:
-    """Tests in a container. One warm container per task; candidates go through `docker exec`."""
+    """Tests in a container. One warm container per task; candidates go through `docker exec`.
+
+    The container sees the scratch tree read-only at /src and works on a copy of it in a tmpfs
+    /workspace (refilled for every command), with the network off, a read-only root, and memory,
+    pids and CPU limits. Every container carries the label `repair-agent`, plus
+    `repair-agent.sandbox` (this sandbox) and `repair-agent.workdir`, so that `close()` removes
+    even one whose creation was interrupted.
+    """
 
     def __init__(self, workdir: Path, image: str = BASE_IMAGE, reuse: bool = True,
                  memory: str = "2g", pids: int = 256, cpus: float = 2.0, log=print):
         self.workdir = Path(workdir).resolve()
+        self.id = uuid.uuid4().hex[:12]
+        self.container = None
         self.client = docker_client()
         self.base = image
         self.reuse = reuse
+        self.memory = memory
         self.limits = dict(mem_limit=memory, memswap_limit=memory, pids_limit=pids,
                            nano_cpus=int(cpus * 1e9))
-        self.results = Path(tempfile.mkdtemp(prefix="repair-agent-results-"))
         self.log = log
-        self.container = None
-        self.image = self._env_image()
         self.python = "/opt/venv/bin/python"
+        self.last: dict = {}  # how the last command ended: rc, timed_out, oom_killed, seconds
+        self._junit: bytes | None = None
+        try:
+            self.workspace_size = max(512 << 20, 2 * _tree_size(self.workdir) + (256 << 20))
+            self.image = self._env_image()
+        except BaseException:
+            self.close()
+            raise
 
     def tool(self, name: str) -> str:
         return f"/opt/repair-agent/{name}"
+
+    @property
+    def labels(self) -> dict:
+        return {LABEL: "test-run", f"{LABEL}.sandbox": self.id, f"{LABEL}.workdir": str(self.workdir)}
 
     # -- environment -----------------------------------------------------------------------
     def _env_image(self) -> str:
@@ -215,9 +311,12 @@ class DockerSandbox:
         c = self.client.containers.run(
             self.base, ["sh", "-c", script], detach=True, mounts=mounts,
             environment={"PIP_CERT": "/run/host-ca.crt", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-            labels={LABEL: "env-build"})
+            labels={**self.labels, LABEL: "env-build"})
         try:
-            rc = c.wait(timeout=900)["StatusCode"]
+            try:
+                rc = c.wait(timeout=900)["StatusCode"]
+            except Exception as exc:  # requests' ReadTimeout, or the engine went away
+                raise SandboxError(f"installing test dependencies did not finish: {exc}") from exc
             if rc != 0:
                 tail = c.logs(tail=5).decode(errors="replace").strip()
                 raise SandboxError(f"installing test dependencies failed: {tail}")
@@ -229,13 +328,13 @@ class DockerSandbox:
     def _run_kwargs(self) -> dict:
         return dict(
             network_mode="none", read_only=True, working_dir="/workspace",
-            tmpfs={"/tmp": "rw,size=512m,exec"},
-            volumes={str(self.workdir): {"bind": "/workspace", "mode": "rw"},
-                     str(self.results): {"bind": "/results", "mode": "rw"},
+            tmpfs={"/tmp": "rw,size=512m,exec", "/workspace": f"rw,size={self.workspace_size},exec",
+                   "/ra": "rw,size=64m"},
+            volumes={str(self.workdir): {"bind": "/src", "mode": "ro"},
                      str(TOOLS_DIR): {"bind": "/opt/repair-agent", "mode": "ro"}},
             environment={"PYTHONPATH": "/workspace:/workspace/src", "PYTHONDONTWRITEBYTECODE": "1",
                          "HOME": "/tmp", "PYTHONHASHSEED": "0"},
-            labels={LABEL: "test-run"}, **self.limits)
+            security_opt=["no-new-privileges"], labels=self.labels, **self.limits)
 
     def _warm(self):
         if self.container is None:
@@ -245,29 +344,89 @@ class DockerSandbox:
 
     # -- running ---------------------------------------------------------------------------
     def run(self, cmd: list[str], timeout: float = 300) -> tuple[int, str]:
-        """Run `cmd` in /workspace; returns (returncode, output). 124/137 means it timed out."""
-        wrapped = ["timeout", "-s", "KILL", str(int(timeout)), *cmd]
-        if self.reuse:
-            res = self._warm().exec_run(wrapped, workdir="/workspace")
-            rc, out = res.exit_code, res.output or b""
-            if rc in (124, 137):  # leftovers of a killed run (forks, sleepers) go with the container
-                self._discard()
-        else:
-            c = self.client.containers.run(self.image, wrapped, detach=True, **self._run_kwargs())
+        """Run `cmd` in /workspace; returns (returncode, output tail). 124 means it timed out.
+
+        A command killed by a signal (its own SIGKILL, the out-of-memory killer) returns 128+N;
+        `self.last` says which, and whether the memory limit was hit."""
+        import docker
+        import requests
+
+        try:
             try:
-                rc = c.wait(timeout=timeout + 30)["StatusCode"]
-                out = c.logs()
-            finally:
-                c.remove(force=True)
-        return rc, out[-OUTPUT_LIMIT:].decode(errors="replace")
+                rc, out, oom = self._exec(cmd, timeout)
+            except docker.errors.APIError as exc:
+                if not isinstance(exc, docker.errors.NotFound) and "is not running" not in str(exc):
+                    raise
+                self._discard()  # the container died (killed from outside?): one fresh try
+                rc, out, oom = self._exec(cmd, timeout)
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            self._discard()
+            raise SandboxError(f"the Docker engine failed during a test run: {exc}") from exc
+        finally:
+            if not self.reuse:
+                self._discard()
+        return rc, out
+
+    def _exec(self, cmd: list[str], timeout: float) -> tuple[int, str, bool]:
+        api = self.client.api
+        container = self._warm()
+        start = time.monotonic()
+        exec_id = api.exec_create(container.id, ["sh", "-c", WRAPPER, "sh", f"{timeout:g}",
+                                                 str(OUTPUT_LIMIT), *cmd], workdir="/workspace")["Id"]
+        api.exec_start(exec_id, detach=True)
+        deadline = start + timeout + 30 + self.workspace_size / (100 << 20)  # + the copy, + slack
+        pause = 0.02
+        while api.exec_inspect(exec_id)["Running"]:
+            if time.monotonic() > deadline:  # something held the output open past the deadline
+                break
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.25)
+        seconds = time.monotonic() - start
+        files = self._read_ra()
+        if "failed" in files:
+            self._discard()
+            raise SandboxError(f"could not copy the tree into the sandbox's /workspace "
+                               f"({self.workspace_size >> 20} MiB): "
+                               f"{files.get('copy.err', b'').decode(errors='replace').strip()[-300:]}")
+        out = files.get("out", b"")[-OUTPUT_LIMIT:].decode(errors="replace")
+        try:
+            rc = int(files.get("rc", b"").strip())
+        except ValueError:
+            rc = 137  # no exit code came back: the wrapper itself was killed, or the deadline passed
+        oom = _count(files.get("oom1")) > _count(files.get("oom0"))
+        timed_out = rc in (124, 137) and seconds >= timeout
+        if timed_out:
+            rc = 124
+        if timed_out or rc == 137 or "rc" not in files:  # leftovers (forks, sleepers) go with the container
+            self._discard()
+        self.last = {"rc": rc, "timed_out": timed_out, "oom_killed": oom, "seconds": round(seconds, 3)}
+        self._junit = files.get("junit.xml")
+        return rc, out, oom
+
+    def _read_ra(self) -> dict[str, bytes]:
+        """The files of /ra (a tmpfs of at most 64 MiB), by name."""
+        import io
+        import tarfile
+
+        # not `get_archive`: docker cp does not see tmpfs mounts
+        try:
+            res = self.container.exec_run(["sh", "-c", "cd /ra && find . -maxdepth 1 -type f | tar -cf - -T - "
+                                                 "2>/dev/null"], stdout=True, stderr=False)
+            files = {}
+            with tarfile.open(fileobj=io.BytesIO(res.output or b"")) as tar:
+                for m in tar.getmembers():
+                    if m.isfile():
+                        files[Path(m.name).name] = tar.extractfile(m).read()
+            return files
+        except Exception:
+            return {}
 
     def run_tests(self, args: list[str], timeout: float = 300, per_test_timeout: int = 60) -> TestRun:
-        junit, name = _fresh_junit(self.results)
+        self._junit = None
         start = time.monotonic()
-        rc, out = self.run([self.python, *pytest_command(args, f"/results/{name}", per_test_timeout)], timeout)
-        run = read_junit(junit, rc, rc in (124, 137), time.monotonic() - start, out)
-        junit.unlink(missing_ok=True)
-        return run
+        rc, out = self.run([self.python, *pytest_command(args, "/ra/junit.xml", per_test_timeout)], timeout)
+        return junit_run(self._junit, rc, rc == 124, time.monotonic() - start, out,
+                         oom_killed=self.last.get("oom_killed", False), memory=self.memory)
 
     def _discard(self):
         if self.container is not None:
@@ -278,10 +437,34 @@ class DockerSandbox:
             self.container = None
 
     def close(self) -> None:
+        """Remove every container this sandbox made, even one whose creation was interrupted."""
         self._discard()
-        for f in self.results.glob("*"):
-            f.unlink(missing_ok=True)
-        self.results.rmdir()
+        client = getattr(self, "client", None)
+        if client is None:
+            return
+        try:
+            for c in client.containers.list(all=True, filters={"label": f"{LABEL}.sandbox={self.id}"}):
+                c.remove(force=True)
+        except Exception:
+            pass
+
+
+def _count(data: bytes | None) -> int:
+    try:
+        return int((data or b"0").strip() or 0)
+    except ValueError:
+        return 0
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
 
 
 LOCAL_WARNING = ("WARNING: --sandbox local runs the tests as a plain subprocess: it does NOT isolate "
@@ -314,9 +497,11 @@ class LocalSandbox:
             try:
                 rc = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
                 rc = 124
+            except BaseException:  # Ctrl-C / SIGTERM: the tests must not outlive the agent
+                _killpg(proc)
+                raise
+            _killpg(proc)  # leftovers (forks, sleepers) of the run go too
             out.seek(max(0, out.seek(0, 2) - OUTPUT_LIMIT))
             return rc, out.read().decode(errors="replace")
 
@@ -329,9 +514,15 @@ class LocalSandbox:
         return run
 
     def close(self) -> None:
-        for f in self.results.glob("*"):
-            f.unlink(missing_ok=True)
-        self.results.rmdir()
+        shutil.rmtree(self.results, ignore_errors=True)  # HOME of the tests: they may have left files
+
+
+def _killpg(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
 
 
 def open_sandbox(kind: str, workdir: Path, image: str | None = None, log=print) -> Sandbox:
@@ -339,13 +530,13 @@ def open_sandbox(kind: str, workdir: Path, image: str | None = None, log=print) 
     if kind == "auto":
         kind = "docker" if docker_available() else "local"
         if kind == "local":
-            log("Docker engine not reachable; falling back to the local sandbox.")
+            log("warning: Docker engine not reachable; falling back to the local sandbox.")
     if kind == "docker":
         return DockerSandbox(workdir, image=image or BASE_IMAGE, log=log)
     if kind == "local":
         log(LOCAL_WARNING)
         return LocalSandbox(workdir)
-    raise ValueError(f"unknown sandbox {kind!r}; use auto, docker or local")
+    raise BadInput(f"unknown sandbox {kind!r}; use auto, docker or local")
 
 
 def shell_args(test: str | None) -> list[str]:

@@ -117,8 +117,10 @@ def _text(choice) -> str:
 
 
 def _describe(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    cause = exc.__cause__ or exc.__context__
-    if cause is not None and "refused" in str(cause).lower():
-        text += " (connection refused)"
+    text = str(exc).splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+    cause, depth = exc.__cause__ or exc.__context__, 0
+    while cause is not None and depth < 8:  # httpx wraps the socket's error a few levels down
+        if "refused" in str(cause).lower() or isinstance(cause, ConnectionRefusedError):
+            return text + " (connection refused)"
+        cause, depth = cause.__cause__ or cause.__context__, depth + 1
     return text
