@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import BadInput
+from ..sandbox import crash_note
 from ..state import RepairState
 from ..tests_summary import failing_ids
 
@@ -13,6 +14,8 @@ def reproduce(state: RepairState, deps) -> dict:
     deps.recorder.write("reproduce", tests=run)
     if run["timed_out"]:
         raise BadInput(f"the test command timed out after {deps.settings.test_timeout_s:.0f}s")
+    if not run["cases"] and crash_note(run):
+        raise BadInput(f"the test command crashed before reporting: {crash_note(run)}")
     if not run["cases"]:
         last = run["output_tail"].strip().splitlines()[-1:] or [""]
         raise BadInput(f"no tests collected by pytest {' '.join(state['test_args'])}: {last[0]}".strip(": "))
