@@ -5,7 +5,7 @@ Runs the program's test file N times each way, interleaved so machine noise hits
   docker exec - into one warm container per task (the agent's default)
   docker run  - a fresh container per candidate
 and prints the medians and the ratios to the host. Usage:
-  .venv/bin/python benchmarks/sandbox_overhead.py [--program gcd] [--runs 10]
+  .venv/bin/python benchmarks/sandbox_overhead.py [--program gcd] [--runs 10] [--host-python PY]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import argparse
 import json
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,11 +45,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--program", default="gcd")
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--host-python", default=None,
+                    help="interpreter for the host run (default: this one); a venv with only pytest, "
+                         "pytest-timeout and coverage matches what the sandbox image holds")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         test = build(args.program, work)
-        boxes = {"host": LocalSandbox(work), "docker exec": DockerSandbox(work, reuse=True, log=lambda m: None),
+        boxes = {"host": LocalSandbox(work, python=args.host_python or sys.executable), "docker exec": DockerSandbox(work, reuse=True, log=lambda m: None),
                  "docker run": DockerSandbox(work, reuse=False, log=lambda m: None)}
         times: dict[str, list[float]] = {k: [] for k in boxes}
         for box in boxes.values():  # warm-up: env image, first container, imports cached
