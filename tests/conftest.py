@@ -21,17 +21,19 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
 
+def fixture_repo(name: str, repo: Path) -> Path:
+    """Copy tests/fixtures/NAME to `repo`, a fresh git repository with one commit."""
+    shutil.copytree(FIXTURES / name, repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+    return repo
+
+
 @pytest.fixture
 def make_repo(tmp_path):
-    """Copy tests/fixtures/NAME into a fresh git repository with one commit."""
-
     def make(name: str, dest: str | None = None) -> Path:
-        repo = tmp_path / (dest or name)
-        shutil.copytree(FIXTURES / name, repo)
-        git(repo, "init", "-q", "-b", "main")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "initial")
-        return repo
+        return fixture_repo(name, tmp_path / (dest or name))
 
     return make
 

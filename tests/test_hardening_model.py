@@ -164,16 +164,10 @@ KINDS = list(BAD_ANSWERS)
 @pytest.fixture(scope="module")
 def bad_answers_run(tmp_path_factory, docker_ready):
     """Round 0 answers empty; round 1 asks for len(KINDS) - 1 samples in one request."""
-    import shutil
-
-    from conftest import git
+    from conftest import fixture_repo
 
     base = tmp_path_factory.mktemp("bad_answers")
-    repo = base / "repo"
-    shutil.copytree(FIXTURES / "wrong_index", repo)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
+    repo = fixture_repo("wrong_index", base / "repo")
     before = tree_hash(repo)
     out = base / "r.json"
     with ScriptedServer([[BAD_ANSWERS[KINDS[0]]], [BAD_ANSWERS[k] for k in KINDS[1:]]]) as srv:

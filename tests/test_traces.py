@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, git
+from conftest import fixture_repo
 from scripted_server import ScriptedServer, answer
 
 from repair_agent import traces
@@ -27,11 +27,7 @@ RIGHT = "def second(items):\n    \"\"\"Return the second element of a list.\"\"\
 def fixed_run(tmp_path_factory, docker_ready) -> tuple[Path, dict]:
     """(runs_root, result) of one real repair: a failed candidate, then the validated fix."""
     base = tmp_path_factory.mktemp("traces")
-    repo = base / "wrong_index"
-    shutil.copytree(FIXTURES / "wrong_index", repo)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
+    repo = fixture_repo("wrong_index", base / "wrong_index")
     runs_root = base / "runs"
     with ScriptedServer([[answer(WRONG)], [answer(RIGHT, "It reads index 2, not 1.")]]) as srv:
         result = run_fix(repo, Settings(base_url=srv.base_url, sandbox="docker", samples=1, use_sbfl=False,
