@@ -68,3 +68,19 @@ def test_real_repo_task_end_to_end(make_repo, tmp_path, docker_ready):
     assert summary["fixed"] == 1
     rec = json.loads((out / "records.jsonl").read_text())
     assert rec["verified"] is True and "percent / 100" in rec["patch"]
+
+
+def test_model_outage_stops_the_benchmark_and_a_rerun_retries(tmp_path, docker_ready):
+    import pytest
+
+    from repair_agent.errors import ModelError
+
+    tasks = load_quixbugs(ids=["gcd", "flatten"])
+    with ScriptedServer([], status=500) as srv:  # every request fails: retries, then ModelError
+        with pytest.raises(ModelError):
+            run_benchmark(tasks, settings(srv.base_url, rounds=1), tmp_path, log=lambda m: None)
+    assert not (tmp_path / "records.jsonl").exists() or all(
+        json.loads(line)["status"] != "error" for line in (tmp_path / "records.jsonl").read_text().splitlines())
+    with ScriptedServer([[answer(RIGHT_GCD)], ["no idea"]]) as srv:
+        summary = run_benchmark(tasks, settings(srv.base_url, rounds=1), tmp_path, log=lambda m: None)
+    assert summary["tasks"] == 2 and summary["fixed"] == 1

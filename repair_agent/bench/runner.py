@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import Settings
+from ..errors import ModelError
 from ..fix import run_fix
 from ..llm.factory import open_model
 from ..sandbox import open_sandbox
@@ -50,7 +51,9 @@ def verify(task: Task, patch: str, workdir: Path, settings: Settings) -> bool:
 def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = "agent", workers: int = 1,
                   log: Callable[[str], None] = print, model=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    done = {r["task_id"] for r in load_records(out)} if (out / RECORDS_FILE).exists() else set()
+    # finished = any outcome but an error: a rerun retries the tasks that errored
+    done = {r["task_id"] for r in load_records(out) if r["status"] != "error"} \
+        if (out / RECORDS_FILE).exists() else set()
     todo = [t for t in tasks if t.task_id not in done]
     if mode == "single-shot":
         settings = single_shot(settings)
@@ -65,6 +68,8 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         try:
             result = run_fix(repo, task_settings, runs_root=out / "runs", log=lambda m: None, model=model)
             verified = result["status"] == "fixed" and verify(task, result["patch"], work / "verify", settings)
+        except ModelError:
+            raise  # the model is gone: every later task would fail the same way; rerun to resume
         except Exception as exc:  # one broken task must not end the benchmark; it is recorded
             result = {"status": "error", "error": f"{type(exc).__name__}: {exc}", "patch": "", "rounds": [], "tokens":
                       {"prompt": 0, "completion": 0}, "duration_s": 0.0, "fixed_round": None}
@@ -78,12 +83,15 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         return record
 
     with open_model(settings, log=log) if model is None else nullcontext(model) as shared_model:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        try:
             futures = {pool.submit(one, t, shared_model): t for t in todo}
             for i, fut in enumerate(as_completed(futures), 1):
                 rec = fut.result()
                 mark = "fixed" if rec["verified"] else rec["status"]
                 log(f"[{i}/{len(todo)}] {rec['task_id']}: {mark} ({rec['duration_s']}s)")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # after a fatal error, queued tasks never start
         name = getattr(shared_model, "name", "")
     return write_summary(out, settings={"rounds": settings.rounds, "samples": settings.samples,
                                         "trace": settings.use_trace, "sbfl": settings.use_sbfl,
