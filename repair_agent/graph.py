@@ -40,14 +40,11 @@ class Deps:
     recorder: RunRecorder
     log: Callable[[str], None] = print
     profile: Profile = field(default_factory=lambda: load_profile("generic-chat"))
-    sampling_for: Callable[[int], Sampling] | None = field(default=None)
     diagnose_only: bool = False
 
     def sampling(self, rnd: int) -> Sampling:
         """The profile's schedule: round 0 greedy, one answer; later rounds `samples` answers in one
         request at the profile's temperature and top_p."""
-        if self.sampling_for:
-            return self.sampling_for(rnd)
         s = self.settings
         seed = None if s.seed is None else s.seed + rnd
         sampling = self.profile.sampling(rnd, n=s.samples, seed=seed)
