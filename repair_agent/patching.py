@@ -15,7 +15,7 @@ from pathlib import Path
 
 import git
 
-from .errors import BadInput
+from .errors import BadInput, RepairAgentError
 from .localize.frames import is_test_file  # noqa: F401  (the test-tamper guard's rule)
 
 AUTHOR = git.Actor("repair-agent", "repair-agent@users.noreply.github.com")
@@ -203,13 +203,9 @@ def _new_imports(old_tree: ast.Module, new_tree: ast.Module, new_lines: list[str
 
 def apply_to_tree(repo_path: Path, patch: str) -> None:
     """`--apply`: write the fix into the user's working tree."""
-    repo = open_repo(repo_path)
-    with tempfile.NamedTemporaryFile("w", suffix=".diff", delete=False) as f:
-        f.write(patch)
-    try:
-        repo.git.apply("--whitespace=nowarn", f.name)
-    finally:
-        Path(f.name).unlink()
+    applied = apply_diff(Path(open_repo(repo_path).working_tree_dir), patch)
+    if not applied.ok:
+        raise RepairAgentError(f"could not apply the fix to {repo_path}: {applied.reason}")
 
 
 def commit_on_branch(repo_path: Path, patch: str, branch: str, message: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import threading
 from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -20,6 +19,7 @@ from ..config import Settings
 from ..errors import ModelError
 from ..fix import run_fix
 from ..llm.factory import open_model
+from ..patching import apply_diff
 from ..sandbox import open_sandbox
 from ..tests_summary import failing_ids, ran
 from .datasets import Task
@@ -35,9 +35,7 @@ def verify(task: Task, patch: str, workdir: Path, settings: Settings) -> bool:
     """Apply `patch` to a fresh copy of the task and run the benchmark's tests in a fresh sandbox."""
     shutil.rmtree(workdir, ignore_errors=True)
     task.materialize(workdir)
-    proc = subprocess.run(["git", "apply", "--whitespace=nowarn", "-"], input=patch, text=True, cwd=workdir,
-                          capture_output=True)
-    if proc.returncode != 0:
+    if not apply_diff(workdir, patch).ok:
         return False
     box = open_sandbox(settings.sandbox, workdir, image=settings.image, log=lambda m: None)
     try:
