@@ -43,19 +43,9 @@ def test_prose_inside_a_block_is_never_code():
 
 
 def test_a_nested_helper_written_at_top_level_replaces_the_nested_one():
-    code = textwrap.dedent("""\
-        def binsearch(start, end):
-            if start == end:
-                return -1
-            mid = start + (end - start) // 2
-            if x < arr[mid]:
-                return binsearch(start, mid)
-            elif x > arr[mid]:
-                return binsearch(mid + 1, end)
-            else:
-                return mid
-        """)
-    patched = replace_definitions(BUGGY, code)
+    helper = textwrap.dedent("".join(BUGGY.splitlines(keepends=True)[1:11]))  # `def binsearch` dedented
+    assert helper.startswith("def binsearch(start, end):")
+    patched = replace_definitions(BUGGY, helper.replace("binsearch(mid, end)", "binsearch(mid + 1, end)"))
     assert patched == BUGGY.replace("binsearch(mid, end)", "binsearch(mid + 1, end)")
 
 
