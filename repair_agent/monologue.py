@@ -12,6 +12,7 @@ import ast
 import re
 
 FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(```|\Z)", re.S)
+FENCE_LINE = re.compile(r"^[ \t]*```[^\n]*$", re.M)
 REFINED = re.compile(r"\[Refined\](.*?)(?:\[/Refined\]|\Z)", re.S | re.I)
 HEADING = re.compile(r"^#{2,4}\s*(.+?)\s*:?\s*$", re.M)
 DIFF_START = re.compile(r"^(---|\+\+\+|@@) ", re.M)
@@ -73,9 +74,17 @@ def extract_code(text: str, closed_only: bool = False) -> str:
             return good[-1].strip("\n") + "\n"
     good = [b for lang, b in _blocks(text, closed_only)
             if lang in ("", "python", "py", "python3") and _defines_something(b)]
+    # fences that do not pair up (a block opened around the prose, never closed): try every
+    # stretch between two fence lines
+    good = good or [b for b in _between_fences(text, closed_only) if _defines_something(b)]
     if good:
         return good[-1].strip("\n") + "\n"
     return ""
+
+
+def _between_fences(text: str, closed_only: bool) -> list[str]:
+    parts = FENCE_LINE.split(text)[1:]
+    return parts[:-1] if closed_only else parts
 
 
 def extract_diff(text: str) -> str:

@@ -129,13 +129,14 @@ def _target_file(scratch: Path, names: set[str], hint_files: list[str]) -> str |
 
 
 def _definitions(tree: ast.Module) -> dict[str, ast.AST]:
-    """Top-level defs, and methods under their own name when no top-level def shares it."""
+    """Top-level defs, then methods and functions nested in a top-level function, each under its
+    own name when no def before it shares it (models write a nested helper out at top level)."""
     found: dict[str, ast.AST] = {}
     for node in tree.body:
         if isinstance(node, DEFS):
             found[node.name] = node
     for node in tree.body:
-        if isinstance(node, ast.ClassDef):
+        if isinstance(node, DEFS):
             for item in node.body:
                 if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     found.setdefault(item.name, item)
@@ -173,6 +174,10 @@ def replace_definitions(source: str, code: str) -> str:
         oa, ob = _span(old)
         indent = lines[old.lineno - 1][: len(lines[old.lineno - 1]) - len(lines[old.lineno - 1].lstrip())]
         edits.append((oa, ob, [indent + ln if ln.strip() else ln for ln in text]))
+    spans = {(oa, ob): text for oa, ob, text in edits}  # a def written twice: the last one counts
+    # a nested def inside an outer def that is also replaced: the outer one is the whole answer
+    edits = [(a, b, t) for (a, b), t in spans.items()
+             if not any(oa <= a and b <= ob and (oa, ob) != (a, b) for oa, ob in spans)]
     for oa, ob, text in sorted(edits, reverse=True):
         lines[oa:ob] = text
     imports = _new_imports(old_tree, new_tree, new_lines)

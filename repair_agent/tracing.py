@@ -81,12 +81,17 @@ def trace_test(sandbox, node_id: str, targets: Iterable[tuple[str, str] | Locati
 
 
 # -- text for the prompt ---------------------------------------------------------------------------
+def _function(step: dict) -> str:
+    """`outer.inner` for `outer.<locals>.inner`: the name the prompt's code listing uses."""
+    return str(step.get("function")).replace(".<locals>", "")
+
+
 def _step_text(s: dict) -> str:
     ev = s.get("event")
     ind = "  " * max(0, int(s.get("depth") or 1) - 1)
     loc = ", ".join(f"{k}={v}" for k, v in (s.get("locals") or {}).items())
     if ev == "call":
-        return f"{ind}call {s.get('function')}({loc})  [{s.get('file')}:{s.get('line')}]"
+        return f"{ind}call {_function(s)}({loc})  [{s.get('file')}:{s.get('line')}]"
     if ev == "line":
         return f"{ind}L{s['line']}: {loc}" if loc else f"{ind}L{s['line']}"
     if ev == "return":
@@ -94,7 +99,7 @@ def _step_text(s: dict) -> str:
     if ev == "exception":
         return f"{ind}L{s['line']}: exception {s.get('exception')}"
     if ev == "raise":
-        return f"{ind}L{s['line']}: {s.get('function')} exits by the exception"
+        return f"{ind}L{s['line']}: {_function(s)} exits by the exception"
     if ev == "loop":
         return f"{ind}L{s['line']}: ... ran {s.get('skipped')} more times (last run below)"
     if ev == "depth_limit":

@@ -4,7 +4,8 @@
                      [--max-depth D] [--timeout S] -- NODEID [pytest args]
 
 FUNC is a function name or a qualified name (`Class.method`); FILE is relative to the cwd (the
-repository). Only frames of the targets (and the comprehensions/lambdas inside them) are traced.
+repository). Only frames of the targets are traced; comprehensions and lambdas inside them are not
+(their result shows on the line that uses it).
 
 Each step is printed as soon as it is final, one line `@@STEP {json}`, so a run that is killed
 still leaves its partial trace in the output; the run ends with `@@END {json}`. A step:
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import reprlib
 import signal
 import sys
@@ -31,6 +33,7 @@ import types
 
 STEP, FINISH = "@@STEP ", "@@END "
 REPR_MAX = 80
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # object addresses change every run and say nothing
 _SKIP_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type, types.MethodType)
 
 _repr = reprlib.Repr()
@@ -47,6 +50,7 @@ def short_repr(value) -> str:
         text = _repr.repr(value)
     except Exception as exc:  # a broken __repr__
         text = f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+    text = _ADDRESS.sub("", text)
     return text if len(text) <= REPR_MAX else text[:REPR_MAX - 3] + "..."
 
 
@@ -132,12 +136,10 @@ class Tracer:
         funcs = self.targets.get(os.path.realpath(code.co_filename)) if code.co_filename else None
         if funcs:
             qual = getattr(code, "co_qualname", code.co_name)
-            for f in funcs:
-                if code.co_name == f or qual == f or qual.endswith("." + f) and "<locals>" not in qual:
-                    name = qual
-                elif qual.startswith(f + ".<locals>.<") or (qual.split(".<locals>.")[0].endswith(f)
-                                                              and code.co_name.startswith("<")):
-                    name = qual  # comprehension / lambda / genexpr inside a target
+            plain = qual.replace(".<locals>", "")  # nested functions: `outer.inner`, as localize names them
+            # comprehensions, lambdas and genexprs are not traced: their result shows on their line
+            if any(code.co_name == f or plain == f or plain.endswith("." + f) for f in funcs):
+                name = qual
         self.code_cache[code] = name
         return name
 
@@ -173,7 +175,7 @@ class Tracer:
     def changed(self, frame, st: Frame) -> dict:
         diff = {}
         for k, v in list(frame.f_locals.items()):
-            if isinstance(v, _SKIP_TYPES) or k.startswith("@"):
+            if isinstance(v, _SKIP_TYPES) or k.startswith(("@", ".")):
                 continue
             r = short_repr(v)
             if st.snap.get(k) != r:

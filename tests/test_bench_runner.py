@@ -12,7 +12,7 @@ from conftest import git
 from scripted_server import ScriptedServer, answer
 
 from repair_agent.bench.datasets import load_quixbugs, load_repos
-from repair_agent.bench.runner import run_benchmark
+from repair_agent.bench.runner import code_version, run_benchmark
 from repair_agent.config import Settings
 
 QUIXBUGS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "quixbugs" / "quixbugs_python.jsonl"
@@ -48,6 +48,7 @@ def test_verified_fix_counts_in_its_round_and_rerun_skips_it(tmp_path, docker_re
         summary = run_benchmark(tasks, settings(srv.base_url, rounds=3, samples=2), tmp_path, log=lambda m: None)
     assert summary["fixed"] == 1 and summary["fixed_by_round"][:2] == [0, 1]
     assert summary["self_refinement_rate"] == 1.0
+    assert summary["code_versions"] == [code_version()] and len(code_version()) >= 5  # which code ran
     with ScriptedServer([]) as srv:  # resumable: nothing left to do, the model is never asked
         again = run_benchmark(tasks, settings(srv.base_url), tmp_path, log=lambda m: None)
         assert srv.requests == []

@@ -220,6 +220,23 @@ def test_context_for_shows_functions_not_files_within_budget(error_repo):
     assert context_for(error_repo, locs, budget_tokens=0) == ""
 
 
+def test_context_for_shows_a_nested_function_once_inside_its_outer_one(tmp_path):
+    (tmp_path / "search.py").write_text(
+        "def find(arr, x):\n"
+        "    def go(lo, hi):\n"
+        "        if lo == hi:\n"
+        "            return -1\n"
+        "        return go(lo + 1, hi)\n"
+        "\n"
+        "    return go(0, len(arr))\n")
+    locs = [{"file": "search.py", "function": "find.go", "line": 5, "score": 1.0},
+            {"file": "search.py", "function": "find", "line": 7, "score": 0.5}]
+    text = context_for(tmp_path, locs)
+    assert text.count("def go(lo, hi):") == 1
+    assert text.startswith("# search.py:1-7 (find)")
+    assert ">5 | " in text and ">7 | " in text
+
+
 @pytest.mark.docker
 def test_sbfl_in_docker(two_module, docker_ready):
     from repair_agent.sandbox import DockerSandbox

@@ -52,9 +52,28 @@ FILES = {
         def parse(text):
             value = int(text)
             return value
+
+
+        def find_nested(arr, x):
+            def binsearch(start, end):
+                if start == end:
+                    return -1
+                mid = start + (end - start) // 2
+                if x < arr[mid]:
+                    return binsearch(start, mid)
+                elif x > arr[mid]:
+                    return binsearch(mid, end)
+                return mid
+
+            return binsearch(0, len(arr))
+
+
+        def multiples(items, k):
+            kept = [v for v in items if v % k == 0]
+            return kept
         """,
     "tests/test_search.py": """\
-        from algo.search import deep, fact, find, forever, parse, spin
+        from algo.search import deep, fact, find, find_nested, forever, multiples, parse, spin
 
 
         def test_find():
@@ -79,6 +98,14 @@ FILES = {
 
         def test_parse():
             assert parse("x1") == 1
+
+
+        def test_nested():
+            assert find_nested([1, 2, 3, 4, 6, 7, 8], 5) == -1
+
+
+        def test_multiples():
+            assert multiples(range(7), 3) == [0, 3, 6, 9]
         """,
 }
 
@@ -129,6 +156,24 @@ def test_exception_is_traced(local):
     assert exc and exc[0]["line"] == 37 and "ValueError" in exc[0]["exception"]
     assert by_event(steps, "raise") and steps[-1]["outcome"] == "failed"
     assert "ValueError" in steps[-1]["message"]
+
+
+def test_a_nested_function_is_traced_by_the_name_localize_gives_it(local):
+    # localize names it `find_nested.binsearch`; its code object says `find_nested.<locals>.binsearch`
+    steps = trace_test(local, "tests/test_search.py::test_nested", ["algo/search.py::find_nested.binsearch"],
+                       max_depth=4)
+    calls = by_event(steps, "call")
+    assert [(c["locals"]["start"], c["locals"]["end"]) for c in calls[:2]] == [("0", "7"), ("3", "7")]
+    assert by_event(steps, "depth_limit")  # it never ends: mid stays 3 once start=3, end=4
+    assert "call find_nested.binsearch(start=0, end=7, arr=[1, 2, 3, 4, 6, 7, 8], x=5)" in trace_text(steps)
+
+
+def test_a_comprehension_is_folded_into_its_line(local):
+    steps = trace_test(local, "tests/test_search.py::test_multiples", ["algo/search.py::multiples"])
+    assert [s["function"] for s in by_event(steps, "call")] == ["multiples"]  # no <listcomp> frame
+    text = trace_text(steps)
+    assert "L56: kept=[0, 3, 6]" in text
+    assert "0x" not in text and ".0=" not in text  # no iterator argument, no object address
 
 
 def test_recursion_is_bounded_by_depth(local):

@@ -15,6 +15,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
 
+import git
+
+from .. import __version__
 from ..config import Settings
 from ..errors import ModelError
 from ..fix import run_fix
@@ -24,6 +27,15 @@ from ..sandbox import open_sandbox
 from ..tests_summary import failing_ids, ran
 from .datasets import Task
 from .summary import RECORDS_FILE, load_records, write_summary
+
+
+def code_version() -> str:
+    """The commit of this checkout (`+dirty` with uncommitted changes), else the package version."""
+    try:
+        repo = git.Repo(Path(__file__).resolve().parents[2])
+        return repo.head.commit.hexsha[:12] + ("+dirty" if repo.is_dirty() else "")
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return __version__
 
 
 def single_shot(settings: Settings) -> Settings:
@@ -57,6 +69,7 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         settings = single_shot(settings)
     log(f"{len(tasks)} tasks, {len(done)} already done, {len(todo)} to run, {workers} worker(s)")
     lock = threading.Lock()
+    code = code_version()
 
     def one(task: Task, model) -> dict:
         work = out / "work" / task.task_id.replace("/", "_")
@@ -75,7 +88,7 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         finally:
             shutil.rmtree(work, ignore_errors=True)
         record = {**result, "task_id": task.task_id, "dataset": task.dataset, "model": getattr(model, "name", ""),
-                  "mode": mode, "verified": verified}
+                  "mode": mode, "verified": verified, "code": code}
         with lock, open(out / RECORDS_FILE, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         return record

@@ -185,6 +185,7 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
         "mean_faithfulness": sum(faith) / len(faith) if faith else None,
         "faithfulness_n": len(faith),
         "settings": dict(settings or {}),
+        "code_versions": sorted({r["code"] for r in records if r.get("code")}),  # >1: a resumed run spans versions
         "per_task": per_task,
     }
 
@@ -242,6 +243,8 @@ def render_report(summary: dict) -> str:
     if s.get("settings"):
         out += ["", "## Settings", ""]
         out += [f"- `{k}`: `{json.dumps(v)}`" for k, v in sorted(s["settings"].items())]
+    if s.get("code_versions"):
+        out += [f"- code: {', '.join(f'`{v}`' for v in s['code_versions'])}"]
     out += ["", "## Tasks", ""]
     for t in s.get("per_task") or []:
         if t["fixed"]:

@@ -178,6 +178,21 @@ def _numbered(lines: list[str], start: int, end: int, mark: set[int]) -> str:
                      for i in range(start, end + 1))
 
 
+def _outermost(order: list[tuple[str, int, int, str]], marks: dict) -> list[tuple[str, int, int, str]]:
+    """A function nested in another listed one is shown once, inside it, at the rank of the
+    first of the two; its marks move to the enclosing function."""
+    out: list[tuple[str, int, int, str]] = []
+    for entry in order:
+        file, start, end, _ = entry
+        outer = min((o for o in order if o[0] == file and o[1] <= start and end <= o[2]),
+                    key=lambda o: o[1] - o[2])  # the widest one holding it (itself at least)
+        if outer is not entry:
+            marks[outer[:3]] |= marks[entry[:3]]
+        if outer not in out:
+            out.append(outer)
+    return out
+
+
 def context_for(repo_dir: Path, locations: list[Location], budget_tokens: int = 1500,
                 window: int = 8) -> str:
     """Source of the top-ranked functions with line numbers ('>' marks the ranked lines).
@@ -208,6 +223,7 @@ def context_for(repo_dir: Path, locations: list[Location], budget_tokens: int = 
             order.append((*key, name))
         if line:
             marks[key].add(line)
+    order = _outermost(order, marks)
     parts: list[str] = []
     used = 0
     for file, start, end, name in order:
