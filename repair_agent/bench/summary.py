@@ -11,6 +11,7 @@ tests passed on the final patch in a fresh sandbox). Candidate statuses never co
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
@@ -275,24 +276,25 @@ def plot_fix_rate(runs: list[tuple[str, dict]], path: Path | str, title: str | N
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.0), dpi=100)
+    # the legend goes under the axes, so it never hides a line: the figure grows with the runs
+    fig = Figure(figsize=(6.4, 4.0 + 0.22 * len(runs)), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    rmax = 0
+    rmax, ymax = 0, 0.0
     for label, s in runs:
         ys = [100 * x for x in s.get("fix_rate_by_round") or []]
         if not ys:
             continue
-        rmax = max(rmax, len(ys) - 1)
+        rmax, ymax = max(rmax, len(ys) - 1), max(ymax, *ys)
         ax.plot(range(len(ys)), ys, marker="o", label=label)
     ax.set_xlabel("round")
     ax.set_ylabel("tasks fixed, cumulative (%)")
     ax.set_xticks(range(rmax + 1))
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, min(105, max(10, 10 * math.ceil(ymax * 1.25 / 10))))  # low rates stay readable
     ax.grid(True, alpha=0.3)
     ax.set_title(title or "Verified fix rate by refinement round")
     if runs:
-        ax.legend(loc="lower right", fontsize="small")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize="small")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
