@@ -28,13 +28,9 @@ from repair_agent.bench.runner import verify  # noqa: E402
 from repair_agent.bench.summary import load_records  # noqa: E402
 from repair_agent.config import Settings  # noqa: E402
 from repair_agent.monologue import extract_code  # noqa: E402
+from repair_agent.traces import run_records  # noqa: E402
 
 RETRIED = ("no_code", "truncated", "not_applicable")
-
-
-def run_events(results: Path, run_id: str) -> list[dict]:
-    path = results / "runs" / run_id / "records.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def reparse(cand: dict, task, hint: list[str], tmp: Path, settings: Settings) -> str:
@@ -66,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
                 if not rec.get("run_id") or not (results / "runs" / rec["run_id"]).is_dir():
                     continue
                 task = load_dataset(rec["dataset"], ids=[rec["task_id"]])[0]
-                events = run_events(results, rec["run_id"])
+                events = run_records(results / "runs" / rec["run_id"])
                 hint = [loc["file"] for e in events if e["event"] == "localize" for loc in e["locations"]]
                 for e in events:
                     cand = e.get("candidate") if e["event"] == "validate" else None

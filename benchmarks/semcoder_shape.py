@@ -1,8 +1,15 @@
 """Save a randomly initialised model of SemCoder's shape (deepseek-coder-6.7b: llama, 32 layers,
-hidden 4096) with the tiny tokenizer, to time LoRA steps at full size without downloading weights."""
-import json, os, sys
+hidden 4096) with the tiny tokenizer, to time LoRA steps at full size without downloading weights.
+
+    python benchmarks/semcoder_shape.py TINY_BASE_DIR OUT_DIR     (see benchmarks/train_gpu.sh)
+
+SHAPE_LAYERS and SHAPE_HIDDEN shrink it, for a check of the script on a CPU."""
+
+import os
+import sys
+
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 tiny, out = sys.argv[1], sys.argv[2]
 layers = int(os.environ.get("SHAPE_LAYERS", "32"))

@@ -353,12 +353,12 @@ class DockerSandbox:
 
         try:
             try:
-                rc, out, oom = self._exec(cmd, timeout)
+                rc, out = self._exec(cmd, timeout)
             except docker.errors.APIError as exc:
                 if not isinstance(exc, docker.errors.NotFound) and "is not running" not in str(exc):
                     raise
                 self._discard()  # the container died (killed from outside?): one fresh try
-                rc, out, oom = self._exec(cmd, timeout)
+                rc, out = self._exec(cmd, timeout)
         except (docker.errors.DockerException, requests.RequestException) as exc:
             self._discard()
             raise SandboxError(f"the Docker engine failed during a test run: {exc}") from exc
@@ -367,7 +367,7 @@ class DockerSandbox:
                 self._discard()
         return rc, out
 
-    def _exec(self, cmd: list[str], timeout: float) -> tuple[int, str, bool]:
+    def _exec(self, cmd: list[str], timeout: float) -> tuple[int, str]:
         api = self.client.api
         container = self._warm()
         start = time.monotonic()
@@ -401,7 +401,7 @@ class DockerSandbox:
             self._discard()
         self.last = {"rc": rc, "timed_out": timed_out, "oom_killed": oom, "seconds": round(seconds, 3)}
         self._junit = files.get("junit.xml")
-        return rc, out, oom
+        return rc, out
 
     def _read_ra(self) -> dict[str, bytes]:
         """The files of /ra (a tmpfs of at most 64 MiB), by name."""

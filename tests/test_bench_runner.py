@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import git
 from scripted_server import ScriptedServer, answer
 
 from repair_agent.bench.datasets import load_quixbugs, load_repos
 from repair_agent.bench.runner import code_version, run_benchmark
 from repair_agent.config import Settings
+from repair_agent.errors import ModelError
 
 QUIXBUGS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "quixbugs" / "quixbugs_python.jsonl"
 WRONG_GCD = "def gcd(a, b):\n    if b == 0:\n        return b\n    return gcd(a % b, b)\n"
@@ -72,10 +74,6 @@ def test_real_repo_task_end_to_end(make_repo, tmp_path, docker_ready):
 
 
 def test_model_outage_stops_the_benchmark_and_a_rerun_retries(tmp_path, docker_ready):
-    import pytest
-
-    from repair_agent.errors import ModelError
-
     tasks = load_quixbugs(ids=["gcd", "flatten"])
     with ScriptedServer([], status=500) as srv:  # every request fails: retries, then ModelError
         with pytest.raises(ModelError):
