@@ -115,6 +115,11 @@ def fix(
     allow_test_edits: bool = typer.Option(False, "--allow-test-edits", help="Accept candidates that edit tests."),
     no_trace: bool = typer.Option(False, "--no-trace", help="Leave the execution trace out (ablation)."),
     no_sbfl: bool = typer.Option(False, "--no-sbfl", help="Traceback frames only, no SBFL (ablation)."),
+    strategies: Optional[str] = typer.Option(None, help="Candidate sources, cheapest first: mutate,infill,refine "
+                                             "(default all; `mutate` alone needs no model)."),
+    search_lines: Optional[int] = typer.Option(None, min=1, help="Top-ranked lines the search edits (default 5)."),
+    max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates the search may check (default 1000)."),
+    infill_samples: Optional[int] = typer.Option(None, min=1, help="Model samples per masked line (default 12)."),
 ):
     """Find a validated fix for the failing tests of PATH."""
     on_signals()
@@ -129,7 +134,9 @@ def fix(
         settings = Settings.load(path, test=test, base_url=base_url, model=model, model_path=model_path,
                                  backend=backend, profile=profile, rounds=rounds, samples=samples,
                                  sandbox=sandbox, image=image, test_timeout_s=test_timeout, allow_test_edits=allow_test_edits or None,
-                                 use_trace=False if no_trace else None, use_sbfl=False if no_sbfl else None)
+                                 use_trace=False if no_trace else None, use_sbfl=False if no_sbfl else None,
+                                 strategies=strategies, search_lines=search_lines, max_candidates=max_candidates,
+                                 infill_samples=infill_samples)
         result = run_fix(path, settings, runs_root=run_dir, resume=resume, log=log)
         if result["status"] == "fixed" and apply:
             apply_to_tree(path, result["patch"])

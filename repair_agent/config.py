@@ -36,6 +36,25 @@ class Settings(BaseModel):
     use_trace: bool = True
     use_sbfl: bool = True
     problem: str = ""  # a statement of what the code should do, when the caller has one
+    strategies: str = "mutate,infill,refine"  # candidate sources, cheapest first (repair_agent/search)
+    search_lines: int = 5  # the top-ranked lines the search edits
+    max_candidates: int = 1000  # candidates the search may check
+    infill_samples: int = 12  # model samples per masked line
+
+    def strategy_list(self) -> list[str]:
+        from .search import SOURCES
+
+        names = [n.strip() for n in self.strategies.split(",") if n.strip()]
+        unknown = [n for n in names if n not in SOURCES]
+        if unknown or not names:
+            from .errors import BadInput
+
+            raise BadInput(f"unknown strategy {', '.join(unknown) or '(none)'}; use a comma-separated "
+                           f"list of {', '.join(SOURCES)}")
+        return [n for n in SOURCES if n in names]  # always cheapest first
+
+    def needs_model(self) -> bool:
+        return any(n in self.strategy_list() for n in ("infill", "refine"))
 
     @classmethod
     def load(cls, repo: Path | None = None, **cli) -> "Settings":

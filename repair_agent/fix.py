@@ -30,6 +30,7 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
     """Run the repair loop on `repo` and return the result dict. The user's tree is not touched."""
     repo = Path(repo).resolve()
     patching.open_repo(repo)  # BadInput for a missing path or a non-git directory
+    settings.strategy_list()  # BadInput for an unknown strategy, before anything is written
     runs_root = Path(runs_root or default_runs_root())
     check_space(runs_root)
     run_id = resume or new_run_id()
@@ -59,8 +60,8 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
         stack.push(lambda et, exc, tb: setattr(exc, "run_id", run_id) if isinstance(exc, KeyboardInterrupt) else None)
         sandbox = open_sandbox(settings.sandbox, scratch, image=settings.image, log=log)
         stack.callback(sandbox.close)
-        if model is None:
-            model = stack.enter_context(open_model(settings, log=log))
+        if model is None and (settings.needs_model() or diagnose_only):
+            model = stack.enter_context(open_model(settings, log=log))  # `--strategies mutate`: none
         conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
         stack.callback(conn.close)
         profile = profile_for(getattr(model, "name", ""), settings.profile)
@@ -122,6 +123,9 @@ def shape_result(state: RepairState, model_name: str, duration: float) -> dict:
         "model": model_name,
         "stop_reason": state.get("stop_reason", ""),
         "faithfulness": mean_faithfulness(state.get("candidates", [])),
+        "source": (best.get("source") or "refine") if best else None,  # which search source found the fix
+        "search": state.get("search") or {},
+        "candidates_tried": (state.get("search") or {}).get("tried", 0) + len(state.get("candidates", [])),
     }
 
 

@@ -1,6 +1,7 @@
 """The repair loop as a LangGraph state machine.
 
-reproduce -> localize -> [trace] -> propose -> validate -> (refine -> propose)* -> report
+reproduce -> localize -> [trace] -> search -> explain_fix -> report          (a cheap fix found)
+                                           -> propose -> validate -> (refine -> propose)* -> report
 
 Nodes are plain functions `(state, deps) -> update`; `Deps` carries what is not state: the
 sandbox, the model, the settings, the scratch tree and the run recorder.
@@ -19,11 +20,13 @@ from langgraph.graph import END, START, StateGraph
 from .config import Settings
 from .llm.client import Model, Sampling
 from .llm.profiles import Profile, load_profile
+from .nodes.explain_fix import explain_fix
 from .nodes.localize import localize
 from .nodes.propose import propose
 from .nodes.refine import refine
 from .nodes.report import report
 from .nodes.reproduce import reproduce
+from .nodes.search import search
 from .nodes.trace import trace
 from .nodes.validate import validate
 from .runs import RunRecorder
@@ -70,14 +73,19 @@ class Deps:
 def build_graph(deps: Deps, checkpointer=None, diagnose_only: bool = False):
     """`diagnose_only` (for `explain`) stops after the first answer: no patch is validated."""
     g = StateGraph(RepairState)
-    for fn in (reproduce, localize, trace, propose, validate, refine, report):
+    for fn in (reproduce, localize, trace, search, explain_fix, propose, validate, refine, report):
         g.add_node(fn.__name__, partial(fn, deps=deps))
     g.add_edge(START, "reproduce")
     g.add_conditional_edges("reproduce", lambda s: "localize" if s["failing"] else "report",
                             ["localize", "report"])
-    g.add_conditional_edges("localize", lambda s: "trace" if deps.settings.use_trace else "propose",
-                            ["trace", "propose"])
-    g.add_edge("trace", "propose")
+    first = "propose" if diagnose_only else "search"
+    g.add_conditional_edges("localize", lambda s: "trace" if deps.settings.use_trace else first,
+                            ["trace", first])
+    g.add_edge("trace", first)
+    escalate = "refine" in deps.settings.strategy_list()
+    g.add_conditional_edges("search", lambda s: "explain_fix" if s.get("best") else (
+        "propose" if escalate else "report"), ["explain_fix", "propose", "report"])
+    g.add_edge("explain_fix", "report")
     g.add_edge("propose", "report" if diagnose_only else "validate")
     g.add_conditional_edges("validate", lambda s: "report" if deps.stop_reason(s) else "refine",
                             ["refine", "report"])

@@ -57,6 +57,10 @@ class Candidate(TypedDict, total=False):
     reason: str
     tests: CandidateTests | None
     faithfulness: Faithfulness | None  # the monologue checked against the real trace
+    source: str  # which search source made it: mutate | infill | refine
+    note: str  # what the edit changed (search candidates)
+    file: str  # the file and line a search candidate edited
+    line: int
 
 
 class Tokens(TypedDict):
@@ -82,3 +86,4 @@ class RepairState(TypedDict, total=False):
     status: str  # fixed | not_fixed | no_failures | error
     stop_reason: str
     root_cause: str
+    search: dict  # the search's summary: sources, lines, candidates tried, spend by source

@@ -15,8 +15,10 @@ def report(state: RepairState, deps) -> dict:
     else:
         status = "fixed" if best else "not_fixed"
     answers = [best] if best else [c for c in reversed(state.get("candidates", []))]
-    cause = next((rc for c in answers if c and (rc := monologue.root_cause(c["response"]))), "")
-    stop = deps.stop_reason(state) or ("no failures" if status == "no_failures" else "")
+    cause = state.get("root_cause") or next(
+        (rc for c in answers if c and (rc := monologue.root_cause(c["response"]))), "")
+    stop = deps.stop_reason(state) or (state.get("search") or {}).get("stop_reason", "") or (
+        "no failures" if status == "no_failures" else "")
     deps.recorder.write("report", status=status, root_cause=cause, stop_reason=stop,
                         patch=best["patch"] if best else "")
     return {"status": status, "root_cause": cause, "stop_reason": stop}

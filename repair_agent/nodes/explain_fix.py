@@ -1,0 +1,60 @@
+"""Once the search has a fix, the model explains it: SemCoder's monologue (execution simulation,
+root cause), given the fix and the real traces of the failing test before and after it. The
+monologue's claims are checked against the trace before the fix, as for refinement answers."""
+
+from __future__ import annotations
+
+from .. import monologue, patching, prompts
+from ..errors import SandboxError
+from ..state import RepairState
+from ..tracing import trace_test, trace_text
+from .propose import faithfulness, problem_statement, test_source
+
+MAX_TOKENS = 320  # a monologue of a few lines; the code is already written
+
+
+def explain_fix(state: RepairState, deps) -> dict:
+    best = dict(state["best"])
+    if deps.model is None:  # no model asked for: say what changed, and that nothing explained it
+        cause = f"{best['file']}:{best['line']}: {best['note']} (found by {best['source']}; no model was asked)"
+        return {"root_cause": cause}
+    diff = "\n".join(ln for ln in best["patch"].splitlines() if not ln.startswith(("diff --git", "index ")))
+    messages = [{"role": "system", "content": prompts.text("system.txt").strip()},
+                {"role": "user", "content": prompts.render(
+                    "explain_fix.j2", problem=problem_statement(state, deps), code=state["context"],
+                    test=test_source(deps.workdir, state["failing"][0]), diff=diff.strip(),
+                    trace_before=state.get("trace_text", ""), trace_after=trace_after(state, deps))}]
+    sampling = deps.sampling(0)
+    sampling.max_tokens, sampling.n = MAX_TOKENS, 1
+    sampling.stop = [*sampling.stop, "### Bug Fixing", "[Refined]"]
+    gen = deps.model.generate(deps.profile.render(messages), sampling)
+    text = gen.completions[0]["text"] if gen.completions else ""
+    best.update(response=text, finish_reason=gen.completions[0]["finish_reason"] if gen.completions else "",
+                faithfulness=faithfulness(text, state, deps))
+    tokens = state.get("tokens") or {"prompt": 0, "completion": 0}
+    tokens = {"prompt": tokens["prompt"] + gen.prompt_tokens,
+              "completion": tokens["completion"] + gen.completion_tokens}
+    cause = monologue.root_cause(text) or f"{best['file']}:{best['line']}: {best['note']}"
+    deps.recorder.write("explain_fix", messages=messages, response=text, prompt_tokens=gen.prompt_tokens,
+                        completion_tokens=gen.completion_tokens, seconds=round(gen.seconds, 2))
+    deps.log(f"explained the fix in {gen.seconds:.1f}s, {gen.completion_tokens} tokens")
+    return {"best": best, "root_cause": cause, "tokens": tokens}
+
+
+def trace_after(state: RepairState, deps) -> str:
+    """The failing test traced through the fixed code (the fix applied to the scratch tree)."""
+    if not deps.settings.use_trace:
+        return ""
+    best = state["best"]
+    try:
+        if not patching.apply_diff(deps.workdir, best["patch"]).ok:
+            return ""
+        steps = trace_test(deps.sandbox, state["failing"][0], [(best["file"], fn) for fn in
+                                                             {loc["function"] for loc in state["locations"][:3]
+                                                              if loc["file"] == best["file"] and loc["function"]}],
+                           timeout=min(30.0, deps.settings.test_timeout_s))
+    except SandboxError:
+        return ""
+    finally:
+        patching.reset(deps.workdir)
+    return trace_text(steps, budget_tokens=300)

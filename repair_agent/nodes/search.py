@@ -1,0 +1,113 @@
+"""Let execution do the work: many small candidates at the ranked lines, each checked by the tests.
+
+The failing tests run first (stop at the first failure), then the full suite; a candidate's
+per-test timeout derives from how long the original run took, so a mutant that never ends costs
+about a second, not a minute.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .. import patching
+from ..search import SearchContext
+from ..search.schedule import Budget, run_search
+from ..state import Candidate, RepairState
+from ..tests_summary import failing_ids, ran, trimmed
+
+CHEAP = ("mutate", "infill")  # the sources the search runs; "refine" is the model's escalation
+
+
+def search(state: RepairState, deps) -> dict:
+    s = deps.settings
+    sources = [name for name in s.strategy_list() if name in CHEAP]
+    if "infill" in sources and deps.model is None:
+        sources.remove("infill")
+    lines = [loc for loc in ranked_lines(state["locations"]) if loc["line"] > 0][:s.search_lines]
+    ctx = SearchContext(root=deps.workdir, settings=s, model=deps.model, profile=deps.profile, log=deps.log)
+    timeout = candidate_timeout(state, s)
+    tried: list[dict] = []
+
+    def check(edit) -> dict:
+        start = time.monotonic()
+        record = validate_edit(edit, state, deps, timeout)
+        record["seconds"] = round(time.monotonic() - start, 3)
+        tried.append(record)
+        deps.recorder.write("candidate", **{k: v for k, v in record.items() if k != "tests"})
+        if record["status"] != "failed" or len(tried) % 25 == 0:
+            deps.log(f"  {len(tried)} tried; {edit['source']} {edit['file']}:{edit['line']} {edit['note']}: "
+                     f"{record['status']}")
+        return record
+
+    budget = Budget(candidates=s.max_candidates, tokens=s.token_budget,
+                    deadline=state.get("started_at", time.time()) + s.wall_time_s)
+    out = run_search(lines, ctx, sources, check, budget) if sources else None
+    tokens = state.get("tokens") or {"prompt": 0, "completion": 0}
+    tokens = {k: tokens[k] + ctx.tokens[k] for k in ("prompt", "completion")}
+    summary = {"sources": sources, "lines": [f"{x['file']}:{x['line']}" for x in lines],
+               "tried": out.tried if out else 0, "by_source": out.by_source if out else {},
+               "stop_reason": out.stop_reason if out else "no search source asked for",
+               "timeout_s": timeout}
+    deps.recorder.write("search", **summary)
+    deps.log(f"search: {summary['tried']} candidates, {summary['stop_reason'] if not (out and out.fix) else 'fixed'}")
+    best = None
+    if out and out.fix:
+        fix = out.fix
+        best = Candidate(round=0, index=fix["index"], response=fix["note"], finish_reason="", code="",
+                         patch=fix["patch"], status="fixed", reason=fix["reason"], tests=fix["tests"],
+                         faithfulness=None, source=fix["source"], note=fix["note"], line=fix["line"],
+                         file=fix["file"])
+    return {"best": best, "search": summary, "tokens": tokens}
+
+
+def ranked_lines(locations: list) -> list:
+    """Locations best first; among equal scores, statements that compute or decide come first
+    (when every test fails, Ochiai ties every line the tests ran)."""
+    return sorted(locations, key=lambda loc: -loc["score"])
+
+
+def candidate_timeout(state: RepairState, settings) -> float:
+    """Ten times the original run's duration, at least a second, at most the per-test limit."""
+    took = (state.get("tests_before") or {}).get("duration_s", 1.0)
+    return round(min(float(settings.per_test_timeout_s), max(1.0, 10 * took)), 1)
+
+
+def validate_edit(edit, state: RepairState, deps, timeout: float) -> dict:
+    """Run the failing tests, then the suite, on the tree with the edited file; a fix gets its diff."""
+    record = {"index": len(state.get("candidates", [])), "source": edit["source"], "file": edit["file"],
+              "line": edit["line"], "note": edit["note"], "logprob": edit.get("logprob")}
+    if patching.is_test_file(edit["file"]) and not deps.settings.allow_test_edits:
+        return {**record, "status": "test_edit", "reason": f"edits test file {edit['file']}"}
+    overlay = {edit["file"]: edit["text"]}
+    box, s = deps.sandbox, deps.settings
+    target = run_tests(box, ["-x", *state["failing"]], timeout, overlay, s)
+    if failing_ids(target) or target["timed_out"] or ran(target) < len(state["failing"]):
+        why = "timed out" if target["timed_out"] else (
+            f"stopped at the first of {len(state['failing'])} failing tests: {failing_ids(target)[0]} still fails"
+            if failing_ids(target) else "the failing tests did not all run")
+        return {**record, "status": "failed", "reason": why}
+    suite = run_tests(box, state["test_args"], timeout, overlay, s)
+    tests = {"failing": trimmed(target), "suite": trimmed(suite)}
+    broken = failing_ids(suite)
+    if suite["timed_out"] or broken or ran(suite) < ran(state["tests_before"]) or suite["returncode"] != 0:
+        why = "the full suite timed out" if suite["timed_out"] else (
+            f"breaks {len(broken)} test(s): {', '.join(broken[:3])}" if broken
+            else f"fewer tests ran ({ran(suite)} < {ran(state['tests_before'])})"
+            if ran(suite) < ran(state["tests_before"]) else f"pytest exited with code {suite['returncode']}")
+        return {**record, "status": "passed_failing", "reason": why, "tests": tests}
+    return {**record, "status": "fixed", "reason": "the full suite passes", "tests": tests,
+            "patch": diff_of(deps.workdir, overlay)}
+
+
+def run_tests(box, args: list[str], timeout: float, overlay: dict, settings):
+    return box.run_tests(args, timeout=timeout * 3 + 30, per_test_timeout=max(1, round(timeout)), overlay=overlay)
+
+
+def diff_of(root, overlay: dict) -> str:
+    """The unified diff of the overlay against the snapshot; the tree is reset afterwards."""
+    try:
+        for rel, text in overlay.items():
+            (root / rel).write_text(text, encoding="utf-8")
+        return patching.current_diff(root)
+    finally:
+        patching.reset(root)

@@ -1,0 +1,326 @@
+"""Program mutations at one suspicious line, with no model.
+
+Each mutant changes one thing in the statement that starts (or sits) on the line: an operator
+(comparison, arithmetic, bitwise, boolean, augmented assignment), a constant or an index by one,
+a name for another name in scope, an attribute for another attribute the file uses, the operands
+or arguments swapped, a `not` added or removed, the statement deleted, or a nearby statement
+copied before it. Only the source text of the mutated node is replaced (operators in place
+between their operands), so every other byte of the file, the user's formatting included, is kept.
+
+Why not libcst or cosmic-ray: both rebuild or re-render a module per mutant, and cosmic-ray runs
+its own test loop; column offsets from `ast` give the exact span to replace, which is all a
+one-line edit needs.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Iterator
+
+from ..state import Location
+from . import Edit, SearchContext
+
+COMPARE = [ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq]
+ARITH = [ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Div, ast.Mod, ast.Pow]
+BITWISE = [ast.BitAnd, ast.BitOr, ast.BitXor, ast.LShift, ast.RShift]
+SYMBOL = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
+          ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in",
+          ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//", ast.Div: "/", ast.Mod: "%",
+          ast.Pow: "**", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<",
+          ast.RShift: ">>", ast.And: "and", ast.Or: "or"}
+BUILTIN_SWAPS = {"any": "all", "all": "any", "min": "max", "max": "min"}
+PAIRS = {ast.Is: [ast.IsNot, ast.Eq], ast.IsNot: [ast.Is, ast.NotEq], ast.In: [ast.NotIn], ast.NotIn: [ast.In]}
+GAP = re.compile(r"^([\s)]*)(.*?)([\s(]*)$", re.S)  # `) + (`: closers, operator, openers
+# a compound replacement needs parentheses unless its slot is delimited on both sides
+DELIMITED = {("Subscript", "slice"), ("Call", "args"), ("Return", "value"), ("Assign", "value"),
+             ("AugAssign", "value"), ("If", "test"), ("While", "test"), ("Expr", "value"),
+             ("List", "elts"), ("Tuple", "elts"), ("Slice", "lower"), ("Slice", "upper"),
+             ("keyword", "value"), ("AnnAssign", "value"), ("Assert", "test")}
+
+
+def candidates(loc: Location, ctx: SearchContext) -> Iterator[Edit]:
+    source = ctx.source_text(loc["file"])
+    for text, note in mutants(source, loc["line"]):
+        yield Edit(file=loc["file"], text=text, line=loc["line"], source="mutate", note=note)
+
+
+def mutants(source: str, line: int) -> Iterator[tuple[str, str]]:
+    """(new source, what changed) for each mutant of the statement at `line`; valid Python only."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return
+    stmt, func = _statement_at(tree, line)
+    if stmt is None:
+        return
+    text = Text(source)
+    parents = {child: (node, name) for node in ast.walk(stmt) for name, child in _children(node)}
+    names = _names_in_scope(func or tree)
+    attrs = sorted({n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)})
+    seen = {ast.dump(tree)}
+    for new, note in _edits(stmt, text, parents, names, attrs, func):
+        try:
+            dump = ast.dump(ast.parse(new))
+        except SyntaxError:
+            continue
+        if dump not in seen:
+            seen.add(dump)
+            yield new, note
+
+
+def _edits(stmt, text, parents, names, attrs, func):
+    """Mutants of one statement, roughly from the most to the least often right."""
+    nodes = [n for n in ast.walk(stmt) if hasattr(n, "lineno")]
+    head = _header_nodes(stmt)
+    for node in nodes:
+        if head is not None and node not in head:
+            continue  # a compound statement mutates its header only (its body has lines of its own)
+        if isinstance(node, ast.Compare):
+            for i, op in enumerate(node.ops):
+                for alt in (COMPARE if type(op) in COMPARE else PAIRS.get(type(op), [])):
+                    if alt is not type(op):
+                        yield text.replace_op(node.left if i == 0 else node.comparators[i - 1],
+                                              node.comparators[i], SYMBOL[alt]), \
+                            f"`{SYMBOL[type(op)]}` -> `{SYMBOL[alt]}`"
+        elif isinstance(node, ast.BinOp):
+            group = BITWISE if type(node.op) in BITWISE else ARITH
+            for alt in group + (ARITH[:2] if group is BITWISE else BITWISE[:3]):
+                if alt is not type(node.op):
+                    yield text.replace_op(node.left, node.right, SYMBOL[alt]), \
+                        f"`{SYMBOL[type(node.op)]}` -> `{SYMBOL[alt]}`"
+        elif isinstance(node, ast.AugAssign):
+            for alt in ARITH + BITWISE:
+                if alt is not type(node.op):
+                    yield text.replace_op(node.target, node.value, SYMBOL[alt] + "="), \
+                        f"`{SYMBOL[type(node.op)]}=` -> `{SYMBOL[alt]}=`"
+        elif isinstance(node, ast.BoolOp):
+            alt = ast.Or if isinstance(node.op, ast.And) else ast.And
+            yield text.replace_ops(node.values, SYMBOL[alt]), f"`{SYMBOL[type(node.op)]}` -> `{SYMBOL[alt]}`"
+    for node in nodes:
+        if head is not None and node not in head:
+            continue
+        where = parents.get(node)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub)):
+            yield text.replace(node, text.get(node.operand), wrap=_wrap(node, where)), \
+                f"drop `{'not' if isinstance(node.op, ast.Not) else '-'}`"
+        if isinstance(node, ast.expr) and where and (type(where[0]).__name__, where[1]) in (
+                ("If", "test"), ("While", "test"), ("IfExp", "test"), ("Assert", "test")):
+            yield text.replace(node, f"not {_paren(text.get(node), node)}"), "add `not`"
+        if isinstance(node, (ast.Compare, ast.BinOp)) and _swappable(node):
+            left, right = (node.left, node.comparators[0]) if isinstance(node, ast.Compare) \
+                else (node.left, node.right)
+            yield text.swap(left, right), "swap operands"
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            for alt in (node.value + 1, node.value - 1):
+                yield text.replace(node, str(alt), wrap=alt < 0), f"`{node.value}` -> `{alt}`"
+        if isinstance(node, ast.Constant) and type(node.value) is bool:
+            yield text.replace(node, str(not node.value)), f"`{node.value}` -> `{not node.value}`"
+        if isinstance(node, ast.Subscript) and not isinstance(node.slice, ast.Slice):
+            for op in ("+ 1", "- 1"):
+                yield text.replace(node.slice, f"{_paren(text.get(node.slice), node.slice)} {op}"), \
+                    f"index {op}"
+        if isinstance(node, ast.Slice):
+            for bound in (node.lower, node.upper):
+                if bound is not None:
+                    for op in ("+ 1", "- 1"):
+                        yield text.replace(bound, f"{_paren(text.get(bound), bound)} {op}"), f"slice bound {op}"
+        if isinstance(node, ast.Call) and len(node.args) >= 2:
+            for a, b in zip(node.args, node.args[1:]):
+                if not isinstance(a, ast.Starred) and not isinstance(b, ast.Starred):
+                    yield text.swap(a, b), "swap arguments"
+        if isinstance(node, ast.BinOp):  # drop an operand: `1 + f(x)` -> `f(x)`
+            for part in (node.left, node.right):
+                yield text.replace(node, text.get(part), wrap=_wrap(node, where) and _compound(part)), \
+                    f"`{text.get(node)}` -> `{text.get(part)}`"
+        if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
+            yield text.replace(node, text.get(node.args[0]), wrap=_wrap(node, where) and _compound(node.args[0])), \
+                f"unwrap `{text.get(node)}`"
+        if isinstance(node, ast.Name) and node.id in BUILTIN_SWAPS and isinstance(node.ctx, ast.Load):
+            yield text.replace(node, BUILTIN_SWAPS[node.id]), f"`{node.id}` -> `{BUILTIN_SWAPS[node.id]}`"
+        if isinstance(node, (ast.Name, ast.Call, ast.Attribute, ast.Subscript)) and where \
+                and isinstance(where[0], (ast.Call, ast.BinOp, ast.Compare, ast.Return)) and where[1] != "func":
+            for op in ("+ 1", "- 1"):  # an argument or operand off by one
+                yield text.replace(node, f"{text.get(node)} {op}", wrap=_wrap(node, where)), \
+                    f"`{text.get(node)}` {op}"
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            for alt in names:
+                if alt != node.id:
+                    yield text.replace(node, alt), f"`{node.id}` -> `{alt}`"
+            if where and isinstance(where[0], ast.Call) and where[1] == "args":
+                for alt in names:
+                    if alt != node.id:
+                        for op in ("-", "+"):
+                            yield text.replace(node, f"{node.id} {op} {alt}"), f"`{node.id}` -> `{node.id} {op} {alt}`"
+        if isinstance(node, ast.List) and not node.elts:
+            for alt in ["[]", *names]:
+                yield text.replace(node, f"[{alt}]"), f"`[]` -> `[{alt}]`"
+        if isinstance(node, ast.Constant) and node.value is True and where and where[1] == "test":
+            for alt in names:
+                yield text.replace(node, alt), f"`True` -> `{alt}`"
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and where \
+                and isinstance(where[0], (ast.For, ast.comprehension)) and where[1] == "iter":
+            for alt in names:
+                if alt != node.id:
+                    for part in (f"{alt}:", f":{alt}"):
+                        yield text.replace(node, f"{node.id}[{part}]"), f"`{node.id}` -> `{node.id}[{part}]`"
+        if isinstance(node, ast.Attribute):
+            for alt in attrs:
+                if alt != node.attr:
+                    yield text.replace_attr(node, alt), f"`.{node.attr}` -> `.{alt}`"
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        target, value = stmt.targets[0].id, text.get(stmt.value)
+        for fn in ("max", "min"):
+            yield text.replace(stmt.value, f"{fn}({target}, {value})"), f"`{value}` -> `{fn}({target}, {value})`"
+            yield text.replace(stmt.value, f"{fn}(0, {value})"), f"`{value}` -> `{fn}(0, {value})`"
+    yield from _statement_edits(stmt, text, func)
+
+
+def _statement_edits(stmt, text, func):
+    """Delete the statement; copy a nearby simple statement of the same block before or after it."""
+    lines = text.source.splitlines(keepends=True)
+    a, b = stmt.lineno - 1, stmt.end_lineno
+    indent = lines[a][: len(lines[a]) - len(lines[a].lstrip())]
+    block = _block_of(func, stmt) if func else None
+    if block and len(block) > 1 and not isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+        yield "".join(lines[:a] + lines[b:]), "delete the statement"
+    for other in (block or []):
+        if other is stmt or abs(other.lineno - stmt.lineno) > 6 or other.lineno != other.end_lineno \
+                or isinstance(other, (ast.FunctionDef, ast.ClassDef, ast.Return)):
+            continue
+        copy = indent + lines[other.lineno - 1].lstrip()
+        yield "".join(lines[:a] + [copy] + lines[a:]), f"insert `{copy.strip()}` before"
+        yield "".join(lines[:b] + [copy] + lines[b:]), f"insert `{copy.strip()}` after"
+
+
+class Text:
+    """The file's text with `ast` positions (UTF-8 byte columns) turned into edits of it."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.raw = source.encode()
+        self.starts = [0]
+        for line in self.raw.splitlines(keepends=True):
+            self.starts.append(self.starts[-1] + len(line))
+
+    def span(self, node) -> tuple[int, int]:
+        return (self.starts[node.lineno - 1] + node.col_offset,
+                self.starts[node.end_lineno - 1] + node.end_col_offset)
+
+    def get(self, node) -> str:
+        a, b = self.span(node)
+        return self.raw[a:b].decode()
+
+    def _splice(self, a: int, b: int, new: str) -> str:
+        return (self.raw[:a] + new.encode() + self.raw[b:]).decode()
+
+    def replace(self, node, new: str, wrap: bool = False) -> str:
+        return self._splice(*self.span(node), f"({new})" if wrap else new)
+
+    def replace_op(self, left, right, symbol: str) -> str:
+        """The operator between two operands; parentheses and spaces around it kept."""
+        a, b = self.span(left)[1], self.span(right)[0]
+        pre, _op, post = GAP.match(self.raw[a:b].decode()).groups()
+        if symbol[0].isalpha():  # `and`, `not in`: never glued to a neighbour
+            pre, post = (pre if pre.endswith(" ") else pre + " "), (post if post.startswith(" ") else " " + post)
+        return self._splice(a, b, pre + symbol + post)
+
+    def replace_ops(self, values, symbol: str) -> str:
+        out = self
+        for i in range(len(values) - 1, 0, -1):  # right to left: earlier offsets stay valid
+            left, right = values[i - 1], values[i]
+            out = Text(out.replace_op(left, right, symbol))
+        return out.source
+
+    def swap(self, a_node, b_node) -> str:
+        (a1, a2), (b1, b2) = self.span(a_node), self.span(b_node)
+        a_txt, b_txt = self.raw[a1:a2], self.raw[b1:b2]
+        return (self.raw[:a1] + b_txt + self.raw[a2:b1] + a_txt + self.raw[b2:]).decode()
+
+    def replace_attr(self, node: ast.Attribute, attr: str) -> str:
+        b = self.span(node)[1]
+        return self._splice(b - len(node.attr.encode()), b, attr)
+
+
+def _statement_at(tree, line: int):
+    """The innermost statement that starts on `line` (else the one spanning it), and its function."""
+    best, func = None, None
+
+    def walk(node, fn):
+        nonlocal best, func
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt) and child.lineno <= line <= child.end_lineno:
+                if best is None or child.lineno == line or best.lineno != line:
+                    best, func = child, fn
+            inner = child if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else fn
+            walk(child, inner)
+
+    walk(tree, None)
+    return best, func
+
+
+def _header_nodes(stmt) -> set | None:
+    """The nodes of a compound statement's header (test, iterator, ...); None for a simple one."""
+    fields = {ast.If: ["test"], ast.While: ["test"], ast.For: ["target", "iter"], ast.With: ["items"],
+              ast.FunctionDef: [], ast.ClassDef: [], ast.Try: []}
+    for kind, names in fields.items():
+        if isinstance(stmt, kind):
+            out = set()
+            for name in names:
+                value = getattr(stmt, name)
+                for part in value if isinstance(value, list) else [value]:
+                    out |= set(ast.walk(part))
+            return out
+    return None
+
+
+def _children(node):
+    for name, value in ast.iter_fields(node):
+        for child in value if isinstance(value, list) else [value]:
+            if isinstance(child, ast.AST):
+                yield name, child
+
+
+def _block_of(func, stmt) -> list | None:
+    for node in ast.walk(func):
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(node, name, None)
+            if isinstance(block, list) and stmt in block:
+                return block
+    return None
+
+
+def _names_in_scope(scope) -> list[str]:
+    """Parameters and local names of the function (module names at top level), first seen first."""
+    names: list[str] = []
+    if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        args = scope.args
+        names += [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]]
+        names += [a.arg for a in (args.vararg, args.kwarg) if a]
+    for node in ast.walk(scope):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.append(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node is not scope:
+            names.append(node.name)
+    return list(dict.fromkeys(names))
+
+
+def _swappable(node) -> bool:
+    """Swapping the operands of `*`, `&`, `|`, `^` changes nothing."""
+    if isinstance(node, ast.Compare):
+        return len(node.ops) == 1
+    return not isinstance(node.op, (ast.Mult, ast.BitAnd, ast.BitOr, ast.BitXor))  # `+` joins strings
+
+
+def _compound(node) -> bool:
+    return isinstance(node, (ast.BinOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.UnaryOp, ast.Lambda,
+                             ast.NamedExpr))
+
+
+def _paren(text: str, node) -> str:
+    return f"({text})" if isinstance(node, (ast.BinOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.UnaryOp,
+                                            ast.Lambda, ast.NamedExpr)) else text
+
+
+def _wrap(node, where) -> bool:
+    return where is not None and (type(where[0]).__name__, where[1]) not in DELIMITED

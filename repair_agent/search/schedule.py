@@ -1,0 +1,87 @@
+"""The schedule: sources x locations, cheapest source first, within a budget.
+
+Every source runs over all its locations before the next (more expensive) source starts: a
+mutation costs one test run, an infill sample costs model tokens too. Candidates whose syntax
+tree equals one already tried are skipped. The search stops at the first candidate that `check`
+calls a fix, or when the candidates, the tokens or the wall time run out.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from ..state import Location
+from . import Edit, SearchContext
+
+
+@dataclass
+class Budget:
+    candidates: int = 1000
+    tokens: int = 200_000
+    deadline: float = float("inf")  # time.time() after which nothing new is tried
+
+    def spent(self, tried: int, ctx: SearchContext) -> str:
+        if tried >= self.candidates:
+            return f"{self.candidates} candidates tried"
+        if ctx.tokens["prompt"] + ctx.tokens["completion"] >= self.tokens:
+            return f"token budget of {self.tokens} spent"
+        if time.time() >= self.deadline:
+            return "wall time spent"
+        return ""
+
+
+@dataclass
+class Outcome:
+    fix: dict | None = None  # the checked candidate that passed the full suite
+    tried: int = 0
+    stop_reason: str = ""
+    by_source: dict = field(default_factory=dict)  # source -> {"tried", "seconds", "tokens"}
+
+
+def source(name: str):
+    """The module `repair_agent.search.<name>`; its `candidates(loc, ctx)` yields Edits."""
+    return importlib.import_module(f"{__package__}.{name}").candidates
+
+
+def run_search(locations: list[Location], ctx: SearchContext, sources: Iterable[str],
+               check: Callable[[Edit], dict], budget: Budget) -> Outcome:
+    """`check(edit)` runs the tests and returns the candidate's record (with "status")."""
+    out = Outcome()
+    seen: set[str] = set()
+    for name in sources:
+        stats = out.by_source.setdefault(name, {"tried": 0, "seconds": 0.0, "tokens": 0})
+        for loc in locations:
+            before = ctx.tokens["prompt"] + ctx.tokens["completion"]
+            start = time.monotonic()
+            for edit in source(name)(loc, ctx):
+                out.stop_reason = budget.spent(out.tried, ctx)
+                if out.stop_reason:
+                    break
+                key = normalized(edit["text"])
+                if key is None or (key := edit["file"] + key) in seen:
+                    continue
+                seen.add(key)
+                out.tried += 1
+                stats["tried"] += 1
+                record = check(edit)
+                if record["status"] == "fixed":
+                    out.fix = record
+                    break
+            stats["seconds"] = round(stats["seconds"] + time.monotonic() - start, 3)
+            stats["tokens"] += ctx.tokens["prompt"] + ctx.tokens["completion"] - before
+            if out.fix or out.stop_reason:
+                return out
+    out.stop_reason = out.stop_reason or "every candidate of the search tried"
+    return out
+
+
+def normalized(text: str) -> str | None:
+    """The file's syntax tree without positions or comments (None when it does not parse)."""
+    try:
+        return ast.dump(ast.parse(text))
+    except (SyntaxError, ValueError):
+        return None
