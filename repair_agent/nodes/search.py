@@ -7,6 +7,7 @@ about a second, not a minute.
 
 from __future__ import annotations
 
+import ast
 import time
 
 from .. import patching
@@ -23,7 +24,7 @@ def search(state: RepairState, deps) -> dict:
     sources = [name for name in s.strategy_list() if name in CHEAP]
     if "infill" in sources and deps.model is None:
         sources.remove("infill")
-    lines = [loc for loc in ranked_lines(state["locations"]) if loc["line"] > 0][:s.search_lines]
+    lines = [loc for loc in ranked_lines(state["locations"], deps.workdir) if loc["line"] > 0][:s.search_lines]
     ctx = SearchContext(root=deps.workdir, settings=s, model=deps.model, profile=deps.profile, log=deps.log)
     timeout = candidate_timeout(state, s)
     tried: list[dict] = []
@@ -60,10 +61,33 @@ def search(state: RepairState, deps) -> dict:
     return {"best": best, "search": summary, "tokens": tokens}
 
 
-def ranked_lines(locations: list) -> list:
-    """Locations best first; among equal scores, statements that compute or decide come first
-    (when every test fails, Ochiai ties every line the tests ran)."""
-    return sorted(locations, key=lambda loc: -loc["score"])
+def ranked_lines(locations: list, root) -> list:
+    """Locations best first; among equal scores (when every test fails, Ochiai ties every line the
+    tests ran), statements that compute or decide come before plain calls, loops and definitions."""
+    kinds: dict = {}
+    for loc in locations:
+        if loc["file"] not in kinds:
+            kinds[loc["file"]] = statement_kinds(root / loc["file"])
+    return sorted(locations, key=lambda loc: (-loc["score"], kinds[loc["file"]].get(loc["line"], 3)))
+
+
+def statement_kinds(path) -> dict[int, int]:
+    """line -> 0 (computes or decides: an operator, an index, a return), 1 (other assignment or
+    loop header), 2 (anything else)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    out: dict[int, int] = {}
+    for stmt in ast.walk(tree):
+        if not isinstance(stmt, ast.stmt) or isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+            continue
+        head = [stmt.test] if isinstance(stmt, (ast.If, ast.While)) else [stmt.iter] if isinstance(stmt, ast.For) \
+            else [] if hasattr(stmt, "body") else [stmt]
+        deciding = any(isinstance(n, (ast.Compare, ast.BinOp, ast.BoolOp, ast.Subscript, ast.AugAssign, ast.Return,
+                                      ast.UnaryOp)) for part in head for n in ast.walk(part)) or isinstance(stmt, ast.Return)
+        out[stmt.lineno] = 0 if deciding else 1 if isinstance(stmt, (ast.Assign, ast.For, ast.While)) else 2
+    return out
 
 
 def candidate_timeout(state: RepairState, settings) -> float:
@@ -79,14 +103,14 @@ def validate_edit(edit, state: RepairState, deps, timeout: float) -> dict:
     if patching.is_test_file(edit["file"]) and not deps.settings.allow_test_edits:
         return {**record, "status": "test_edit", "reason": f"edits test file {edit['file']}"}
     overlay = {edit["file"]: edit["text"]}
-    box, s = deps.sandbox, deps.settings
-    target = run_tests(box, ["-x", *state["failing"]], timeout, overlay, s)
+    box = deps.sandbox
+    target = run_tests(box, ["-x", *state["failing"]], timeout, overlay)
     if failing_ids(target) or target["timed_out"] or ran(target) < len(state["failing"]):
         why = "timed out" if target["timed_out"] else (
             f"stopped at the first of {len(state['failing'])} failing tests: {failing_ids(target)[0]} still fails"
             if failing_ids(target) else "the failing tests did not all run")
         return {**record, "status": "failed", "reason": why}
-    suite = run_tests(box, state["test_args"], timeout, overlay, s)
+    suite = run_tests(box, state["test_args"], timeout, overlay)
     tests = {"failing": trimmed(target), "suite": trimmed(suite)}
     broken = failing_ids(suite)
     if suite["timed_out"] or broken or ran(suite) < ran(state["tests_before"]) or suite["returncode"] != 0:
@@ -99,7 +123,7 @@ def validate_edit(edit, state: RepairState, deps, timeout: float) -> dict:
             "patch": diff_of(deps.workdir, overlay)}
 
 
-def run_tests(box, args: list[str], timeout: float, overlay: dict, settings):
+def run_tests(box, args: list[str], timeout: float, overlay: dict):
     return box.run_tests(args, timeout=timeout * 3 + 30, per_test_timeout=max(1, round(timeout)), overlay=overlay)
 
 

@@ -1,0 +1,70 @@
+"""The search end to end: `fix --strategies ...` on real git repositories, tests in Docker.
+
+`--strategies mutate` needs no model at all. The infill test's model is a SCRIPTED server on
+loopback (tests/scripted_server.py): it checks the control flow from a model's line to a validated
+fix and its explanation, which a real model cannot drive deterministically.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import tree_hash
+
+from repair_agent.search import SearchContext
+from repair_agent.search.schedule import Budget, run_search
+
+CLI = [sys.executable, "-m", "repair_agent"]
+
+
+def run(repo, *args, runs_root, timeout=300):
+    return subprocess.run([*CLI, "fix", str(repo), "--run-dir", str(runs_root), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_mutate_alone_fixes_without_any_model(make_repo, runs_root, tmp_path, docker_ready):
+    repo = make_repo("wrong_index")
+    before = tree_hash(repo)
+    out = tmp_path / "result.json"
+    proc = run(repo, "--strategies", "mutate", "--json", str(out), runs_root=runs_root)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["status"] == "fixed" and result["source"] == "mutate"
+    assert result["tokens"] == {"prompt": 0, "completion": 0}
+    assert result["model"] == ""
+    assert "serving" not in proc.stderr and "llama" not in proc.stderr.lower()  # no server was started
+    assert "-    return items[2]\n+    return items[1]\n" in result["patch"]
+    assert sum(ln.startswith("+") and not ln.startswith("+++") for ln in result["patch"].splitlines()) == 1
+    assert result["tests_after"]["failed"] == 0 and result["tests_after"]["passed"] == 4
+    assert result["search"]["tried"] >= 1 and "mutate" in result["search"]["by_source"]
+    assert "no model was asked" in result["root_cause"]
+    assert tree_hash(repo) == before  # the user's tree is untouched
+
+
+def test_an_unknown_strategy_is_bad_input(make_repo, runs_root):
+    proc = run(make_repo("wrong_index"), "--strategies", "mutate,guess", runs_root=runs_root)
+    assert proc.returncode == 2
+    assert "unknown strategy guess" in proc.stderr
+
+
+def test_schedule_dedupes_and_stops_at_the_first_fix(tmp_path):
+    """The schedule on its own, with a check that only reads the candidate's text."""
+    (tmp_path / "m.py").write_text("def f(a, b):\n    return a < b\n")
+    ctx = SearchContext(root=tmp_path, settings=None)
+    checked = []
+
+    def check(edit):
+        checked.append(edit["text"])
+        return {"status": "fixed" if "a <= b" in edit["text"] else "failed"}
+
+    loc = {"file": "m.py", "function": "f", "line": 2, "score": 1.0}
+    out = run_search([loc, loc], ctx, ["mutate"], check, Budget())
+    assert out.fix is not None and "a <= b" in checked[-1]
+    assert len(checked) == len(set(checked)) == out.tried
+    out = run_search([loc, loc], ctx, ["mutate"], lambda e: {"status": "failed"}, Budget())
+    assert out.fix is None and out.stop_reason == "every candidate of the search tried"
+    assert out.by_source["mutate"]["tried"] == out.tried  # the second, equal location added nothing
+    out = run_search([loc], ctx, ["mutate"], lambda e: {"status": "failed"}, Budget(candidates=3))
+    assert out.tried == 3 and out.stop_reason == "3 candidates tried"
