@@ -31,13 +31,14 @@ class Settings(BaseModel):
     per_test_timeout_s: int = 60  # one test (pytest-timeout): a hanging test fails instead of stalling
     model_timeout_s: float = 600
     sandbox: str = "auto"
+    use_worker: bool = True  # candidates through the warm test worker, not one docker exec each
     image: str | None = None
     allow_test_edits: bool = False
     use_trace: bool = True
     use_sbfl: bool = True
     problem: str = ""  # a statement of what the code should do, when the caller has one
     strategies: str = "mutate,infill,refine"  # candidate sources, cheapest first (repair_agent/search)
-    search_lines: int = 5  # the top-ranked lines the search edits
+    search_lines: int = 5  # the top-ranked lines infill masks (mutate visits twice as many)
     max_candidates: int = 1000  # candidates the search may check
     infill_samples: int = 12  # model samples per masked line
 

@@ -24,7 +24,8 @@ def search(state: RepairState, deps) -> dict:
     sources = [name for name in s.strategy_list() if name in CHEAP]
     if "infill" in sources and deps.model is None:
         sources.remove("infill")
-    lines = [loc for loc in ranked_lines(state["locations"], deps.workdir) if loc["line"] > 0][:s.search_lines]
+    ranked = [loc for loc in ranked_lines(state["locations"], deps.workdir) if loc["line"] > 0]
+    lines = ranked[:s.search_lines]
     ctx = SearchContext(root=deps.workdir, settings=s, model=deps.model, profile=deps.profile, log=deps.log)
     timeout = candidate_timeout(state, s)
     tried: list[dict] = []
@@ -42,10 +43,12 @@ def search(state: RepairState, deps) -> dict:
 
     budget = Budget(candidates=s.max_candidates, tokens=s.token_budget,
                     deadline=state.get("started_at", time.time()) + s.wall_time_s)
-    out = run_search(lines, ctx, sources, check, budget) if sources else None
+    # a mutation costs one test run, an infill sample model time too: mutate visits twice the lines
+    plan = [(name, lines if name == "infill" else ranked[:2 * s.search_lines]) for name in sources]
+    out = run_search(plan, ctx, check, budget) if sources else None
     tokens = state.get("tokens") or {"prompt": 0, "completion": 0}
     tokens = {k: tokens[k] + ctx.tokens[k] for k in ("prompt", "completion")}
-    summary = {"sources": sources, "lines": [f"{x['file']}:{x['line']}" for x in lines],
+    summary = {"sources": sources, "lines": [f"{x['file']}:{x['line']}" for x in ranked[:2 * s.search_lines]],
                "tried": out.tried if out else 0, "by_source": out.by_source if out else {},
                "stop_reason": out.stop_reason if out else "no search source asked for",
                "timeout_s": timeout}
@@ -91,9 +94,12 @@ def statement_kinds(path) -> dict[int, int]:
 
 
 def candidate_timeout(state: RepairState, settings) -> float:
-    """Ten times the original run's duration, at least a second, at most the per-test limit."""
-    took = (state.get("tests_before") or {}).get("duration_s", 1.0)
-    return round(min(float(settings.per_test_timeout_s), max(1.0, 10 * took)), 1)
+    """Ten times the slowest original test that ended by itself, at least a second, at most the
+    per-test limit (the buggy code's own hangs say nothing about how long a test should take)."""
+    limit = float(settings.per_test_timeout_s)
+    times = [c.get("seconds", 0.0) for c in (state.get("tests_before") or {}).get("cases", [])]
+    slowest = max((t for t in times if t < 0.9 * limit), default=limit / 10)
+    return round(min(limit, max(1.0, 10 * slowest)), 1)
 
 
 def validate_edit(edit, state: RepairState, deps, timeout: float) -> dict:

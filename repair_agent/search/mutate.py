@@ -116,7 +116,7 @@ def _edits(stmt, text, parents, names, attrs, func):
                 yield text.replace(node, str(alt), wrap=alt < 0), f"`{node.value}` -> `{alt}`"
         if isinstance(node, ast.Constant) and type(node.value) is bool:
             yield text.replace(node, str(not node.value)), f"`{node.value}` -> `{not node.value}`"
-        if isinstance(node, ast.Subscript) and not isinstance(node.slice, ast.Slice):
+        if isinstance(node, ast.Subscript) and not isinstance(node.slice, (ast.Slice, ast.Constant)):
             for op in ("+ 1", "- 1"):
                 yield text.replace(node.slice, f"{_paren(text.get(node.slice), node.slice)} {op}"), \
                     f"index {op}"

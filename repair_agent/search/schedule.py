@@ -47,12 +47,13 @@ def source(name: str):
     return importlib.import_module(f"{__package__}.{name}").candidates
 
 
-def run_search(locations: list[Location], ctx: SearchContext, sources: Iterable[str],
+def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
                check: Callable[[Edit], dict], budget: Budget) -> Outcome:
-    """`check(edit)` runs the tests and returns the candidate's record (with "status")."""
+    """`plan` is (source, its locations) in the order to run them; `check(edit)` runs the tests
+    and returns the candidate's record (with "status")."""
     out = Outcome()
     seen: set[str] = set()
-    for name in sources:
+    for name, locations in plan:
         stats = out.by_source.setdefault(name, {"tried": 0, "seconds": 0.0, "tokens": 0})
         for loc in locations:
             before = ctx.tokens["prompt"] + ctx.tokens["completion"]
