@@ -23,7 +23,7 @@ RIGHT_GCD = "def gcd(a, b):\n    if b == 0:\n        return a\n    else:\n      
 
 
 def settings(url: str, **kw) -> Settings:
-    return Settings(base_url=url, sandbox="docker", test_timeout_s=60, **kw)
+    return Settings(base_url=url, sandbox="docker", test_timeout_s=60, strategies="refine", **kw)
 
 
 def test_failing_candidates_are_never_counted_and_prompts_hold_no_fixed_code(tmp_path, docker_ready):

@@ -23,7 +23,8 @@ RIGHT = "def second(items):\n    \"\"\"Return the second element of a list.\"\"\
 
 
 def fix(repo, server, *args, runs_root, timeout=300):
-    cmd = [*CLI, "fix", str(repo), "--base-url", server.base_url, "--run-dir", str(runs_root), *args]
+    cmd = [*CLI, "fix", str(repo), "--base-url", server.base_url, "--run-dir", str(runs_root), "--strategies", "refine",
+           *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -147,7 +148,7 @@ def test_model_refusing_connections_exits_3(make_repo, runs_root, docker_ready):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     repo = make_repo("wrong_index")
-    proc = subprocess.run([*CLI, "fix", str(repo), "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "m",
+    proc = subprocess.run([*CLI, "fix", str(repo), "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "m", "--strategies", "refine",
                            "--sandbox", "docker", "--run-dir", str(runs_root)], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 3, proc.stderr
@@ -160,7 +161,7 @@ def test_model_dies_mid_run_then_resume_finishes(make_repo, runs_root, tmp_path,
 
     repo = make_repo("wrong_index")
     with ScriptedServer([[answer(WRONG)]]) as srv:
-        proc = subprocess.Popen([*CLI, "fix", str(repo), "--base-url", srv.base_url, "--sandbox", "docker",
+        proc = subprocess.Popen([*CLI, "fix", str(repo), "--base-url", srv.base_url, "--sandbox", "docker", "--strategies", "refine",
                                  "--run-dir", str(runs_root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
         deadline = time.time() + 120

@@ -50,7 +50,8 @@ def leftovers(tmp: Path, runs_root: Path) -> dict:
 
 def run_cli(repo: Path, runs_root: Path, tmp: Path, *args, env: dict | None = None, timeout: float = 240):
     tmp.mkdir(exist_ok=True)
-    full_env = {**os.environ, "TMPDIR": str(tmp), "REPAIR_AGENT_PER_TEST_TIMEOUT_S": "10", **(env or {})}
+    full_env = {**os.environ, "TMPDIR": str(tmp), "REPAIR_AGENT_PER_TEST_TIMEOUT_S": "10",
+                "REPAIR_AGENT_STRATEGIES": "refine", **(env or {})}  # the model's loop, not the search
     cmd = [*CLI, "fix", str(repo), "--run-dir", str(runs_root), "--test-timeout", "60", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
 

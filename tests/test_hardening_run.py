@@ -39,7 +39,8 @@ def guarded(make_repo, runs_root, tmp_path, docker_ready):
 
 def start_cli(repo: Path, runs_root: Path, tmp: Path, *args) -> subprocess.Popen:
     tmp.mkdir(exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(tmp), "REPAIR_AGENT_PER_TEST_TIMEOUT_S": "10"}
+    env = {**os.environ, "TMPDIR": str(tmp), "REPAIR_AGENT_PER_TEST_TIMEOUT_S": "10",
+           "REPAIR_AGENT_STRATEGIES": "refine"}  # the model's loop, not the search
     return subprocess.Popen([*CLI, "fix", str(repo), "--run-dir", str(runs_root), "--test-timeout", "60", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import tree_hash
 from model_server import running_server, smollm_gguf  # noqa: F401  (fixture)
 
-CLI = [sys.executable, "-m", "repair_agent", "fix"]
+CLI = [sys.executable, "-m", "repair_agent", "fix"]  # with --strategies refine: the model's loop
 STATUSES = {"no_code", "truncated", "not_applicable", "test_edit", "failed", "passed_failing", "fixed", "skipped"}
 pytestmark = pytest.mark.model
 
@@ -25,7 +25,7 @@ def test_real_output_is_parsed_and_recorded(smollm_gguf, make_repo, tmp_path, do
     before = tree_hash(repo)
     out = tmp_path / "r.json"
     with running_server() as server:
-        proc = subprocess.run([*CLI, str(repo), "--base-url", server.base_url, "--sandbox", "docker",
+        proc = subprocess.run([*CLI, str(repo), "--base-url", server.base_url, "--sandbox", "docker", "--strategies", "refine",
                                "--rounds", "2", "--samples", "2", "--json", str(out), "--run-dir",
                                str(tmp_path / "runs")], capture_output=True, text=True, timeout=600)
     assert proc.returncode in (0, 1), proc.stderr
@@ -41,7 +41,7 @@ def test_server_killed_mid_run_then_resume_finishes(smollm_gguf, make_repo, tmp_
     repo = make_repo("wrong_index")
     runs = tmp_path / "runs"
     with running_server() as server:
-        proc = subprocess.Popen([*CLI, str(repo), "--base-url", server.base_url, "--sandbox", "docker",
+        proc = subprocess.Popen([*CLI, str(repo), "--base-url", server.base_url, "--sandbox", "docker", "--strategies", "refine",
                                  "--rounds", "3", "--samples", "2", "--run-dir", str(runs)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 300
@@ -58,7 +58,7 @@ def test_server_killed_mid_run_then_resume_finishes(smollm_gguf, make_repo, tmp_
     kept = (run_dir / "records.jsonl").read_text()
     assert '"event": "propose"' in kept and '"event": "result"' not in kept
     with running_server() as server:
-        again = subprocess.run([*CLI, str(repo), "--base-url", server.base_url, "--resume", run_dir.name,
+        again = subprocess.run([*CLI, str(repo), "--base-url", server.base_url, "--resume", run_dir.name, "--strategies", "refine",
                                 "--run-dir", str(runs)], capture_output=True, text=True, timeout=600)
     assert again.returncode in (0, 1), again.stderr
     final = (run_dir / "records.jsonl").read_text()

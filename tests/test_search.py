@@ -61,10 +61,10 @@ def test_schedule_dedupes_and_stops_at_the_first_fix(tmp_path):
 
     loc = {"file": "m.py", "function": "f", "line": 2, "score": 1.0}
     out = run_search([("mutate", [loc, loc])], ctx, check, Budget())
-    assert out.fix is not None and "a <= b" in checked[-1]
+    assert out.fixes and "a <= b" in checked[-1] and len(out.fixes) == 1
     assert len(checked) == len(set(checked)) == out.tried
     out = run_search([("mutate", [loc, loc])], ctx, lambda e: {"status": "failed"}, Budget())
-    assert out.fix is None and out.stop_reason == "every candidate of the search tried"
+    assert not out.fixes and out.stop_reason == "every candidate of the search tried"
     assert out.by_source["mutate"]["tried"] == out.tried  # the second, equal location added nothing
     out = run_search([("mutate", [loc])], ctx, lambda e: {"status": "failed"}, Budget(candidates=3))
     assert out.tried == 3 and out.stop_reason == "3 candidates tried"

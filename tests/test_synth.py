@@ -128,7 +128,7 @@ def test_synth_with_the_agent_turns_repairs_into_traces(make_repo, tmp_path, doc
     def agent(mutant_repo: Path, runs_root: Path) -> dict:
         row = next(r for r in read(out / "mutants.jsonl") if r["repo"] == str(mutant_repo))
         with ScriptedServer([[answer(row["original"])]]) as srv:
-            return run_fix(mutant_repo, Settings(base_url=srv.base_url, sandbox="docker", rounds=1, samples=1,
+            return run_fix(mutant_repo, Settings(base_url=srv.base_url, sandbox="docker", rounds=1, samples=1, strategies="refine",
                                                  use_sbfl=False, test_timeout_s=120),
                            runs_root=runs_root, log=lambda m: None)
 

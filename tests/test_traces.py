@@ -30,7 +30,7 @@ def fixed_run(tmp_path_factory, docker_ready) -> tuple[Path, dict]:
     repo = fixture_repo("wrong_index", base / "wrong_index")
     runs_root = base / "runs"
     with ScriptedServer([[answer(WRONG)], [answer(RIGHT, "It reads index 2, not 1.")]]) as srv:
-        result = run_fix(repo, Settings(base_url=srv.base_url, sandbox="docker", samples=1, use_sbfl=False,
+        result = run_fix(repo, Settings(base_url=srv.base_url, sandbox="docker", samples=1, use_sbfl=False, strategies="refine",
                                         test_timeout_s=120), runs_root=runs_root, log=lambda m: None)
     assert result["status"] == "fixed" and result["fixed_round"] == 1
     return runs_root, result

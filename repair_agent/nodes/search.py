@@ -11,7 +11,7 @@ import ast
 import time
 
 from .. import patching
-from ..search import SearchContext
+from ..search import SearchContext, guard
 from ..search.schedule import Budget, run_search
 from ..state import Candidate, RepairState
 from ..tests_summary import failing_ids, ran, trimmed
@@ -42,21 +42,24 @@ def search(state: RepairState, deps) -> dict:
         return record
 
     budget = Budget(candidates=s.max_candidates, tokens=s.token_budget,
-                    deadline=state.get("started_at", time.time()) + s.wall_time_s)
+                    deadline=state.get("started_at", time.time()) + s.wall_time_s,
+                    plausible=s.plausible, after_first=max(1, s.max_candidates // 10))
     # a mutation costs one test run, an infill sample model time too: mutate visits twice the lines
     plan = [(name, lines if name == "infill" else ranked[:2 * s.search_lines]) for name in sources]
     out = run_search(plan, ctx, check, budget) if sources else None
     tokens = state.get("tokens") or {"prompt": 0, "completion": 0}
     tokens = {k: tokens[k] + ctx.tokens[k] for k in ("prompt", "completion")}
+    ranked_fixes = guard.rank(out.fixes) if out else []
     summary = {"sources": sources, "lines": [f"{x['file']}:{x['line']}" for x in ranked[:2 * s.search_lines]],
                "tried": out.tried if out else 0, "by_source": out.by_source if out else {},
                "stop_reason": out.stop_reason if out else "no search source asked for",
-               "timeout_s": timeout}
+               "timeout_s": timeout,
+               "plausible": [{k: f[k] for k in ("source", "file", "line", "note", "patch")} for f in ranked_fixes]}
     deps.recorder.write("search", **summary)
-    deps.log(f"search: {summary['tried']} candidates, {summary['stop_reason'] if not (out and out.fix) else 'fixed'}")
+    deps.log(f"search: {summary['tried']} candidates, {len(ranked_fixes)} plausible fix(es); {summary['stop_reason']}")
     best = None
-    if out and out.fix:
-        fix = out.fix
+    if ranked_fixes:
+        fix = ranked_fixes[0]
         best = Candidate(round=0, index=fix["index"], response=fix["note"], finish_reason="", code="",
                          patch=fix["patch"], status="fixed", reason=fix["reason"], tests=fix["tests"],
                          faithfulness=None, source=fix["source"], note=fix["note"], line=fix["line"],
@@ -98,7 +101,7 @@ def candidate_timeout(state: RepairState, settings) -> float:
     per-test limit (the buggy code's own hangs say nothing about how long a test should take)."""
     limit = float(settings.per_test_timeout_s)
     times = [c.get("seconds", 0.0) for c in (state.get("tests_before") or {}).get("cases", [])]
-    slowest = max((t for t in times if t < 0.9 * limit), default=limit / 10)
+    slowest = max((t for t in times if t < 0.9 * limit), default=0.2)  # none ended: assume quick
     return round(min(limit, max(1.0, 10 * slowest)), 1)
 
 

@@ -23,6 +23,8 @@ class Budget:
     candidates: int = 1000
     tokens: int = 200_000
     deadline: float = float("inf")  # time.time() after which nothing new is tried
+    plausible: int = 1  # distinct passing candidates to gather before stopping
+    after_first: int = 300  # candidates the search may still check once it has one
 
     def spent(self, tried: int, ctx: SearchContext) -> str:
         if tried >= self.candidates:
@@ -36,7 +38,7 @@ class Budget:
 
 @dataclass
 class Outcome:
-    fix: dict | None = None  # the checked candidate that passed the full suite
+    fixes: list = field(default_factory=list)  # checked candidates that passed the full suite, in order
     tried: int = 0
     stop_reason: str = ""
     by_source: dict = field(default_factory=dict)  # source -> {"tried", "seconds", "tokens"}
@@ -50,16 +52,23 @@ def source(name: str):
 def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
                check: Callable[[Edit], dict], budget: Budget) -> Outcome:
     """`plan` is (source, its locations) in the order to run them; `check(edit)` runs the tests
-    and returns the candidate's record (with "status")."""
+    and returns the candidate's record (with "status"). With `budget.plausible` > 1 the search
+    goes on after the first fix, within the same source only (a cheap fix is never traded for
+    model time), for at most `budget.after_first` more candidates."""
     out = Outcome()
     seen: set[str] = set()
+    first_at = 0
     for name, locations in plan:
+        if out.fixes:
+            break
         stats = out.by_source.setdefault(name, {"tried": 0, "seconds": 0.0, "tokens": 0})
         for loc in locations:
             before = ctx.tokens["prompt"] + ctx.tokens["completion"]
             start = time.monotonic()
             for edit in source(name)(loc, ctx):
                 out.stop_reason = budget.spent(out.tried, ctx)
+                if out.fixes and out.tried - first_at >= budget.after_first:
+                    out.stop_reason = f"{budget.after_first} more candidates tried after the first fix"
                 if out.stop_reason:
                     break
                 key = normalized(edit["text"])
@@ -70,13 +79,17 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
                 stats["tried"] += 1
                 record = check(edit)
                 if record["status"] == "fixed":
-                    out.fix = record
-                    break
+                    out.fixes.append(record)
+                    first_at = first_at or out.tried
+                    if len(out.fixes) >= budget.plausible:
+                        out.stop_reason = f"{len(out.fixes)} plausible fix(es) found"
+                        break
             stats["seconds"] = round(stats["seconds"] + time.monotonic() - start, 3)
             stats["tokens"] += ctx.tokens["prompt"] + ctx.tokens["completion"] - before
-            if out.fix or out.stop_reason:
+            if out.stop_reason:
                 return out
-    out.stop_reason = out.stop_reason or "every candidate of the search tried"
+    out.stop_reason = out.stop_reason or ("every candidate of the source tried" if out.fixes
+                                          else "every candidate of the search tried")
     return out
 
 
