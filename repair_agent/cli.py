@@ -286,7 +286,7 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
                                  sandbox=sandbox, use_trace=False if no_trace else None,
                                  use_sbfl=False if no_sbfl else None, test_timeout_s=180,
                                  per_test_timeout_s=5)
-        summary = run_benchmark(tasks, settings, out, mode=mode, workers=workers, log=log)
+        summary = run_benchmark(tasks, settings, out, mode=mode, workers=workers, log=log, data=data)
     except RepairAgentError as exc:
         fail(exc)
     print_summary(summary, Console())
@@ -319,6 +319,27 @@ def _bench_command(dataset: str, needs_data: bool):
 bench_app.command("quixbugs")(_bench_command("quixbugs", needs_data=False))
 bench_app.command("humanevalfix")(_bench_command("humanevalfix", needs_data=True))
 bench_app.command("repos")(_bench_command("repos", needs_data=True))
+
+
+@bench_app.command("rescore")
+def bench_rescore(
+    dirs: list[Path] = typer.Argument(..., help="Results folders (each with records.jsonl)."),
+    data: Optional[Path] = typer.Option(None, help="The dataset file (HumanEvalFix: its reference solutions)."),
+    sandbox: str = typer.Option("docker", help="Where the patched code runs (docker, or local: no isolation)."),
+):
+    """Check the plausible fixes of earlier runs against the reference; rewrite their records and summaries."""
+    from .bench.runner import rescore
+    from .bench.summary import print_summary
+    from .errors import BadInput
+
+    for d in dirs:
+        try:
+            summary = rescore(d, data=data, sandbox=sandbox, log=log)
+        except RepairAgentError as exc:
+            fail(exc)
+        except (ValueError, OSError) as exc:  # no records, a task id the dataset lacks, no --data
+            fail(BadInput(f"{d}: {exc}"))
+        print_summary(summary, Console())
 
 
 @bench_app.command("compare")

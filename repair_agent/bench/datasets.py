@@ -3,7 +3,8 @@
 Every loader hands out `Task`s. A Task holds only what the agent may see: the buggy code, the
 tests and their support files, a problem statement. Fixed solutions, diffs, bug lines and fix
 kinds are dropped at load time (an allow-list, not a deny-list); QuixBugs' bug lines stay
-reachable only through `quixbugs_bug_lines()`, for localization metrics.
+reachable only through `quixbugs_bug_lines()`, for localization metrics, and the reference
+programs only through `reference_for()`, for the harness's correctness check.
 """
 
 from __future__ import annotations
@@ -201,6 +202,24 @@ def quixbugs_bug_lines(ids: Iterable[str] | None = None) -> dict[str, dict]:
                       "changed": list(r.get("bug_lines_changed") or []),
                       "insert_after": list(r.get("bug_lines_insert_after") or [])}
             for r in recs}
+
+
+def reference_for(task: Task, data: Path | str | None = None) -> tuple[str, str, str] | None:
+    """The reference program of a task, `(program path, source, entry point)`, for the bench
+    harness's correctness check only, after the agent has finished; never give it to the agent.
+
+    QuixBugs: the fixed program (shipped). HumanEvalFix: the canonical solution, read again from
+    `data` (the HumanEvalPack file). None when there is none (`repos`, or no `data`).
+    """
+    if task.dataset == "quixbugs":
+        rec = next(r for r in _quixbugs_raw() if r["id"] == task.task_id)
+        return rec["buggy_path"], rec["fixed_source"], rec.get("entry_point", task.task_id)
+    if task.dataset == "humanevalfix" and data is not None:
+        rec = next((r for r in _read_jsonl(Path(data)) if r["task_id"] == task.task_id), None)
+        if rec and rec.get("canonical_solution"):
+            source = rec["declaration"] + rec["canonical_solution"]
+            return task.meta["program_path"], source if source.endswith("\n") else source + "\n", rec["entry_point"]
+    return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Run a benchmark through the very same graph as `repair-agent fix`, one task per sandbox.
 
-A fix counts only after the benchmark's own tests pass on the final patch in a fresh sandbox.
+A fix counts only after the benchmark's own tests pass on the final patch in a fresh sandbox: it is
+then plausible, and the harness checks whether it is also correct against the reference program
+(correctness.py); `rescore` does that again for the records of an earlier run.
 Records go to OUT/records.jsonl as each task ends, so a rerun into the same OUT skips finished
 tasks.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import threading
 from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -25,8 +28,9 @@ from ..llm.factory import open_model
 from ..patching import apply_diff
 from ..sandbox import open_sandbox
 from ..tests_summary import failing_ids, ran
-from .datasets import Task
-from .summary import RECORDS_FILE, load_records, write_summary
+from .correctness import score
+from .datasets import Task, load_dataset
+from .summary import RECORDS_FILE, SUMMARY_FILE, load_records, write_summary
 
 
 def code_version() -> str:
@@ -59,7 +63,8 @@ def verify(task: Task, patch: str, workdir: Path, settings: Settings) -> bool:
 
 
 def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = "agent", workers: int = 1,
-                  log: Callable[[str], None] = print, model=None) -> dict:
+                  log: Callable[[str], None] = print, model=None, data: Path | None = None) -> dict:
+    """`data`: the dataset file, where HumanEvalFix's reference solutions are read from."""
     out.mkdir(parents=True, exist_ok=True)
     # finished = any outcome but an error: a rerun retries the tasks that errored
     done = {r["task_id"] for r in load_records(out) if r["status"] != "error"} \
@@ -79,16 +84,19 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         try:
             result = run_fix(repo, task_settings, runs_root=out / "runs", log=lambda m: None, model=model)
             verified = result["status"] == "fixed" and verify(task, result["patch"], work / "verify", settings)
+            checked = score(task, {**result, "verified": verified}, work / "correct", sandbox=settings.sandbox,
+                            image=settings.image, data=data)
         except ModelError:
             raise  # the model is gone: every later task would fail the same way; rerun to resume
         except Exception as exc:  # one broken task must not end the benchmark; it is recorded
             result = {"status": "error", "error": f"{type(exc).__name__}: {exc}", "patch": "", "rounds": [], "tokens":
                       {"prompt": 0, "completion": 0}, "duration_s": 0.0, "fixed_round": None}
             verified = False
+            checked = score(task, result, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         record = {**result, "task_id": task.task_id, "dataset": task.dataset, "model": getattr(model, "name", ""),
-                  "mode": mode, "verified": verified, "code": code}
+                  "mode": mode, "verified": verified, **checked, "code": code}
         with lock, open(out / RECORDS_FILE, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         return record
@@ -99,7 +107,8 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
             futures = {pool.submit(one, t, shared_model): t for t in todo}
             for i, fut in enumerate(as_completed(futures), 1):
                 rec = fut.result()
-                mark = "fixed" if rec["verified"] else rec["status"]
+                verdict = {True: "correct", False: "NOT correct"}.get(rec.get("correct"), "correctness unknown")
+                mark = f"fixed, {verdict}" if rec["verified"] else rec["status"]
                 log(f"[{i}/{len(todo)}] {rec['task_id']}: {mark} ({rec['duration_s']}s)")
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # after a fatal error, queued tasks never start
@@ -108,3 +117,27 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
                                         "trace": settings.use_trace, "sbfl": settings.use_sbfl,
                                         "max_tokens": settings.max_tokens, "workers": workers},
                          dataset=tasks[0].dataset if tasks else "", model=name, mode=mode)
+
+
+def rescore(out: Path, data: Path | None = None, sandbox: str = "docker", image: str | None = None,
+            log: Callable[[str], None] = print) -> dict:
+    """Check the plausible fixes of an earlier run for correctness, from its records (task id and
+    patch), and rewrite records.jsonl, the summary, the report and the plot."""
+    lines = [json.loads(x) for x in (out / RECORDS_FILE).read_text(encoding="utf-8").splitlines() if x.strip()]
+    last = {str(r.get("task_id")): i for i, r in enumerate(lines)}  # a resumed run: the last one counts
+    tasks = {}
+    for dataset in sorted({lines[i].get("dataset") or "" for i in last.values()}):
+        ids = [t for t, i in last.items() if lines[i].get("dataset") == dataset]
+        tasks.update({t.task_id: t for t in load_dataset(dataset, data, ids=ids)})
+    with tempfile.TemporaryDirectory(prefix="repair-agent-rescore-") as tmp:
+        for task_id, i in last.items():
+            lines[i].update(score(tasks[task_id], lines[i], Path(tmp) / "correct", sandbox=sandbox, image=image,
+                                  data=data))
+            if lines[i]["plausible"]:
+                log(f"{out.name} {task_id}: correct={lines[i]['correct']} ({lines[i]['correct_reason']})")
+    tmp_file = out / (RECORDS_FILE + ".tmp")
+    tmp_file.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    tmp_file.replace(out / RECORDS_FILE)
+    old = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8")) if (out / SUMMARY_FILE).is_file() else {}
+    labels = {k: old[k] for k in ("dataset", "model", "mode", "wall_clock_s") if old.get(k) is not None}
+    return write_summary(out, settings=old.get("settings"), **labels)

@@ -6,6 +6,9 @@ Input: one record per task (JSONL, `records.jsonl` in a result folder), each hol
 
 A task counts as fixed ONLY when `status == "fixed"` and `verified is True` (the benchmark's own
 tests passed on the final patch in a fresh sandbox). Candidate statuses never count by themselves.
+Such a fix is *plausible*; it is *correct* when its record also says `correct is True` (it agrees
+with the reference program, see correctness.py). Records scored before that have no `correct`:
+then the correct counts are None, "not measured".
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ def load_records(path: Path | str) -> list[dict]:
 
 def is_fixed(rec: dict) -> bool:
     return rec.get("status") == "fixed" and rec.get("verified") is True
+
+
+def is_correct(rec: dict) -> bool:
+    return is_fixed(rec) and rec.get("correct") is True
 
 
 def _rounds_seen(rec: dict) -> list[int]:
@@ -128,6 +135,7 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
     fixed_by_round = [sum(1 for fr in fix_rounds if fr <= r) for r in range(rounds_max + 1)]
     fixed_r0 = fixed_by_round[0] if fixed_by_round else 0
     later = fixed - fixed_r0
+    correctness = _correctness(records, rounds_max)
 
     prompt = sum(_tokens(r)[0] for r in records)
     completion = sum(_tokens(r)[1] for r in records)
@@ -158,6 +166,8 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
             "faithfulness": _num(r.get("faithfulness")),
             "root_cause": (r.get("root_cause") or "").strip(),
             "run_id": r.get("run_id"),
+            **({k: r.get(k) for k in ("correct", "correct_reason", "first_difference", "patch_lines",
+                                      "patch_noise_lines")} if is_fixed(r) else {}),
         })
 
     return {
@@ -187,7 +197,32 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
         "faithfulness_n": len(faith),
         "settings": dict(settings or {}),
         "code_versions": sorted({r["code"] for r in records if r.get("code")}),  # >1: a resumed run spans versions
+        **correctness,
         "per_task": per_task,
+    }
+
+
+def _correctness(records: list[dict], rounds_max: int) -> dict:
+    """Plausible (= fixed) against correct, by round; the patch size per plausible fix."""
+    n = len(records)
+    plausible = [r for r in records if is_fixed(r)]
+    measured = any("correct" in r for r in plausible) or not plausible
+    rounds = [fix_round(r) for r in plausible if r.get("correct") is True]
+    by_round = [sum(1 for fr in rounds if fr <= k) for k in range(rounds_max + 1)] if measured else None
+    sizes = [r for r in plausible if isinstance(r.get("patch_lines"), int)]
+    correct = len(rounds) if measured else None
+    return {
+        "plausible": len(plausible),
+        "plausible_rate": _div(len(plausible), n),
+        "correct": correct,
+        "correct_rate": _div(correct, n) if measured else None,
+        "correct_of_plausible": _div(correct, len(plausible)) if measured else None,
+        "overfitting": sum(1 for r in plausible if r.get("correct") is False) if measured else None,
+        "correct_unknown": sum(1 for r in plausible if r.get("correct") == "unknown") if measured else None,
+        "correct_by_round": by_round,
+        "correct_rate_by_round": [x / n for x in by_round] if by_round and n else [],
+        "patch_lines_per_fix": _div(sum(r["patch_lines"] for r in sizes), len(sizes)),
+        "patch_noise_lines_per_fix": _div(sum(r.get("patch_noise_lines") or 0 for r in sizes), len(sizes)),
     }
 
 
@@ -212,6 +247,9 @@ def _metric_rows(s: dict) -> list[tuple[str, str]]:
         ("mode", _fmt(s.get("mode"))),
         ("tasks", _fmt(s["tasks"])),
         ("fixed (verified)", f"{s['fixed']} ({_fmt(s.get('fix_rate'), pct=True)})"),
+        ("correct (agrees with the reference)", _correct_text(s)),
+        ("patch lines per fix (of them comments or blank)",
+         f"{_fmt(s.get('patch_lines_per_fix'))} ({_fmt(s.get('patch_noise_lines_per_fix'))})"),
         ("pass@1 (round 0)", _fmt(s.get("pass_at_1"), pct=True)),
         ("self-refinement rate", _fmt(s.get("self_refinement_rate"), pct=True)),
         ("fixed by round (cumulative)", " / ".join(map(str, s.get("fixed_by_round") or [])) or "-"),
@@ -225,6 +263,14 @@ def _metric_rows(s: dict) -> list[tuple[str, str]]:
         ("mean faithfulness", _fmt(s.get("mean_faithfulness"), digits=3)
          + (f" (n={s['faithfulness_n']})" if s.get("faithfulness_n") else "")),
     ]
+
+
+def _correct_text(s: dict) -> str:
+    if s.get("correct") is None:
+        return "not measured"
+    return (f"{s['correct']} ({_fmt(s.get('correct_rate'), pct=True)}); "
+            f"{_fmt(s.get('correct_of_plausible'), pct=True)} of the plausible; "
+            f"{s.get('overfitting', 0)} overfitting, {s.get('correct_unknown', 0)} unknown")
 
 
 def _md_cell(x: str) -> str:
@@ -263,7 +309,7 @@ def render_report(summary: dict) -> str:
             bits.append(f"{t['duration_s']:.1f} s")
         if t["faithfulness"] is not None:
             bits.append(f"faithfulness {t['faithfulness']:.2f}")
-        line = f"- `{t['task_id']}`: **{verdict}**; " + ", ".join(bits)
+        line = f"- `{t['task_id']}`: **{verdict}**{_correct_note(t)}; " + ", ".join(bits)
         if t["root_cause"]:
             rc = " ".join(t["root_cause"].split())
             line += f". Root cause: {rc[:300]}{'...' if len(rc) > 300 else ''}"
@@ -271,13 +317,29 @@ def render_report(summary: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def _correct_note(t: dict) -> str:
+    """`, correct` / `, NOT CORRECT (why; the first differing input)` / `, correctness unknown (why)`."""
+    if not t.get("fixed") or "correct" not in t or t["correct"] is None:
+        return ""
+    size = f", {t['patch_lines']} lines changed" if t.get("patch_lines") is not None else ""
+    if t["correct"] is True:
+        return f", correct{size}"
+    if t["correct"] is False:
+        d = t.get("first_difference") or {}
+        shown = d.get("text") or json.dumps(d.get("input"))[:300]
+        return f", **NOT CORRECT** ({t.get('correct_reason')}: `{shown}`){size}"
+    return f", correctness unknown ({t.get('correct_reason')}){size}"
+
+
 def plot_fix_rate(runs: list[tuple[str, dict]], path: Path | str, title: str | None = None) -> Path:
-    """One line per run: cumulative verified fix rate (%) after each round. Agg, no pyplot."""
+    """One line per run: cumulative verified (plausible) fix rate (%) after each round, and beside
+    it, dashed in the same colour, the correct fix rate where it was measured. Agg, no pyplot."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     # the legend goes under the axes, so it never hides a line: the figure grows with the runs
-    fig = Figure(figsize=(6.4, 4.0 + 0.22 * len(runs)), dpi=100)
+    styles = any(s.get("correct_rate_by_round") for _, s in runs)  # two more legend rows: the line styles
+    fig = Figure(figsize=(6.4, 4.0 + 0.22 * (len(runs) + 2 * styles)), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     rmax, ymax = 0, 0.0
@@ -286,15 +348,25 @@ def plot_fix_rate(runs: list[tuple[str, dict]], path: Path | str, title: str | N
         if not ys:
             continue
         rmax, ymax = max(rmax, len(ys) - 1), max(ymax, *ys)
-        ax.plot(range(len(ys)), ys, marker="o", label=label)
+        (line,) = ax.plot(range(len(ys)), ys, marker="o", label=label)
+        correct = [100 * x for x in s.get("correct_rate_by_round") or []]
+        if correct:
+            ax.plot(range(len(correct)), correct, marker="x", linestyle="--", color=line.get_color())
     ax.set_xlabel("round")
     ax.set_ylabel("tasks fixed, cumulative (%)")
     ax.set_xticks(range(rmax + 1))
     ax.set_ylim(0, min(105, max(10, 10 * math.ceil(ymax * 1.25 / 10))))  # low rates stay readable
     ax.grid(True, alpha=0.3)
-    ax.set_title(title or "Verified fix rate by refinement round")
+    ax.set_title(title or "Fix rate by refinement round: plausible and correct")
     if runs:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize="small")
+        handles = ax.get_legend_handles_labels()[0]
+        if styles:
+            from matplotlib.lines import Line2D
+
+            handles += [Line2D([], [], color="gray", marker="o", label="plausible (the benchmark's tests pass)"),
+                        Line2D([], [], color="gray", marker="x", linestyle="--",
+                               label="correct (agrees with the reference program)")]
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize="small")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
@@ -318,7 +390,7 @@ def write_summary(out_dir: Path | str, records: list[dict] | None = None,
     (out_dir / SUMMARY_FILE).write_text(json.dumps(s, indent=2) + "\n", encoding="utf-8")
     (out_dir / REPORT_FILE).write_text(render_report(s), encoding="utf-8")
     plot_fix_rate([(_run_label(s, out_dir.name), s)], out_dir / PLOT_FILE,
-                  title=f"Verified fix rate by round: {s.get('dataset') or out_dir.name}")
+                  title=f"Fix rate by round, plausible and correct: {s.get('dataset') or out_dir.name}")
     return s
 
 
@@ -346,7 +418,7 @@ def load_summary(run_dir: Path | str) -> dict:
     return summarize(load_records(run_dir))
 
 
-COMPARE_COLUMNS = ("run", "dataset", "model", "mode", "tasks", "fixed", "fix_rate",
+COMPARE_COLUMNS = ("run", "dataset", "model", "mode", "tasks", "fixed", "fix_rate", "correct", "correct_rate",
                    "pass_at_1", "self_refinement_rate", "fixed_by_round", "tokens_per_task",
                    "tokens_per_fix", "wall_s_per_task", "mean_faithfulness")
 
@@ -378,10 +450,11 @@ def compare(dirs: list[Path | str], out: Path | str | None = None,
     table = Table(title="Benchmark comparison" + (f": {', '.join(datasets)}" if datasets else ""),
                   show_header=True, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
                   collapse_padding=True,
-                  caption="fixed = verified fixes/tasks; refine = self-refinement rate; "
+                  caption="plausible = verified fixes/tasks; correct = those that also agree with "
+                          "the reference; refine = self-refinement rate; "
                           "rounds = cumulative fixes by round; tok, s = per task")
-    headers = [("run", "left"), ("model", "left"), ("mode", "left"), ("fixed", "right"),
-               ("fix%", "right"), ("pass@1", "right"), ("refine", "right"),
+    headers = [("run", "left"), ("model", "left"), ("mode", "left"), ("plausible", "right"),
+               ("plaus%", "right"), ("correct", "right"), ("corr%", "right"), ("pass@1", "right"), ("refine", "right"),
                ("rounds", "right"), ("tok", "right"), ("s", "right"),
                ("faith", "right")]
     for h, justify in headers:
@@ -390,6 +463,8 @@ def compare(dirs: list[Path | str], out: Path | str | None = None,
         table.add_row(
             str(r["run"]), _fmt(r.get("model")), _fmt(r.get("mode")),
             f"{r.get('fixed', 0)}/{r.get('tasks', 0)}", _fmt(r.get("fix_rate"), pct=True),
+            "-" if r.get("correct") is None else f"{r['correct']}/{r.get('tasks', 0)}",
+            _fmt(r.get("correct_rate"), pct=True),
             _fmt(r.get("pass_at_1"), pct=True), _fmt(r.get("self_refinement_rate"), pct=True),
             "/".join(map(str, r.get("fixed_by_round") or [])) or "-",
             _fmt(r.get("tokens_per_task"), digits=0), _fmt(r.get("wall_s_per_task")),
@@ -399,5 +474,5 @@ def compare(dirs: list[Path | str], out: Path | str | None = None,
     out = Path(out) if out is not None else Path(dirs[0]).resolve().parent
     png = out if out.suffix == ".png" else out / COMPARE_PLOT_FILE
     png.parent.mkdir(parents=True, exist_ok=True)
-    plot_fix_rate(runs, png, title="Verified fix rate by round")
+    plot_fix_rate(runs, png, title="Fix rate by round: plausible and correct")
     return rows, png
