@@ -115,11 +115,13 @@ def fix(
     allow_test_edits: bool = typer.Option(False, "--allow-test-edits", help="Accept candidates that edit tests."),
     no_trace: bool = typer.Option(False, "--no-trace", help="Leave the execution trace out (ablation)."),
     no_sbfl: bool = typer.Option(False, "--no-sbfl", help="Traceback frames only, no SBFL (ablation)."),
+    no_worker: bool = typer.Option(False, "--no-worker", help="Every test run through docker exec, no warm worker."),
     strategies: Optional[str] = typer.Option(None, help="Candidate sources, cheapest first: mutate,infill,refine "
                                              "(default all; `mutate` alone needs no model)."),
-    search_lines: Optional[int] = typer.Option(None, min=1, help="Top-ranked lines the search edits (default 5)."),
+    search_lines: Optional[int] = typer.Option(None, min=1, help="Top-ranked lines infill masks; mutate visits twice as many (default 5)."),
     max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates the search may check (default 1000)."),
     infill_samples: Optional[int] = typer.Option(None, min=1, help="Model samples per masked line (default 12)."),
+    plausible: Optional[int] = typer.Option(None, min=1, help="Passing patches to gather and choose from (default 3)."),
 ):
     """Find a validated fix for the failing tests of PATH."""
     on_signals()
@@ -136,7 +138,7 @@ def fix(
                                  sandbox=sandbox, image=image, test_timeout_s=test_timeout, allow_test_edits=allow_test_edits or None,
                                  use_trace=False if no_trace else None, use_sbfl=False if no_sbfl else None,
                                  strategies=strategies, search_lines=search_lines, max_candidates=max_candidates,
-                                 infill_samples=infill_samples)
+                                 infill_samples=infill_samples, plausible=plausible, use_worker=False if no_worker else None)
         result = run_fix(path, settings, runs_root=run_dir, resume=resume, log=log)
         if result["status"] == "fixed" and apply:
             apply_to_tree(path, result["patch"])
@@ -209,8 +211,15 @@ def show(result: dict) -> None:
     out.print(Panel(f"[bold {colour}]{result['status']}[/]  run {result['run_id']}  "
                     f"{result['duration_s']}s  tokens {result['tokens']['prompt']}+{result['tokens']['completion']}"
                     f"  {result.get('stop_reason', '')}", title="repair-agent"))
+    search = result.get("search") or {}
+    if search.get("sources"):
+        found = f"found by [bold]{result['source']}[/]" if result.get("source") else "no fix"
+        spent = ", ".join(f"{name} {stats['tried']}" for name, stats in search.get("by_source", {}).items())
+        out.print(f"search: {found} after {search.get('tried', 0)} candidates ({spent}); "
+                  f"{len(search.get('plausible', []))} plausible", highlight=False)
     if result["root_cause"]:
-        out.print(Panel(result["root_cause"], title="root cause (the model's words)"))
+        title = "root cause (the model's words)" if result.get("model") else "what changed (no model asked)"
+        out.print(Panel(result["root_cause"], title=title))
     if result["patch"]:
         out.print(Syntax(result["patch"], "diff", theme="ansi_dark", background_color="default"))
     table = Table("", "passed", "failed", "errors", "skipped", title="tests")
@@ -272,7 +281,8 @@ def build_base(force: bool = typer.Option(False, help="Rebuild even if the image
 
 
 def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optional[str], limit: Optional[int],
-           workers: int, single_shot: bool, base_url, model, rounds, samples, sandbox, no_trace, no_sbfl):
+           workers: int, single_shot: bool, base_url, model, rounds, samples, sandbox, no_trace, no_sbfl,
+           strategies=None, max_candidates=None):
     from .bench.datasets import load_dataset
     from .bench.runner import run_benchmark
     from .bench.summary import print_summary
@@ -285,7 +295,8 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
         settings = Settings.load(None, base_url=base_url, model=model, rounds=rounds, samples=samples,
                                  sandbox=sandbox, use_trace=False if no_trace else None,
                                  use_sbfl=False if no_sbfl else None, test_timeout_s=180,
-                                 per_test_timeout_s=5)
+                                 per_test_timeout_s=5, strategies=strategies, max_candidates=max_candidates)
+        settings.strategy_list()  # an unknown strategy is bad input, before any task runs
         summary = run_benchmark(tasks, settings, out, mode=mode, workers=workers, log=log, data=data)
     except RepairAgentError as exc:
         fail(exc)
@@ -305,12 +316,14 @@ def _bench_command(dataset: str, needs_data: bool):
         rounds: Optional[int] = typer.Option(None), samples: Optional[int] = typer.Option(None),
         sandbox: Optional[str] = typer.Option(None),
         no_trace: bool = typer.Option(False, "--no-trace"), no_sbfl: bool = typer.Option(False, "--no-sbfl"),
+        strategies: Optional[str] = typer.Option(None, help="mutate,infill,refine (default all)."),
+        max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates per task (default 1000)."),
     ):
         if needs_data and data is None:
             console.print(f"[bold red]error:[/bold red] bench {dataset} needs --data FILE")
             raise typer.Exit(2)
         _bench(dataset, data, out, ids, limit, workers, single_shot, base_url, model, rounds, samples, sandbox,
-               no_trace, no_sbfl)
+               no_trace, no_sbfl, strategies, max_candidates)
 
     command.__doc__ = f"Run the agent over {dataset}."
     return command

@@ -58,7 +58,8 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
     started = time.time()
     with ExitStack() as stack:
         stack.push(lambda et, exc, tb: setattr(exc, "run_id", run_id) if isinstance(exc, KeyboardInterrupt) else None)
-        sandbox = open_sandbox(settings.sandbox, scratch, image=settings.image, log=log)
+        sandbox = open_sandbox(settings.sandbox, scratch, image=settings.image, log=log,
+                               use_worker=settings.use_worker)
         stack.callback(sandbox.close)
         if model is None and (settings.needs_model() or diagnose_only):
             model = stack.enter_context(open_model(settings, log=log))  # `--strategies mutate`: none

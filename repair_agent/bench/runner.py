@@ -13,6 +13,7 @@ import json
 import shutil
 import tempfile
 import threading
+import time
 from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -44,7 +45,8 @@ def code_version() -> str:
 
 def single_shot(settings: Settings) -> Settings:
     """The plainest use of the same model: one greedy request, no loop, no trace, no SBFL."""
-    return settings.model_copy(update={"rounds": 1, "samples": 1, "use_trace": False, "use_sbfl": False})
+    return settings.model_copy(update={"rounds": 1, "samples": 1, "use_trace": False, "use_sbfl": False,
+                                       "strategies": "refine"})
 
 
 def verify(task: Task, patch: str, workdir: Path, settings: Settings) -> bool:
@@ -101,7 +103,9 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
             f.write(json.dumps(record) + "\n")
         return record
 
-    with open_model(settings, log=log) if model is None else nullcontext(model) as shared_model:
+    started = time.time()
+    needs_model = model is None and (settings.needs_model() or mode == "single-shot")
+    with open_model(settings, log=log) if needs_model else nullcontext(model) as shared_model:
         pool = ThreadPoolExecutor(max_workers=max(1, workers))
         try:
             futures = {pool.submit(one, t, shared_model): t for t in todo}
@@ -115,8 +119,10 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         name = getattr(shared_model, "name", "")
     return write_summary(out, settings={"rounds": settings.rounds, "samples": settings.samples,
                                         "trace": settings.use_trace, "sbfl": settings.use_sbfl,
-                                        "max_tokens": settings.max_tokens, "workers": workers},
-                         dataset=tasks[0].dataset if tasks else "", model=name, mode=mode)
+                                        "max_tokens": settings.max_tokens, "workers": workers,
+                                        "strategies": settings.strategies, "max_candidates": settings.max_candidates},
+                         dataset=tasks[0].dataset if tasks else "", model=name, mode=mode,
+                         wall_clock_s=round(time.time() - started, 1))  # this invocation's real time
 
 
 def rescore(out: Path, data: Path | None = None, sandbox: str = "docker", image: str | None = None,
