@@ -192,3 +192,19 @@ def test_compare_two_dirs(tmp_path):
     assert "agent" in text and "single" in text and "50.0%" in text
     rows2, png2 = compare([a, b], out=tmp_path / "x" / "cmp.png", console=Console(file=io.StringIO()))
     assert png2 == tmp_path / "x" / "cmp.png" and png2.is_file()
+
+
+def test_search_numbers_sources_costs_and_wall_clock(tmp_path):
+    recs = [rec("a", "fixed", True, 0, [[cand(0, "fixed")]], 0, 0, 2.0, source="mutate", candidates_tried=40),
+            rec("b", "fixed", True, 0, [[cand(0, "fixed")]], 900, 100, 30.0, source="infill", candidates_tried=90),
+            rec("c", "fixed", True, 1, [[cand(0, "failed")], [cand(0, "fixed")]], 3000, 1000, 90.0),
+            rec("d", "not_fixed", False, None, [[cand(0, "failed")]], 5000, 500, 60.0, candidates_tried=300)]
+    s = write_summary(tmp_path, recs, settings={"strategies": "mutate,infill"}, wall_clock_s=100.0)
+    assert s["fixed_by_source"] == {"mutate": 1, "infill": 1, "refine": 1}  # no source: the model's loop
+    assert s["candidates_tried"] == 40 + 90 + 2 + 300  # an old record counts its answers
+    assert s["median_tokens_per_fixed_task"] == 1000
+    assert s["median_wall_s_per_task"] == 45.0
+    assert s["wall_clock_s"] == 100.0 and s["wall_s"] == 182.0
+    assert (tmp_path / "fix_cost.png").stat().st_size > 0
+    report = (tmp_path / "report.md").read_text()
+    assert "fixed in round 0 by mutate" in report and "wall clock of the run (s) | 100.0" in report

@@ -23,6 +23,7 @@ RECORDS_FILE = "records.jsonl"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.md"
 PLOT_FILE = "fix_rate.png"
+COST_PLOT_FILE = "fix_cost.png"
 COMPARE_PLOT_FILE = "compare_fix_rate.png"
 
 
@@ -166,6 +167,8 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
             "faithfulness": _num(r.get("faithfulness")),
             "root_cause": (r.get("root_cause") or "").strip(),
             "run_id": r.get("run_id"),
+            "source": r.get("source") if is_fixed(r) else None,
+            "candidates_tried": _tried(r),
             **({k: r.get(k) for k in ("correct", "correct_reason", "first_difference", "patch_lines",
                                       "patch_noise_lines")} if is_fixed(r) else {}),
         })
@@ -193,6 +196,12 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
         "wall_s_per_task": _div(wall, n),
         "tokens_per_fix": _div(tokens_total, fixed),
         "wall_s_per_fix": _div(wall, fixed),
+        "wall_clock_s": _num(labels.get("wall_clock_s")),  # the run's real time; wall_s sums the tasks
+        "candidates_tried": sum(_tried(r) for r in records),
+        "fixed_by_source": dict(Counter(str(r.get("source") or "refine") for r in records if is_fixed(r))),
+        "correct_by_source": dict(Counter(str(r.get("source") or "refine") for r in records if is_correct(r))),
+        "median_tokens_per_fixed_task": _median([sum(_tokens(r)) for r in records if is_fixed(r)]),
+        "median_wall_s_per_task": _median([_num(r.get("duration_s")) or 0.0 for r in records]),
         "mean_faithfulness": sum(faith) / len(faith) if faith else None,
         "faithfulness_n": len(faith),
         "settings": dict(settings or {}),
@@ -200,6 +209,21 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
         **correctness,
         "per_task": per_task,
     }
+
+
+def _tried(rec: dict) -> int:
+    """Candidates a task checked: the search's, else the model's answers (older records)."""
+    if isinstance(rec.get("candidates_tried"), int):
+        return rec["candidates_tried"]
+    return sum(len(rd.get("candidates") or []) for rd in rec.get("rounds") or [])
+
+
+def _median(xs: list[float]) -> float | None:
+    xs = sorted(xs)
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return float(xs[mid]) if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
 
 
 def _correctness(records: list[dict], rounds_max: int) -> dict:
@@ -257,6 +281,11 @@ def _metric_rows(s: dict) -> list[tuple[str, str]]:
         ("tokens total", _fmt(s.get("tokens_total"))),
         ("tokens per task", _fmt(s.get("tokens_per_task"), digits=0)),
         ("tokens per fix", _fmt(s.get("tokens_per_fix"), digits=0)),
+        ("fixes by source (correct)", ", ".join(f"{k} {v} ({(s.get('correct_by_source') or {}).get(k, 0)})"
+                                               for k, v in sorted((s.get("fixed_by_source") or {}).items())) or "-"),
+        ("candidates tried", _fmt(s.get("candidates_tried"))),
+        ("median tokens per fixed task", _fmt(s.get("median_tokens_per_fixed_task"), digits=0)),
+        ("wall clock of the run (s)", _fmt(s.get("wall_clock_s"))),
         ("wall time total (s)", _fmt(s.get("wall_s"))),
         ("wall time per task (s)", _fmt(s.get("wall_s_per_task"))),
         ("wall time per fix (s)", _fmt(s.get("wall_s_per_fix"))),
@@ -300,7 +329,9 @@ def render_report(summary: dict) -> str:
             verdict = "agent claimed a fix, NOT verified"
         else:
             verdict = str(t["status"])
-        bits = [f"{t['rounds']} round(s), {t['candidates']} candidate(s)"]
+        bits = [f"{t['rounds']} round(s), {t.get('candidates_tried') or t['candidates']} candidate(s)"]
+        if t.get("source"):
+            verdict += f" by {t['source']}"
         if t["failing_before"] is not None:
             after = "-" if t["failing_after"] is None else t["failing_after"]
             bits.append(f"failing {t['failing_before']} -> {after}")
@@ -374,7 +405,8 @@ def plot_fix_rate(runs: list[tuple[str, dict]], path: Path | str, title: str | N
 
 
 def _run_label(s: dict, fallback: str = "run") -> str:
-    parts = [str(x) for x in (s.get("model"), s.get("mode")) if x]
+    strategies = (s.get("settings") or {}).get("strategies")
+    parts = [str(x) for x in (s.get("model") or (strategies and "no model"), s.get("mode"), strategies) if x]
     return " / ".join(parts) or fallback
 
 
@@ -391,7 +423,46 @@ def write_summary(out_dir: Path | str, records: list[dict] | None = None,
     (out_dir / REPORT_FILE).write_text(render_report(s), encoding="utf-8")
     plot_fix_rate([(_run_label(s, out_dir.name), s)], out_dir / PLOT_FILE,
                   title=f"Fix rate by round, plausible and correct: {s.get('dataset') or out_dir.name}")
+    plot_fix_cost([(_run_label(s, out_dir.name), s)], out_dir / COST_PLOT_FILE)
     return s
+
+
+COSTS = (("candidates_tried", "candidates tried per task"), ("tokens", "model tokens per task"),
+         ("duration_s", "wall time per task (s)"))
+
+
+def plot_fix_cost(runs: list[tuple[str, dict]], path: Path | str) -> Path:
+    """Fixes against what they cost: for each budget x, the tasks fixed (plausible, solid; correct,
+    dashed) at a cost of at most x per task, in candidates, model tokens and wall time."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4.0 + 0.22 * len(runs)), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(1, len(COSTS), i + 1) for i in range(len(COSTS))]
+    for ax, (key, label) in zip(axes, COSTS):
+        for name, s in runs:
+            tasks = s.get("per_task") or []
+            for which, style in (("fixed", "-"), ("correct", "--")):
+                xs = sorted(float(t.get(key) or 0) for t in tasks if t.get(which) is True)
+                if xs:
+                    ax.step([0, *xs], range(len(xs) + 1), where="post", linestyle=style,
+                            label=name if which == "fixed" else None,
+                            color=None if which == "fixed" else ax.lines[-1].get_color())
+        ax.set_xlabel(label)
+        ax.set_ylabel("tasks fixed")
+        ax.grid(True, alpha=0.3)
+        if key != "candidates_tried":
+            ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(0, max([1.0, *(float(t.get(key) or 0) for _, s in runs for t in s.get("per_task") or [])]) * 1.1)
+    axes[0].set_title("solid: plausible; dashed: correct", fontsize="small")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", fontsize="small", ncol=1)
+    fig.tight_layout(rect=(0, 0.03 + 0.06 * len(runs), 1, 1))
+    path = Path(path)
+    fig.savefig(path)
+    return path
 
 
 def print_summary(summary: dict, console=None) -> None:
@@ -420,7 +491,8 @@ def load_summary(run_dir: Path | str) -> dict:
 
 COMPARE_COLUMNS = ("run", "dataset", "model", "mode", "tasks", "fixed", "fix_rate", "correct", "correct_rate",
                    "pass_at_1", "self_refinement_rate", "fixed_by_round", "tokens_per_task",
-                   "tokens_per_fix", "wall_s_per_task", "mean_faithfulness")
+                   "tokens_per_fix", "wall_s_per_task", "mean_faithfulness", "wall_clock_s",
+                   "median_tokens_per_fixed_task")
 
 
 def compare(dirs: list[Path | str], out: Path | str | None = None,
@@ -475,4 +547,5 @@ def compare(dirs: list[Path | str], out: Path | str | None = None,
     png = out if out.suffix == ".png" else out / COMPARE_PLOT_FILE
     png.parent.mkdir(parents=True, exist_ok=True)
     plot_fix_rate(runs, png, title="Fix rate by round: plausible and correct")
+    plot_fix_cost(runs, png.with_name(png.stem + "_cost.png"))
     return rows, png
