@@ -1,11 +1,19 @@
-"""Sandbox overhead: validating one QuixBugs candidate in Docker vs the same pytest on the host.
+"""Sandbox overhead: validating one candidate on the host, through `docker exec`, and through the
+warm test worker, side by side and interleaved so that machine noise hits every way alike.
 
-Runs the program's test file N times each way, interleaved so machine noise hits all three alike:
-  host        - `python -m pytest` as a plain subprocess (LocalSandbox)
-  docker exec - into one warm container per task (the agent's default)
-  docker run  - a fresh container per candidate
-and prints the medians and the ratios to the host. Usage:
-  .venv/bin/python benchmarks/sandbox_overhead.py [--program gcd] [--runs 10] [--host-python PY]
+Cases:
+  gcd    - QuixBugs gcd (buggy), its test file, --runs times each way: medians
+  heavy  - a small repository whose test module imports numpy (installed into the env image)
+  batch  - --batch candidates for gcd (the buggy line rewritten in a dozen ways, each one distinct),
+           run as validation runs them (`-x`, each candidate an overlay): candidates per second
+Ways:
+  host         `python -m pytest` as a plain subprocess (LocalSandbox)
+  docker exec  a fresh pytest through `docker exec` into the warm container (`fix --no-worker`)
+  worker       the warm test worker in that container, a fork per candidate (the default)
+  docker run   a fresh container per run (gcd only, with --docker-run)
+Usage:
+  .venv/bin/python benchmarks/sandbox_overhead.py [--program gcd] [--runs 10] [--batch 200]
+      [--host-python PY] [--docker-run] [--json FILE]
 """
 
 from __future__ import annotations
@@ -22,6 +30,15 @@ from pathlib import Path
 from repair_agent.sandbox import DockerSandbox, LocalSandbox
 
 QUIXBUGS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "quixbugs"
+GCD_LINES = ["gcd(a % b, b)", "gcd(b, a % b)", "gcd(a, a % b)", "gcd(b % a, a)", "gcd(b, a // b)",
+             "gcd(a - b, b)", "a % b", "gcd(b, a - b)", "gcd(a % b, a)", "b", "gcd(b, b % a)", "a"]
+HEAVY = {  # a test module that imports a heavy library, and the code it tests
+    "requirements.txt": "numpy\n",
+    "stats.py": "import numpy as np\n\n\ndef mean(xs):\n    return float(np.mean(np.asarray(xs)))\n",
+    "tests/test_stats.py": "import numpy as np\n\nfrom stats import mean\n\n\n"
+                           "def test_mean():\n    assert mean([1, 2, 3]) == 2.0\n\n\n"
+                           "def test_array():\n    assert np.arange(3).sum() == 3\n",
+}
 
 
 def build(program: str, dest: Path) -> list[str]:
@@ -34,42 +51,113 @@ def build(program: str, dest: Path) -> list[str]:
     files[rec["test_path"]] = rec["test_source"]
     if rec["json_testcases_path"]:
         files[rec["json_testcases_path"]] = rec["json_testcases"]
+    write(dest, files)
+    return [rec["test_path"]]
+
+
+def write(dest: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         (dest / rel).write_text(text)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    return [rec["test_path"]]
+
+
+def gcd_candidates(dest: Path, n: int) -> list[dict[str, str]]:
+    path = "python_programs/gcd.py"
+    source = (dest / path).read_text()
+    return [{path: source.replace("gcd(a % b, b)", GCD_LINES[i % len(GCD_LINES)], 1) + f"\n# candidate {i}\n"}
+            for i in range(n)]
+
+
+def ways(work: Path, host_python: str, docker_run: bool) -> dict:
+    quiet = lambda m: None  # noqa: E731
+    boxes = {"host": LocalSandbox(work, python=host_python),
+             "docker exec": DockerSandbox(work, log=quiet, use_worker=False),
+             "worker": DockerSandbox(work, log=quiet)}
+    if docker_run:
+        boxes["docker run"] = DockerSandbox(work, reuse=False, log=quiet)
+    return boxes
+
+
+def medians(boxes: dict, args: list[str], runs: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {k: [] for k in boxes}
+    for box in boxes.values():  # warm-up: env image, first container, the worker's imports
+        box.run_tests(args)
+    for _ in range(runs):
+        for name, box in boxes.items():
+            start = time.perf_counter()
+            run = box.run_tests(args)
+            times[name].append(time.perf_counter() - start)
+            assert run["cases"], f"{name}: no test results: {run['output_tail'][-300:]}"
+            assert run.get("runner", "exec") == ("worker" if name == "worker" else "exec"), run.get("fallback")
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def batch(boxes: dict, args: list[str], candidates: list[dict[str, str]]) -> dict[str, float]:
+    spent = {k: 0.0 for k in boxes}
+    for overlay in candidates:
+        for name, box in boxes.items():
+            start = time.perf_counter()
+            run = box.run_tests(["-x", *args], overlay=overlay)
+            spent[name] += time.perf_counter() - start
+            assert run["cases"] or run["output_tail"], name
+    return {k: len(candidates) / s for k, s in spent.items()}
+
+
+def show(title: str, meds: dict[str, float]) -> None:
+    host = meds["host"]
+    print(title)
+    for name, med in meds.items():
+        print(f"  {name:12s} {med:7.3f} s   x{med / host:.2f} of host   x{meds['docker exec'] / med:.1f} faster than exec")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--program", default="gcd")
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=200, help="candidates in the batch case (0: skip it)")
     ap.add_argument("--host-python", default=None,
                     help="interpreter for the host run (default: this one); a venv with only pytest, "
                          "pytest-timeout and coverage matches what the sandbox image holds")
+    ap.add_argument("--docker-run", action="store_true", help="also a fresh container per run (gcd)")
+    ap.add_argument("--json", type=Path, default=None, help="write the medians (seconds) to FILE")
     args = ap.parse_args()
+    host_python = args.host_python or sys.executable
+    result: dict = {"program": args.program, "runs": args.runs}
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(tmp) / "quixbugs"
+        work.mkdir()
         test = build(args.program, work)
-        boxes = {"host": LocalSandbox(work, python=args.host_python or sys.executable), "docker exec": DockerSandbox(work, reuse=True, log=lambda m: None),
-                 "docker run": DockerSandbox(work, reuse=False, log=lambda m: None)}
-        times: dict[str, list[float]] = {k: [] for k in boxes}
-        for box in boxes.values():  # warm-up: env image, first container, imports cached
-            box.run_tests(test)
-        for _ in range(args.runs):
-            for name, box in boxes.items():
-                start = time.perf_counter()
-                run = box.run_tests(test)
-                times[name].append(time.perf_counter() - start)
-                assert run["cases"], f"{name}: no test results"
-        for box in boxes.values():
-            box.close()
-    host = statistics.median(times["host"])
-    print(f"QuixBugs {args.program}, {args.runs} runs each, medians:")
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"  {name:12s} {med:6.3f} s   x{med / host:.2f} of host")
+        boxes = ways(work, host_python, args.docker_run)
+        try:
+            gcd = medians(boxes, test, args.runs)
+            show(f"QuixBugs {args.program}, {args.runs} runs each, medians:", gcd)
+            result.update(host_s=gcd["host"], exec_s=gcd["docker exec"], worker_s=gcd["worker"])
+            boxes.pop("docker run", None)
+            if args.batch and args.program == "gcd":
+                cps = batch(boxes, test, gcd_candidates(work, args.batch))
+                print(f"batch of {args.batch} gcd candidates (-x, overlay), candidates per second:")
+                for name, rate in cps.items():
+                    print(f"  {name:12s} {rate:7.1f} /s")
+                result.update(candidates_per_s=cps["worker"], batch={"size": args.batch, **cps})
+        finally:
+            for box in boxes.values():
+                box.close()
+        heavy_dir = Path(tmp) / "heavy"
+        heavy_dir.mkdir()
+        write(heavy_dir, HEAVY)
+        boxes = ways(heavy_dir, host_python, False)
+        try:
+            heavy = medians(boxes, [], args.runs)
+            preloaded = boxes["worker"]._worker.hello["preloaded"]
+            show(f"a test module importing numpy, {args.runs} runs each, medians "
+                 f"(the worker preloaded {', '.join(preloaded)}):", heavy)
+            result["heavy"] = {"host_s": heavy["host"], "exec_s": heavy["docker exec"], "worker_s": heavy["worker"]}
+        finally:
+            for box in boxes.values():
+                box.close()
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

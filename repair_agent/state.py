@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
+try:
+    from typing import NotRequired
+except ImportError:  # Python 3.10
+    from typing_extensions import NotRequired
+
 Outcome = Literal["passed", "failed", "error", "skipped"]
 
 
@@ -24,6 +29,8 @@ class TestRun(TypedDict):
     timed_out: bool
     duration_s: float
     output_tail: str  # last part of pytest's console output
+    runner: NotRequired[str]  # "worker" (the warm test worker) or "exec" (a fresh pytest process)
+    fallback: NotRequired[str]  # why a run went through exec although the worker was on
 
 
 class Location(TypedDict):

@@ -1,0 +1,46 @@
+"""The sandbox seam: run pytest on a tree and return structured results.
+
+`DockerSandbox` (docker.py) runs tests in a container with the network off, a read-only root,
+and memory, pids and CPU limits; one warm container per task. Candidates go through a warm test
+worker in that container (worker.py here, `sandbox/test_worker.py` inside), which forks a child
+per candidate, or through `docker exec` where the worker cannot take them. The container mounts
+nothing of the host writable: it sees the scratch tree read-only and works on a fresh tmpfs copy
+of it per run, output is capped in the container (the tail is kept), and a run killed by a
+signal or the out-of-memory killer is reported as such, not as a timeout. `LocalSandbox`
+(local.py) runs a subprocess with rlimits: no network or file isolation, said loudly. Images are
+built in images.py. Results always come from pytest's JUnit XML (base.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import BadInput
+from .base import (CRASH, DETAILS_LIMIT, OUTPUT_LIMIT, TOOLS_DIR, Sandbox, crash_note, junit_run,
+                   overlaid, pytest_command, read_junit, shell_args)
+from .docker import WRAPPER, DockerSandbox
+from .images import (BASE_IMAGE, DEP_FILES, ENV_REPO, HOST_CA, LABEL, TOOLS, build_base_image,
+                     dependency_key, docker_available, docker_client)
+from .local import LOCAL_WARNING, LocalSandbox
+from .worker import WorkerDied, refusal
+
+__all__ = ["BASE_IMAGE", "CRASH", "DEP_FILES", "DETAILS_LIMIT", "ENV_REPO", "HOST_CA", "LABEL",
+           "LOCAL_WARNING", "OUTPUT_LIMIT", "TOOLS", "TOOLS_DIR", "WRAPPER", "DockerSandbox",
+           "LocalSandbox", "Sandbox", "WorkerDied", "build_base_image", "crash_note", "dependency_key",
+           "docker_available", "docker_client", "junit_run", "open_sandbox", "overlaid",
+           "pytest_command", "read_junit", "refusal", "shell_args"]
+
+
+def open_sandbox(kind: str, workdir: Path, image: str | None = None, log=print,
+                 use_worker: bool = True) -> Sandbox:
+    """`auto` takes Docker when an engine answers, else the local sandbox with a warning."""
+    if kind == "auto":
+        kind = "docker" if docker_available() else "local"
+        if kind == "local":
+            log("warning: Docker engine not reachable; falling back to the local sandbox.")
+    if kind == "docker":
+        return DockerSandbox(workdir, image=image or BASE_IMAGE, log=log, use_worker=use_worker)
+    if kind == "local":
+        log(LOCAL_WARNING)
+        return LocalSandbox(workdir)
+    raise BadInput(f"unknown sandbox {kind!r}; use auto, docker or local")

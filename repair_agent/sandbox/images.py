@@ -1,0 +1,135 @@
+"""Docker images: the engine client, the base image (debootstrap, no registry) and the per-repo
+environment image that holds the test tools and the repository's dependencies."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+from ..errors import SandboxError
+from .base import TOOLS_DIR
+
+BASE_IMAGE = "repair-agent/base:bookworm"
+ENV_REPO = "repair-agent/env"
+LABEL = "repair-agent"  # every container we make carries this label, for cleanup checks
+TOOLS = ["pytest", "pytest-timeout", "coverage"]
+DEP_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "requirements-dev.txt",
+             "requirements-test.txt", "test-requirements.txt")
+HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def docker_client():
+    """A client for a running engine, or SandboxError saying how to start one."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+        return client
+    except Exception as exc:  # docker raises several types for "no engine"
+        raise SandboxError(
+            "Docker engine not reachable; start it (e.g. `sudo dockerd &` or "
+            "`sudo systemctl start docker`) or pass --sandbox local") from exc
+
+
+def docker_available() -> bool:
+    try:
+        docker_client()
+        return True
+    except SandboxError:
+        return False
+
+
+def build_base_image(tag: str = BASE_IMAGE, mirror: str | None = None, force: bool = False,
+                     log=print) -> str:
+    """Build the base image with debootstrap + docker import (no registry needed)."""
+    client = docker_client()
+    if not force and _image_exists(client, tag):
+        log(f"{tag} already built")
+        return tag
+    recipe = TOOLS_DIR / "build-base.sh"
+    mirror = mirror or _debian_mirror()
+    log(f"building {tag} with debootstrap from {mirror} (about a minute)")
+    proc = subprocess.run(["bash", str(recipe), tag, mirror], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SandboxError(f"base image build failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return tag
+
+
+def _debian_mirror() -> str:
+    for f in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        try:
+            for line in f.read_text().splitlines():
+                words = line.split()
+                if words[:1] == ["URIs:"] or words[:1] == ["deb"]:
+                    url = words[1] if words[0] == "URIs:" else next(w for w in words[1:] if "://" in w)
+                    if "security" not in url:
+                        return url
+        except (OSError, StopIteration):
+            continue
+    return "http://deb.debian.org/debian"
+
+
+def _image_exists(client, tag: str) -> bool:
+    import docker
+
+    try:
+        client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def dependency_key(repo: Path, image: str) -> str:
+    h = hashlib.sha256(f"{image}|{' '.join(TOOLS)}".encode())
+    for name in DEP_FILES:
+        f = repo / name
+        if f.is_file():
+            h.update(name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def env_image(client, workdir: Path, base: str, labels: dict, log=print) -> str:
+    """The image with the test tools and `workdir`'s dependencies on `base`, built once per
+    dependency set (keyed by the dependency files) and kept."""
+    if not _image_exists(client, base):
+        if base == BASE_IMAGE:
+            raise SandboxError(f"sandbox image {base} missing; run `repair-agent sandbox build-base`")
+        raise SandboxError(f"sandbox image {base} not found; pull or build it first")
+    tag = f"{ENV_REPO}:{dependency_key(workdir, base)}"
+    if _image_exists(client, tag):
+        return tag
+    log(f"installing the repository's test dependencies into {tag} (once)")
+    script = (
+        "set -e; python3 -m venv /opt/venv; PIP=/opt/venv/bin/pip; "
+        f"$PIP install -q {' '.join(TOOLS)}; cp -r /src /tmp/src; cd /tmp/src; "
+        "for r in requirements.txt requirements-dev.txt requirements-test.txt test-requirements.txt; do "
+        "  [ -f $r ] && $PIP install -q -r $r; done; "
+        "if [ -f pyproject.toml ] || [ -f setup.py ]; then $PIP install -q . || true; fi")
+    # Mounts (not `volumes=`): docker commit would keep `volumes` as declared image volumes.
+    from docker.types import Mount
+
+    whole = any((workdir / n).is_file() for n in ("pyproject.toml", "setup.py"))
+    mounts = [Mount("/src", str(workdir), type="bind", read_only=True)] if whole else [
+        Mount(f"/src/{n}", str(workdir / n), type="bind", read_only=True)
+        for n in DEP_FILES if (workdir / n).is_file()]
+    if not mounts:  # an empty /src still has to exist for the script
+        script = script.replace("cp -r /src /tmp/src", "mkdir -p /tmp/src")
+    mounts.append(Mount("/run/host-ca.crt", HOST_CA, type="bind", read_only=True))
+    c = client.containers.run(
+        base, ["sh", "-c", script], detach=True, mounts=mounts,
+        environment={"PIP_CERT": "/run/host-ca.crt", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        labels={**labels, LABEL: "env-build"})
+    try:
+        try:
+            rc = c.wait(timeout=900)["StatusCode"]
+        except Exception as exc:  # requests' ReadTimeout, or the engine went away
+            raise SandboxError(f"installing test dependencies did not finish: {exc}") from exc
+        if rc != 0:
+            tail = c.logs(tail=5).decode(errors="replace").strip()
+            raise SandboxError(f"installing test dependencies failed: {tail}")
+        c.commit(repository=ENV_REPO, tag=tag.split(":")[1], conf={"Labels": {LABEL: "env"}})
+    finally:
+        c.remove(force=True)
+    return tag

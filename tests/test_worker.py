@@ -1,0 +1,214 @@
+"""The warm test worker (sandbox/test_worker.py) in a real Docker sandbox: the same answers as the
+docker exec path, nothing carried from one candidate to the next, the hostile fixtures ending as
+the README's fault table says, and the fallback to exec said out loud."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import git, tree_hash
+from test_hardening_sandbox import containers_for, hostile_repo, outcomes
+
+from repair_agent.sandbox import DockerSandbox, LocalSandbox, crash_note
+
+pytestmark = pytest.mark.docker
+QUIXBUGS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "quixbugs"
+
+
+@pytest.fixture
+def boxes(docker_ready):
+    """Open sandboxes; at the end: closed, no container left, the host tree unchanged."""
+    opened: list[tuple[DockerSandbox, str]] = []
+
+    def open_box(repo: Path, **kw) -> DockerSandbox:
+        sb = DockerSandbox(repo, log=lambda m: None, **kw)
+        opened.append((sb, tree_hash(repo)))
+        return sb
+
+    yield open_box
+    for sb, _ in opened:
+        sb.close()
+    for sb, before in opened:
+        assert containers_for(sb.workdir) == [], "a container outlived its sandbox"
+        assert tree_hash(sb.workdir) == before, "the tree on the host changed"
+
+
+def quixbugs_tree(dest: Path) -> list[dict]:
+    """All 40 buggy QuixBugs programs in one folder, as the benchmark's README rebuilds them."""
+    records = [json.loads(line) for line in (QUIXBUGS / "quixbugs_python.jsonl").open()]
+    support = json.loads((QUIXBUGS / "support_files.json").read_text())
+    files = {k: v for k, v in support.items() if not k.startswith("correct_python_programs")}
+    for rec in records:
+        files[rec["buggy_path"]] = rec["buggy_source"]
+        files[rec["test_path"]] = rec["test_source"]
+        if rec["json_testcases_path"]:
+            files[rec["json_testcases_path"]] = rec["json_testcases"]
+    for rel, text in files.items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_text(text)
+    git(dest, "init", "-q")
+    return records
+
+
+def test_worker_and_exec_agree_on_all_of_quixbugs(tmp_path, boxes):
+    """Buggy and fixed (the fixed source as an overlay) versions of the 40 programs: the same
+    outcome for every test either way. Hanging tests end at a 2 s per-test timeout both ways (as
+    does levenshtein's slow test, about 4 s, in its fixed version); `--runslow` tests are skipped."""
+    repo = tmp_path / "quixbugs"
+    repo.mkdir()
+    records = quixbugs_tree(repo)
+    worker, exec_ = boxes(repo), boxes(repo, use_worker=False)
+    differ, fixed_fails = [], []
+    for rec in records:
+        for overlay in (None, {rec["buggy_path"]: rec["fixed_source"]}):
+            runs = [sb.run_tests([rec["test_path"]], timeout=120, per_test_timeout=2, overlay=overlay)
+                    for sb in (worker, exec_)]
+            assert [r["runner"] for r in runs] == ["worker", "exec"], runs[0].get("fallback")
+            got = [outcomes(r) for r in runs]
+            assert got[0], f"{rec['id']}: no results: {runs[0]['output_tail'][-500:]}"
+            if got[0] != got[1]:
+                differ.append((rec["id"], bool(overlay), got))
+            if overlay and any(c["outcome"] in ("failed", "error") and "Timeout" not in c["message"]
+                               for c in runs[0]["cases"]):
+                fixed_fails.append(rec["id"])  # the harness is wrong: the fixed programs pass
+    assert differ == []
+    assert fixed_fails == []
+
+
+def test_a_candidate_leaves_nothing_to_the_next(tmp_path, boxes):
+    """A global list, a monkeypatched function of a module the worker itself imported (pytest
+    imports json), an environment variable and a file in /tmp: each candidate starts from none."""
+    repo = tmp_path / "repo"
+    (repo / "tests").mkdir(parents=True)
+    (repo / "state.py").write_text("SEEN = []\n")
+    (repo / "tests" / "test_state.py").write_text(textwrap.dedent("""\
+        import json
+        import os
+
+        import state
+
+        def test_starts_clean():
+            assert state.SEEN == []
+            state.SEEN.append(1)
+            assert json.dumps([1]) == "[1]"
+            json.dumps = lambda *a, **k: "patched"
+            assert "LEAK" not in os.environ
+            os.environ["LEAK"] = "1"
+            assert not os.path.exists("/tmp/leak")
+            open("/tmp/leak", "w").write("x")
+        """))
+    git(repo, "init", "-q")
+    sb = boxes(repo)
+    for i in range(3):
+        run = sb.run_tests([], timeout=60, per_test_timeout=20, overlay={"state.py": f"SEEN = []  # {i}\n"})
+        assert run["runner"] == "worker", run.get("fallback")
+        assert outcomes(run) == {"test_starts_clean": "passed"}, run["output_tail"][-800:]
+
+
+def test_the_overlay_is_what_runs_and_the_tree_is_untouched(tmp_path, boxes):
+    repo = tmp_path / "repo"
+    (repo / "tests").mkdir(parents=True)
+    (repo / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (repo / "tests" / "test_calc.py").write_text("from calc import add\n\ndef test_add():\n    assert add(2, 3) == 5\n")
+    git(repo, "init", "-q")
+    fixed = {"calc.py": "def add(a, b):\n    return a + b\n"}
+    for sb in (boxes(repo), boxes(repo, use_worker=False)):
+        assert outcomes(sb.run_tests([], overlay=fixed)) == {"test_add": "passed"}
+        assert outcomes(sb.run_tests([])) == {"test_add": "failed"}
+        (repo / "calc.py").write_text(fixed["calc.py"])  # the scratch tree itself changes between runs
+        assert outcomes(sb.run_tests([])) == {"test_add": "passed"}
+        (repo / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    local = LocalSandbox(repo)
+    try:
+        assert outcomes(local.run_tests([], overlay=fixed)) == {"test_add": "passed"}
+    finally:
+        local.close()
+    assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a - b\n"
+
+
+def test_fallback_to_exec_is_said(tmp_path, boxes):
+    repo = hostile_repo(tmp_path, "recursion")
+    sb = boxes(repo)
+    run = sb.run_tests(["tests/test_ok.py"], overlay={"conftest.py": "X = 1\n"})
+    assert run["runner"] == "exec" and run["fallback"] == "the candidate changes conftest.py"
+    assert outcomes(run) == {"test_add": "passed"}
+    run = sb.run_tests(["tests/test_ok.py"], overlay={"data.txt": "x"})
+    assert run["runner"] == "exec" and "not Python source" in run["fallback"]
+    run = boxes(repo, use_worker=False).run_tests(["tests/test_ok.py"])
+    assert run["runner"] == "exec" and "fallback" not in run
+
+
+def _kill_worker(sb: DockerSandbox) -> None:
+    sb.container.exec_run(["sh", "-c", "for p in /proc/[0-9]*; do grep -q test_worke[r] $p/cmdline 2>/dev/null "
+                                       "&& kill -KILL ${p#/proc/}; done"])
+
+
+def test_a_dead_worker_is_restarted_once(tmp_path, boxes):
+    sb = boxes(hostile_repo(tmp_path, "recursion"))
+    args = ["tests/test_ok.py"]
+    assert sb.run_tests(args)["runner"] == "worker"
+    for _ in range(2):
+        _kill_worker(sb)
+        run = sb.run_tests(args)
+        assert run["runner"] == "exec" and run["fallback"].startswith("the worker died"), run
+        assert outcomes(run) == {"test_add": "passed"}
+        if sb.worker_deaths < 2:
+            assert sb.run_tests(args)["runner"] == "worker"  # restarted
+    run = sb.run_tests(args)
+    assert run["runner"] == "exec" and run["fallback"] == "the worker died twice in this task"
+
+
+# -- the fault table, with the worker on ------------------------------------------------------------
+
+def worker_run(sb: DockerSandbox, *args, **kw):
+    run = sb.run_tests(*args, **kw)
+    assert run["runner"] == "worker", run.get("fallback")
+    return run
+
+
+def test_worker_infinite_loop(tmp_path, boxes):
+    sb = boxes(hostile_repo(tmp_path, "infinite_loop"))
+    run = worker_run(sb, [], timeout=60, per_test_timeout=2)
+    assert outcomes(run) == {"test_spins_forever": "failed", "test_add": "passed"} and not run["timed_out"]
+    start = time.monotonic()
+    run = worker_run(sb, [], timeout=4, per_test_timeout=600)
+    assert time.monotonic() - start < 30
+    assert run["timed_out"] and run["returncode"] == 124 and run["cases"] == []
+    assert sb.container is None  # the container and whatever ran in it went, as on the exec path
+
+
+def test_worker_fork_bomb(tmp_path, boxes):
+    sb = boxes(hostile_repo(tmp_path, "fork_bomb"), pids=64, cpus=1.0)
+    start = time.monotonic()
+    run = worker_run(sb, [], timeout=15, per_test_timeout=3)
+    assert time.monotonic() - start < 45
+    if not run["timed_out"]:
+        assert outcomes(run) == {"test_fork_bomb": "failed", "test_add": "passed"}, run["output_tail"][-500:]
+    assert outcomes(worker_run(sb, ["tests/test_ok.py"])) == {"test_add": "passed"}
+
+
+def test_worker_memory_bomb(tmp_path, boxes):
+    sb = boxes(hostile_repo(tmp_path, "memory_bomb"), memory="384m")
+    run = worker_run(sb, [], timeout=60, per_test_timeout=30)
+    assert run["cases"] == [] and not run["timed_out"]
+    assert "out-of-memory killer (memory limit 384m)" in crash_note(run), run["output_tail"][-300:]
+    assert outcomes(worker_run(sb, ["tests/test_ok.py"])) == {"test_add": "passed"}  # the worker lived
+
+
+def test_worker_self_kill(tmp_path, boxes):
+    sb = boxes(hostile_repo(tmp_path, "self_kill"))
+    run = worker_run(sb, [], timeout=60, per_test_timeout=20)
+    assert run["cases"] == [] and not run["timed_out"] and run["returncode"] == 137
+    assert crash_note(run) == "pytest was killed by SIGKILL before it reported any result"
+    assert outcomes(worker_run(sb, ["tests/test_ok.py"])) == {"test_add": "passed"}
+
+
+def test_worker_huge_output(tmp_path, boxes):
+    sb = boxes(hostile_repo(tmp_path, "output_flood"))
+    run = worker_run(sb, ["-s"], timeout=120, per_test_timeout=100)
+    assert outcomes(run) == {"test_prints_gigabytes": "passed", "test_add": "passed"}, run["output_tail"][-300:]
+    assert len(run["output_tail"].encode()) <= 64 * 1024 + 1024 and "2 passed" in run["output_tail"]
