@@ -46,6 +46,9 @@ CASES = [
     ("def f(best, n):\n    best = n + 1\n    return best\n", 2, "best = max(best, n + 1)"),
     ("def f(q):\n    while True:\n        q.pop()\n", 2, "while q:"),
     ("def f(a, b):\n    return a + b\n", 2, "return b + a"),
+    ("def f(a, b):\n    return a[0] + f(a[1:], b)\n", 2, "return a[0] + f(a[1:], b[1:])"),
+    ("def f(d, i, j, k):\n    return d[i, k] + d[j, k]\n", 2, "return d[i, k] + d[k, j]"),
+    ("def f(q, n, dist):\n    return g(q, n) + 1\n", 2, "return dist + 1"),
 ]
 
 

@@ -148,10 +148,17 @@ def _edits(stmt, text, parents, names, attrs, func):
                 if alt != node.id:
                     yield text.replace(node, alt), f"`{node.id}` -> `{alt}`"
             if where and isinstance(where[0], ast.Call) and where[1] == "args":
+                for part in ("1:", ":-1"):  # recursion on the rest of a sequence
+                    yield text.replace(node, f"{node.id}[{part}]"), f"`{node.id}` -> `{node.id}[{part}]`"
                 for alt in names:
                     if alt != node.id:
                         for op in ("-", "+"):
                             yield text.replace(node, f"{node.id} {op} {alt}"), f"`{node.id}` -> `{node.id} {op} {alt}`"
+        if isinstance(node, ast.Tuple) and len(node.elts) == 2 and where and where[1] == "slice":
+            yield text.swap(*node.elts), "swap the index pair"
+        if isinstance(node, ast.Call) and where and where[1] != "func":
+            for alt in names:  # a call where a value already computed was meant
+                yield text.replace(node, alt), f"`{text.get(node)}` -> `{alt}`"
         if isinstance(node, ast.List) and not node.elts:
             for alt in ["[]", *names]:
                 yield text.replace(node, f"[{alt}]"), f"`[]` -> `[{alt}]`"
