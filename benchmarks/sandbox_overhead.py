@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -80,7 +81,10 @@ def ways(work: Path, host_python: str, docker_run: bool) -> dict:
 
 
 def medians(boxes: dict, args: list[str], runs: int) -> dict[str, float]:
+    """Median seconds per way, and "worker cpu": the CPU time of the worker's child alone, which
+    machine load inflates far less than wall time."""
     times: dict[str, list[float]] = {k: [] for k in boxes}
+    cpu: list[float] = []
     for box in boxes.values():  # warm-up: env image, first container, the worker's imports
         box.run_tests(args)
     for _ in range(runs):
@@ -90,7 +94,9 @@ def medians(boxes: dict, args: list[str], runs: int) -> dict[str, float]:
             times[name].append(time.perf_counter() - start)
             assert run["cases"], f"{name}: no test results: {run['output_tail'][-300:]}"
             assert run.get("runner", "exec") == ("worker" if name == "worker" else "exec"), run.get("fallback")
-    return {k: statistics.median(v) for k, v in times.items()}
+            if name == "worker":
+                cpu.append(box.last["cpu_s"])
+    return {**{k: statistics.median(v) for k, v in times.items()}, "worker cpu": statistics.median(cpu)}
 
 
 def batch(boxes: dict, args: list[str], candidates: list[dict[str, str]]) -> dict[str, float]:
@@ -108,7 +114,10 @@ def show(title: str, meds: dict[str, float]) -> None:
     host = meds["host"]
     print(title)
     for name, med in meds.items():
-        print(f"  {name:12s} {med:7.3f} s   x{med / host:.2f} of host   x{meds['docker exec'] / med:.1f} faster than exec")
+        if name != "worker cpu":
+            print(f"  {name:12s} {med:7.3f} s   x{med / host:.2f} of host   x{meds['docker exec'] / med:.1f} faster than exec")
+    print(f"  (the worker's child used {meds['worker cpu']:.3f} s of CPU; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
 def main() -> None:
@@ -132,7 +141,8 @@ def main() -> None:
         try:
             gcd = medians(boxes, test, args.runs)
             show(f"QuixBugs {args.program}, {args.runs} runs each, medians:", gcd)
-            result.update(host_s=gcd["host"], exec_s=gcd["docker exec"], worker_s=gcd["worker"])
+            result.update(host_s=gcd["host"], exec_s=gcd["docker exec"], worker_s=gcd["worker"],
+                          worker_cpu_s=gcd["worker cpu"])
             boxes.pop("docker run", None)
             if args.batch and args.program == "gcd":
                 cps = batch(boxes, test, gcd_candidates(work, args.batch))
@@ -152,7 +162,8 @@ def main() -> None:
             preloaded = boxes["worker"]._worker.hello["preloaded"]
             show(f"a test module importing numpy, {args.runs} runs each, medians "
                  f"(the worker preloaded {', '.join(preloaded)}):", heavy)
-            result["heavy"] = {"host_s": heavy["host"], "exec_s": heavy["docker exec"], "worker_s": heavy["worker"]}
+            result["heavy"] = {"host_s": heavy["host"], "exec_s": heavy["docker exec"], "worker_s": heavy["worker"],
+                               "worker_cpu_s": heavy["worker cpu"]}
         finally:
             for box in boxes.values():
                 box.close()

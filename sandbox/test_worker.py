@@ -6,16 +6,17 @@ request per line on stdin,
     {"id": ..., "args": [pytest args], "junit": path, "overlay": {relpath: text}, "timeout": s}
 (`args` is the whole pytest command line, built by the host as for the exec path), and answers
 each with one JSON line on stdout,
-    {"id", "rc", "timed_out", "oom_killed", "seconds", "output": str, "junit": base64 | null}
+    {"id", "rc", "timed_out", "oom_killed", "seconds", "cpu_s", "output": str, "junit": base64 | null}
 or {"id", "error": why} when the workspace could not be made. Its first line is
 {"ready": true, "preloaded": [...], "seconds": s}.
 
 Per request: /workspace is refilled from /src (the scratch tree as it is now, so the host never
-has to say when it changed) and the overlay is written over it; /tmp is emptied; a child in its
-own process group runs pytest.main() there with stdout and stderr going into a pipe of which the
-parent keeps the last 64 KiB. The parent never imports the tree's own modules. At the deadline it
-kills the child's process group; after every child it kills what the child left behind (forks
-that left the group, daemons), as the exec path's shell wrapper does.
+has to say when it changed: copying a 200-file tree costs about 10 ms) and the overlay is written
+over it; /tmp is emptied; a child in its own process group runs pytest.main() there, its stdout
+and stderr going into a pipe of which the parent keeps the last 64 KiB. The parent never imports
+the tree's own modules. At the deadline it kills the child's process group; after every child it
+kills what the child left behind (forks that left the group, daemons), as the exec path's shell
+wrapper does. The parent is not dumpable, so the child cannot reopen its pipes through /proc.
 """
 
 from __future__ import annotations
@@ -183,6 +184,17 @@ def oom_kills() -> int:
     return 0
 
 
+def set_dumpable(flag: int) -> None:
+    """A process that is not dumpable has its /proc/PID/fd closed to others without CAP_SYS_PTRACE
+    (which Docker drops): the code under test cannot reopen the worker's pipe to the host."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, flag, 0, 0, 0)  # PR_SET_DUMPABLE
+    except (OSError, AttributeError):
+        pass
+
+
 def pids() -> set[int]:
     return {int(p) for p in os.listdir("/proc") if p.isdigit()}
 
@@ -206,6 +218,7 @@ def child(args: list[str], r: int, w: int, proto: int, forget: list[str], base_p
     rc = 1
     try:
         os.setpgid(0, 0)
+        set_dumpable(1)  # as a fresh pytest would be
         os.close(r)
         os.close(proto)  # the code under test must not write on the host's channel
         null = os.open(os.devnull, os.O_RDONLY)
@@ -227,7 +240,7 @@ def child(args: list[str], r: int, w: int, proto: int, forget: list[str], base_p
             sys.modules["random"].seed()  # not the parent's state, the same for every child
         import pytest
 
-        sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *args]  # as `-m pytest` has it
+        sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *args]  # as `-m pytest`
         rc = int(pytest.main(args))
     except SystemExit as exc:
         rc = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
@@ -298,12 +311,13 @@ def run(req: dict, proto: int, keep: set[int], forget: list[str], base_path: lis
         with open(junit, "rb") as f:
             data = base64.b64encode(f.read()).decode()
     return {"id": req["id"], "rc": rc, "timed_out": timed_out, "oom_killed": oom_kills() > oom0,
-            "seconds": round(seconds, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "output": bytes(tail[-OUTPUT_LIMIT:]).decode(errors="replace"),
-            "junit": data}
+            "seconds": round(seconds, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+            "output": bytes(tail[-OUTPUT_LIMIT:]).decode(errors="replace"), "junit": data}
 
 
 def main() -> None:
     start = time.monotonic()
+    set_dumpable(0)
     proto = os.dup(1)  # the host's channel; fd 1 now goes to stderr, whatever the imports print
     os.dup2(2, 1)
     keep = pids()
@@ -315,7 +329,8 @@ def main() -> None:
     top = top_names(SRC)  # what a preloaded library imported under a name the tree puts on the path
     # ... and the plugins themselves: pytest rewrites their asserts when it imports them, and
     # warns (an error under `-W error`) about one that was imported before it could
-    forget = [m for m in sys.modules if m.partition(".")[0] in plugins or (m in loaded and m.partition(".")[0] in top)]
+    forget = [m for m in sys.modules
+              if m.partition(".")[0] in plugins or (m in loaded and m.partition(".")[0] in top)]
     warm_up()
     gc.freeze()  # the children share these pages: keep the collector from touching them
     out = os.fdopen(proto, "w", closefd=False)

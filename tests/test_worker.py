@@ -13,6 +13,7 @@ import pytest
 from conftest import git, tree_hash
 from test_hardening_sandbox import containers_for, hostile_repo, outcomes
 
+from repair_agent.errors import BadInput
 from repair_agent.sandbox import DockerSandbox, LocalSandbox, crash_note
 
 pytestmark = pytest.mark.docker
@@ -109,6 +110,27 @@ def test_a_candidate_leaves_nothing_to_the_next(tmp_path, boxes):
         assert outcomes(run) == {"test_starts_clean": "passed"}, run["output_tail"][-800:]
 
 
+def test_the_code_under_test_cannot_answer_for_the_worker(tmp_path, boxes):
+    """The worker's pipes to the host cannot be reopened through /proc by its child."""
+    repo = tmp_path / "repo"
+    (repo / "tests").mkdir(parents=True)
+    (repo / "tests" / "test_forge.py").write_text(textwrap.dedent("""\
+        import os
+
+        import pytest
+
+        def test_cannot_reopen_the_workers_pipes():
+            fds = f"/proc/{os.getppid()}/fd"
+            for fd in range(5):
+                with pytest.raises(PermissionError):
+                    open(f"{fds}/{fd}", "w")
+        """))
+    git(repo, "init", "-q")
+    run = boxes(repo).run_tests([])
+    assert run["runner"] == "worker" and outcomes(run) == {"test_cannot_reopen_the_workers_pipes": "passed"}, \
+        run["output_tail"][-800:]
+
+
 def test_the_overlay_is_what_runs_and_the_tree_is_untouched(tmp_path, boxes):
     repo = tmp_path / "repo"
     (repo / "tests").mkdir(parents=True)
@@ -140,6 +162,8 @@ def test_fallback_to_exec_is_said(tmp_path, boxes):
     assert run["runner"] == "exec" and "not Python source" in run["fallback"]
     run = boxes(repo, use_worker=False).run_tests(["tests/test_ok.py"])
     assert run["runner"] == "exec" and "fallback" not in run
+    with pytest.raises(BadInput):
+        sb.run_tests([], overlay={"../outside.py": ""})
 
 
 def _kill_worker(sb: DockerSandbox) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import SandboxError
 from ..state import TestRun
-from .base import OUTPUT_LIMIT, TOOLS_DIR, junit_run, overlaid, pytest_command
+from .base import OUTPUT_LIMIT, TOOLS_DIR, junit_run, overlaid, overlay_path, pytest_command
 from .images import BASE_IMAGE, LABEL, docker_client, env_image
 from .worker import SCRIPT, Worker, WorkerDied, refusal
 
@@ -115,6 +115,8 @@ class DockerSandbox:
                   overlay: dict[str, str] | None = None) -> TestRun:
         """pytest `args` on the tree with `overlay` (relative path -> new text) written over it.
         The result says which way it ran (`runner`) and, where the worker could not, why (`fallback`)."""
+        for rel in overlay or {}:
+            overlay_path(self.workdir, rel)  # BadInput for a path outside the tree, on either path
         why = self._worker_refusal(overlay)
         if self.use_worker and not why:
             try:
