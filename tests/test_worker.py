@@ -55,6 +55,7 @@ def quixbugs_tree(dest: Path) -> list[dict]:
     return records
 
 
+@pytest.mark.slow  # about 3 minutes: 160 runs, 34 of them ending at per-test timeouts
 def test_worker_and_exec_agree_on_all_of_quixbugs(tmp_path, boxes):
     """Buggy and fixed (the fixed source as an overlay) versions of the 40 programs: the same
     outcome for every test either way. Hanging tests end at a 2 s per-test timeout both ways (as
