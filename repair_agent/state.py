@@ -21,6 +21,7 @@ class TestCase(TypedDict):
     outcome: Outcome
     message: str  # first line of the failure message
     details: str  # the failure text (traceback), truncated
+    seconds: NotRequired[float]  # how long the test ran (pytest's JUnit `time`)
 
 
 class TestRun(TypedDict):
