@@ -68,3 +68,22 @@ def test_schedule_dedupes_and_stops_at_the_first_fix(tmp_path):
     assert out.by_source["mutate"]["tried"] == out.tried  # the second, equal location added nothing
     out = run_search([("mutate", [loc])], ctx, lambda e: {"status": "failed"}, Budget(candidates=3))
     assert out.tried == 3 and out.stop_reason == "3 candidates tried"
+
+
+def test_schedule_gathers_plausible_fixes_on_the_fix_line_only(tmp_path):
+    (tmp_path / "m.py").write_text("def f(a, b):\n    c = a < b\n    return c\n")
+    ctx = SearchContext(root=tmp_path, settings=None)
+    lines = []
+
+    def check(edit):  # `<=` and `>=` in the comparison both "pass"; nothing on line 3 does
+        lines.append(edit["line"])
+        text = edit["text"].splitlines()[1]
+        return {"status": "fixed" if ("<=" in text or ">=" in text) else "failed", "text": text}
+
+    at = [{"file": "m.py", "function": "f", "line": n, "score": 1.0} for n in (2, 3)]
+    out = run_search([("mutate", at)], ctx, check, Budget(plausible=3))
+    assert [f["text"].strip() for f in out.fixes] == ["c = a <= b", "c = a >= b"]
+    assert set(lines) == {2}  # line 2 searched to its end, line 3 never
+    assert out.stop_reason == "the fix's line searched to its end"
+    out = run_search([("mutate", at)], ctx, check, Budget(plausible=1))
+    assert len(out.fixes) == 1 and out.stop_reason == "1 plausible fix(es) found"

@@ -53,14 +53,13 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
                check: Callable[[Edit], dict], budget: Budget) -> Outcome:
     """`plan` is (source, its locations) in the order to run them; `check(edit)` runs the tests
     and returns the candidate's record (with "status"). With `budget.plausible` > 1 the search
-    goes on after the first fix, within the same source only (a cheap fix is never traded for
-    model time), for at most `budget.after_first` more candidates."""
+    goes on after the first mutation fix through the rest of that line's mutants (the
+    alternatives to a fix sit beside it), for at most `budget.after_first` more candidates; a fix
+    from the model ends the search at once (more samples would cost tokens)."""
     out = Outcome()
     seen: set[str] = set()
     first_at = 0
     for name, locations in plan:
-        if out.fixes:
-            break
         stats = out.by_source.setdefault(name, {"tried": 0, "seconds": 0.0, "tokens": 0})
         for loc in locations:
             before = ctx.tokens["prompt"] + ctx.tokens["completion"]
@@ -81,15 +80,16 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
                 if record["status"] == "fixed":
                     out.fixes.append(record)
                     first_at = first_at or out.tried
-                    if len(out.fixes) >= budget.plausible:
+                    if len(out.fixes) >= budget.plausible or name != "mutate":  # more samples cost tokens
                         out.stop_reason = f"{len(out.fixes)} plausible fix(es) found"
                         break
             stats["seconds"] = round(stats["seconds"] + time.monotonic() - start, 3)
             stats["tokens"] += ctx.tokens["prompt"] + ctx.tokens["completion"] - before
+            if out.fixes and not out.stop_reason:
+                out.stop_reason = "the fix's line searched to its end"
             if out.stop_reason:
                 return out
-    out.stop_reason = out.stop_reason or ("every candidate of the source tried" if out.fixes
-                                          else "every candidate of the search tried")
+    out.stop_reason = out.stop_reason or "every candidate of the search tried"
     return out
 
 
