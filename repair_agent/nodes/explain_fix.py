@@ -34,7 +34,9 @@ def explain_fix(state: RepairState, deps) -> dict:
     tokens = state.get("tokens") or {"prompt": 0, "completion": 0}
     tokens = {"prompt": tokens["prompt"] + gen.prompt_tokens,
               "completion": tokens["completion"] + gen.completion_tokens}
-    cause = monologue.root_cause(text) or f"{best['file']}:{best['line']}: {best['note']}"
+    # small models often answer in plain prose, without the sections: then the prose is the cause
+    prose = " ".join(text.replace("[MONOLOGUE]", "").split())[:800] if "```" not in text else ""
+    cause = monologue.root_cause(text) or prose or f"{best['file']}:{best['line']}: {best['note']}"
     deps.recorder.write("explain_fix", messages=messages, response=text, prompt_tokens=gen.prompt_tokens,
                         completion_tokens=gen.completion_tokens, seconds=round(gen.seconds, 2))
     deps.log(f"explained the fix in {gen.seconds:.1f}s, {gen.completion_tokens} tokens")
