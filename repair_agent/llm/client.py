@@ -1,7 +1,9 @@
 """The model seam: messages in, completions with token counts out.
 
 `OpenAIModel` speaks the OpenAI-compatible API through the official SDK, so the same client
-works against vLLM, llama.cpp's server, Ollama or a hosted API.
+works against vLLM, llama.cpp's server, Ollama or a hosted API. Besides `generate` (messages),
+the backends here have `complete` (one raw prompt, e.g. a fill-in-the-middle layout, with the
+mean token log-probability of each completion where the backend gives it).
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ from typing import Protocol, TypedDict
 from ..errors import ModelError
 
 
-class Completion(TypedDict):
+class _Completion(TypedDict):
     text: str
     finish_reason: str  # "stop" | "length" | ...
+
+
+class Completion(_Completion, total=False):
+    logprob: float  # mean token log-probability, when asked for (`complete`) and the server gives it
 
 
 @dataclass
@@ -54,6 +60,7 @@ class OpenAIModel:
         self.retries = retries
         self.endpoint = endpoint
         self.batch_n = batch_n  # False for servers that ignore `n` (llama.cpp): one request per sample
+        self.logprobs: bool | None = None  # whether /v1/completions returns logprobs; None: not asked yet
         self.name = name or self._first_model()
 
     def _call(self, fn, **kwargs):
@@ -80,35 +87,78 @@ class OpenAIModel:
         return models.data[0].id
 
     def generate(self, messages: list[dict], sampling: Sampling) -> Generation:
+        return self._sample(lambda s, n: self._request(messages, s, n), sampling)
+
+    def complete(self, prompt: str, sampling: Sampling, logprobs: bool = False) -> Generation:
+        """A raw prompt on /v1/completions, e.g. a fill-in-the-middle layout; with `logprobs`, each
+        completion carries its mean token log-probability where the server returns one."""
+        extra = {"logprobs": 1} if logprobs and self._takes_logprobs(prompt) else {}
+        return self._sample(lambda s, n: self._call(self.client.completions.create, prompt=prompt,
+                                                    **self._common(s, n), **extra), sampling)
+
+    def _takes_logprobs(self, prompt: str) -> bool:
+        """Ask once, for one token: a server may refuse logprobs (llama-cpp-python's does when it was
+        started with `--logits_all false`; its default is true)."""
+        import openai
+
+        if self.logprobs is None:
+            try:
+                self.client.with_options(max_retries=0).completions.create(
+                    model=self.name, prompt=prompt, max_tokens=1, logprobs=1)
+                self.logprobs = True
+            except openai.APIStatusError:
+                self.logprobs = False
+            except openai.APIError:  # unreachable: the real request says so
+                return False
+        return self.logprobs
+
+    def _sample(self, request, sampling: Sampling) -> Generation:
+        """`sampling.n` completions from `request(sampling, n)`: in one request where the server takes
+        `n` (vLLM), else one request per sample."""
         start = time.monotonic()
         requests = [sampling.n] if self.batch_n else [1] * sampling.n
         gen = Generation(completions=[])
         for i, n in enumerate(requests):
             # one request per sample: each needs its own seed, or they would all be the same answer
             seed = sampling.seed + i if sampling.seed is not None and len(requests) > 1 else sampling.seed
-            resp = self._request(messages, Sampling(**{**sampling.__dict__, "seed": seed}), n)
-            gen.completions += [Completion(text=_text(c), finish_reason=c.finish_reason or "") for c in resp.choices]
+            resp = request(Sampling(**{**sampling.__dict__, "seed": seed}), n)
+            gen.completions += [_completion(c) for c in resp.choices]
             if resp.usage:
                 gen.prompt_tokens += resp.usage.prompt_tokens or 0
                 gen.completion_tokens += resp.usage.completion_tokens or 0
         if self.batch_n and len(gen.completions) < sampling.n:  # server ignored `n`: ask for the rest
             self.batch_n = False
             seed = None if sampling.seed is None else sampling.seed + 1
-            rest = self.generate(messages, Sampling(**{**sampling.__dict__, "seed": seed,
-                                                       "n": sampling.n - len(gen.completions)}))
+            rest = self._sample(request, Sampling(**{**sampling.__dict__, "seed": seed,
+                                                     "n": sampling.n - len(gen.completions)}))
             gen.completions += rest.completions
             gen.prompt_tokens += rest.prompt_tokens
             gen.completion_tokens += rest.completion_tokens
         gen.seconds = time.monotonic() - start
         return gen
 
+    def _common(self, s: Sampling, n: int) -> dict:
+        return dict(model=self.name, n=n, temperature=s.temperature, top_p=s.top_p,
+                    max_tokens=s.max_tokens, stop=s.stop or None, seed=s.seed)
+
     def _request(self, messages: list[dict], s: Sampling, n: int):
-        common = dict(model=self.name, n=n, temperature=s.temperature, top_p=s.top_p,
-                      max_tokens=s.max_tokens, stop=s.stop or None, seed=s.seed)
         if self.endpoint == "completions":
             prompt = "".join(m["content"] for m in messages)
-            return self._call(self.client.completions.create, prompt=prompt, **common)
-        return self._call(self.client.chat.completions.create, messages=messages, **common)
+            return self._call(self.client.completions.create, prompt=prompt, **self._common(s, n))
+        return self._call(self.client.chat.completions.create, messages=messages, **self._common(s, n))
+
+
+def _completion(choice) -> Completion:
+    c = Completion(text=_text(choice), finish_reason=choice.finish_reason or "")
+    mean = mean_logprob(getattr(getattr(choice, "logprobs", None), "token_logprobs", None))  # completions only
+    if mean is not None:
+        c["logprob"] = mean
+    return c
+
+
+def mean_logprob(token_logprobs) -> float | None:
+    vals = [v for v in token_logprobs or () if v is not None]
+    return sum(vals) / len(vals) if vals else None
 
 
 def _text(choice) -> str:

@@ -21,7 +21,7 @@ import weakref
 from pathlib import Path
 
 from ..errors import ModelError, RepairAgentError
-from .client import Completion, Generation, Sampling
+from .client import Completion, Generation, Sampling, mean_logprob
 
 LOCAL_HINT = "pip install -e '.[local]'"
 
@@ -57,6 +57,7 @@ class LlamaCppModel:
         self.endpoint = endpoint
         self.seed = seed
         self.n_ctx = n_ctx
+        self.logits_all = bool(llama_kwargs.get("logits_all"))  # llama-cpp-python gives logprobs only then
         self._lock = threading.Lock()  # a Llama context is not thread-safe
         kwargs = dict(model_path=str(path), n_ctx=n_ctx, verbose=verbose, **llama_kwargs)
         if n_threads:
@@ -77,10 +78,25 @@ class LlamaCppModel:
                              f"context window (n_ctx) is {n_ctx}")
 
     def generate(self, messages: list[dict], sampling: Sampling) -> Generation:
-        start = time.monotonic()
-        gen = Generation(completions=[])
         with self._lock:
             self._check_length(messages)
+        if self.endpoint == "completions":
+            prompt = "".join(m["content"] for m in messages)
+            return self._sample(lambda kw: self.llm.create_completion(prompt=prompt, **kw), sampling)
+        return self._sample(lambda kw: self.llm.create_chat_completion(messages=messages, **kw), sampling)
+
+    def complete(self, prompt: str, sampling: Sampling, logprobs: bool = False) -> Generation:
+        """A raw prompt (e.g. fill-in-the-middle). llama.cpp reuses the cached prefix of the last
+        prompt, so repeated samples of one prompt cost only their new tokens. `logprobs` is taken
+        only when the model was loaded with logits_all=True (llama-cpp-python needs it)."""
+        with self._lock:
+            self._check_length([{"content": prompt}])
+        extra = {"logprobs": 1} if logprobs and self.logits_all else {}
+        return self._sample(lambda kw: self.llm.create_completion(prompt=prompt, **kw, **extra), sampling)
+
+    def _sample(self, create, sampling: Sampling) -> Generation:
+        start = time.monotonic()
+        gen = Generation(completions=[])
         for i in range(sampling.n):
             kwargs = dict(temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
                           stop=list(sampling.stop) or [])
@@ -89,16 +105,16 @@ class LlamaCppModel:
                 kwargs["seed"] = seed + i  # distinct samples, reproducible as a set
             with self._lock:
                 try:
-                    if self.endpoint == "completions":
-                        prompt = "".join(m["content"] for m in messages)
-                        resp = self.llm.create_completion(prompt=prompt, **kwargs)
-                    else:
-                        resp = self.llm.create_chat_completion(messages=messages, **kwargs)
+                    resp = create(kwargs)
                 except (ValueError, RuntimeError) as exc:  # e.g. prompt + template exceed the context window
                     raise ModelError(f"llama.cpp refused the request: {exc}") from exc
             for c in resp["choices"]:
                 text = c["message"]["content"] if "message" in c else c.get("text")
-                gen.completions.append(Completion(text=text or "", finish_reason=c.get("finish_reason") or ""))
+                comp = Completion(text=text or "", finish_reason=c.get("finish_reason") or "")
+                mean = mean_logprob((c.get("logprobs") or {}).get("token_logprobs"))
+                if mean is not None:
+                    comp["logprob"] = mean
+                gen.completions.append(comp)
             usage = resp.get("usage") or {}
             gen.prompt_tokens += usage.get("prompt_tokens", 0)
             gen.completion_tokens += usage.get("completion_tokens", 0)

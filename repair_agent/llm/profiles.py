@@ -10,6 +10,10 @@ directories can be put first with `$REPAIR_AGENT_PROFILES` (os.pathsep-separated
     [sampling]  temperatures = [0.0, 0.8]   # by round; the last one repeats; 0.0 = greedy, n = 1
                 top_p = 0.95                # for sampled rounds (greedy rounds use 1.0)
     [format]    system/user/assistant = "...{content}..."; response_prefix = "..."   # completions
+    [infill]    fim = "...{prefix}...{suffix}..."   # the model's fill-in-the-middle layout, sent raw
+                                                    # to /v1/completions; "" = a chat cloze prompt
+                stop = [...]; max_tokens = 48       # per masked line
+                temperature = 0.8                   # top_p is [sampling]'s
 """
 
 from __future__ import annotations
@@ -39,6 +43,16 @@ def profile_dirs() -> list[Path]:
 
 
 @dataclass(frozen=True)
+class InfillFormat:
+    """How the model fills a masked line (repair_agent.search.infill)."""
+
+    fim: str = ""  # e.g. "<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>"; "" = chat cloze
+    stop: tuple[str, ...] = ()
+    max_tokens: int = 48  # per masked line
+    temperature: float = 0.8
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     endpoint: str = "chat"
@@ -49,6 +63,7 @@ class Profile:
     top_p: float = 0.95
     formats: dict = field(default_factory=dict)  # role -> format string; "response_prefix"
     source: str = ""
+    infill: InfillFormat = field(default_factory=InfillFormat)
 
     def temperature(self, round: int) -> float:
         return self.temperatures[min(max(round, 0), len(self.temperatures) - 1)]
@@ -90,6 +105,7 @@ def _load(path: Path) -> Profile:
         raise BadInput(f"cannot read model profile {path}: {exc}") from exc
     sampling = data.get("sampling", {})
     formats = dict(data.get("format", {}))
+    infill = data.get("infill", {})
     prof = Profile(
         name=data.get("name", path.stem),
         endpoint=data.get("endpoint", "chat"),
@@ -100,9 +116,14 @@ def _load(path: Path) -> Profile:
         top_p=float(sampling.get("top_p", 0.95)),
         formats=formats,
         source=str(path),
+        infill=InfillFormat(fim=infill.get("fim", ""), stop=tuple(infill.get("stop", [])),
+                            max_tokens=int(infill.get("max_tokens", 48)),
+                            temperature=float(infill.get("temperature", 0.8))),
     )
     if prof.endpoint not in ENDPOINTS:
         raise BadInput(f"model profile {path}: endpoint must be one of {ENDPOINTS}, not {prof.endpoint!r}")
+    if prof.infill.fim and not all(f"{{{k}}}" in prof.infill.fim for k in ("prefix", "suffix")):
+        raise BadInput(f"model profile {path}: [infill] fim needs {{prefix}} and {{suffix}}")
     if prof.endpoint == "completions":
         missing = [r for r in ("system", "user", "assistant") if r not in formats]
         if missing:

@@ -84,10 +84,16 @@ class TransformersModel:
 
     # -- generation -----------------------------------------------------------------------------
     def generate(self, messages: list[dict], sampling: Sampling) -> Generation:
+        return self._generate(self.encode(messages), sampling)
+
+    def complete(self, prompt: str, sampling: Sampling, logprobs: bool = False) -> Generation:
+        """A raw prompt (e.g. fill-in-the-middle), tokenized as is; no log-probabilities here."""
+        return self._generate(list(self.tokenizer(prompt)["input_ids"]), sampling)
+
+    def _generate(self, prompt_ids: list[int], sampling: Sampling) -> Generation:
         import torch
 
         start = time.monotonic()
-        prompt_ids = self.encode(messages)
         max_new = max(1, sampling.max_tokens)
         if self.max_positions:
             room = self.max_positions - len(prompt_ids)

@@ -1,0 +1,180 @@
+"""How often the infill source proposes the right fix when it is told the buggy line (QuixBugs).
+
+    .venv/bin/python benchmarks/infill_probe.py [--model qwen2.5-coder-0.5b | --base-url URL]
+        [--samples 12] [--ids gcd,bitcount] [--limit N] [--tests] [--json OUT]
+
+A probe, not the agent: the location is the KNOWN buggy line (repair_agent.bench.datasets.
+quixbugs_bug_lines, ground truth that the agent never sees), and repair_agent.search.infill
+proposes candidates exactly as in a run (same masks, prompts, sampling; seed 0). A candidate is
+*exact* when its code (docstrings aside) has the syntax tree of QuixBugs' correct program; with
+`--tests` it is *plausible* when the program's tests pass with it (pytest in a temporary folder,
+at most --max-tests candidates per program). Per program and mask: samples, distinct candidates,
+the rank of the first exact / plausible one, tokens and seconds. Without --base-url the GGUF is
+served by llama.cpp on loopback with all cores, as `repair-agent fix` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from repair_agent.bench.datasets import _quixbugs_raw, load_quixbugs, quixbugs_bug_lines  # noqa: E402
+from repair_agent.llm.client import OpenAIModel, Sampling  # noqa: E402
+from repair_agent.llm.profiles import profile_for  # noqa: E402
+from repair_agent.search import SearchContext, infill  # noqa: E402
+
+
+class Recorder:
+    """The model, with every call's Generation kept (one call per mask)."""
+
+    def __init__(self, model):
+        self.model, self.name, self.calls = model, model.name, []
+
+    def complete(self, prompt, sampling, logprobs=False):
+        self.calls.append(self.model.complete(prompt, sampling, logprobs=logprobs))
+        return self.calls[-1]
+
+    def generate(self, messages, sampling):
+        self.calls.append(self.model.generate(messages, sampling))
+        return self.calls[-1]
+
+
+def code_dump(text: str) -> str:
+    """The syntax tree without module-level strings (QuixBugs' docstrings differ between versions)."""
+    tree = ast.parse(text)
+    tree.body = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    return ast.dump(tree)
+
+
+def passes(task, program: str, text: str) -> bool:
+    """The program's tests pass with `text` (2 s per test: candidates that loop must not cost much)."""
+    with tempfile.TemporaryDirectory(prefix=f"infill-{task.task_id}-") as tmp:
+        for rel, content in {**task.files, program: text}.items():
+            (Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / rel).write_text(content)
+        try:
+            run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                                  "--timeout=2", *task.test_args], cwd=tmp, capture_output=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            return False
+        return run.returncode == 0
+
+
+def probe(pid: str, bug: dict, fixed: str, task, model, profile, args) -> dict:
+    root = Path(tempfile.mkdtemp(prefix=f"infill-probe-{pid}-"))
+    text = task.files[bug["file"]]
+    (root / bug["file"]).parent.mkdir(parents=True)
+    (root / bug["file"]).write_text(text)
+    line = bug["lines"][0]
+    rec = Recorder(model)
+    ctx = SearchContext(root=root, settings=SimpleNamespace(seed=0, infill_samples=args.samples), model=rec,
+                        profile=profile, log=lambda msg: None)
+    kinds = [m.kind for m in infill.masks(text, line, ast.parse(text))]
+    masks = [{"kind": k, "candidates": 0, "exact": None, "plausible": None} for k in kinds]
+    want, tested, first = code_dump(fixed), 0, {}
+    for edit in infill.candidates({"file": bug["file"], "function": pid, "line": line, "score": 1.0}, ctx):
+        m = masks[len(rec.calls) - 1]  # the edits of a mask come after its call and before the next
+        m["candidates"] += 1
+        exact = code_dump(edit["text"]) == want
+        if exact and m["exact"] is None:
+            m["exact"] = m["candidates"]
+            first.setdefault("exact", edit["note"])
+        if args.tests and m["plausible"] is None and (exact or tested < args.max_tests):
+            tested += not exact  # the correct program passes its tests: no run needed
+            if exact or passes(task, bug["file"], edit["text"]):
+                m["plausible"] = m["candidates"]
+                first.setdefault("plausible", edit["note"])
+    for m, gen in zip(masks, rec.calls):
+        m.update(samples=len(gen.completions), prompt_tokens=gen.prompt_tokens,
+                 completion_tokens=gen.completion_tokens, seconds=round(gen.seconds, 2))
+    return {"id": pid, "line": line, "buggy": text.splitlines()[line - 1].strip(), "masks": masks,
+            "exact": any(m["exact"] for m in masks), "exact_line_mask": bool(masks and masks[0]["exact"]),
+            "plausible": any(m["plausible"] for m in masks), "first": first, "tested": tested}
+
+
+def cache_check(model, prompt: str) -> list[float]:
+    """Seconds of three one-token requests with the same prompt: the first fills llama.cpp's cache."""
+    out = []
+    for seed in range(3):
+        start = time.monotonic()
+        model.complete(prompt, Sampling(n=1, temperature=0.8, top_p=0.95, max_tokens=1, seed=seed))
+        out.append(round(time.monotonic() - start, 3))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b", help="a registry name or GGUF path")
+    ap.add_argument("--base-url", help="an OpenAI-compatible server instead of serving --model")
+    ap.add_argument("--samples", type=int, default=12)
+    ap.add_argument("--ids", default="", help="comma-separated program ids (default: all 40)")
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--tests", action="store_true", help="also run each program's tests on candidates")
+    ap.add_argument("--max-tests", type=int, default=20, help="test runs per program at most")
+    ap.add_argument("--json", type=Path, help="write the per-program results here")
+    args = ap.parse_args(argv)
+
+    ids = [s for s in args.ids.split(",") if s] or None
+    bugs = quixbugs_bug_lines(ids)
+    fixed = {r["id"]: r["fixed_source"] for r in _quixbugs_raw()}  # the reference, for scoring only
+    tasks = {t.task_id: t for t in load_quixbugs(ids, args.limit)}
+    server = None
+    if args.base_url:
+        model = OpenAIModel(args.base_url)
+    else:
+        from repair_agent.llm.llamacpp import start_llama_server
+
+        server = start_llama_server(args.model, n_threads=os.cpu_count())
+        model = OpenAIModel(server.base_url, None, batch_n=False)
+    profile = profile_for(model.name)
+    results, start = [], time.monotonic()
+    try:
+        first = next(iter(tasks.values()))
+        bug = bugs[first.task_id]
+        text = first.files[bug["file"]]
+        mask = infill.masks(text, bug["lines"][0], ast.parse(text))[0]
+        prefix, suffix = infill.context(text.splitlines(keepends=True), ast.parse(text), mask, 4096)
+        cache = cache_check(model, infill.fim_prompt(profile.infill.fim, prefix, suffix)) if profile.infill.fim else []
+        for pid, task in tasks.items():
+            t0 = time.monotonic()
+            r = probe(pid, bugs[pid], fixed[pid], task, model, profile, args)
+            r["seconds"] = round(time.monotonic() - t0, 1)
+            results.append(r)
+            kinds = " ".join(f"{m['kind']}:{m['candidates']}{'*' if m['exact'] else ''}" for m in r["masks"])
+            print(f"{pid:<28} {'EXACT' if r['exact'] else '     '} {'PLAUS' if r['plausible'] else '     '} "
+                  f"{kinds:<34} {r['seconds']:>6} s  {(r['first'].get('exact') or r['first'].get('plausible') or '')!r}",
+                  flush=True)
+    finally:
+        if server:
+            server.stop()
+    masks = [m for r in results for m in r["masks"]]
+    samples = sum(m["samples"] for m in masks)
+    summary = {
+        "model": model.name, "profile": profile.name, "samples_per_mask": args.samples, "programs": len(results),
+        "exact_line_mask": sum(r["exact_line_mask"] for r in results),
+        "exact_any_mask": sum(r["exact"] for r in results),
+        "plausible_any_mask": sum(r["plausible"] for r in results) if args.tests else None,
+        "masks": len(masks), "samples": samples,
+        "completion_tokens_per_sample": round(sum(m["completion_tokens"] for m in masks) / max(samples, 1), 1),
+        "prompt_tokens_per_sample": round(sum(m["prompt_tokens"] for m in masks) / max(samples, 1), 1),
+        "seconds_per_sample": round(sum(m["seconds"] for m in masks) / max(samples, 1), 3),
+        "cache_check_s": cache, "wall_s": round(time.monotonic() - start, 1),
+    }
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
