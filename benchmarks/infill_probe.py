@@ -95,7 +95,7 @@ def probe(pid: str, bug: dict, fixed: str, task, model, profile, args) -> dict:
                 m["plausible"] = m["candidates"]
                 first.setdefault("plausible", edit["note"])
     for m, gen in zip(masks, rec.calls):
-        m.update(samples=len(gen.completions), prompt_tokens=gen.prompt_tokens,
+        m.update(samples=len(gen.completions), prompt_tokens=gen.prompt_tokens // max(gen.requests, 1),
                  completion_tokens=gen.completion_tokens, seconds=round(gen.seconds, 2))
     return {"id": pid, "line": line, "buggy": text.splitlines()[line - 1].strip(), "masks": masks,
             "exact": any(m["exact"] for m in masks), "exact_line_mask": bool(masks and masks[0]["exact"]),
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "plausible_any_mask": sum(r["plausible"] for r in results) if args.tests else None,
         "masks": len(masks), "samples": samples,
         "completion_tokens_per_sample": round(sum(m["completion_tokens"] for m in masks) / max(samples, 1), 1),
-        "prompt_tokens_per_sample": round(sum(m["prompt_tokens"] for m in masks) / max(samples, 1), 1),
+        "prompt_tokens_per_mask": round(sum(m["prompt_tokens"] for m in masks) / max(len(masks), 1), 1),
         "seconds_per_sample": round(sum(m["seconds"] for m in masks) / max(samples, 1), 3),
         "cache_check_s": cache, "wall_s": round(time.monotonic() - start, 1),
     }

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from model_server import llama_server, requires_llama_cpp, smollm_gguf  # noqa: E402,F401
 
 from repair_agent.errors import ModelError  # noqa: E402
-from repair_agent.llm.client import Completion, OpenAIModel  # noqa: E402
+from repair_agent.llm.client import Completion, Generation, OpenAIModel  # noqa: E402
 from repair_agent.llm.llamacpp import free_port  # noqa: E402
 from repair_agent.llm.profiles import load_profile  # noqa: E402
 from repair_agent.search import SearchContext, infill  # noqa: E402
@@ -111,6 +111,30 @@ def test_chat_cloze_layout_of_the_generic_profile():
     assert "at most" not in hunk and "# buggy:" not in hunk  # an inserted line has nothing to hint
 
 
+def test_requests_per_mask(tmp_path):
+    """What the source asks the model for (a recorder of the requests, no answers judged)."""
+    asked = []
+
+    class Recorder:
+        name = "recorder"
+
+        def complete(self, prompt, sampling, logprobs=False):
+            asked.append((prompt, sampling, logprobs))
+            return Generation(completions=[], prompt_tokens=100 * sampling.n, requests=sampling.n)
+
+    (tmp_path / "area.py").write_text(AREA)
+    ctx = SearchContext(root=tmp_path, settings=SimpleNamespace(seed=7, infill_samples=5), model=Recorder(),
+                        profile=load_profile("qwen2.5-coder"), log=lambda msg: None)
+    assert list(infill.candidates({"file": "area.py", "function": "area", "line": LINE, "score": 1.0}, ctx)) == []
+    qwen_stop = ["<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|im_end|>"]
+    assert [(s.n, s.temperature, s.top_p, s.seed, s.max_tokens, s.stop, lp) for _, s, lp in asked] == [
+        (5, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True),
+        (5, 0.8, 0.95, 7, 96, qwen_stop + ["\n\n", '\n"""Area of a circle (the docstring after the code, as in QuixBugs)."""'],
+         True),
+        (5, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True), (5, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True)]
+    assert ctx.tokens == {"prompt": 400, "completion": 0}  # each prompt once, though asked five times
+
+
 # -- answers ------------------------------------------------------------------------------------
 def test_cut_takes_code_lines_only():
     assert infill.cut("```python\n    d = r * 3  # fixed\n```", 1) == ["    d = r * 3"]
@@ -185,7 +209,8 @@ def test_fim_samples_from_the_real_server(llama_server, tmp_path):
     assert edits, "SmolLM2 gave no parseable line in 16 samples"
     _check_in_place(edits)
     assert model.logprobs is True and all(e["logprob"] < 0 for e in edits)  # the server's default logits_all
-    assert ctx.tokens["prompt"] > 0 and 0 < ctx.tokens["completion"] <= (3 * 32 + 64) * 4  # max_tokens per line
+    assert 0 < ctx.tokens["completion"] <= (3 * 32 + 64) * 4  # max_tokens per line and mask
+    assert 4 * 60 < ctx.tokens["prompt"] < 4 * 200  # each mask's prompt once, not once per sample
 
 
 @pytest.mark.model

@@ -30,6 +30,7 @@ class Generation:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    requests: int = 1  # one per sample where the server takes no `n`: each reports the whole prompt again
 
 
 @dataclass
@@ -117,7 +118,7 @@ class OpenAIModel:
         `n` (vLLM), else one request per sample."""
         start = time.monotonic()
         requests = [sampling.n] if self.batch_n else [1] * sampling.n
-        gen = Generation(completions=[])
+        gen = Generation(completions=[], requests=len(requests))
         for i, n in enumerate(requests):
             # one request per sample: each needs its own seed, or they would all be the same answer
             seed = sampling.seed + i if sampling.seed is not None and len(requests) > 1 else sampling.seed
@@ -133,6 +134,7 @@ class OpenAIModel:
                                                      "n": sampling.n - len(gen.completions)}))
             gen.completions += rest.completions
             gen.prompt_tokens += rest.prompt_tokens
+            gen.requests += rest.requests
             gen.completion_tokens += rest.completion_tokens
         gen.seconds = time.monotonic() - start
         return gen

@@ -96,7 +96,7 @@ class LlamaCppModel:
 
     def _sample(self, create, sampling: Sampling) -> Generation:
         start = time.monotonic()
-        gen = Generation(completions=[])
+        gen = Generation(completions=[], requests=sampling.n)
         for i in range(sampling.n):
             kwargs = dict(temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
                           stop=list(sampling.stop) or [])

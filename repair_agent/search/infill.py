@@ -57,7 +57,9 @@ def candidates(loc: Location, ctx: SearchContext) -> Iterator[Edit]:
     for mask in masks(text, loc["line"], tree):
         prefix, suffix = context(lines, tree, mask, budget)
         gen = _ask(ctx, profile, mask, prefix, suffix)
-        ctx.tokens["prompt"] = ctx.tokens.get("prompt", 0) + gen.prompt_tokens
+        # the prompt once: llama.cpp re-reports it per sample, but evaluates only the first (the
+        # rest hit its prefix cache), and vLLM takes all samples in one request
+        ctx.tokens["prompt"] = ctx.tokens.get("prompt", 0) + gen.prompt_tokens // max(gen.requests, 1)
         ctx.tokens["completion"] = ctx.tokens.get("completion", 0) + gen.completion_tokens
         found = []
         for new, logprob in ranked(gen.completions, mask):
@@ -169,10 +171,14 @@ def chat_prompt(prefix: str, suffix: str, mask: Mask) -> list[dict]:
 
 def _ask(ctx: SearchContext, profile, mask: Mask, prefix: str, suffix: str):
     fmt = profile.infill
-    one_line = fmt.fim and mask.lines == 1  # a chat answer may open with a fence line: no newline stop
+    stop = list(fmt.stop)
+    if fmt.fim:  # (a chat answer may open with a fence line: no newline stops there)
+        # one line ends at a newline; a hunk at a blank line or where the model starts on the suffix
+        after = next((line for line in suffix.splitlines() if line.strip()), "")
+        stop += ["\n"] if mask.lines == 1 else ["\n\n"] + (["\n" + after] if after else [])
     sampling = Sampling(n=max(1, getattr(ctx.settings, "infill_samples", 12)), temperature=fmt.temperature,
-                        top_p=profile.top_p, max_tokens=fmt.max_tokens * mask.lines,
-                        stop=(["\n"] if one_line else []) + list(fmt.stop), seed=getattr(ctx.settings, "seed", None))
+                        top_p=profile.top_p, max_tokens=fmt.max_tokens * mask.lines, stop=stop,
+                        seed=getattr(ctx.settings, "seed", None))
     if fmt.fim:
         return ctx.model.complete(fim_prompt(fmt.fim, prefix, suffix), sampling, logprobs=True)
     return ctx.model.generate(profile.render(chat_prompt(prefix, suffix, mask)), sampling)
