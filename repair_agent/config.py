@@ -40,7 +40,7 @@ class Settings(BaseModel):
     strategies: str = "mutate,infill,refine"  # candidate sources, cheapest first (repair_agent/search)
     search_lines: int = 5  # the top-ranked lines infill masks (mutate visits twice as many)
     max_candidates: int = 1000  # candidates the search may check
-    infill_samples: int = 12  # model samples per masked line
+    infill_samples: int = 8  # model samples per masked line
     plausible: int = 3  # distinct passing patches the search gathers (within its source) to choose from
 
     def strategy_list(self) -> list[str]:

@@ -44,10 +44,10 @@ def _context(kind: str = "line", text: str = AREA, line: int = LINE, budget: int
 
 
 # -- masks and prompts ---------------------------------------------------------------------------
-def test_masks_in_order_line_hunk_before_after():
+def test_masks_in_order_line_before_after_hunk():
     masks = infill.masks(AREA, LINE, ast.parse(AREA))
     assert [(m.kind, m.start, m.end, m.indent, m.lines) for m in masks] == [
-        ("line", 7, 7, "    ", 1), ("hunk", 7, 8, "    ", 2), ("before", 7, 6, "    ", 1), ("after", 8, 7, "    ", 1)]
+        ("line", 7, 7, "    ", 1), ("before", 7, 6, "    ", 1), ("after", 8, 7, "    ", 1), ("hunk", 7, 8, "    ", 2)]
 
 
 def test_masks_follow_logical_lines_blocks_and_returns():

@@ -93,14 +93,14 @@ def masks(text: str, line: int, tree: ast.Module | None) -> list[Mask]:
     top, bottom = scope(tree, line, len(lines))
     after = [u for u in units if u[0] > last]
     hunk = [u for u in after if u[1] <= bottom][:HUNK - 1]
-    if hunk:
-        out.append(Mask("hunk", first, hunk[-1][1], indent, HUNK))
     if first > top:  # a new statement inside the body, not before the def
         out.append(Mask("before", first, first - 1, indent, 1))
         if not re.match(r"(return|raise|continue|break)\b", lines[first - 1].lstrip()):  # else: dead code
             # after a block opener (`if x:`) the new line goes into the block, at its indentation
             nxt = _indent(lines[after[0][0] - 1]) if after else indent
             out.append(Mask("after", last + 1, last, nxt if len(nxt) > len(indent) else indent, 1))
+    if hunk:  # last: two lines cost the most tokens
+        out.append(Mask("hunk", first, hunk[-1][1], indent, HUNK))
     return out
 
 
