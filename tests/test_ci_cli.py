@@ -24,7 +24,8 @@ def ci(repo, srv, gh, bare, runs, *extra):
     return subprocess.run([sys.executable, "-m", "repair_agent", "ci", str(repo), "--remote", str(bare),
                            "--base", "main", "--github-repo", "octo/demo", "--github-api-url", gh.api_url,
                            "--run-dir", str(runs), *extra],
-                          env={**env, "REPAIR_AGENT_BASE_URL": srv.base_url, "REPAIR_AGENT_SANDBOX": "docker"},
+                          env={**env, "REPAIR_AGENT_BASE_URL": srv.base_url, "REPAIR_AGENT_SANDBOX": "docker",
+                               "REPAIR_AGENT_STRATEGIES": "refine"},  # the scripted model decides the outcome
                           capture_output=True, text=True, timeout=300)
 
 
