@@ -92,6 +92,7 @@ def soak(runs: int = 20, sandbox: str = "docker", work: Path | None = None, log=
     try:
         with ScriptedServer([[answer(WRONG)], [answer(RIGHT)]] * (runs + 1)) as srv:
             settings = Settings(base_url=srv.base_url, sandbox=sandbox, rounds=2, samples=1, test_timeout_s=120,
+                                strategies="refine",  # the scripted model's loop: a failed round, then the fix
                                 per_test_timeout_s=10)
 
             def one(i: int) -> dict:
