@@ -80,11 +80,12 @@ def probe(pid: str, bug: dict, fixed: str, task, model, profile, args) -> dict:
     ctx = SearchContext(root=root, settings=SimpleNamespace(seed=0, infill_samples=args.samples), model=rec,
                         profile=profile, log=lambda msg: None)
     kinds = [m.kind for m in infill.masks(text, line, ast.parse(text))]
-    masks = [{"kind": k, "candidates": 0, "exact": None, "plausible": None} for k in kinds]
+    masks = [{"kind": k, "candidates": 0, "exact": None, "plausible": None, "notes": []} for k in kinds]
     want, tested, first = code_dump(fixed), 0, {}
     for edit in infill.candidates({"file": bug["file"], "function": pid, "line": line, "score": 1.0}, ctx):
         m = masks[len(rec.calls) - 1]  # the edits of a mask come after its call and before the next
         m["candidates"] += 1
+        m["notes"].append(edit["note"])
         exact = code_dump(edit["text"]) == want
         if exact and m["exact"] is None:
             m["exact"] = m["candidates"]
@@ -110,6 +111,22 @@ def cache_check(model, prompt: str) -> list[float]:
         model.complete(prompt, Sampling(n=1, temperature=0.8, top_p=0.95, max_tokens=1, seed=seed))
         out.append(round(time.monotonic() - start, 3))
     return out
+
+
+def summarize(results: list[dict], model: str, profile: str, args, cache: list[float], wall: float) -> dict:
+    masks = [m for r in results for m in r["masks"]]
+    samples = sum(m["samples"] for m in masks)
+    return {
+        "model": model, "profile": profile, "samples_per_mask": args.samples, "programs": len(results),
+        "exact_line_mask": sum(r["exact_line_mask"] for r in results),
+        "exact_any_mask": sum(r["exact"] for r in results),
+        "plausible_any_mask": sum(r["plausible"] for r in results) if args.tests else None,
+        "masks": len(masks), "samples": samples,
+        "completion_tokens_per_sample": round(sum(m["completion_tokens"] for m in masks) / max(samples, 1), 1),
+        "prompt_tokens_per_mask": round(sum(m["prompt_tokens"] for m in masks) / max(len(masks), 1), 1),
+        "seconds_per_sample": round(sum(m["seconds"] for m in masks) / max(samples, 1), 3),
+        "cache_check_s": cache, "wall_s": round(wall, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,25 +171,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{pid:<28} {'EXACT' if r['exact'] else '     '} {'PLAUS' if r['plausible'] else '     '} "
                   f"{kinds:<34} {r['seconds']:>6} s  {(r['first'].get('exact') or r['first'].get('plausible') or '')!r}",
                   flush=True)
+            if args.json:  # after every program: a long run stopped halfway still tells
+                summary = summarize(results, model.name, profile.name, args, cache, time.monotonic() - start)
+                args.json.write_text(json.dumps({"summary": summary, "results": results}, indent=1))
     finally:
         if server:
             server.stop()
-    masks = [m for r in results for m in r["masks"]]
-    samples = sum(m["samples"] for m in masks)
-    summary = {
-        "model": model.name, "profile": profile.name, "samples_per_mask": args.samples, "programs": len(results),
-        "exact_line_mask": sum(r["exact_line_mask"] for r in results),
-        "exact_any_mask": sum(r["exact"] for r in results),
-        "plausible_any_mask": sum(r["plausible"] for r in results) if args.tests else None,
-        "masks": len(masks), "samples": samples,
-        "completion_tokens_per_sample": round(sum(m["completion_tokens"] for m in masks) / max(samples, 1), 1),
-        "prompt_tokens_per_mask": round(sum(m["prompt_tokens"] for m in masks) / max(len(masks), 1), 1),
-        "seconds_per_sample": round(sum(m["seconds"] for m in masks) / max(samples, 1), 3),
-        "cache_check_s": cache, "wall_s": round(time.monotonic() - start, 1),
-    }
+    summary = summarize(results, model.name, profile.name, args, cache, time.monotonic() - start)
     print(json.dumps(summary, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "results": results}, indent=1))
     return 0
 
 
