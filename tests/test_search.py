@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 from conftest import tree_hash
+from scripted_server import ScriptedServer
 
 from repair_agent.search import SearchContext
 from repair_agent.search.schedule import Budget, run_search
@@ -47,6 +48,27 @@ def test_an_unknown_strategy_is_bad_input(make_repo, runs_root):
     proc = run(make_repo("wrong_index"), "--strategies", "mutate,guess", runs_root=runs_root)
     assert proc.returncode == 2
     assert "unknown strategy guess" in proc.stderr
+
+
+def test_infill_fix_end_to_end_with_a_scripted_server(make_repo, runs_root, tmp_path, docker_ready):
+    """SCRIPTED model (control flow only): of two infill samples for the top line the first is
+    wrong and the second right; the search stops there and the model explains the fix."""
+    repo = make_repo("wrong_index")
+    out = tmp_path / "result.json"
+    cause = "The index 2 points at the third element, not the second."
+    explanation = f"[MONOLOGUE]\n### Execution Simulation\nitems[2] is 6.\n\n### Root Cause Analysis\n{cause}\n"
+    with ScriptedServer([["    return items[0]", "    return items[1]"], [explanation]]) as server:
+        proc = run(repo, "--strategies", "infill", "--base-url", server.base_url, "--infill-samples", "2",
+                   "--search-lines", "1", "--no-trace", "--json", str(out), runs_root=runs_root)
+        paths = [r["path"] for r in server.requests]
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["status"] == "fixed" and result["source"] == "infill"
+    assert "-    return items[2]\n+    return items[1]\n" in result["patch"]
+    assert result["search"]["tried"] == 2 and result["search"]["by_source"]["infill"]["tried"] == 2
+    assert result["root_cause"] == cause
+    assert len(paths) == 2  # one request for the samples (the server takes `n`), one to explain
+    assert result["tokens"]["prompt"] == 200  # the scripted server counts 100 per request
 
 
 def test_schedule_dedupes_and_stops_at_the_first_fix(tmp_path):
