@@ -128,10 +128,10 @@ def test_requests_per_mask(tmp_path):
     assert list(infill.candidates({"file": "area.py", "function": "area", "line": LINE, "score": 1.0}, ctx)) == []
     qwen_stop = ["<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|im_end|>"]
     assert [(s.n, s.temperature, s.top_p, s.seed, s.max_tokens, s.stop, lp) for _, s, lp in asked] == [
+        (5, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True), (5, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True),
         (5, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True),
         (5, 0.8, 0.95, 7, 96, qwen_stop + ["\n\n", '\n"""Area of a circle (the docstring after the code, as in QuixBugs)."""'],
-         True),
-        (5, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True), (5, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True)]
+         True)]
     assert ctx.tokens == {"prompt": 400, "completion": 0}  # each prompt once, though asked five times
 
 
