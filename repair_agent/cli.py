@@ -217,6 +217,10 @@ def show(result: dict) -> None:
         spent = ", ".join(f"{name} {stats['tried']}" for name, stats in search.get("by_source", {}).items())
         out.print(f"search: {found} after {search.get('tried', 0)} candidates ({spent}); "
                   f"{len(search.get('plausible', []))} plausible", highlight=False)
+    if result.get("confidence"):
+        colour = {"high": "green", "low": "red"}.get(result["confidence"], "yellow")
+        out.print(f"confidence: [bold {colour}]{result['confidence']}[/]  "
+                  f"{escape(result.get('confidence_reason') or '')}", highlight=False)
     if result["root_cause"]:
         title = "root cause (the model's words)" if result.get("model") else "what changed (no model asked)"
         out.print(Panel(result["root_cause"], title=title))
@@ -240,8 +244,15 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
        github_repo: Optional[str] = typer.Option(None, help="OWNER/NAME (default: $GITHUB_REPOSITORY or the remote URL)."),
        github_api_url: str = typer.Option("https://api.github.com", envvar="GITHUB_API_URL"),
        run_dir: Optional[Path] = typer.Option(None, help="Where run directories go."),
-       dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be pushed and opened; change nothing.")):
+       dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be pushed and opened; change nothing."),
+       min_confidence: str = typer.Option("high", "--min-confidence",
+                                          help="Open a pull request only at or above this confidence of the "
+                                               "overfitting guard: high, unknown or low (low: always).")):
     """CI bot: repair PATH and open (or update) a pull request with a fix the full suite proves.
+
+    A fix below --min-confidence gets no pull request: the diagnosis and the candidates (the
+    plausible patches, with the input on which they disagree) go to the job summary and the log,
+    and the exit code is 1, as for no fix.
 
     The token comes from the environment only (GITHUB_TOKEN); it never reaches the sandbox,
     the prompts or the run records."""
@@ -251,19 +262,26 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
     from .config import Settings
     from .fix import run_fix
     from .redact import redact
+    from .search.guard import CONFIDENCE
 
     out = Console()
+    if min_confidence not in CONFIDENCE:
+        console.print(f"[bold red]error:[/bold red] --min-confidence {escape(min_confidence)}: use high, unknown or low")
+        raise typer.Exit(2)
     on_signals()  # a cancelled CI job sends SIGTERM: unwind, so the sandbox's containers go
     try:
         settings = Settings.load(path, test=test)
         result = run_fix(path, settings, runs_root=run_dir, log=lambda m: log(redact(m)))
-        publish_fix(path, result, remote=remote, base=base, github_repo=github_repo, api_url=github_api_url,
-                    token=os.environ.get("GITHUB_TOKEN"), dry_run=dry_run,
-                    log=lambda m: out.print(m, markup=False, highlight=False))
+        done = publish_fix(path, result, remote=remote, base=base, github_repo=github_repo, api_url=github_api_url,
+                           token=os.environ.get("GITHUB_TOKEN"), dry_run=dry_run,
+                           log=lambda m: out.print(m, markup=False, highlight=False), min_confidence=min_confidence)
     except RepairAgentError as exc:
         fail(exc)
     except KeyboardInterrupt as exc:
         interrupted(exc, path, run_dir)
+    if done.get("held"):  # a fix, held back below --min-confidence: no pull request, as with no fix
+        log(f"no pull request: {done['held']}")
+        raise typer.Exit(EXIT["not_fixed"])
     raise typer.Exit(EXIT.get(result["status"], 3))
 
 

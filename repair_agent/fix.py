@@ -21,6 +21,7 @@ from .llm.factory import open_model
 from .llm.profiles import profile_for
 from .runs import RunRecorder, default_runs_root, new_run_id
 from .sandbox import open_sandbox, shell_args
+from .search import guard
 from .state import RepairState
 from .tests_summary import counts
 
@@ -77,6 +78,8 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
             run_id=run_id, test_args=shell_args(settings.test), round=0, candidates=[], best=None,
             tokens={"prompt": 0, "completion": 0}, started_at=started, feedback="")
         final = graph.invoke(start, config)
+        if not diagnose_only:
+            final = judge_model_fix(final, deps)
     result = shape_result(final, model_name=getattr(model, "name", ""), duration=time.time() - started)
     if diagnose_only:
         result = diagnosis(final, result)
@@ -127,7 +130,36 @@ def shape_result(state: RepairState, model_name: str, duration: float) -> dict:
         "source": (best.get("source") or "refine") if best else None,  # which search source found the fix
         "search": state.get("search") or {},
         "candidates_tried": (state.get("search") or {}).get("tried", 0) + len(state.get("candidates", [])),
+        **confidence(best, state.get("search") or {}),
     }
+
+
+def judge_model_fix(state: RepairState, deps: Deps) -> RepairState:
+    """A fix from the model loop (refine) is one plausible patch: the overfitting guard judges it
+    by the passing tests' calls and its docstring examples, as the search node does its own."""
+    best = state.get("best")
+    search = state.get("search") or {}
+    if not best or (best.get("source") or "refine") != "refine" or search.get("confidence"):
+        return state
+    patching.reset(deps.workdir)  # the guard lays the patch over the snapshot itself
+    fix = {"patch": best["patch"], "file": best.get("file") or "", "line": best.get("line") or 0,
+           "source": "refine", "note": "the model's fix", "tests": best.get("tests")}
+    verdict = guard.choose([fix], state, deps)
+    found = {"confidence": verdict["confidence"], "confidence_reason": verdict["reason"],
+             "disagreement": verdict["disagreement"], "guard": verdict["checked"]}
+    deps.recorder.write("guard", **found)
+    return {**state, "search": {**search, **found}}
+
+
+def confidence(best, search: dict) -> dict:
+    """How sure the overfitting guard (search/guard.py) is of the fix: `confidence` high | low |
+    unknown (None without a fix), why, and the first input on which the plausible patches disagree."""
+    if not best:
+        return {"confidence": None, "confidence_reason": "", "disagreement": None}
+    if not search.get("confidence"):
+        return {"confidence": "unknown", "confidence_reason": "the overfitting guard did not run", "disagreement": None}
+    return {"confidence": search["confidence"], "confidence_reason": search.get("confidence_reason", ""),
+            "disagreement": search.get("disagreement")}
 
 
 def diagnosis(state: RepairState, result: dict) -> dict:

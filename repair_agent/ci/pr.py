@@ -2,11 +2,15 @@
 
 ``publish_fix`` takes the result dict of ``fix`` (the same as ``repair-agent fix --json``) and
 
-* with ``status == "fixed"``: commits the patch on a fresh branch
+* with ``status == "fixed"`` and the overfitting guard's ``confidence`` at or above
+  ``min_confidence`` (low < unknown < high): commits the patch on a fresh branch
   ``repair-agent/<short base sha>-<slug of the first failing test>`` built in a temporary
   ``git worktree`` (the user's checkout, index and branches are never touched), pushes it, and
   opens a pull request -- or, when an open pull request from repair-agent for the same base and
   the same failing tests already exists, force-pushes its branch and updates its body;
+* with a fix below that confidence: pushes nothing, opens nothing, and writes the diagnosis and the
+  candidates (every plausible patch, with the input on which they disagree) to the log and to
+  ``$GITHUB_STEP_SUMMARY`` when that is set;
 * otherwise: pushes nothing, opens nothing, and writes a diagnosis (markdown) to the log and to
   ``$GITHUB_STEP_SUMMARY`` when that is set.
 
@@ -34,6 +38,7 @@ import git
 
 from repair_agent.errors import BadInput, RepairAgentError
 from repair_agent.redact import redact, secrets_from_env
+from repair_agent.search.guard import CONFIDENCE, at_least
 
 BRANCH_PREFIX = "repair-agent/"
 AUTHOR_NAME = "repair-agent"
@@ -44,6 +49,7 @@ MACHINE_MADE = (
     "is merged."
 )
 _BODY_LIMIT = 60_000  # GitHub rejects bodies over 65,536 characters
+_SUMMARY_PATCH_LIMIT = 20_000  # characters of one candidate's diff in the job summary
 _SLUG_MAX = 40
 
 
@@ -178,6 +184,7 @@ def pr_body(result: dict, base_sha: str, base_branch: str | None) -> str:
         "",
         root,
         "",
+        *_confidence_lines(result),
         "### Tests",
         "",
         _tests_table(result),
@@ -204,6 +211,60 @@ def pr_body(result: dict, base_sha: str, base_branch: str | None) -> str:
     if shown is not patch:
         diff.append("\n_The diff is truncated here; the full change is on the branch._")
     return "\n".join(head + diff + tail)
+
+
+def _confidence_lines(result: dict) -> list[str]:
+    """The overfitting guard's verdict, for a pull request's body (nothing for an older result)."""
+    if not result.get("confidence"):
+        return []
+    lines = ["### Confidence", "", f"**{result['confidence']}**: "
+             f"{(result.get('confidence_reason') or '').strip() or '(no reason given)'}"]
+    text = (result.get("disagreement") or {}).get("text")
+    if text:
+        lines.append(f"First disagreement: `{text}`")
+    return lines + [""]
+
+
+def candidates_markdown(result: dict, min_confidence: str) -> str:
+    """The job summary when a fix is held back: the guard's verdict, the diagnosis, and every
+    plausible patch (the chosen one first) with what the guard counted against it."""
+    confidence = result.get("confidence") or "unknown"
+    plausible = (result.get("search") or {}).get("plausible") or []
+    if not plausible and result.get("patch"):
+        plausible = [{"source": result.get("source") or "refine", "patch": result["patch"]}]
+    lines = [
+        f"## repair-agent: a fix, but no pull request (confidence: `{confidence}`)",
+        "",
+        f"repair-agent found {len(plausible)} plausible patch(es) that pass the full test suite, but its "
+        f"confidence that the chosen one is correct is **{confidence}**, below `--min-confidence "
+        f"{min_confidence}`. No branch was pushed and no pull request was opened; review the candidates "
+        "below.",
+        "",
+        f"**Why:** {(result.get('confidence_reason') or '').strip() or '(no reason given)'}",
+    ]
+    disagreement = result.get("disagreement") or {}
+    if disagreement.get("text"):
+        lines += ["", f"**First disagreement** ({disagreement.get('kind', '')}): `{disagreement['text']}`"]
+    if (result.get("root_cause") or "").strip():
+        lines += ["", "### Diagnosis", "", result["root_cause"].strip()]
+    lines += ["", "### Candidates"]
+    for n, cand in enumerate(plausible, 1):
+        where = f"{cand['file']}:{cand['line']}" if cand.get("file") else ""
+        note = f"`{cand['note']}`" if cand.get("note") else ""
+        head = ", ".join(x for x in (cand.get("source") or "", where, note) if x)
+        lines += ["", f"#### Patch #{n}" + (" (the guard's choice)" if n == 1 else "") + (f": {head}" if head else "")]
+        g = cand.get("guard")
+        if g:
+            lines.append(f"outvoted on {g.get('outvoted', 0)} input(s); changes {g.get('passing_changed', 0)} call(s) "
+                         f"made by tests that passed; fails {g.get('examples_failed', 0)} docstring example(s)")
+        patch = cand.get("patch") or ""
+        shown = patch if len(patch) <= _SUMMARY_PATCH_LIMIT else patch[:_SUMMARY_PATCH_LIMIT]
+        fence = _fence(shown)
+        lines += ["", f"{fence}diff", shown.rstrip("\n"), fence]
+        if shown is not patch:
+            lines.append("_The diff is truncated here._")
+    lines += ["", "### Tests", "", _tests_table(result), "", "### Run", "", _run_lines(result), ""]
+    return "\n".join(lines)
 
 
 def diagnosis_markdown(result: dict) -> str:
@@ -438,14 +499,19 @@ def publish_fix(
     token: str | None = None,
     dry_run: bool = False,
     log: Callable[[str], Any] = print,
+    min_confidence: str = "low",
 ) -> dict:
-    """Push the fix in ``result`` to a branch and open (or update) its pull request.
+    """Push the fix in ``result`` to a branch and open (or update) its pull request, when the
+    overfitting guard's ``confidence`` is at least ``min_confidence`` (``low`` always opens).
 
     Returns what was done: ``{"action": "opened"|"updated"|"dry-run"|"none", "branch",
     "commit", "pr_number", "pr_url", "base", "base_sha", "remote", "github_repo", "status",
-    "summary_path"}``. Raises :class:`BadInput` for a wrong path or missing configuration and
-    :class:`RepairAgentError` when pushing or talking to GitHub fails.
+    "summary_path", "held"}`` (``held``: why a fix got no pull request). Raises :class:`BadInput`
+    for a wrong path or missing configuration and :class:`RepairAgentError` when pushing or
+    talking to GitHub fails.
     """
+    if min_confidence not in CONFIDENCE:
+        raise BadInput(f"unknown confidence {min_confidence!r}; use {', '.join(reversed(CONFIDENCE))}")
     secrets = secrets_from_env()
     if token:
         secrets.append(token)
@@ -473,7 +539,7 @@ def publish_fix(
     out: dict[str, Any] = {
         "action": "none", "status": status, "branch": None, "commit": None,
         "pr_number": None, "pr_url": None, "base": base, "base_sha": base_sha,
-        "remote": clean(remote), "github_repo": github_repo, "summary_path": None,
+        "remote": clean(remote), "github_repo": github_repo, "summary_path": None, "held": None,
     }
 
     # -- no fix: explain, push nothing ---------------------------------------------------------
@@ -481,6 +547,16 @@ def publish_fix(
         if status == "fixed":
             raise fail("the result says 'fixed' but carries no patch")
         text = clean(diagnosis_markdown(result))
+        say(text)
+        if not dry_run:
+            out["summary_path"] = _write_step_summary(text, say)
+        return out
+
+    # -- a fix the guard is not sure enough of: show the candidates, push nothing ---------------------
+    if not at_least(result.get("confidence"), min_confidence):
+        out["held"] = (f"confidence {result.get('confidence') or 'unknown'} is below --min-confidence "
+                       f"{min_confidence}")
+        text = clean(candidates_markdown(result, min_confidence))
         say(text)
         if not dry_run:
             out["summary_path"] = _write_step_summary(text, say)
@@ -624,6 +700,7 @@ __all__ = [
     "BRANCH_PREFIX",
     "MARKER_RE",
     "branch_name",
+    "candidates_markdown",
     "commit_message",
     "diagnosis_markdown",
     "failing_digest",

@@ -49,12 +49,20 @@ def search(state: RepairState, deps) -> dict:
     out = run_search(plan, ctx, check, budget) if sources else None
     tokens = state.get("tokens") or {"prompt": 0, "completion": 0}
     tokens = {k: tokens[k] + ctx.tokens[k] for k in ("prompt", "completion")}
-    ranked_fixes = guard.rank(out.fixes) if out else []
+    # the overfitting guard: the plausible patches against each other, the passing tests' calls and
+    # the docstring examples, in the sandbox; it ranks them and says how sure the choice is
+    verdict = guard.choose(out.fixes, state, deps) if out and out.fixes else None
+    ranked_fixes = verdict["ranked"] if verdict else []
     summary = {"sources": sources, "lines": [f"{x['file']}:{x['line']}" for x in ranked[:2 * s.search_lines]],
                "tried": out.tried if out else 0, "by_source": out.by_source if out else {},
                "stop_reason": out.stop_reason if out else "no search source asked for",
                "timeout_s": timeout,
-               "plausible": [{k: f[k] for k in ("source", "file", "line", "note", "patch")} for f in ranked_fixes]}
+               "plausible": [{k: f.get(k) for k in ("source", "file", "line", "note", "patch", "found", "guard")}
+                             for f in ranked_fixes],
+               "confidence": verdict["confidence"] if verdict else None,
+               "confidence_reason": verdict["reason"] if verdict else "",
+               "disagreement": verdict["disagreement"] if verdict else None,
+               "guard": verdict["checked"] if verdict else None}
     deps.recorder.write("search", **summary)
     deps.log(f"search: {summary['tried']} candidates, {len(ranked_fixes)} plausible fix(es); {summary['stop_reason']}")
     best = None
