@@ -120,7 +120,7 @@ def fix(
                                              "(default all; `mutate` alone needs no model)."),
     search_lines: Optional[int] = typer.Option(None, min=1, help="Top-ranked lines infill masks; mutate visits twice as many (default 5)."),
     max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates the search may check (default 1000)."),
-    infill_samples: Optional[int] = typer.Option(None, min=1, help="Model samples per masked line (default 12)."),
+    infill_samples: Optional[int] = typer.Option(None, min=1, help="Model samples per masked line (default 8)."),
     plausible: Optional[int] = typer.Option(None, min=1, help="Passing patches to gather and choose from (default 3)."),
 ):
     """Find a validated fix for the failing tests of PATH."""
