@@ -70,8 +70,11 @@ def test_worker_and_exec_agree_on_all_of_quixbugs(tmp_path, boxes):
             runs = [sb.run_tests([rec["test_path"]], timeout=120, per_test_timeout=2, overlay=overlay)
                     for sb in (worker, exec_)]
             assert [r["runner"] for r in runs] == ["worker", "exec"], runs[0].get("fallback")
-            got = [outcomes(r) for r in runs]
-            assert got[0], f"{rec['id']}: no results: {runs[0]['output_tail'][-500:]}"
+            # a test near the 2 s limit (levenshtein's slow one) may end in time on the faster path
+            # and not on the other: a timeout on either side says nothing about parity
+            slow = {c["id"].split("::", 1)[1] for r in runs for c in r["cases"] if "Timeout" in c["message"]}
+            got = [{k: v for k, v in outcomes(r).items() if k not in slow} for r in runs]
+            assert got[0] or slow, f"{rec['id']}: no results: {runs[0]['output_tail'][-500:]}"
             if got[0] != got[1]:
                 differ.append((rec["id"], bool(overlay), got))
             if overlay and any(c["outcome"] in ("failed", "error") and "Timeout" not in c["message"]
