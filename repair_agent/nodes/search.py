@@ -14,7 +14,7 @@ from .. import patching
 from ..search import SearchContext, guard
 from ..search.schedule import Budget, run_search
 from ..state import Candidate, RepairState
-from ..tests_summary import failing_ids, ran, trimmed
+from .validate import run_checks
 
 CHEAP = ("mutate", "infill")  # the sources the search runs; "refine" is the model's escalation
 
@@ -120,28 +120,10 @@ def validate_edit(edit, state: RepairState, deps, timeout: float) -> dict:
     if patching.is_test_file(edit["file"]) and not deps.settings.allow_test_edits:
         return {**record, "status": "test_edit", "reason": f"edits test file {edit['file']}"}
     overlay = {edit["file"]: edit["text"]}
-    box = deps.sandbox
-    target = run_tests(box, ["-x", *state["failing"]], timeout, overlay)
-    if failing_ids(target) or target["timed_out"] or ran(target) < len(state["failing"]):
-        why = "timed out" if target["timed_out"] else (
-            f"stopped at the first of {len(state['failing'])} failing tests: {failing_ids(target)[0]} still fails"
-            if failing_ids(target) else "the failing tests did not all run")
-        return {**record, "status": "failed", "reason": why}
-    suite = run_tests(box, state["test_args"], timeout, overlay)
-    tests = {"failing": trimmed(target), "suite": trimmed(suite)}
-    broken = failing_ids(suite)
-    if suite["timed_out"] or broken or ran(suite) < ran(state["tests_before"]) or suite["returncode"] != 0:
-        why = "the full suite timed out" if suite["timed_out"] else (
-            f"breaks {len(broken)} test(s): {', '.join(broken[:3])}" if broken
-            else f"fewer tests ran ({ran(suite)} < {ran(state['tests_before'])})"
-            if ran(suite) < ran(state["tests_before"]) else f"pytest exited with code {suite['returncode']}")
-        return {**record, "status": "passed_failing", "reason": why, "tests": tests}
-    return {**record, "status": "fixed", "reason": "the full suite passes", "tests": tests,
-            "patch": diff_of(deps.workdir, overlay)}
-
-
-def run_tests(box, args: list[str], timeout: float, overlay: dict):
-    return box.run_tests(args, timeout=timeout * 3 + 30, per_test_timeout=max(1, round(timeout)), overlay=overlay)
+    record = run_checks(record, state, deps, overlay, timeout=timeout * 3 + 30, per_test_timeout=max(1, round(timeout)))
+    if record["status"] == "fixed":
+        record["patch"] = diff_of(deps.workdir, overlay)
+    return record
 
 
 def diff_of(root, overlay: dict) -> str:

@@ -59,11 +59,14 @@ def check(cand: Candidate, state: RepairState, deps, seen: dict) -> Candidate:
         patching.reset(scratch)
 
 
-def run_checks(cand: Candidate, state: RepairState, deps) -> Candidate:
-    timeout = deps.settings.test_timeout_s
+def run_checks(cand: Candidate, state: RepairState, deps, overlay: dict | None = None,
+               timeout: float | None = None, per_test_timeout: int | None = None) -> Candidate:
+    """The failing tests, then the full suite, on the scratch tree (with `overlay`'s files over it)."""
+    timeout = timeout or deps.settings.test_timeout_s
+    per_test_timeout = per_test_timeout or deps.settings.per_test_timeout_s
     # -x: one failure is enough to reject, and a hanging test costs one timeout, not one per test
     target = deps.sandbox.run_tests(["-x", *state["failing"]], timeout=timeout,
-                                    per_test_timeout=deps.settings.per_test_timeout_s)
+                                    per_test_timeout=per_test_timeout, overlay=overlay)
     still = failing_ids(target)
     if still or target["timed_out"] or ran(target) < len(state["failing"]):
         why = "timed out" if target["timed_out"] else (
@@ -72,7 +75,7 @@ def run_checks(cand: Candidate, state: RepairState, deps) -> Candidate:
             else "the failing tests did not run (skipped or not collected)")
         return {**cand, "status": "failed", "reason": why, "tests": {"failing": trimmed(target), "suite": None}}
     suite = deps.sandbox.run_tests(state["test_args"], timeout=timeout,
-                                    per_test_timeout=deps.settings.per_test_timeout_s)
+                                   per_test_timeout=per_test_timeout, overlay=overlay)
     tests = {"failing": trimmed(target), "suite": trimmed(suite)}
     broken = failing_ids(suite)
     if suite["timed_out"] or broken:
