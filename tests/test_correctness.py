@@ -104,13 +104,15 @@ def test_summary_counts_plausible_and_correct(tmp_path):
              "patch_noise_lines": 1 if verified else None, **kw}
         return {**r, "correct": correct} if verified else r
 
-    recs = [rec("gcd", True, True), rec("sieve", True, False, correct_reason="differs",
-                                        first_difference={"input": {"args": [7]}}),
-            rec("wrap", True, "unknown"), rec("kth", False)]
+    recs = [rec("gcd", True, True, confidence="high"),
+            rec("sieve", True, False, correct_reason="differs", first_difference={"input": {"args": [7]}},
+                confidence="low"),
+            rec("wrap", True, "unknown", confidence="high"), rec("kth", False)]
     s = summarize(recs)
     assert (s["plausible"], s["correct"], s["overfitting"], s["correct_unknown"]) == (3, 1, 1, 1)
     assert s["correct_rate"] == 0.25 and s["correct_of_plausible"] == 1 / 3
     assert s["correct_by_round"] == [1] and s["patch_lines_per_fix"] == 4
+    assert s["by_confidence"] == {"high": {"plausible": 2, "correct": 1}, "low": {"plausible": 1, "correct": 0}}
     old = summarize([{k: v for k, v in r.items() if k not in ("correct", "plausible")} for r in recs])
     assert old["plausible"] == 3 and old["correct"] is None  # records scored before: not measured
 
@@ -120,6 +122,7 @@ def test_summary_counts_plausible_and_correct(tmp_path):
     write_summary(d)
     report = (d / "report.md").read_text()
     assert "| correct (agrees with the reference) | 1 (25.0%); 33.3% of the plausible" in report
+    assert "; confidence high: 1 of 2 correct; confidence low: 0 of 1 correct" in report
     assert "- `sieve`: **fixed in round 0**, **NOT CORRECT** (differs: `" in report
     rows, _ = compare([d], console=Console(file=io.StringIO(), width=250))
     assert rows[0]["fixed"] == 3 and rows[0]["correct"] == 1

@@ -44,6 +44,21 @@ def test_mutate_alone_fixes_without_any_model(make_repo, runs_root, tmp_path, do
     assert tree_hash(repo) == before  # the user's tree is untouched
 
 
+def test_a_fix_that_only_tests_let_through_is_reported_with_low_confidence(make_repo, runs_root, tmp_path,
+                                                                          docker_ready):
+    """The only mutant that passes turns `while True` into `while hare`: detect_cycle then returns
+    None where it returned False, which the truthiness tests accept (an anti-pattern)."""
+    out = tmp_path / "result.json"
+    proc = run(make_repo("falsy_cycle"), "--strategies", "mutate", "--json", str(out), runs_root=runs_root)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["status"] == "fixed" and "+    while hare:" in result["patch"]
+    assert result["confidence"] == "low"
+    assert "return None" in result["search"]["confidence_reason"]
+    assert result["search"]["stop_reason"] != "the fix's line searched to its end"  # it looked on for a clean fix
+    assert all(p["suspect"] for p in result["search"]["plausible"])
+
+
 def test_an_unknown_strategy_is_bad_input(make_repo, runs_root):
     proc = run(make_repo("wrong_index"), "--strategies", "mutate,guess", runs_root=runs_root)
     assert proc.returncode == 2

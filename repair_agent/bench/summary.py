@@ -245,6 +245,11 @@ def _correctness(records: list[dict], rounds_max: int) -> dict:
         "correct_unknown": sum(1 for r in plausible if r.get("correct") == "unknown") if measured else None,
         "correct_by_round": by_round,
         "correct_rate_by_round": [x / n for x in by_round] if by_round and n else [],
+        # what the agent said of its own fix (the guard's confidence) against what the reference says
+        "by_confidence": {c: {"plausible": sum(1 for r in plausible if r.get("confidence") == c),
+                              "correct": sum(1 for r in plausible if r.get("confidence") == c
+                                             and r.get("correct") is True) if measured else None}
+                          for c in sorted({str(r.get("confidence")) for r in plausible if r.get("confidence")})},
         "patch_lines_per_fix": _div(sum(r["patch_lines"] for r in sizes), len(sizes)),
         "patch_noise_lines_per_fix": _div(sum(r.get("patch_noise_lines") or 0 for r in sizes), len(sizes)),
     }
@@ -299,7 +304,9 @@ def _correct_text(s: dict) -> str:
         return "not measured"
     return (f"{s['correct']} ({_fmt(s.get('correct_rate'), pct=True)}); "
             f"{_fmt(s.get('correct_of_plausible'), pct=True)} of the plausible; "
-            f"{s.get('overfitting', 0)} overfitting, {s.get('correct_unknown', 0)} unknown")
+            f"{s.get('overfitting', 0)} overfitting, {s.get('correct_unknown', 0)} unknown"
+            + "".join(f"; confidence {c}: {n['correct']} of {n['plausible']} correct"
+                      for c, n in (s.get("by_confidence") or {}).items()))
 
 
 def _md_cell(x: str) -> str:

@@ -12,6 +12,7 @@ import time
 
 from .. import patching
 from ..search import SearchContext, guard
+from ..search.antipatterns import suspicions
 from ..search.schedule import Budget, run_search
 from ..state import Candidate, RepairState
 from .validate import run_checks
@@ -33,6 +34,8 @@ def search(state: RepairState, deps) -> dict:
     def check(edit) -> dict:
         start = time.monotonic()
         record = validate_edit(edit, state, deps, timeout)
+        if record["status"] == "fixed":
+            record["suspect"] = suspicions(ctx.source_text(edit["file"]), edit["text"])
         record["seconds"] = round(time.monotonic() - start, 3)
         tried.append(record)
         deps.recorder.write("candidate", **{k: v for k, v in record.items() if k != "tests"})
@@ -57,7 +60,7 @@ def search(state: RepairState, deps) -> dict:
                "tried": out.tried if out else 0, "by_source": out.by_source if out else {},
                "stop_reason": out.stop_reason if out else "no search source asked for",
                "timeout_s": timeout,
-               "plausible": [{k: f.get(k) for k in ("source", "file", "line", "note", "patch", "found", "guard")}
+               "plausible": [{k: f.get(k) for k in ("source", "file", "line", "note", "patch", "found", "guard", "suspect")}
                              for f in ranked_fixes],
                "confidence": verdict["confidence"] if verdict else None,
                "confidence_reason": verdict["reason"] if verdict else "",

@@ -18,7 +18,7 @@ ask, the guard asks the programs themselves, inside the sandbox (patched code is
 
 Among equals the smallest patch wins (fewest changed lines, then fewest characters inserted or
 deleted), then the cheaper source, then the one found first: a one-token operator change is a likelier human fix
-than a new branch. The verdict's `confidence` is `high` when the plausible patches agree on every
+than a new branch. A suspect patch (`antipatterns.py`) comes after every clean one. The verdict's `confidence` is `high` when the plausible patches agree on every
 input and none changes what the passing tests saw or fails a docstring example (a single patch is
 judged by the last two alone, and is `high` when nothing speaks against it, which the reason then
 says), `low` otherwise, with the first input that shows it, and `unknown`, with the reason, when the
@@ -56,9 +56,9 @@ class Unjudged(Exception):
 
 
 def rank(fixes: list[dict]) -> list[dict]:
-    """The plausible fixes, the most natural first."""
-    return sorted(fixes, key=lambda f: (size(f["patch"]), SOURCES.index(f["source"]) if f["source"] in SOURCES
-                                        else len(SOURCES)))
+    """The plausible fixes, the most natural first; a suspect one (an anti-pattern) after every clean one."""
+    return sorted(fixes, key=lambda f: (bool(f.get("suspect")), size(f["patch"]),
+                                        SOURCES.index(f["source"]) if f["source"] in SOURCES else len(SOURCES)))
 
 
 def size(patch: str) -> tuple[int, int]:
@@ -99,6 +99,10 @@ def choose(fixes: list[dict], state, deps, budget: float | None = None) -> dict:
     finally:
         shutil.rmtree(harness, ignore_errors=True)
     out["checked"] = {**out["checked"], "seconds": round(time.monotonic() - started, 2), "budget_s": budget}
+    if out["ranked"][0].get("suspect"):  # no clean patch passed: what the tests let through is likely wrong
+        out["confidence"] = "low"
+        out["reason"] = (f"every plausible patch is suspect (patch #1: {'; '.join(out['ranked'][0]['suspect'])})"
+                         + (f"; {out['reason']}" if out["reason"] else ""))
     deps.log(f"guard: confidence {out['confidence']}: {out['reason']}")
     return out
 
@@ -337,8 +341,8 @@ def judge(ranked: list[dict], inputs: list[dict], vote: dict, targets: list[dict
                 stats[p]["examples_failed"] += 1
                 failed_example.setdefault(p, (key, got[1]))
     # the guard's counts first; the order of `ranked` (size, source, found first) breaks ties
-    order = sorted(range(k), key=lambda p: (stats[p]["examples_failed"], stats[p]["passing_changed"],
-                                            stats[p]["outvoted"]))
+    order = sorted(range(k), key=lambda p: (bool(ranked[p].get("suspect")), stats[p]["examples_failed"],
+                                            stats[p]["passing_changed"], stats[p]["outvoted"]))
     position = {p: r for r, p in enumerate(order)}
     errors = [e for errs in vote.get("errors") or [] for e in errs]
     cut = any(vote.get("cut") or [])

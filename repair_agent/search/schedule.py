@@ -3,7 +3,8 @@
 Every source runs over all its locations before the next (more expensive) source starts: a
 mutation costs one test run, an infill sample costs model tokens too. Candidates whose syntax
 tree equals one already tried are skipped. The search stops at the first candidate that `check`
-calls a fix, or when the candidates, the tokens or the wall time run out.
+calls a fix, or when the candidates, the tokens or the wall time run out. A fix that matches an
+anti-pattern (`antipatterns.py`) is kept but does not stop the search: a clean one may follow.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
     from the model ends the search at once (more samples would cost tokens)."""
     out = Outcome()
     seen: set[str] = set()
-    first_at = 0
+    first_at, clean = 0, 0  # a suspect fix (an anti-pattern, see antipatterns.py) does not end the search
     for name, locations in plan:
         stats = out.by_source.setdefault(name, {"tried": 0, "seconds": 0.0, "tokens": 0})
         for loc in locations:
@@ -66,7 +67,7 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
             start = time.monotonic()
             for edit in source(name)(loc, ctx):
                 out.stop_reason = budget.spent(out.tried, ctx)
-                if out.fixes and out.tried - first_at >= budget.after_first:
+                if first_at and out.tried - first_at >= budget.after_first:
                     out.stop_reason = f"{budget.after_first} more candidates tried after the first fix"
                 if out.stop_reason:
                     break
@@ -79,13 +80,16 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
                 record = check(edit)
                 if record["status"] == "fixed":
                     out.fixes.append(record)
+                    if record.get("suspect"):
+                        continue
+                    clean += 1
                     first_at = first_at or out.tried
-                    if len(out.fixes) >= budget.plausible or name != "mutate":  # more samples cost tokens
+                    if clean >= budget.plausible or name != "mutate":  # more samples cost tokens
                         out.stop_reason = f"{len(out.fixes)} plausible fix(es) found"
                         break
             stats["seconds"] = round(stats["seconds"] + time.monotonic() - start, 3)
             stats["tokens"] += ctx.tokens["prompt"] + ctx.tokens["completion"] - before
-            if out.fixes and not out.stop_reason:
+            if clean and not out.stop_reason:
                 out.stop_reason = "the fix's line searched to its end"
             if out.stop_reason:
                 return out
