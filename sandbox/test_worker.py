@@ -73,16 +73,16 @@ def top_names(root: str) -> set[str]:
 
 def preload(own: set[str], imported: set[str]) -> tuple[list[str], set[str], set[str]]:
     """Import pytest, its plugins and the tree's third-party imports; never the tree's own code.
-    Returns the names imported, every module that their import loaded, and the plugins' names."""
+    Returns the names imported, every module that their import loaded, and the plugins' modules."""
     import pytest  # noqa: F401
     from _pytest.config import default_plugins
     from importlib.metadata import entry_points
 
     for name in default_plugins:
         importlib.import_module(f"_pytest.{name}")
-    plugins = set()
+    plugins = []
     for ep in entry_points(group="pytest11"):  # pytest-timeout and the like
-        plugins.add(ep.module.partition(".")[0])
+        plugins.append(ep.module)
         try:
             ep.load()
         except Exception:  # pytest itself will say what is wrong with it, in the child
@@ -121,7 +121,7 @@ def test_skipped():
 """
 
 
-def warm_up() -> None:
+def warm_up(startup: list[str]) -> None:
     """One pytest run in the worker itself, on a made-up test (no code of the tree): the imports
     that pytest defers to a session and its caches are then paid once, not in every child."""
     folder = os.path.join(TMP, "repair-agent-warm-up")
@@ -136,7 +136,7 @@ def warm_up() -> None:
         os.chdir(folder)
         import pytest
 
-        pytest.main(["-p", "no:cacheprovider", "-o", "junit_family=xunit1", f"--junitxml={folder}/junit.xml",
+        pytest.main([*startup, "-p", "no:cacheprovider", "-o", "junit_family=xunit1", f"--junitxml={folder}/junit.xml",
                      "--timeout=60", "-q", "-rN", "test_warm_up.py"])
     finally:
         os.dup2(saved_fds[0], 1)
@@ -211,6 +211,16 @@ def kill_leftovers(pgid: int, keep: set[int]) -> None:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+
+
+def plugin_args(modules: list[str]) -> list[str]:
+    """The installed plugins named on the command line, with pytest's own search for them off: in
+    every child that search reads every installed package's metadata again (a tenth of a run)."""
+    import pytest
+
+    if getattr(pytest, "version_tuple", (0,)) < (8, 4):  # no --disable-plugin-autoload before 8.4
+        return []
+    return ["--disable-plugin-autoload", *(arg for m in modules for arg in ("-p", m))]
 
 
 def child(args: list[str], r: int, w: int, proto: int, forget: list[str], base_path: list[str]) -> None:
@@ -326,12 +336,14 @@ def main() -> None:
     base_path = list(sys.path)
     own, imported = tree_names(SRC)
     preloaded, loaded, plugins = preload(own, imported)
+    tops = {m.partition(".")[0] for m in plugins}
     top = top_names(SRC)  # what a preloaded library imported under a name the tree puts on the path
     # ... and the plugins themselves: pytest rewrites their asserts when it imports them, and
     # warns (an error under `-W error`) about one that was imported before it could
     forget = [m for m in sys.modules
-              if m.partition(".")[0] in plugins or (m in loaded and m.partition(".")[0] in top)]
-    warm_up()
+              if m.partition(".")[0] in tops or (m in loaded and m.partition(".")[0] in top)]
+    startup = plugin_args(plugins)
+    warm_up(startup)
     gc.freeze()  # the children share these pages: keep the collector from touching them
     out = os.fdopen(proto, "w", closefd=False)
     out.write(json.dumps({"ready": True, "preloaded": preloaded,
@@ -339,7 +351,9 @@ def main() -> None:
     out.flush()
     for line in sys.stdin.buffer:
         if line.strip():
-            out.write(json.dumps(run(json.loads(line), proto, keep, forget, base_path)) + "\n")
+            req = json.loads(line)
+            req["args"] = [*startup, *req["args"]]
+            out.write(json.dumps(run(req, proto, keep, forget, base_path)) + "\n")
             out.flush()
 
 
