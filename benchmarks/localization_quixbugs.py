@@ -5,7 +5,7 @@
 For each of the 40 programs the folder is rebuilt as the dataset's README says, from
 `buggy_source` only (the fixed source and the diffs are never read), the tests run once in a
 LocalSandbox with `--timeout=2` per test (some buggy programs hang) to get the failing ids and their
-tracebacks, then once more under coverage with per-test contexts (sandbox/coverage_contexts.py).
+tracebacks, then once more under coverage with per-test contexts (sandbox/tools/coverage_contexts.py).
 
 - SBFL: lines of python_programs/<id>.py ranked by Ochiai; ties go to the line fewer passing tests
   ran, then file order.

@@ -1,6 +1,6 @@
 """Line-by-line execution trace of one failing test through the suspicious function(s).
 
-`trace_test(sandbox, node_id, targets)` runs `sandbox/tracer.py` in the sandbox (pytest in-process
+`trace_test(sandbox, node_id, targets)` runs `sandbox/tools/tracer.py` in the sandbox (pytest in-process
 under `sys.settrace`, limited to the target functions) and returns the steps, a JSON-ready list of
 `{file, line, event, function, depth, locals, ...}` (see the tracer's docstring for the events).
 A run that hit its deadline or was killed keeps the steps printed so far and ends with a

@@ -5,7 +5,7 @@ against. It is *correct* when it behaves like the reference (QuixBugs' fixed pro
 HumanEvalFix's canonical solution) on the tests' own inputs and on a few hundred generated ones.
 The harness alone knows the reference, and asks only after the agent has finished.
 
-The patched code is untrusted: both programs run inside the sandbox (`sandbox/differential.py`),
+The patched code is untrusted: both programs run inside the sandbox (`sandbox/tools/differential.py`),
 each call under a time limit. Inputs are generated on the host, as plain JSON, by the generator
 this check shares with the agent's overfitting guard (`repair_agent/differential.py`): hypothesis
 strategies built from the arguments the tests passed, kept to the domain the tests show.

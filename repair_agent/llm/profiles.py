@@ -1,6 +1,6 @@
 """Model profiles: which endpoint a model wants, how its prompt is laid out, how it samples.
 
-Profiles live in TOML files under `prompts/profiles/` (one per profile, `name.toml`). Extra
+Profiles live in TOML files under `repair_agent/prompts/profiles/` (one per profile, `name.toml`). Extra
 directories can be put first with `$REPAIR_AGENT_PROFILES` (os.pathsep-separated).
 
     endpoint = "chat" | "completions"
@@ -29,6 +29,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..errors import BadInput
+from ..prompts import PROMPTS_DIR
 from .client import Sampling
 
 ENDPOINTS = ("chat", "completions")
@@ -36,10 +37,7 @@ ENDPOINTS = ("chat", "completions")
 
 def profile_dirs() -> list[Path]:
     dirs = [Path(p) for p in os.environ.get("REPAIR_AGENT_PROFILES", "").split(os.pathsep) if p]
-    here = Path(__file__).resolve()
-    dirs += [here.parents[2] / "prompts" / "profiles",  # a source checkout / editable install
-             here.parents[1] / "prompts" / "profiles"]  # package data, if shipped inside the package
-    return dirs
+    return dirs + [Path(PROMPTS_DIR / "profiles")]  # the package's own, shipped as package data
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Spectrum-based fault localization (Ochiai) from per-test coverage run in the sandbox.
 
-`spectrum(sandbox, test_args, failing)` runs `sandbox/coverage_contexts.py` (pytest in-process under
+`spectrum(sandbox, test_args, failing)` runs `sandbox/tools/coverage_contexts.py` (pytest in-process under
 coverage, one coverage context per test node id) and returns, for each line a failing test ran,
 how many failing (ef) and passing (ep) tests ran it. `rank_lines` scores lines with Ochiai
 ef / sqrt(F * (ef + ep)); `rank_functions` rolls lines up to their enclosing function (the

@@ -8,13 +8,16 @@ import shlex
 import signal
 import uuid
 import xml.etree.ElementTree as ET
+from importlib import resources
 from pathlib import Path
 from typing import Iterator, Protocol
 
 from ..errors import BadInput
 from ..state import TestCase, TestRun
 
-TOOLS_DIR = Path(__file__).resolve().parents[2] / "sandbox"  # scripts run inside the sandbox
+# The scripts that run inside the sandbox (package data). A real folder, not a zip member: the
+# Docker sandbox mounts it and the local one runs the scripts from it.
+TOOLS_DIR = Path(resources.files(__package__) / "tools")
 OUTPUT_LIMIT = 64 * 1024  # bytes of console output kept per run
 DETAILS_LIMIT = 4000
 CRASH = "[repair-agent sandbox]"
@@ -27,7 +30,7 @@ class Sandbox(Protocol):
     python: str  # the interpreter that has pytest + coverage, as the sandbox sees it
 
     def tool(self, name: str) -> str:
-        """Path, as the sandbox sees it, of a script in the repo's `sandbox/` folder."""
+        """Path, as the sandbox sees it, of a script in TOOLS_DIR (`repair_agent/sandbox/tools/`)."""
         ...
 
     def run_tests(self, args: list[str], timeout: float = 300, per_test_timeout: int = 60,

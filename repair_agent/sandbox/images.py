@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from importlib import resources
 from pathlib import Path
 
 from ..errors import SandboxError
-from .base import TOOLS_DIR
 
 BASE_IMAGE = "repair-agent/base:bookworm"
 ENV_REPO = "repair-agent/env"
@@ -48,7 +48,7 @@ def build_base_image(tag: str = BASE_IMAGE, mirror: str | None = None, force: bo
     if not force and _image_exists(client, tag):
         log(f"{tag} already built")
         return tag
-    recipe = TOOLS_DIR / "build-base.sh"
+    recipe = resources.files(__package__) / "build-base.sh"  # package data, beside this module
     mirror = mirror or _debian_mirror()
     log(f"building {tag} with debootstrap from {mirror} (about a minute)")
     proc = subprocess.run(["bash", str(recipe), tag, mirror], capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""The host's side of the warm test worker (`sandbox/test_worker.py`, which runs in the warm
+"""The host's side of the warm test worker (`tools/test_worker.py`, which runs in the warm
 container): start it through the Docker API with its stdin attached, send it one JSON request per
 line, read its answers from Docker's multiplexed stream; and say which candidates it cannot take."""
 

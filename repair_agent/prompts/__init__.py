@@ -1,18 +1,19 @@
-"""Prompt templates live in the top-level `prompts/` folder as Jinja2 files."""
+"""Prompt templates (Jinja2 files) and model profiles (`profiles/*.toml`), shipped as package data
+in this folder and found through importlib.resources."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
+from importlib import resources
 
 import jinja2
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPTS_DIR = resources.files(__name__)
 
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(PROMPTS_DIR), keep_trailing_newline=True,
+    return jinja2.Environment(loader=jinja2.PackageLoader(__name__, "."), keep_trailing_newline=True,
                               undefined=jinja2.StrictUndefined, autoescape=False)
 
 
