@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 from conftest import git
+from github_standin import GitHubStandIn
 from scripted_server import ScriptedServer, answer
 
-from repair_agent.ci.github_standin import GitHubStandIn
 from repair_agent.sandbox import DockerSandbox
 
 TOKEN = "ghp_CiTokenThatMustNeverLeak0123456789"

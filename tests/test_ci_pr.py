@@ -8,8 +8,8 @@ from pathlib import Path
 
 import github
 import pytest
+from github_standin import GitHubStandIn
 
-from repair_agent.ci.github_standin import GitHubStandIn
 from repair_agent.ci.pr import (
     AUTHOR_EMAIL,
     AUTHOR_NAME,

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import git
+from github_standin import GitHubStandIn
 
 from repair_agent import patching
-from repair_agent.ci.github_standin import GitHubStandIn
 from repair_agent.ci.pr import publish_fix
 from repair_agent.config import Settings
 from repair_agent.sandbox import open_sandbox

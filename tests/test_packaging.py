@@ -61,7 +61,9 @@ def test_the_wheel_holds_its_data_and_reads_it_from_the_installed_copy(installed
              "from repair_agent import prompts\n"
              "from repair_agent.llm import profiles\n"
              "from repair_agent.sandbox import TOOLS_DIR\n"
+             "from importlib.util import find_spec\n"
              "print(json.dumps({'package': repair_agent.__file__, 'tools': str(TOOLS_DIR),\n"
+             "  'standin': find_spec('repair_agent.ci.github_standin') is not None,\n"
              "  'scripts': sorted(p.name for p in TOOLS_DIR.glob('*.py')),\n"
              "  'profiles': sorted(profiles.available()), 'system': prompts.text('system.txt'),\n"
              "  'feedback': prompts.render('feedback.j2', code='x = 1', reason='boom', failure='', contradictions=[])}))\n")
@@ -70,6 +72,7 @@ def test_the_wheel_holds_its_data_and_reads_it_from_the_installed_copy(installed
     assert out["scripts"] == ["coverage_contexts.py", "differential.py", "test_worker.py", "tracer.py"]
     assert {"semcoder", "qwen2.5-coder", "generic-chat"} <= set(out["profiles"])
     assert out["system"].strip() and "boom" in out["feedback"]
+    assert not out["standin"]  # a test double, not the product
 
 
 def test_fix_runs_end_to_end_from_the_installed_wheel(installed, tmp_path, docker_ready):
