@@ -300,7 +300,7 @@ def build_base(force: bool = typer.Option(False, help="Rebuild even if the image
 
 def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optional[str], limit: Optional[int],
            workers: int, single_shot: bool, base_url, model, rounds, samples, sandbox, no_trace, no_sbfl,
-           strategies=None, max_candidates=None):
+           strategies=None, max_candidates=None, per_test_timeout: int = 5):
     from .bench.datasets import load_dataset
     from .bench.runner import run_benchmark
     from .bench.summary import print_summary
@@ -313,7 +313,8 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
         settings = Settings.load(None, base_url=base_url, model=model, rounds=rounds, samples=samples,
                                  sandbox=sandbox, use_trace=False if no_trace else None,
                                  use_sbfl=False if no_sbfl else None, test_timeout_s=180,
-                                 per_test_timeout_s=5, strategies=strategies, max_candidates=max_candidates)
+                                 per_test_timeout_s=per_test_timeout, strategies=strategies,
+                                 max_candidates=max_candidates)
         settings.strategy_list()  # an unknown strategy is bad input, before any task runs
         summary = run_benchmark(tasks, settings, out, mode=mode, workers=workers, log=log, data=data)
     except RepairAgentError as exc:
@@ -336,12 +337,13 @@ def _bench_command(dataset: str, needs_data: bool):
         no_trace: bool = typer.Option(False, "--no-trace"), no_sbfl: bool = typer.Option(False, "--no-sbfl"),
         strategies: Optional[str] = typer.Option(None, help="mutate,infill,refine (default all)."),
         max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates per task (default 1000)."),
+        per_test_timeout: int = typer.Option(5, min=1, help="Seconds one test may run before it fails."),
     ):
         if needs_data and data is None:
             console.print(f"[bold red]error:[/bold red] bench {dataset} needs --data FILE")
             raise typer.Exit(2)
         _bench(dataset, data, out, ids, limit, workers, single_shot, base_url, model, rounds, samples, sandbox,
-               no_trace, no_sbfl, strategies, max_candidates)
+               no_trace, no_sbfl, strategies, max_candidates, per_test_timeout)
 
     command.__doc__ = f"Run the agent over {dataset}."
     return command
