@@ -47,7 +47,7 @@ GUARD_DIR = ".repair-agent-guard"  # the plan and the patched files, in the scra
 BUDGET_S = 20.0  # seconds per task: recording the calls, generating inputs, running the programs
 CALL_TIMEOUT_S = 0.5  # per call of one program on one input
 EXAMPLES = 200  # generated inputs per task, shared by the changed functions
-CALL, TARGET, VOTE = "@@CALL ", "@@TARGET ", "@@VOTE "  # as sandbox/differential.py prints them
+CALL, TARGET, VOTE = "@@CALL ", "@@TARGET ", "@@VOTE "  # as sandbox/tools/differential.py prints them
 CONFIDENCE = ("low", "unknown", "high")  # in order: `ci --min-confidence` opens a pull request at or above
 
 

@@ -72,8 +72,10 @@ def top_names(root: str) -> set[str]:
 
 
 def preload(own: set[str], imported: set[str]) -> tuple[list[str], set[str], set[str]]:
-    """Import pytest, its plugins and the tree's third-party imports; never the tree's own code.
-    Returns the names imported, every module that their import loaded, and the plugins' modules."""
+    """Import pytest and the tree's third-party imports; never the tree's own code. Returns the names
+    imported, every module that their import loaded, and the plugins' modules (which the warm-up
+    imports, through pytest's assertion rewriter as a child's pytest would: then no child has to
+    import them again)."""
     import pytest  # noqa: F401
     from _pytest.config import default_plugins
     from importlib.metadata import entry_points
@@ -83,10 +85,6 @@ def preload(own: set[str], imported: set[str]) -> tuple[list[str], set[str], set
     plugins = []
     for ep in entry_points(group="pytest11"):  # pytest-timeout and the like
         plugins.append(ep.module)
-        try:
-            ep.load()
-        except Exception:  # pytest itself will say what is wrong with it, in the child
-            pass
     before, done = set(sys.modules), []
     for name in sorted(imported - own - NEVER - before):
         try:
@@ -336,12 +334,8 @@ def main() -> None:
     base_path = list(sys.path)
     own, imported = tree_names(SRC)
     preloaded, loaded, plugins = preload(own, imported)
-    tops = {m.partition(".")[0] for m in plugins}
     top = top_names(SRC)  # what a preloaded library imported under a name the tree puts on the path
-    # ... and the plugins themselves: pytest rewrites their asserts when it imports them, and
-    # warns (an error under `-W error`) about one that was imported before it could
-    forget = [m for m in sys.modules
-              if m.partition(".")[0] in tops or (m in loaded and m.partition(".")[0] in top)]
+    forget = [m for m in sys.modules if m in loaded and m.partition(".")[0] in top]
     startup = plugin_args(plugins)
     warm_up(startup)
     gc.freeze()  # the children share these pages: keep the collector from touching them
