@@ -82,9 +82,16 @@ def test_rescore_rewrites_records_and_summary(tmp_path, docker_ready):
     out.mkdir()
     base = {"dataset": "quixbugs", "model": "m", "mode": "agent", "rounds": [{"round": 0, "candidates": []}],
             "tokens": {"prompt": 1, "completion": 1}, "duration_s": 1.0}
-    records = [{**base, "task_id": "gcd", "status": "fixed", "verified": True, "fixed_round": 0,
-                "patch": patch_for("gcd", OVERFIT_GCD, tmp_path)},
-               {**base, "task_id": "bitcount", "status": "not_fixed", "verified": False, "patch": ""}]
+    overfit = patch_for("gcd", OVERFIT_GCD, tmp_path)
+    _, fixed, _ = reference_for(load_quixbugs(ids=["sieve"])[0])
+    sieve_overfit, sieve_fixed = patch_for("sieve", "def sieve(max):\n    return [2, 3, 5, 7]\n", tmp_path), \
+        patch_for("sieve", fixed, tmp_path)
+    # sieve: the guard picked the reference's code (ranked first), the search had found the overfit first
+    found = [{"patch": sieve_fixed, "found": 1}, {"patch": sieve_overfit, "found": 0}]
+    records = [{**base, "task_id": "gcd", "status": "fixed", "verified": True, "fixed_round": 0, "patch": overfit},
+               {**base, "task_id": "bitcount", "status": "not_fixed", "verified": False, "patch": ""},
+               {**base, "task_id": "sieve", "status": "fixed", "verified": True, "fixed_round": 0,
+                "patch": sieve_fixed, "search": {"plausible": found}}]
     (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     s = rescore(out, log=lambda m: None)
     rewritten = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
@@ -92,7 +99,10 @@ def test_rescore_rewrites_records_and_summary(tmp_path, docker_ready):
     assert rewritten[0]["first_difference"]["input"]["args"]
     assert (rewritten[0]["patch_lines"], rewritten[0]["patch_noise_lines"]) == (6, 0)  # 4 removed, 2 added
     assert rewritten[1]["plausible"] is False and rewritten[1]["correct"] is None
-    assert (s["plausible"], s["correct"], s["overfitting"]) == (1, 0, 1)
+    assert rewritten[2]["correct"] is True and rewritten[2]["first_found_correct"] is False
+    assert rewritten[2]["plausible_patches"] == 2 and rewritten[0]["first_found_correct"] is None
+    assert (s["plausible"], s["correct"], s["overfitting"]) == (2, 1, 1)
+    assert s["choice"] == {"tasks": 1, "pick_correct": 1, "first_found_correct": 0}
     assert "NOT CORRECT" in (out / "report.md").read_text()
 
 

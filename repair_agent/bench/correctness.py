@@ -123,8 +123,22 @@ def score(task: Task, record: dict, work: Path, **kw) -> dict:
     """The correctness fields of one benchmark record (the check runs only for plausible fixes)."""
     plausible = record.get("status") == "fixed" and record.get("verified") is True
     fields = {"plausible": plausible, "correct": None, "correct_reason": "not plausible",
-              "first_difference": None, "correct_inputs": None, "patch_lines": None, "patch_noise_lines": None}
+              "first_difference": None, "correct_inputs": None, "patch_lines": None, "patch_noise_lines": None,
+              "plausible_patches": None, "first_found_correct": None}
     if plausible:
         fields.update(check(task, record["patch"], work, **kw))
         fields["patch_lines"], fields["patch_noise_lines"] = patch_size(record["patch"])
+        fields.update(first_found(task, record, fields["correct"], work / "first", **kw))
     return fields
+
+
+def first_found(task: Task, record: dict, correct, work: Path, **kw) -> dict:
+    """With several plausible patches, is the one the search found first correct too? That is what
+    the guard's pick (the record's patch) is measured against."""
+    found = (record.get("search") or {}).get("plausible") or []
+    if len(found) < 2:
+        return {"plausible_patches": len(found), "first_found_correct": None}
+    first = min(found, key=lambda f: f.get("found") or 0)
+    same = first is found[0]  # the search ranks the guard's pick first
+    return {"plausible_patches": len(found),
+            "first_found_correct": correct if same else check(task, first["patch"], work, **kw)["correct"]}

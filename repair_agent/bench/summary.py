@@ -235,6 +235,7 @@ def _correctness(records: list[dict], rounds_max: int) -> dict:
     by_round = [sum(1 for fr in rounds if fr <= k) for k in range(rounds_max + 1)] if measured else None
     sizes = [r for r in plausible if isinstance(r.get("patch_lines"), int)]
     correct = len(rounds) if measured else None
+    chosen = [r for r in plausible if r.get("first_found_correct") is not None]
     return {
         "plausible": len(plausible),
         "plausible_rate": _div(len(plausible), n),
@@ -250,6 +251,9 @@ def _correctness(records: list[dict], rounds_max: int) -> dict:
                               "correct": sum(1 for r in plausible if r.get("confidence") == c
                                              and r.get("correct") is True) if measured else None}
                           for c in sorted({str(r.get("confidence")) for r in plausible if r.get("confidence")})},
+        # where the search found several plausible patches: the guard's pick against the first found
+        "choice": {"tasks": len(chosen), "pick_correct": sum(r.get("correct") is True for r in chosen),
+                   "first_found_correct": sum(r["first_found_correct"] is True for r in chosen)},
         "patch_lines_per_fix": _div(sum(r["patch_lines"] for r in sizes), len(sizes)),
         "patch_noise_lines_per_fix": _div(sum(r.get("patch_noise_lines") or 0 for r in sizes), len(sizes)),
     }
@@ -306,7 +310,10 @@ def _correct_text(s: dict) -> str:
             f"{_fmt(s.get('correct_of_plausible'), pct=True)} of the plausible; "
             f"{s.get('overfitting', 0)} overfitting, {s.get('correct_unknown', 0)} unknown"
             + "".join(f"; confidence {c}: {n['correct']} of {n['plausible']} correct"
-                      for c, n in (s.get("by_confidence") or {}).items()))
+                      for c, n in (s.get("by_confidence") or {}).items())
+            + (f"; with several plausible patches ({c['tasks']} tasks) the guard's pick was correct "
+               f"{c['pick_correct']} times, the first found {c['first_found_correct']}"
+               if (c := s.get("choice") or {}).get("tasks") else ""))
 
 
 def _md_cell(x: str) -> str:
