@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -32,6 +32,10 @@ EXIT = {"fixed": 0, "no_failures": 0, "diagnosed": 0, "not_fixed": 1, "error": 3
 
 def log(msg: str) -> None:
     console.print(f"[dim]{msg}[/dim]", highlight=False)
+
+
+def warn(msg: str) -> None:
+    console.print(f"[yellow]warning:[/yellow] {escape(msg)}", highlight=False, soft_wrap=True)
 
 
 def fail(exc: RepairAgentError) -> None:
@@ -93,20 +97,49 @@ def unexpected(exc: Exception) -> None:
     raise typer.Exit(3)
 
 
+# The model, candidate-source and budget flags that `fix` and `ci` share; model_flags() turns them
+# into Settings overrides (None: not given, so the environment or the default decides).
+BaseUrl = Annotated[Optional[str], typer.Option(help="An OpenAI-compatible server; default: the embedded model.")]
+Model = Annotated[Optional[str], typer.Option(help="Model name on the server, or an embedded model name.")]
+ModelPath = Annotated[Optional[str], typer.Option(help="A GGUF file (llama.cpp) or checkpoint dir (transformers).")]
+Backend = Annotated[Optional[str], typer.Option(help="Embedded backend: llama-cpp or transformers.")]
+Profile = Annotated[Optional[str], typer.Option(help="Prompt profile: semcoder, qwen2.5-coder, generic-chat.")]
+Rounds = Annotated[Optional[int], typer.Option(min=1, help="Refinement rounds (default 3).")]
+Samples = Annotated[Optional[int], typer.Option(min=1, help="Candidates per sampled round (default 3).")]
+TestTimeout = Annotated[Optional[float], typer.Option(help="Seconds one test run may take (default 300).")]
+Strategies = Annotated[Optional[str], typer.Option(help="Candidate sources, cheapest first: mutate,infill,refine "
+                                                        "(default all; `mutate` alone needs no model).")]
+SearchLines = Annotated[Optional[int], typer.Option(
+    min=1, help="Top-ranked lines infill masks; mutate visits twice as many (default 5).")]
+MaxCandidates = Annotated[Optional[int], typer.Option(min=1, help="Candidates the search may check (default 1000).")]
+InfillSamples = Annotated[Optional[int], typer.Option(min=1, help="Model samples per masked line (default 8).")]
+Plausible = Annotated[Optional[int], typer.Option(min=1, help="Passing patches to gather and choose from (default 3).")]
+MODEL_FLAGS = {"base_url": "base_url", "model": "model", "model_path": "model_path", "backend": "backend",
+               "profile": "profile", "rounds": "rounds", "samples": "samples", "test_timeout": "test_timeout_s",
+               "strategies": "strategies", "search_lines": "search_lines", "max_candidates": "max_candidates",
+               "infill_samples": "infill_samples", "plausible": "plausible"}  # parameter -> setting
+
+
+def model_flags(args: dict) -> dict:
+    """The Settings overrides among a command's arguments (pass `locals()`)."""
+    return {setting: args[name] for name, setting in MODEL_FLAGS.items()}
+
+
+TrustRepo = Annotated[bool, typer.Option(
+    "--trust-repo-config", help="Read every setting in the repository's [tool.repair-agent], the sandbox and "
+                                "model included (default: only tests, problem and search size).")]
+
+
 @app.command()
 def fix(
     path: Path = typer.Argument(Path("."), help="The repository (a git work tree)."),
     test: Optional[str] = typer.Option(None, help='pytest arguments, e.g. "tests/test_x.py -k slow".'),
-    base_url: Optional[str] = typer.Option(None, help="An OpenAI-compatible server; default: the embedded model."),
-    model: Optional[str] = typer.Option(None, help="Model name on the server, or an embedded model name."),
-    model_path: Optional[str] = typer.Option(None, help="A GGUF file (llama.cpp) or checkpoint dir (transformers)."),
-    backend: Optional[str] = typer.Option(None, help="Embedded backend: llama-cpp or transformers."),
-    profile: Optional[str] = typer.Option(None, help="Prompt profile: semcoder, qwen2.5-coder, generic-chat."),
-    rounds: Optional[int] = typer.Option(None, min=1, help="Refinement rounds (default 3)."),
-    samples: Optional[int] = typer.Option(None, min=1, help="Candidates per sampled round (default 3)."),
+    base_url: BaseUrl = None, model: Model = None, model_path: ModelPath = None, backend: Backend = None,
+    profile: Profile = None, rounds: Rounds = None, samples: Samples = None,
     sandbox: Optional[str] = typer.Option(None, help="auto | docker | local."),
     image: Optional[str] = typer.Option(None, help="Sandbox base image (e.g. python:3.12-slim)."),
-    test_timeout: Optional[float] = typer.Option(None, help="Seconds one test run may take (default 300)."),
+    test_timeout: TestTimeout = None,
+    trust_repo_config: TrustRepo = False,
     apply: bool = typer.Option(False, "--apply", help="Write the fix into the working tree."),
     branch: Optional[str] = typer.Option(None, help="Commit the fix on a new branch NAME."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON to FILE."),
@@ -116,12 +149,8 @@ def fix(
     no_trace: bool = typer.Option(False, "--no-trace", help="Leave the execution trace out (ablation)."),
     no_sbfl: bool = typer.Option(False, "--no-sbfl", help="Traceback frames only, no SBFL (ablation)."),
     no_worker: bool = typer.Option(False, "--no-worker", help="Every test run through docker exec, no warm worker."),
-    strategies: Optional[str] = typer.Option(None, help="Candidate sources, cheapest first: mutate,infill,refine "
-                                             "(default all; `mutate` alone needs no model)."),
-    search_lines: Optional[int] = typer.Option(None, min=1, help="Top-ranked lines infill masks; mutate visits twice as many (default 5)."),
-    max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates the search may check (default 1000)."),
-    infill_samples: Optional[int] = typer.Option(None, min=1, help="Model samples per masked line (default 8)."),
-    plausible: Optional[int] = typer.Option(None, min=1, help="Passing patches to gather and choose from (default 3)."),
+    strategies: Strategies = None, search_lines: SearchLines = None, max_candidates: MaxCandidates = None,
+    infill_samples: InfillSamples = None, plausible: Plausible = None,
 ):
     """Find a validated fix for the failing tests of PATH."""
     on_signals()
@@ -133,12 +162,10 @@ def fix(
         console.print("[bold red]error:[/bold red] --apply and --branch exclude each other")
         raise typer.Exit(2)
     try:
-        settings = Settings.load(path, test=test, base_url=base_url, model=model, model_path=model_path,
-                                 backend=backend, profile=profile, rounds=rounds, samples=samples,
-                                 sandbox=sandbox, image=image, test_timeout_s=test_timeout, allow_test_edits=allow_test_edits or None,
-                                 use_trace=False if no_trace else None, use_sbfl=False if no_sbfl else None,
-                                 strategies=strategies, search_lines=search_lines, max_candidates=max_candidates,
-                                 infill_samples=infill_samples, plausible=plausible, use_worker=False if no_worker else None)
+        settings = Settings.load(path, trust_repo=trust_repo_config, warn=warn, test=test, sandbox=sandbox, image=image,
+                                 allow_test_edits=allow_test_edits or None, use_trace=False if no_trace else None,
+                                 use_sbfl=False if no_sbfl else None, use_worker=False if no_worker else None,
+                                 **model_flags(locals()))
         result = run_fix(path, settings, runs_root=run_dir, resume=resume, log=log)
         if result["status"] == "fixed" and apply:
             apply_to_tree(path, result["patch"])
@@ -167,6 +194,7 @@ def explain(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the diagnosis as JSON to FILE."),
     run_dir: Optional[Path] = typer.Option(None, help="Where run directories go."),
     no_sbfl: bool = typer.Option(False, "--no-sbfl"),
+    trust_repo_config: TrustRepo = False,
 ):
     """Diagnose only, no patch: ranked locations, the real trace, the model's root cause and how
     faithful its execution simulation is to that trace."""
@@ -175,8 +203,9 @@ def explain(
     from .tracing import trace_text
 
     try:
-        settings = Settings.load(path, test=test, base_url=base_url, model=model, model_path=model_path,
-                                 sandbox=sandbox, use_trace=True, use_sbfl=False if no_sbfl else None)
+        settings = Settings.load(path, trust_repo=trust_repo_config, warn=warn, test=test, base_url=base_url,
+                                 model=model, model_path=model_path, sandbox=sandbox, use_trace=True,
+                                 use_sbfl=False if no_sbfl else None)
         result = run_fix(path, settings, runs_root=run_dir, log=log, diagnose_only=True)
     except RepairAgentError as exc:
         fail(exc)
@@ -247,12 +276,19 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
        dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be pushed and opened; change nothing."),
        min_confidence: str = typer.Option("high", "--min-confidence",
                                           help="Open a pull request only at or above this confidence of the "
-                                               "overfitting guard: high, unknown or low (low: always).")):
+                                               "overfitting guard: high, unknown or low (low: always)."),
+       base_url: BaseUrl = None, model: Model = None, model_path: ModelPath = None, backend: Backend = None,
+       profile: Profile = None, rounds: Rounds = None, samples: Samples = None, test_timeout: TestTimeout = None,
+       strategies: Strategies = None, search_lines: SearchLines = None, max_candidates: MaxCandidates = None,
+       infill_samples: InfillSamples = None, plausible: Plausible = None):
     """CI bot: repair PATH and open (or update) a pull request with a fix the full suite proves.
 
     A fix below --min-confidence gets no pull request: the diagnosis and the candidates (the
     plausible patches, with the input on which they disagree) go to the job summary and the log,
     and the exit code is 1, as for no fix.
+
+    The model is chosen as for `fix` (flags or REPAIR_AGENT_*). The repository's [tool.repair-agent]
+    is never trusted (no --trust-repo-config): it is the code under test, maybe a pull request's.
 
     The token comes from the environment only (GITHUB_TOKEN); it never reaches the sandbox,
     the prompts or the run records."""
@@ -270,7 +306,7 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
         raise typer.Exit(2)
     on_signals()  # a cancelled CI job sends SIGTERM: unwind, so the sandbox's containers go
     try:
-        settings = Settings.load(path, test=test)
+        settings = Settings.load(path, trust_repo=False, warn=warn, test=test, **model_flags(locals()))
         result = run_fix(path, settings, runs_root=run_dir, log=lambda m: log(redact(m)))
         done = publish_fix(path, result, remote=remote, base=base, github_repo=github_repo, api_url=github_api_url,
                            token=os.environ.get("GITHUB_TOKEN"), dry_run=dry_run,
@@ -415,6 +451,7 @@ def traces_synth(
     base_url: Optional[str] = typer.Option(None, help="With --run-agent: an OpenAI-compatible server."),
     model: Optional[str] = typer.Option(None, help="With --run-agent: the model name."),
     rounds: Optional[int] = typer.Option(None, min=1, help="With --run-agent: refinement rounds."),
+    trust_repo_config: TrustRepo = False,
 ):
     """Synthetic bugs: mutate non-test functions, keep the mutants the tests catch."""
     from .config import Settings
@@ -422,8 +459,8 @@ def traces_synth(
     from .synth import synth
 
     try:
-        settings = Settings.load(repo, base_url=base_url, model=model, rounds=rounds, sandbox=sandbox, test=test) \
-            if run_agent else None
+        settings = Settings.load(repo, trust_repo=trust_repo_config, warn=warn, base_url=base_url, model=model,
+                                 rounds=rounds, sandbox=sandbox, test=test) if run_agent else None
         summary = synth(repo, out, max_mutants=max_mutants, sandbox_kind=sandbox, seed=seed,
                         test_args=shell_args(test), run_agent=run_agent or None, settings=settings, log=log)
     except RepairAgentError as exc:

@@ -1,11 +1,15 @@
-"""Settings: CLI flags > environment (REPAIR_AGENT_*) > [tool.repair-agent] in the repo > defaults."""
+"""Settings: CLI flags > environment (REPAIR_AGENT_*) > [tool.repair-agent] in the repo > defaults.
+
+The repository under repair is not trusted (in CI it is a pull request's branch): from its
+pyproject.toml only REPO_SAFE is read, unless the user passes --trust-repo-config."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 try:
     import tomllib
@@ -13,7 +17,18 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 
+# What a repository may set for itself: how to test it, what it should do, and how hard to search.
+# None of these can loosen isolation or send data elsewhere: the sandbox, its image, test edits and
+# the model (server, key, path, backend, profile) stay the user's. The search's size is bounded by
+# token_budget and wall_time_s, which the repository cannot set; its timeouts are capped at wall_time_s.
+REPO_SAFE = frozenset({"test", "problem", "rounds", "samples", "strategies", "search_lines", "max_candidates",
+                       "infill_samples", "plausible", "test_timeout_s", "per_test_timeout_s"})
+REPO_CAPPED = ("test_timeout_s", "per_test_timeout_s")
+
+
 class Settings(BaseModel):
+    _source: dict = PrivateAttr(default_factory=dict)  # name -> flag | env | repo, for non-defaults
+
     test: str = ""  # pytest arguments, e.g. "tests/test_x.py -k slow"
     base_url: str | None = None  # an OpenAI-compatible server; None = the embedded default model
     model: str | None = None
@@ -58,19 +73,45 @@ class Settings(BaseModel):
     def needs_model(self) -> bool:
         return any(n in self.strategy_list() for n in ("infill", "refine"))
 
+    @property
+    def source(self) -> dict:
+        """Where each setting that is not a default came from: flag, env or repo."""
+        return dict(self._source)
+
     @classmethod
-    def load(cls, repo: Path | None = None, **cli) -> "Settings":
-        values: dict = {}
-        pyproject = Path(repo or ".") / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                values.update(tomllib.loads(pyproject.read_text()).get("tool", {}).get("repair-agent", {}))
-            except tomllib.TOMLDecodeError:
-                pass
-        values = {k.replace("-", "_"): v for k, v in values.items()}
-        for name in cls.model_fields:
-            env = os.environ.get(f"REPAIR_AGENT_{name.upper()}")
-            if env is not None:
-                values[name] = env
-        values.update({k: v for k, v in cli.items() if v is not None})
-        return cls.model_validate({k: v for k, v in values.items() if k in cls.model_fields})
+    def load(cls, repo: Path | None = None, trust_repo: bool = False,
+             warn: Callable[[str], None] | None = None, **cli) -> "Settings":
+        """`repo`: the repository under repair (None: read no pyproject.toml). `warn` hears which of
+        its settings were ignored; `trust_repo` reads them all."""
+        from_repo = {k: v for k, v in repo_table(repo).items() if k in cls.model_fields} if repo else {}
+        ignored = [] if trust_repo else sorted(set(from_repo) - REPO_SAFE)
+        if ignored and warn:
+            warn(f"ignored [tool.repair-agent] {', '.join(ignored)} in {Path(repo) / 'pyproject.toml'}: "
+                 "a repository under repair sets only its tests, problem and search size, not its sandbox, "
+                 "model or budget; set these with flags or REPAIR_AGENT_* variables, or pass "
+                 "--trust-repo-config to `fix` (`ci` never trusts the repository)")
+        env = {n: os.environ[f"REPAIR_AGENT_{n.upper()}"] for n in cls.model_fields
+               if f"REPAIR_AGENT_{n.upper()}" in os.environ}
+        flags = {k: v for k, v in cli.items() if v is not None and k in cls.model_fields}
+        values, source = {}, {}
+        for where, layer in (("repo", {k: v for k, v in from_repo.items() if k not in ignored}),
+                             ("env", env), ("flag", flags)):
+            values.update(layer)
+            source.update(dict.fromkeys(layer, where))
+        settings = cls.model_validate(values)
+        if not trust_repo:  # a repository's timeout never outlasts the user's wall time
+            for name in REPO_CAPPED:
+                if source.get(name) == "repo" and getattr(settings, name) > settings.wall_time_s:
+                    setattr(settings, name, type(getattr(settings, name))(settings.wall_time_s))
+        settings._source = source
+        return settings
+
+
+def repo_table(repo: Path) -> dict:
+    """[tool.repair-agent] of `repo`'s pyproject.toml, with `-` in names read as `_`."""
+    pyproject = Path(repo) / "pyproject.toml"
+    try:
+        table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("repair-agent", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    return {k.replace("-", "_"): v for k, v in table.items()} if isinstance(table, dict) else {}

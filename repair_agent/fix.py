@@ -20,7 +20,7 @@ from .graph import Deps, build_graph
 from .llm.factory import open_model
 from .llm.profiles import profile_for
 from .runs import RunRecorder, default_runs_root, new_run_id
-from .sandbox import open_sandbox, shell_args
+from .sandbox import DockerSandbox, open_sandbox, shell_args
 from .search import guard
 from .state import RepairState
 from .tests_summary import counts
@@ -41,13 +41,15 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
             raise BadInput(f"no run {resume!r} under {runs_root}")
         saved = json.loads((run_dir / "run.json").read_text())
         # what was asked for now (e.g. a restarted server's new --base-url) wins over what was saved
+        source = {**saved.get("settings_source", {}), **settings.source}
         settings = Settings.model_validate({**saved["settings"], **settings.model_dump(exclude_unset=True),
                                             "api_key": settings.api_key})
+        settings._source = source
     else:
         run_dir.mkdir(parents=True, exist_ok=False)
         (run_dir / "run.json").write_text(json.dumps(
-            {"run_id": run_id, "repo": str(repo), "settings": settings.model_dump(exclude={"api_key"})},
-            indent=2))
+            {"run_id": run_id, "repo": str(repo), "settings": settings.model_dump(exclude={"api_key"}),
+             "settings_source": settings.source}, indent=2))
     scratch = run_dir / "scratch"
     if not (scratch / ".git").exists():
         shutil.rmtree(scratch, ignore_errors=True)
@@ -81,6 +83,9 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
         if not diagnose_only:
             final = judge_model_fix(final, deps)
     result = shape_result(final, model_name=getattr(model, "name", ""), duration=time.time() - started)
+    # what actually ran (auto picks one) and who chose each setting: a repository cannot have loosened it unseen
+    result.update(sandbox="docker" if isinstance(sandbox, DockerSandbox) else "local",
+                  settings_source=settings.source)
     if diagnose_only:
         result = diagnosis(final, result)
     (run_dir / "result.json").write_text(json.dumps(result, indent=2))
@@ -174,7 +179,8 @@ def diagnosis(state: RepairState, result: dict) -> dict:
             "root_cause": result["root_cause"], "response": first.get("response", ""),
             "faithfulness": {k: faith.get(k) for k in ("claims", "checked", "contradicted", "score",
                                                         "contradictions")},
-            "tokens": result["tokens"], "duration_s": result["duration_s"]}
+            "tokens": result["tokens"], "duration_s": result["duration_s"], "sandbox": result["sandbox"],
+            "settings_source": result["settings_source"]}
 
 
 def mean_faithfulness(candidates: list) -> float | None:

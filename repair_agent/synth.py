@@ -506,7 +506,7 @@ def _repair_all(kept: list[dict], out_dir: Path, run_agent, sandbox_kind: str, s
         from .config import Settings
         from .fix import run_fix
 
-        settings = settings or Settings.load(repo, sandbox=sandbox_kind)
+        settings = settings or Settings.load(repo, warn=log, sandbox=sandbox_kind)  # the repo: untrusted
 
         def run_agent(mutant_repo: Path, runs_root: Path) -> dict:
             return run_fix(mutant_repo, settings, runs_root=runs_root, log=lambda m: None)

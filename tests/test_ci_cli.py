@@ -4,6 +4,7 @@ flow only). The token must show up nowhere: run directory, logs, container envir
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -84,3 +85,39 @@ def test_token_never_enters_the_container(make_repo, monkeypatch, docker_ready):
         box.close()
     assert env and not any(TOKEN in e or e.startswith("GITHUB_TOKEN") for e in env)
     assert rc == 0 and "PYTHONPATH" in out and TOKEN not in out
+
+
+SHARED_FLAGS = {"--base-url": "http://127.0.0.1:9/v1", "--model": "m", "--model-path": "/m.gguf",
+                "--backend": "transformers", "--profile": "generic-chat", "--rounds": "2", "--samples": "4", "--test-timeout": "90",
+                "--strategies": "mutate,refine", "--search-lines": "3", "--max-candidates": "7",
+                "--infill-samples": "5", "--plausible": "1"}
+
+
+def test_ci_takes_the_model_strategy_and_budget_flags_of_fix():
+    def flags(cmd):
+        proc = subprocess.run([sys.executable, "-m", "repair_agent", cmd, "--help"], capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "200"}, timeout=60)
+        return {w for w in proc.stdout.split() if w.startswith("--")}
+
+    assert set(SHARED_FLAGS) <= flags("ci") and set(SHARED_FLAGS) <= flags("fix")
+
+
+def test_a_ci_flag_reaches_the_settings(make_repo, tmp_path):
+    """No Docker (DOCKER_HOST points nowhere): the run stops at the sandbox, after run.json is written."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPAIR_AGENT_")}
+    env.update(DOCKER_HOST="unix:///nonexistent/docker.sock", REPAIR_AGENT_SANDBOX="docker",
+               REPAIR_AGENT_ROUNDS="9", GITHUB_TOKEN=TOKEN)
+    runs = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-m", "repair_agent", "ci", str(make_repo("wrong_index")), "--dry-run",
+                           "--github-repo", "octo/demo", "--run-dir", str(runs),
+                           *[x for kv in SHARED_FLAGS.items() for x in kv]], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 3 and "Docker engine not reachable" in proc.stderr, proc.stderr
+    (run,) = runs.iterdir()
+    info = json.loads((run / "run.json").read_text())
+    s = info["settings"]
+    assert (s["base_url"], s["model"], s["model_path"], s["backend"], s["profile"]) == \
+        ("http://127.0.0.1:9/v1", "m", "/m.gguf", "transformers", "generic-chat")
+    assert (s["rounds"], s["samples"], s["test_timeout_s"], s["strategies"]) == (2, 4, 90, "mutate,refine")
+    assert (s["search_lines"], s["max_candidates"], s["infill_samples"], s["plausible"]) == (3, 7, 5, 1)
+    assert info["settings_source"]["rounds"] == "flag"  # the flag beats REPAIR_AGENT_ROUNDS

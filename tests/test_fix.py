@@ -123,6 +123,8 @@ def test_passing_repo_reports_no_failures(make_repo, runs_root, tmp_path, docker
     result = json.loads(out.read_text())
     assert result["status"] == "no_failures" and result["tests_before"]["passed"] == 1
     assert srv.requests == []  # the model is never asked
+    assert result["sandbox"] == "docker"  # the sandbox that ran, and who chose it
+    assert {"base_url": "flag", "strategies": "flag", "sandbox": "flag"}.items() <= result["settings_source"].items()
 
 
 @pytest.mark.parametrize("case, message", [
