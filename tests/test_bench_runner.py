@@ -12,12 +12,12 @@ import pytest
 from conftest import git
 from scripted_server import ScriptedServer, answer
 
-from repair_agent.bench.datasets import load_quixbugs, load_repos
+from repair_agent.bench.datasets import load_quixbugs, load_repos, quixbugs_dir
 from repair_agent.bench.runner import code_version, run_benchmark
 from repair_agent.config import Settings
 from repair_agent.errors import ModelError
 
-QUIXBUGS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "quixbugs" / "quixbugs_python.jsonl"
+QUIXBUGS = quixbugs_dir() / "quixbugs_python.jsonl"  # the data the package ships (a clone has no ../shared)
 WRONG_GCD = "def gcd(a, b):\n    if b == 0:\n        return b\n    return gcd(a % b, b)\n"
 RIGHT_GCD = "def gcd(a, b):\n    if b == 0:\n        return a\n    else:\n        return gcd(b, a % b)\n"
 

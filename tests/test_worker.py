@@ -13,11 +13,12 @@ import pytest
 from conftest import git, tree_hash
 from test_hardening_sandbox import containers_for, hostile_repo, outcomes
 
+from repair_agent.bench.datasets import quixbugs_dir
 from repair_agent.errors import BadInput
 from repair_agent.sandbox import DockerSandbox, LocalSandbox, crash_note
 
 pytestmark = pytest.mark.docker
-QUIXBUGS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "quixbugs"
+QUIXBUGS = quixbugs_dir()  # the data the package ships (a clone has no ../shared)
 
 
 @pytest.fixture
