@@ -6,7 +6,6 @@ needs answers known in advance (one wrong, one right)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from conftest import git
