@@ -203,6 +203,18 @@ def test_judge_skips_inputs_outside_the_domain():
     assert [f["note"] for f in v["ranked"]] == ["x", "yy"] and v["confidence"] == "low"
 
 
+def test_a_suspect_patch_ranks_last_and_its_disagreement_does_not_lower_confidence():
+    fixes = [{"patch": "-a\n+b\n", "source": "mutate", "note": "deletes the recursion", "suspect": ["removes"]},
+             {"patch": "-a\n+bb\n+c\n", "source": "infill", "note": "adds the missing line", "suspect": []}]
+    targets = [{"qualname": "f", "examples": []}]
+    gen = {"target": 0, "source": "generated", "passed": False, "call": {"args": [0], "kwargs": {}, "objects": []}}
+    v = guard.judge(fixes, [gen], vote(["-01"], ["-oo"]), targets)  # the two disagree
+    assert [f["note"] for f in v["ranked"]] == ["adds the missing line", "deletes the recursion"]
+    assert v["confidence"] == "high" and "1 suspect patch(es) ranked last and not counted" in v["reason"]
+    clean = [{**f, "suspect": []} for f in fixes]  # the same disagreement between clean patches
+    assert guard.judge(clean, [gen], vote(["-01"], ["-oo"]), targets)["confidence"] == "low"
+
+
 def test_confidence_order():
     assert guard.at_least("high", "high") and not guard.at_least("low", "high")
     assert guard.at_least("low", "low") and guard.at_least(None, "unknown") and not guard.at_least(None, "high")

@@ -296,6 +296,9 @@ def judge(ranked: list[dict], inputs: list[dict], vote: dict, targets: list[dict
     `kinds[i]` the outcomes' kinds (`o`k, `r`aise, `t`imeout, `c`rash)."""
     k = len(ranked)
     labels, kinds = vote["labels"], vote["kinds"]
+    # a suspect patch (an anti-pattern) is ranked last; when a clean one exists, only the clean ones
+    # speak to the confidence: a deletion that the tests let through disagrees with the fix by nature
+    counted = [p for p in range(1, k + 1) if not ranked[p - 1].get("suspect")] or list(range(1, k + 1))
     voters = independent(ranked, labels)
     stats = [{"examples_failed": 0, "passing_changed": 0, "outvoted": 0} for _ in range(k)]
     first_passing: dict[int, int] = {}  # patch -> the first passing-test call it changes
@@ -320,7 +323,8 @@ def judge(ranked: list[dict], inputs: list[dict], vote: dict, targets: list[dict
         votes = Counter(lab[p] for p in ran)
         if len(votes) == 1:
             continue
-        splits.append(i)
+        if len({lab[p] for p in ran if p in counted}) > 1:
+            splits.append(i)
         ballots = Counter(lab[p] for p in ran if p in voters)
         top, n = ballots.most_common(1)[0]
         if 2 * n > sum(ballots.values()):  # a strict majority outvotes the rest; a tie ranks no one down
@@ -389,36 +393,39 @@ def judge(ranked: list[dict], inputs: list[dict], vote: dict, targets: list[dict
         kind = "changes what a passing test saw" if any(first_passing.get(p) == i for p in range(k)) \
             else "patches disagree"
         verdict["disagreement"] = at(i, programs, kind)
-        problems.append(f"the {k} plausible patches disagree on {len(splits)} of {n_in} inputs")
-    changed = [p for p in order if stats[p]["passing_changed"]]
+        problems.append(f"the {len(counted)} plausible patches disagree on {len(splits)} of {n_in} inputs")
+    changed = [p for p in order if stats[p]["passing_changed"] and p + 1 in counted]
     if changed:
         verdict["disagreement"] = verdict["disagreement"] or at(first_passing[changed[0]], [0, changed[0] + 1],
                                                                 "changes what a passing test saw")
         problems.append(f"{len(changed)} patch(es) change the outcome of calls made by tests that passed before")
-    failing = [p for p in order if stats[p]["examples_failed"]]
+    failing = [p for p in order if stats[p]["examples_failed"] and p + 1 in counted]
     if failing:
         verdict["disagreement"] = verdict["disagreement"] or example(failing[0])
         problems.append(f"{len(failing)} patch(es) fail docstring examples")
     if problems:
         return {**verdict, "confidence": "low",
                 "reason": "; ".join(problems) + f"; first: {verdict['disagreement']['text']}"}
-    if k == 1 and not compared["passing"] and not informative:  # the guard ran; nothing speaks against it
+    n = len(counted)
+    suspects = [f"{k - n} suspect patch(es) ranked last and not counted"] if n < k else []
+    if n == 1 and not compared["passing"] and not informative:  # the guard ran; nothing speaks against it
         return {**verdict, "confidence": "high",
-                "reason": f"one plausible patch, and nothing speaks against it, though little could: no test that "
-                          f"passed before calls {names(targets)}, and no docstring example does"}
-    if k > 1 and not n_in:
+                "reason": "; ".join([f"one plausible patch, and nothing speaks against it, though little could: no "
+                                     f"test that passed before calls {names(targets)}, and no docstring example "
+                                     "does", *suspects])}
+    if n > 1 and not n_in:
         return {**verdict, "confidence": "unknown",
                 "reason": "no input could be compared" + (f" ({'; '.join(errors[:2])})" if errors else "")}
-    said = [f"the {k} plausible patches agree on {n_in} inputs ({compared['tests']} from the tests, "
-            f"{compared['generated']} generated)"] if k > 1 else []
+    said = [f"the {n} plausible patches agree on {n_in} inputs ({compared['tests']} from the tests, "
+            f"{compared['generated']} generated)"] if n > 1 else []
     if compared["passing"]:
-        said.append(f"{'none changes' if k > 1 else 'one plausible patch; it keeps'} the outcome of the "
+        said.append(f"{'none changes' if n > 1 else 'one plausible patch; it keeps'} the outcome of the "
                     f"{compared['passing']} call(s) made by tests that passed before")
     if informative:
         said.append(f"{len(informative)} docstring example(s) pass")
     if cut:
         said.append("the time budget ended before every input ran")
-    return {**verdict, "confidence": "high", "reason": "; ".join(said)}
+    return {**verdict, "confidence": "high", "reason": "; ".join(said + suspects)}
 
 
 def independent(ranked: list[dict], labels: list[str]) -> set[int]:
