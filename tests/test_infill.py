@@ -208,7 +208,8 @@ def test_fim_samples_from_the_real_server(llama_server, tmp_path):
     edits, ctx = _run(tmp_path, model, "qwen2.5-coder")  # SmolLM2 does not know Qwen's FIM tokens: any text
     assert edits, "SmolLM2 gave no parseable line in 16 samples"
     _check_in_place(edits)
-    assert model.logprobs is True and all(e["logprob"] < 0 for e in edits)  # the server's default logits_all
+    # started without logits_all (slow in llama-cpp-python): the server refuses logprobs, samples are unranked
+    assert model.logprobs is False and all(e.get("logprob") is None for e in edits)
     assert 0 < ctx.tokens["completion"] <= (3 * 32 + 64) * 4  # max_tokens per line and mask
     assert 4 * 60 < ctx.tokens["prompt"] < 4 * 200  # each mask's prompt once, not once per sample
 
