@@ -155,7 +155,7 @@ EXPECTED = {  # kind -> (status, a phrase of the reason)
     "edits_the_test": ("test_edit", "tests/test_core.py"),
     "conftest_forces_green": ("test_edit", "conftest.py"),
     "skips_the_failing_tests": ("failed", "did not run"),
-    "sys_exit_at_import": ("failed", "still fail"),
+    "sys_exit_at_import": ("failed", "the failing tests did not run: pytest::internal errored first"),
     "os_exit_in_the_code": ("failed", "exited with code 0 before it reported"),
     "pytest_ini_deselects": ("failed", "did not run"),
 }

@@ -70,7 +70,7 @@ def run_checks(cand: Candidate, state: RepairState, deps, overlay: dict | None =
     still = failing_ids(target)
     if still or target["timed_out"] or ran(target) < len(state["failing"]):
         why = "timed out" if target["timed_out"] else (
-            f"{len(still)} of {len(state['failing'])} failing tests still fail" if still
+            still_failing(target, still, state["failing"]) if still
             else f"the test run crashed: {crash_note(target)}" if crash_note(target)
             else "the failing tests did not run (skipped or not collected)")
         return {**cand, "status": "failed", "reason": why, "tests": {"failing": trimmed(target), "suite": None}}
@@ -89,3 +89,19 @@ def run_checks(cand: Candidate, state: RepairState, deps, overlay: dict | None =
         return {**cand, "status": "passed_failing", "tests": tests,
                 "reason": f"pytest exited with code {suite['returncode']} although its report shows no failure"}
     return {**cand, "status": "fixed", "reason": "the full suite passes", "tests": tests}
+
+
+def still_failing(run, still: list[str], failing: list[str]) -> str:
+    """What a `-x` run measured: it stops at the first failure, so the tests after it never ran."""
+    total, first = len(failing), still[0]
+    if first not in failing:  # a collection or internal error: no failing test got to run
+        note = next((c["message"] for c in run["cases"] if c["id"] == first and c["message"]), "")
+        return f"the failing tests did not run: {first} errored first" + (f" ({note})" if note else "")
+    if total == 1:
+        return f"the failing test still fails: {first}"
+    if len(still) > 1:  # -x let more than one through (a failing test and its teardown)
+        return f"{len(still)} of {total} failing tests still fail"
+    passed = sum(c["outcome"] == "passed" for c in run["cases"])
+    if not passed:
+        return f"stopped at the first of {total} failing tests: {first} still fails"
+    return f"{passed} of {total} failing tests pass, then {first} still fails (stopped there)"
