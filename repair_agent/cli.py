@@ -26,7 +26,21 @@ traces_app = typer.Typer(help="Training data: run traces -> SFT records; synthet
 app.add_typer(traces_app, name="traces")
 models_app = typer.Typer(help="Small real models that install from PyPI as data.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-console = Console(stderr=True)
+
+
+class PipeConsole(Console):
+    """On a broken pipe rich exits 1 by itself; raise instead, so that `fix` can drop its scratch
+    tree and exit as a broken pipe should (see broken_pipe)."""
+
+    def on_broken_pipe(self) -> None:
+        import errno
+        import os
+
+        self.quiet = True  # nothing more to write there
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+console = PipeConsole(stderr=True)
 EXIT = {"fixed": 0, "no_failures": 0, "diagnosed": 0, "not_fixed": 1, "error": 3}
 
 
@@ -72,6 +86,21 @@ def interrupted(exc: KeyboardInterrupt, path: Path, run_dir: Optional[Path]) -> 
            + (f" --run-dir {run_dir}`" if run_dir else "`") if run_id else "it stopped before the run started")
     console.print(f"[yellow]interrupted[/yellow] by {name}: {escape(how)}", highlight=False, soft_wrap=True)
     raise typer.Exit(143 if name == "SIGTERM" else 130)
+
+
+def broken_pipe() -> None:
+    """The reader went away (`| head`): exit 141 (128 + SIGPIPE, what the shell reports for a Unix
+    tool the broken pipe killed) and say nothing, as nobody reads. The streams go to /dev/null
+    first, so that the interpreter's last flush cannot fail a second time."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):  # a stream with no file descriptor
+            pass
+    raise typer.Exit(141)
 
 
 def unexpected(exc: Exception) -> None:
@@ -177,11 +206,16 @@ def fix(
         fail(exc)  # the run directory keeps what was recorded; --resume RUN_ID continues
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see on_signals): the sandbox is gone by now
         interrupted(exc, path, run_dir)
+    except BrokenPipeError:  # `fix ... 2>&1 | head`: the log's reader went away; run_fix dropped its tree
+        broken_pipe()
     except Exception as exc:  # disk full, unwritable run dir, a bug: one line, never a traceback
         unexpected(exc)
     if json_out:
         json_out.write_text(json.dumps(result, indent=2))
-    show(result)
+    try:
+        show(result)
+    except BrokenPipeError:
+        broken_pipe()
     raise typer.Exit(EXIT.get(result["status"], 3))
 
 
@@ -235,7 +269,7 @@ def commit_message(result: dict) -> str:
 
 
 def show(result: dict) -> None:
-    out = Console()
+    out = PipeConsole()
     colour = {"fixed": "green", "no_failures": "green", "not_fixed": "yellow"}.get(result["status"], "red")
     out.print(Panel(f"[bold {colour}]{result['status']}[/]  run {result['run_id']}  "
                     f"{result['duration_s']}s  tokens {result['tokens']['prompt']}+{result['tokens']['completion']}"

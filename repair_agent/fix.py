@@ -20,7 +20,7 @@ from .graph import Deps, build_graph
 from .llm.factory import open_model
 from .llm.profiles import profile_for
 from .runs import RunRecorder, default_runs_root, new_run_id
-from .sandbox import DockerSandbox, open_sandbox, shell_args
+from .sandbox import DockerSandbox, check_kind, open_sandbox, shell_args
 from .search import guard
 from .state import RepairState
 from .tests_summary import counts
@@ -32,6 +32,8 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
     repo = Path(repo).resolve()
     patching.open_repo(repo)  # BadInput for a missing path or a non-git directory
     settings.strategy_list()  # BadInput for an unknown strategy, before anything is written
+    check_kind(settings.sandbox)
+    check_test_paths(repo, settings.test)
     runs_root = Path(runs_root or default_runs_root())
     check_space(runs_root)
     run_id = resume or new_run_id()
@@ -55,12 +57,15 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
         shutil.rmtree(scratch, ignore_errors=True)
         patching.make_scratch(repo, scratch)
     patching.reset(scratch)
-    log(f"run {run_id} ({run_dir})")
-    recorder = RunRecorder(run_dir, run_id)
-    recorder.write("resume" if resume else "start", repo=str(repo))
-    started = time.time()
     with ExitStack() as stack:
+        # a reader gone (`| head`): the CLI exits quietly with no --resume hint, so the tree goes now
+        stack.push(lambda et, exc, tb: shutil.rmtree(scratch, ignore_errors=True)
+                   if isinstance(exc, BrokenPipeError) else None)
         stack.push(lambda et, exc, tb: setattr(exc, "run_id", run_id) if isinstance(exc, KeyboardInterrupt) else None)
+        log(f"run {run_id} ({run_dir})")
+        recorder = RunRecorder(run_dir, run_id)
+        recorder.write("resume" if resume else "start", repo=str(repo))
+        started = time.time()
         sandbox = open_sandbox(settings.sandbox, scratch, image=settings.image, log=log,
                                use_worker=settings.use_worker)
         stack.callback(sandbox.close)
@@ -92,6 +97,22 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
     recorder.write("result", result=result)
     shutil.rmtree(scratch, ignore_errors=True)  # the run ended; its record stays, its tree goes
     return result
+
+
+NO_VALUE = ("-x", "-q", "-v", "-s", "-l", "--lf", "--ff", "--sw", "--exitfirst", "--quiet", "--verbose")
+
+
+def check_test_paths(repo: Path, test: str) -> None:
+    """A test path the repository lacks is bad input: pytest itself would only say that it
+    collected no tests. Only sure paths are checked (a `/` or `.py`, no `=`), and none that may be
+    the value of the option before it (`--ignore gone/`, `-o cache_dir=/x`)."""
+    args = shell_args(test)
+    for prev, arg in zip(["", *args], args):
+        path = arg.split("::")[0]
+        a_value = prev.startswith("-") and "=" not in prev and prev not in NO_VALUE
+        if (not arg.startswith("-") and not a_value and "=" not in path and ("/" in path or path.endswith(".py"))
+                and not (repo / path).exists()):
+            raise BadInput(f"no such file or directory in the repository: {path} (from the test arguments)")
 
 
 MIN_FREE = 8 << 20  # bytes a run directory needs to start: records, checkpoints, the scratch copy

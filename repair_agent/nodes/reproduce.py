@@ -18,7 +18,8 @@ def reproduce(state: RepairState, deps) -> dict:
         raise BadInput(f"the test command crashed before reporting: {crash_note(run)}")
     if not run["cases"]:
         last = run["output_tail"].strip().splitlines()[-1:] or [""]
-        raise BadInput(f"no tests collected by pytest {' '.join(state['test_args'])}: {last[0]}".strip(": "))
+        command = " ".join(["pytest", *state["test_args"]])
+        raise BadInput(f"no tests collected by {command}: {last[0]}".strip(": "))
     failing = failing_ids(run)
     deps.log(f"{len(run['cases'])} tests, {len(failing)} failing")
     return {"tests_before": run, "failing": failing, "status": "" if failing else "no_failures"}

@@ -26,21 +26,26 @@ from .worker import WorkerDied, refusal
 
 __all__ = ["BASE_IMAGE", "CRASH", "DEP_FILES", "DETAILS_LIMIT", "ENV_REPO", "HOST_CA", "LABEL",
            "LOCAL_WARNING", "OUTPUT_LIMIT", "TOOLS", "TOOLS_DIR", "WRAPPER", "DockerSandbox",
-           "LocalSandbox", "Sandbox", "WorkerDied", "build_base_image", "crash_note", "dependency_key",
-           "docker_available", "docker_client", "junit_run", "open_sandbox", "overlaid",
+           "LocalSandbox", "Sandbox", "WorkerDied", "build_base_image", "check_kind", "crash_note",
+           "dependency_key", "docker_available", "docker_client", "junit_run", "open_sandbox", "overlaid",
            "pytest_command", "read_junit", "refusal", "shell_args"]
+
+
+def check_kind(kind: str) -> None:
+    """Refuse an unknown sandbox kind (fix calls this before it makes a run directory)."""
+    if kind not in ("auto", "docker", "local"):
+        raise BadInput(f"unknown sandbox {kind!r}; use auto, docker or local")
 
 
 def open_sandbox(kind: str, workdir: Path, image: str | None = None, log=print,
                  use_worker: bool = True) -> Sandbox:
     """`auto` takes Docker when an engine answers, else the local sandbox with a warning."""
+    check_kind(kind)
     if kind == "auto":
         kind = "docker" if docker_available() else "local"
         if kind == "local":
             log("warning: Docker engine not reachable; falling back to the local sandbox.")
     if kind == "docker":
         return DockerSandbox(workdir, image=image or BASE_IMAGE, log=log, use_worker=use_worker)
-    if kind == "local":
-        log(LOCAL_WARNING)
-        return LocalSandbox(workdir)
-    raise BadInput(f"unknown sandbox {kind!r}; use auto, docker or local")
+    log(LOCAL_WARNING)
+    return LocalSandbox(workdir)
