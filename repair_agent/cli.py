@@ -289,6 +289,8 @@ def show(result: dict) -> None:
         out.print(Panel(result["root_cause"], title=title))
     if result["patch"]:
         out.print(Syntax(result["patch"], "diff", theme="ansi_dark", background_color="default"))
+    if result.get("best_attempt"):
+        show_attempt(out, result["best_attempt"])
     table = Table("", "passed", "failed", "errors", "skipped", title="tests")
     for name in ("tests_before", "tests_after"):
         t = result[name]
@@ -297,6 +299,17 @@ def show(result: dict) -> None:
     for r in result["rounds"]:
         for c in r["candidates"]:
             out.print(f"  round {r['round']} candidate {c['index']}: {c['status']} {c['reason']}", highlight=False)
+
+
+def show_attempt(out: Console, attempt: dict) -> None:
+    """No fix: the candidate that came closest, its test counts and its diff."""
+    where = (f"{attempt['source']} {attempt['file']}:{attempt['line']} {attempt['note']}" if attempt.get("file")
+             else f"{attempt['source']} round {attempt['round']} candidate {attempt['index']}")
+    failing, suite = attempt["tests"]["failing"], attempt["tests"].get("suite")
+    counted = f"{failing['passed']} of {attempt['failing_total']} failing tests pass" + (
+        f"; the full suite: {suite['passed']} passed, {suite['failed'] + suite['errors']} failed" if suite else "")
+    out.print(f"closest attempt, not a fix ({where}): {counted}; {attempt['reason']}", markup=False, highlight=False)
+    out.print(Syntax(attempt["patch"], "diff", theme="ansi_dark", background_color="default"))
 
 
 @app.command()

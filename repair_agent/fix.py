@@ -23,7 +23,7 @@ from .runs import RunRecorder, default_runs_root, new_run_id
 from .sandbox import DockerSandbox, check_kind, open_sandbox, shell_args
 from .search import guard
 from .state import RepairState
-from .tests_summary import counts
+from .tests_summary import counts, promise
 
 
 def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resume: str | None = None,
@@ -156,8 +156,23 @@ def shape_result(state: RepairState, model_name: str, duration: float) -> dict:
         "source": (best.get("source") or "refine") if best else None,  # which search source found the fix
         "search": state.get("search") or {},
         "candidates_tried": (state.get("search") or {}).get("tried", 0) + len(state.get("candidates", [])),
+        "best_attempt": None if best else best_attempt(state),
         **confidence(best, state.get("search") or {}),
     }
+
+
+def best_attempt(state: RepairState) -> dict | None:
+    """When nothing fixed: the candidate, from the search or the model, that came closest (see
+    tests_summary.promise), with its diff and test counts; None when none passed a failing test."""
+    found = [state["attempt"]] if state.get("attempt") else []
+    for c in state.get("candidates", []):
+        tests = {k: counts(v) for k, v in (c.get("tests") or {}).items() if v}
+        if c["status"] != "fixed" and tests.get("failing", {}).get("passed"):
+            found.append({"source": "refine", "round": c["round"], "index": c["index"], "status": c["status"],
+                          "reason": c["reason"], "patch": c["patch"], "tests": tests})
+    if not found:
+        return None
+    return {**max(found, key=lambda a: promise(a["tests"], a["patch"])), "failing_total": len(state["failing"])}
 
 
 def judge_model_fix(state: RepairState, deps: Deps) -> RepairState:

@@ -95,3 +95,4 @@ class RepairState(TypedDict, total=False):
     stop_reason: str
     root_cause: str
     search: dict  # the search's summary: sources, lines, candidates tried, spend by source
+    attempt: dict | None  # the search's closest failing candidate, with its diff (when nothing fixed)

@@ -23,6 +23,13 @@ def ran(run: TestRun | None) -> int:
     return sum(c["outcome"] != "skipped" for c in (run or {}).get("cases", []))
 
 
+def promise(tests: dict, patch: str) -> tuple[int, int, int]:
+    """How close a candidate that is no fix came, higher is closer: the failing tests it passed, then
+    the suite's tests, then the fewest changed lines. `tests`: {"failing": counts(), "suite": counts()}."""
+    changed = sum(ln.startswith(("+", "-")) and not ln.startswith(("+++", "---")) for ln in patch.splitlines())
+    return ((tests.get("failing") or {}).get("passed", 0), (tests.get("suite") or {}).get("passed", 0), -changed)
+
+
 def first_failure(run: TestRun | None, limit: int = 1500) -> str:
     for c in (run or {}).get("cases", []):
         if c["outcome"] in BAD:

@@ -59,6 +59,24 @@ def test_a_fix_that_only_tests_let_through_is_reported_with_low_confidence(make_
     assert all(p["suspect"] for p in result["search"]["plausible"])
 
 
+def test_when_nothing_fixes_the_closest_attempt_is_shown_with_its_diff(make_repo, runs_root, tmp_path,
+                                                                       docker_ready):
+    """clamp lacks its upper bound, a statement no mutation adds. `return value` -> `return high`
+    passes both failing tests and breaks another: of the candidates the closest to a fix."""
+    out = tmp_path / "result.json"
+    proc = run(make_repo("missing_check"), "--strategies", "mutate", "--json", str(out), runs_root=runs_root)
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["status"] == "not_fixed" and result["patch"] == ""
+    attempt = result["best_attempt"]
+    assert attempt["source"] == "mutate" and attempt["note"] == "`value` -> `high`"
+    assert "-    return value\n+    return high\n" in attempt["patch"]
+    assert attempt["tests"]["failing"]["passed"] == 2 == attempt["failing_total"]
+    assert attempt["tests"]["suite"]["failing"] == ["tests/test_core.py::test_inside"]
+    assert "closest attempt, not a fix" in proc.stdout and "+    return high" in proc.stdout
+    assert json.loads((runs_root / result["run_id"] / "result.json").read_text())["best_attempt"] == attempt
+
+
 def test_an_unknown_strategy_is_bad_input(make_repo, runs_root):
     proc = run(make_repo("wrong_index"), "--strategies", "mutate,guess", runs_root=runs_root)
     assert proc.returncode == 2

@@ -1,6 +1,6 @@
-"""What a user is told: a failed candidate's reason says what the `-x` run measured, and small
-exits (a broken pipe, an unknown sandbox, a test path the repository lacks, no tests collected)
-each end with a clear line and code.
+"""What a user is told: a failed candidate's reason says what the `-x` run measured, the closest
+attempt is ranked when nothing fixes, and small exits (a broken pipe, an unknown sandbox, a test
+path the repository lacks, no tests collected) each end with a clear line and code.
 
 The sandbox here is a stand-in that returns prepared test runs, or `--sandbox local` on a tiny
 fixture of our own: what is checked is the wording and the exits, not the isolation.
@@ -16,7 +16,7 @@ import pytest
 
 from repair_agent.config import Settings
 from repair_agent.errors import BadInput
-from repair_agent.fix import check_test_paths
+from repair_agent.fix import best_attempt, check_test_paths
 from repair_agent.nodes.reproduce import reproduce
 from repair_agent.nodes.validate import run_checks
 
@@ -56,6 +56,36 @@ def test_a_failed_candidate_says_where_the_x_run_stopped():
 def test_a_collection_error_says_the_failing_tests_did_not_run():
     why = reason(run(("tests/test_m.py::tests.test_m", "error", "collection failure"), returncode=4))
     assert why == "the failing tests did not run: tests/test_m.py::tests.test_m errored first (collection failure)"
+
+
+def counts(passed, failed=0):
+    return {"passed": passed, "failed": failed, "errors": 0, "skipped": 0, "failing": []}
+
+
+def diff(*changed):
+    return "--- a/m.py\n+++ b/m.py\n@@ -1 +1 @@\n" + "".join(f"{ln}\n" for ln in changed)
+
+
+def candidate(index, status, failing_run, patch, suite=None):
+    return {"round": 0, "index": index, "status": status, "reason": "r", "patch": patch,
+            "tests": {"failing": failing_run, "suite": suite}}
+
+
+def test_the_closest_attempt_passes_most_failing_tests_then_is_smallest():
+    a, b = FAILING[:2]
+    one = run((a, "passed", ""), (b, "failed", ""))
+    search = {"source": "mutate", "file": "m.py", "line": 3, "note": "`<` -> `<=`", "status": "failed",
+              "reason": "r", "patch": diff("-x", "+y"), "tests": {"failing": counts(1, 1)}}
+    state = {"failing": FAILING, "attempt": search, "candidates": [
+        candidate(0, "failed", run((a, "failed", "")), diff("-x", "+z")),  # no failing test passed
+        candidate(1, "failed", one, diff("-x", "-w", "+y", "+v")),  # as far as the search's, but larger
+    ]}
+    assert best_attempt(state) == {**search, "failing_total": 4}
+    two = run((a, "passed", ""), (b, "passed", ""), (FAILING[2], "failed", ""))
+    state["candidates"].append(candidate(2, "failed", two, diff("-x", "-w", "+y", "+v")))
+    best = best_attempt(state)
+    assert (best["source"], best["index"], best["tests"]["failing"]["passed"]) == ("refine", 2, 2)
+    assert best_attempt({"failing": FAILING, "attempt": None, "candidates": state["candidates"][:1]}) is None
 
 
 def test_no_tests_collected_names_the_command_without_a_stray_space():

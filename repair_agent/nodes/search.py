@@ -8,6 +8,7 @@ about a second, not a minute.
 from __future__ import annotations
 
 import ast
+import difflib
 import time
 
 from .. import patching
@@ -15,6 +16,7 @@ from ..search import SearchContext, guard
 from ..search.antipatterns import suspicions
 from ..search.schedule import Budget, run_search
 from ..state import Candidate, RepairState
+from ..tests_summary import counts, promise
 from .validate import run_checks
 
 CHEAP = ("mutate", "infill")  # the sources the search runs; "refine" is the model's escalation
@@ -30,6 +32,16 @@ def search(state: RepairState, deps) -> dict:
     ctx = SearchContext(root=deps.workdir, settings=s, model=deps.model, profile=deps.profile, log=deps.log)
     timeout = candidate_timeout(state, s)
     tried: list[dict] = []
+    closest: dict = {}  # the failing candidate that came closest: shown when nothing fixes
+
+    def keep_if_closer(record: dict, edit) -> None:
+        tests = {k: counts(v) for k, v in (record.get("tests") or {}).items() if v}
+        if record["status"] == "fixed" or not tests.get("failing", {}).get("passed"):
+            return
+        before = ctx.source_text(edit["file"]).splitlines(keepends=True)
+        rank = promise(tests, "".join(difflib.unified_diff(before, edit["text"].splitlines(keepends=True))))
+        if not closest or rank > closest["rank"]:
+            closest.update(rank=rank, record=record, edit=edit, tests=tests)
 
     def check(edit) -> dict:
         start = time.monotonic()
@@ -38,6 +50,7 @@ def search(state: RepairState, deps) -> dict:
             record["suspect"] = suspicions(ctx.source_text(edit["file"]), edit["text"])
         record["seconds"] = round(time.monotonic() - start, 3)
         tried.append(record)
+        keep_if_closer(record, edit)
         deps.recorder.write("candidate", **{k: v for k, v in record.items() if k != "tests"})
         if record["status"] != "failed" or len(tried) % 25 == 0:
             deps.log(f"  {len(tried)} tried; {edit['source']} {edit['file']}:{edit['line']} {edit['note']}: "
@@ -75,7 +88,15 @@ def search(state: RepairState, deps) -> dict:
                          patch=fix["patch"], status="fixed", reason=fix["reason"], tests=fix["tests"],
                          faithfulness=None, source=fix["source"], note=fix["note"], line=fix["line"],
                          file=fix["file"])
-    return {"best": best, "search": summary, "tokens": tokens}
+    return {"best": best, "search": summary, "tokens": tokens,
+            "attempt": None if best or not closest else closest_attempt(closest, deps.workdir)}
+
+
+def closest_attempt(closest: dict, root) -> dict:
+    """The closest failing candidate with its diff, made now: only fixes get one as they are checked."""
+    record, edit = closest["record"], closest["edit"]
+    return {**{k: record[k] for k in ("source", "file", "line", "note", "status", "reason")},
+            "patch": diff_of(root, {edit["file"]: edit["text"]}), "tests": closest["tests"]}
 
 
 def ranked_lines(locations: list, root) -> list:
