@@ -11,6 +11,11 @@ class BadInput(RepairAgentError):
     exit_code = 2
 
 
+class EnvFault(BadInput):
+    """The tests cannot run for a reason outside the code (a missing module or plugin, a file that
+    does not parse): no fix can help, so the run ends before any model is asked."""
+
+
 class SandboxError(RepairAgentError):
     """The sandbox could not run (no engine, image build failed, container died)."""
 

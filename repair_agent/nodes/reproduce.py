@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import BadInput
+from ..envfault import env_fault
+from ..errors import BadInput, EnvFault
 from ..sandbox import crash_note
 from ..state import RepairState
 from ..tests_summary import failing_ids
@@ -16,6 +17,8 @@ def reproduce(state: RepairState, deps) -> dict:
         raise BadInput(f"the test command timed out after {deps.settings.test_timeout_s:.0f}s")
     if not run["cases"] and crash_note(run):
         raise BadInput(f"the test command crashed before reporting: {crash_note(run)}")
+    if fault := env_fault(run, deps.workdir):
+        raise EnvFault(fault)
     if not run["cases"]:
         last = run["output_tail"].strip().splitlines()[-1:] or [""]
         command = " ".join(["pytest", *state["test_args"]])
