@@ -167,6 +167,8 @@ def fix(
     profile: Profile = None, rounds: Rounds = None, samples: Samples = None,
     sandbox: Optional[str] = typer.Option(None, help="auto | docker | local."),
     image: Optional[str] = typer.Option(None, help="Sandbox base image (e.g. python:3.12-slim)."),
+    deps: Optional[list[str]] = typer.Option(None, "--deps", metavar="PKG", help="Packages to add to the sandbox's "
+                                             "dependency image (pip names; repeat or comma-separate)."),
     test_timeout: TestTimeout = None,
     trust_repo_config: TrustRepo = False,
     apply: bool = typer.Option(False, "--apply", help="Write the fix into the working tree."),
@@ -192,9 +194,9 @@ def fix(
         raise typer.Exit(2)
     try:
         settings = Settings.load(path, trust_repo=trust_repo_config, warn=warn, test=test, sandbox=sandbox, image=image,
-                                 allow_test_edits=allow_test_edits or None, use_trace=False if no_trace else None,
-                                 use_sbfl=False if no_sbfl else None, use_worker=False if no_worker else None,
-                                 **model_flags(locals()))
+                                 deps=deps, allow_test_edits=allow_test_edits or None,
+                                 use_trace=False if no_trace else None, use_sbfl=False if no_sbfl else None,
+                                 use_worker=False if no_worker else None, **model_flags(locals()))
         result = run_fix(path, settings, runs_root=run_dir, resume=resume, log=log)
         if result["status"] == "fixed" and apply:
             apply_to_tree(path, result["patch"])

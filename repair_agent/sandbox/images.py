@@ -4,11 +4,12 @@ environment image that holds the test tools and the repository's dependencies.""
 from __future__ import annotations
 
 import hashlib
+import shlex
 import subprocess
 from importlib import resources
 from pathlib import Path
 
-from ..errors import SandboxError
+from ..errors import BadInput, SandboxError
 
 BASE_IMAGE = "repair-agent/base:bookworm"
 ENV_REPO = "repair-agent/env"
@@ -81,8 +82,19 @@ def _image_exists(client, tag: str) -> bool:
         return False
 
 
-def dependency_key(repo: Path, image: str) -> str:
+def packages(deps: list[str] | str | None) -> list[str]:
+    """`--deps` as a sorted list of pip requirements, from a list or "a,b" (each item may hold commas)."""
+    items = [deps] if isinstance(deps, str) else list(deps or [])
+    names = sorted({p.strip() for item in items for p in item.split(",") if p.strip()})
+    if bad := [p for p in names if p.startswith("-")]:
+        raise BadInput(f"--deps takes package names, not pip options: {' '.join(bad)}")
+    return names
+
+
+def dependency_key(repo: Path, image: str, deps: list[str] | str | None = None) -> str:
     h = hashlib.sha256(f"{image}|{' '.join(TOOLS)}".encode())
+    if extra := packages(deps):  # no --deps: the same key as before they existed
+        h.update(b"deps\0" + "\0".join(extra).encode())
     for name in DEP_FILES:
         f = repo / name
         if f.is_file():
@@ -90,23 +102,26 @@ def dependency_key(repo: Path, image: str) -> str:
     return h.hexdigest()[:16]
 
 
-def env_image(client, workdir: Path, base: str, labels: dict, log=print) -> str:
-    """The image with the test tools and `workdir`'s dependencies on `base`, built once per
-    dependency set (keyed by the dependency files) and kept."""
+def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: list[str] | str | None = None) -> str:
+    """The image with the test tools, `workdir`'s dependencies and the packages `deps` on `base`,
+    built once per dependency set (keyed by the dependency files and `deps`) and kept."""
     if not _image_exists(client, base):
         if base == BASE_IMAGE:
             raise SandboxError(f"sandbox image {base} missing; run `repair-agent sandbox build-base`")
         raise SandboxError(f"sandbox image {base} not found; pull or build it first")
-    tag = f"{ENV_REPO}:{dependency_key(workdir, base)}"
+    extra = packages(deps)
+    tag = f"{ENV_REPO}:{dependency_key(workdir, base, extra)}"
     if _image_exists(client, tag):
         return tag
-    log(f"installing the repository's test dependencies into {tag} (once)")
+    log(f"installing the repository's test dependencies{' and ' + ' '.join(extra) if extra else ''} "
+        f"into {tag} (once)")
     script = (
         "set -e; python3 -m venv /opt/venv; PIP=/opt/venv/bin/pip; "
         f"$PIP install -q {' '.join(TOOLS)}; cp -r /src /tmp/src; cd /tmp/src; "
         "for r in requirements.txt requirements-dev.txt requirements-test.txt test-requirements.txt; do "
         "  [ -f $r ] && $PIP install -q -r $r; done; "
-        "if [ -f pyproject.toml ] || [ -f setup.py ]; then $PIP install -q . || true; fi")
+        "if [ -f pyproject.toml ] || [ -f setup.py ]; then $PIP install -q . || true; fi"
+        + (f"; $PIP install -q {' '.join(map(shlex.quote, extra))}" if extra else ""))
     # Mounts (not `volumes=`): docker commit would keep `volumes` as declared image volumes.
     from docker.types import Mount
 
