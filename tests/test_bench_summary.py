@@ -208,3 +208,21 @@ def test_search_numbers_sources_costs_and_wall_clock(tmp_path):
     assert (tmp_path / "fix_cost.png").stat().st_size > 0
     report = (tmp_path / "report.md").read_text()
     assert "fixed in round 0 by mutate" in report and "wall clock of the run (s) | 100.0" in report
+
+
+def test_env_errors_are_counted_apart_and_left_out_of_the_rates(tmp_path):
+    env = rec("tqdm-8", "env_error", False, None, [], 0, 0, 0.0,
+              error="the tests cannot run in this environment (not a bug in the code): the sandbox lacks the "
+                    "module `nose` (tests/tests_tqdm.py): ... pass --deps nose, ...")
+    write_records(tmp_path, records() + [env])
+    s = write_summary(tmp_path)
+    assert s["tasks"] == 7 and s["env_errors"] == 1 and s["status_counts"]["env_error"] == 1
+    assert s["fix_rate"] == pytest.approx(3 / 6) and s["pass_at_1"] == pytest.approx(1 / 6)  # as without it
+    assert s["plausible_rate"] == pytest.approx(3 / 6)
+    assert json.loads((tmp_path / "summary.json").read_text())["env_errors"] == 1
+    report = (tmp_path / "report.md").read_text()
+    assert "| environment errors (the tests could not run; left out of every rate) | 1 |" in report
+    assert "| fixed (verified) | 3 (50.0%) |" in report
+    assert "- `tqdm-8`: **environment error, not scored**" in report and "--deps nose" in report
+    rows, _ = compare([tmp_path], console=Console(file=io.StringIO()))
+    assert rows[0]["env_errors"] == 1

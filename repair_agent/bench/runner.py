@@ -23,7 +23,7 @@ import git
 
 from .. import __version__
 from ..config import Settings
-from ..errors import ModelError
+from ..errors import EnvFault, ModelError
 from ..fix import run_fix
 from ..llm.factory import open_model
 from ..patching import apply_diff
@@ -55,7 +55,7 @@ def verify(task: Task, patch: str, workdir: Path, settings: Settings) -> bool:
     task.materialize(workdir)
     if not apply_diff(workdir, patch).ok:
         return False
-    box = open_sandbox(settings.sandbox, workdir, image=settings.image, log=lambda m: None)
+    box = open_sandbox(settings.sandbox, workdir, image=settings.image, log=lambda m: None, deps=settings.deps)
     try:
         run = box.run_tests(task.test_args, timeout=settings.test_timeout_s,
                                 per_test_timeout=settings.per_test_timeout_s)
@@ -68,8 +68,8 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
                   log: Callable[[str], None] = print, model=None, data: Path | None = None) -> dict:
     """`data`: the dataset file, where HumanEvalFix's reference solutions are read from."""
     out.mkdir(parents=True, exist_ok=True)
-    # finished = any outcome but an error: a rerun retries the tasks that errored
-    done = {r["task_id"] for r in load_records(out) if r["status"] != "error"} \
+    # finished = any outcome but an error: a rerun retries the tasks that errored (or lacked a dependency)
+    done = {r["task_id"] for r in load_records(out) if r["status"] not in ("error", "env_error")} \
         if (out / RECORDS_FILE).exists() else set()
     todo = [t for t in tasks if t.task_id not in done]
     if mode == "single-shot":
@@ -91,7 +91,10 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         except ModelError:
             raise  # the model is gone: every later task would fail the same way; rerun to resume
         except Exception as exc:  # one broken task must not end the benchmark; it is recorded
-            result = {"status": "error", "error": f"{type(exc).__name__}: {exc}", "patch": "", "rounds": [], "tokens":
+            # an environment fault (a missing dependency) is not the agent's miss: the summary counts it apart
+            status, error = ("env_error", str(exc)) if isinstance(exc, EnvFault) else \
+                ("error", f"{type(exc).__name__}: {exc}")
+            result = {"status": status, "error": error, "patch": "", "rounds": [], "tokens":
                       {"prompt": 0, "completion": 0}, "duration_s": 0.0, "fixed_round": None}
             verified = False
             checked = score(task, result, work)
@@ -113,6 +116,7 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
                 rec = fut.result()
                 verdict = {True: "correct", False: "NOT correct"}.get(rec.get("correct"), "correctness unknown")
                 mark = f"fixed, {verdict}" if rec["verified"] else rec["status"]
+                mark += f": {rec['error']}" if rec["status"] == "env_error" else ""
                 log(f"[{i}/{len(todo)}] {rec['task_id']}: {mark} ({rec['duration_s']}s)")
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # after a fatal error, queued tasks never start

@@ -9,6 +9,9 @@ tests passed on the final patch in a fresh sandbox). Candidate statuses never co
 Such a fix is *plausible*; it is *correct* when its record also says `correct is True` (it agrees
 with the reference program, see correctness.py). Records scored before that have no `correct`:
 then the correct counts are None, "not measured".
+
+A task with `status == "env_error"` could not run its tests at all (a missing dependency, see
+repair_agent/envfault.py): it is counted apart (`env_errors`) and left out of every rate's denominator.
 """
 
 from __future__ import annotations
@@ -119,9 +122,15 @@ def _one_or_mixed(values: Iterable[Any]) -> Any:
 
 # ----------------------------------------------------------------------------- summary
 
+def is_env_error(rec: dict) -> bool:
+    return rec.get("status") == "env_error"
+
+
 def summarize(records: list[dict], settings: dict | None = None, **labels: Any) -> dict:
-    """The numbers of one run. `labels` (dataset=, model=, mode=) override the records' own."""
-    n = len(records)
+    """The numbers of one run. `labels` (dataset=, model=, mode=) override the records' own.
+    Rates are over the scored tasks: all but the environment errors."""
+    env_errors = sum(map(is_env_error, records))
+    n = len(records) - env_errors
     rounds_max = 0
     for rec in records:
         seen = _rounds_seen(rec)
@@ -166,6 +175,7 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
             "duration_s": _num(r.get("duration_s")),
             "faithfulness": _num(r.get("faithfulness")),
             "root_cause": (r.get("root_cause") or "").strip(),
+            "error": r.get("error") or "",
             "run_id": r.get("run_id"),
             "source": r.get("source") if is_fixed(r) else None,
             "candidates_tried": _tried(r),
@@ -177,7 +187,8 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
         "dataset": labels.get("dataset") or _one_or_mixed(r.get("dataset") for r in records),
         "model": labels.get("model") or _one_or_mixed(r.get("model") for r in records),
         "mode": labels.get("mode") or _one_or_mixed(r.get("mode") for r in records),
-        "tasks": n,
+        "tasks": len(records),
+        "env_errors": env_errors,  # not scored: the tests could not run (not in any rate's denominator)
         "fixed": fixed,
         "fix_rate": _div(fixed, n),
         "fixed_by_round": fixed_by_round,
@@ -228,7 +239,7 @@ def _median(xs: list[float]) -> float | None:
 
 def _correctness(records: list[dict], rounds_max: int) -> dict:
     """Plausible (= fixed) against correct, by round; the patch size per plausible fix."""
-    n = len(records)
+    n = sum(not is_env_error(r) for r in records)
     plausible = [r for r in records if is_fixed(r)]
     measured = any("correct" in r for r in plausible) or not plausible
     rounds = [fix_round(r) for r in plausible if r.get("correct") is True]
@@ -279,6 +290,7 @@ def _metric_rows(s: dict) -> list[tuple[str, str]]:
         ("model", _fmt(s.get("model"))),
         ("mode", _fmt(s.get("mode"))),
         ("tasks", _fmt(s["tasks"])),
+        ("environment errors (the tests could not run; left out of every rate)", _fmt(s.get("env_errors", 0))),
         ("fixed (verified)", f"{s['fixed']} ({_fmt(s.get('fix_rate'), pct=True)})"),
         ("correct (agrees with the reference)", _correct_text(s)),
         ("patch lines per fix (of them comments or blank)",
@@ -339,6 +351,8 @@ def render_report(summary: dict) -> str:
     for t in s.get("per_task") or []:
         if t["fixed"]:
             verdict = f"fixed in round {t['fixed_round']}"
+        elif t["status"] == "env_error":
+            verdict = "environment error, not scored"
         elif t["status"] == "fixed":
             verdict = "agent claimed a fix, NOT verified"
         else:
@@ -358,6 +372,8 @@ def render_report(summary: dict) -> str:
         if t["root_cause"]:
             rc = " ".join(t["root_cause"].split())
             line += f". Root cause: {rc[:300]}{'...' if len(rc) > 300 else ''}"
+        if t.get("error"):
+            line += f". {' '.join(t['error'].split())[:400]}"
         out.append(line)
     return "\n".join(out) + "\n"
 
@@ -503,8 +519,8 @@ def load_summary(run_dir: Path | str) -> dict:
     return summarize(load_records(run_dir))
 
 
-COMPARE_COLUMNS = ("run", "dataset", "model", "mode", "tasks", "fixed", "fix_rate", "correct", "correct_rate",
-                   "pass_at_1", "self_refinement_rate", "fixed_by_round", "tokens_per_task",
+COMPARE_COLUMNS = ("run", "dataset", "model", "mode", "tasks", "env_errors", "fixed", "fix_rate", "correct",
+                   "correct_rate", "pass_at_1", "self_refinement_rate", "fixed_by_round", "tokens_per_task",
                    "tokens_per_fix", "wall_s_per_task", "mean_faithfulness", "wall_clock_s",
                    "median_tokens_per_fixed_task")
 
@@ -536,8 +552,8 @@ def compare(dirs: list[Path | str], out: Path | str | None = None,
     table = Table(title="Benchmark comparison" + (f": {', '.join(datasets)}" if datasets else ""),
                   show_header=True, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
                   collapse_padding=True,
-                  caption="plausible = verified fixes/tasks; correct = those that also agree with "
-                          "the reference; refine = self-refinement rate; "
+                  caption="plausible = verified fixes/tasks (environment errors not counted); correct = those "
+                          "that also agree with the reference; refine = self-refinement rate; "
                           "rounds = cumulative fixes by round; tok, s = per task")
     headers = [("run", "left"), ("model", "left"), ("mode", "left"), ("plausible", "right"),
                ("plaus%", "right"), ("correct", "right"), ("corr%", "right"), ("pass@1", "right"), ("refine", "right"),
@@ -546,10 +562,11 @@ def compare(dirs: list[Path | str], out: Path | str | None = None,
     for h, justify in headers:
         table.add_column(h, justify=justify, no_wrap=True)
     for r in rows:
+        scored = (r.get("tasks") or 0) - (r.get("env_errors") or 0)  # environment errors are not scored
         table.add_row(
             str(r["run"]), _fmt(r.get("model")), _fmt(r.get("mode")),
-            f"{r.get('fixed', 0)}/{r.get('tasks', 0)}", _fmt(r.get("fix_rate"), pct=True),
-            "-" if r.get("correct") is None else f"{r['correct']}/{r.get('tasks', 0)}",
+            f"{r.get('fixed', 0)}/{scored}", _fmt(r.get("fix_rate"), pct=True),
+            "-" if r.get("correct") is None else f"{r['correct']}/{scored}",
             _fmt(r.get("correct_rate"), pct=True),
             _fmt(r.get("pass_at_1"), pct=True), _fmt(r.get("self_refinement_rate"), pct=True),
             "/".join(map(str, r.get("fixed_by_round") or [])) or "-",
