@@ -88,9 +88,9 @@ def test_the_closest_attempt_passes_most_failing_tests_then_is_smallest():
     assert best_attempt({"failing": FAILING, "attempt": None, "candidates": state["candidates"][:1]}) is None
 
 
-def test_no_tests_collected_names_the_command_without_a_stray_space():
+def test_no_tests_collected_names_the_command_without_a_stray_space(tmp_path):
     deps = SimpleNamespace(sandbox=Box(run(returncode=5, output="\nno tests ran in 0.01s\n")), settings=Settings(),
-                           recorder=SimpleNamespace(write=lambda *a, **k: None))
+                           recorder=SimpleNamespace(write=lambda *a, **k: None), workdir=tmp_path)
     with pytest.raises(BadInput) as bare:
         reproduce({"test_args": []}, deps)
     assert str(bare.value) == "no tests collected by pytest: no tests ran in 0.01s"
