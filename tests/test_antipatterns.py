@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from repair_agent.search import SearchContext
 from repair_agent.search.antipatterns import suspicions
 from repair_agent.search.guard import rank
@@ -34,20 +36,7 @@ def flatten(arr):
             yield flatten(x)
 """
 
-CYCLE = """\
-def detect_cycle(node):
-    hare = tortoise = node
-
-    while True:
-        if hare.successor is None:
-            return False
-
-        tortoise = tortoise.successor
-        hare = hare.successor.successor
-
-        if hare is tortoise:
-            return True
-"""
+CYCLE = (Path(__file__).parent / "fixtures" / "falsy_cycle" / "cycle.py").read_text()  # `while True`, no break
 
 BFS = """\
 def bfs(queue, goal):
