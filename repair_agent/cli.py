@@ -256,8 +256,10 @@ def explain(
         out.print(Panel(escape(trace_text(result["trace"], budget_tokens=400)), title="execution trace"))
     out.print(Panel(escape(result["root_cause"] or "(the model gave no root cause)"), title="root cause"))
     f = result["faithfulness"]
+    score = f"score {f['score']}" if f["score"] is not None else \
+        "not scored: no claim that the trace could settle" if result["trace"] else "not scored: no trace"
     out.print(f"faithfulness: {f['claims']} claims, {f['checked']} checked, {f['contradicted']} contradicted"
-              f" (score {f['score']})", highlight=False)
+              f" ({score})", highlight=False)
     for c in f.get("contradictions") or []:
         out.print(f"  - {c}", highlight=False, markup=False)
     raise typer.Exit(0)

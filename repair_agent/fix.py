@@ -210,8 +210,7 @@ def diagnosis(state: RepairState, result: dict) -> dict:
     faith = first.get("faithfulness") or {}
     return {"status": result["status"], "run_id": result["run_id"], "model": result["model"],
             "tests_before": result["tests_before"], "locations": state.get("locations", []),
-            "trace": [{"file": s.get("file", ""), "line": s.get("line", 0), "locals": s.get("locals", {}),
-                       "event": s.get("event", "")} for s in state.get("trace", [])],
+            "trace": list(state.get("trace", [])),  # whole steps: the function, the return value, the outcome
             "root_cause": result["root_cause"], "response": first.get("response", ""),
             "faithfulness": {k: faith.get(k) for k in ("claims", "checked", "contradicted", "score",
                                                         "contradictions")},

@@ -31,7 +31,8 @@ def propose(state: RepairState, deps) -> dict:
     deps.recorder.write("propose", round=rnd, messages=messages, sampling=sampling.__dict__,
                         responses=gen.completions, prompt_tokens=gen.prompt_tokens,
                         completion_tokens=gen.completion_tokens, seconds=round(gen.seconds, 2))
-    deps.log(f"round {rnd}: {len(new)} candidate(s) in {gen.seconds:.1f}s, {gen.completion_tokens} tokens")
+    what = "the diagnosis" if deps.diagnose_only else f"round {rnd}: {len(new)} candidate(s)"
+    deps.log(f"{what} in {gen.seconds:.1f}s, {gen.completion_tokens} tokens")
     return {"candidates": state.get("candidates", []) + new, "tokens": tokens}
 
 
