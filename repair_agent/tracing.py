@@ -4,8 +4,9 @@
 under `sys.settrace`, limited to the target functions) and returns the steps, a JSON-ready list of
 `{file, line, event, function, depth, locals, ...}` (see the tracer's docstring for the events).
 A run that hit its deadline or was killed keeps the steps printed so far and ends with a
-`timeout` step. `trace_text(steps, budget_tokens)` renders steps as compact text for a prompt,
-never longer than budget_tokens * 4 characters.
+`timeout` step. `around(steps, file, line)` keeps the steps near one line, and
+`trace_text(steps, budget_tokens)` renders steps as compact text for a prompt, never longer than
+budget_tokens * 4 characters.
 """
 
 from __future__ import annotations
@@ -114,6 +115,13 @@ def _step_text(s: dict) -> str:
         msg = f": {s['message']}" if s.get("message") else ""
         return f"test {s.get('outcome')}{msg}"
     return f"{ind}{ev} L{s.get('line')}"
+
+
+def around(steps: list[dict], file: str, line: int, radius: int = 1) -> list[dict]:
+    """The steps at the lines within `radius` of `file:line`, with every call, return, exception
+    and the test's outcome: what a prompt about one changed line needs of a whole trace."""
+    return [s for s in steps if s.get("event") not in ("line", "loop")
+            or (s.get("file") == file and abs(int(s.get("line") or 0) - line) <= radius)]
 
 
 def trace_text(steps: list[dict], budget_tokens: int = 600) -> str:

@@ -111,28 +111,49 @@ def test_chat_cloze_layout_of_the_generic_profile():
     assert "at most" not in hunk and "# buggy:" not in hunk  # an inserted line has nothing to hint
 
 
-def test_requests_per_mask(tmp_path):
-    """What the source asks the model for (a recorder of the requests, no answers judged)."""
-    asked = []
-
+def _recorder(asked: list, answers: list[str]):
     class Recorder:
         name = "recorder"
 
         def complete(self, prompt, sampling, logprobs=False):
             asked.append((prompt, sampling, logprobs))
-            return Generation(completions=[], prompt_tokens=100 * sampling.n, requests=sampling.n)
+            texts = (answers * sampling.n)[:sampling.n]
+            return Generation(completions=[Completion(text=t, finish_reason="stop") for t in texts],
+                              prompt_tokens=100 * sampling.n, requests=sampling.n)
+    return Recorder()
 
+
+def test_requests_per_mask(tmp_path):
+    """What the source asks the model for (a recorder of the requests, no answers judged)."""
+    asked: list = []
     (tmp_path / "area.py").write_text(AREA)
-    ctx = SearchContext(root=tmp_path, settings=SimpleNamespace(seed=7, infill_samples=5), model=Recorder(),
+    ctx = SearchContext(root=tmp_path, settings=SimpleNamespace(seed=7, infill_samples=5), model=_recorder(asked, []),
                         profile=load_profile("qwen2.5-coder"), log=lambda msg: None)
     assert list(infill.candidates({"file": "area.py", "function": "area", "line": LINE, "score": 1.0}, ctx)) == []
     qwen_stop = ["<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|im_end|>"]
+    # the first batch of each mask only: its samples all agreed (on nothing), so no second batch
     assert [(s.n, s.temperature, s.top_p, s.seed, s.max_tokens, s.stop, lp) for _, s, lp in asked] == [
-        (5, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True), (5, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True),
-        (5, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True),
-        (5, 0.8, 0.95, 7, 96, qwen_stop + ["\n\n", '\n"""Area of a circle (the docstring after the code, as in QuixBugs)."""'],
+        (2, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True), (2, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True),
+        (2, 0.8, 0.95, 7, 48, qwen_stop + ["\n"], True),
+        (2, 0.8, 0.95, 7, 96, qwen_stop + ["\n\n", '\n"""Area of a circle (the docstring after the code, as in QuixBugs)."""'],
          True)]
-    assert ctx.tokens == {"prompt": 400, "completion": 0}  # each prompt once, though asked five times
+    assert ctx.tokens == {"prompt": 400, "completion": 0}  # each prompt once, though asked twice
+
+
+def test_second_batch_only_where_the_first_disagrees(tmp_path):
+    (tmp_path / "area.py").write_text(AREA)
+    loc = {"file": "area.py", "function": "area", "line": LINE, "score": 1.0}
+    for answers, batches in ((["d = r * 3"], [4]), (["d = r * 3", "d = r + r"], [4, 4])):
+        asked: list = []
+        ctx = SearchContext(root=tmp_path, settings=SimpleNamespace(seed=7, infill_samples=8),
+                            model=_recorder(asked, answers), profile=load_profile("qwen2.5-coder"), log=lambda m: None)
+        edits = infill.candidates(loc, ctx)
+        first = next(edits)  # tested before the second batch is asked for: a fix there saves it
+        assert first["note"].strip() in answers and len(asked) == 1
+        list(edits)
+        line_mask = [s for p, s, _ in asked if s.max_tokens == 48][:len(batches)]
+        assert [s.n for s in line_mask] == batches and [s.seed for s in line_mask] == [7, 11][:len(batches)]
+        assert ctx.tokens["prompt"] == 4 * 100  # one prompt per mask, whatever the batches
 
 
 # -- answers ------------------------------------------------------------------------------------
@@ -180,7 +201,7 @@ def _run(tmp_path: Path, model, profile: str, samples: int = 4) -> tuple[list[di
     ctx = SearchContext(root=tmp_path, settings=SimpleNamespace(seed=0, infill_samples=samples), model=model,
                         profile=prof, log=logs.append)
     edits = list(infill.candidates({"file": "area.py", "function": "area", "line": LINE, "score": 1.0}, ctx))
-    assert len(logs) == 4 and all(f"{samples} samples" in line for line in logs), logs
+    assert len(logs) >= 4 and all(f"{samples // 2} samples" in line for line in logs), logs
     return edits, ctx
 
 
@@ -206,7 +227,7 @@ def _check_in_place(edits: list[dict]) -> None:
 def test_fim_samples_from_the_real_server(llama_server, tmp_path):
     model = OpenAIModel(llama_server.base_url, batch_n=False)  # llama.cpp takes no `n`, as in factory
     edits, ctx = _run(tmp_path, model, "qwen2.5-coder")  # SmolLM2 does not know Qwen's FIM tokens: any text
-    assert edits, "SmolLM2 gave no parseable line in 16 samples"
+    assert edits, "SmolLM2 gave no parseable line in its samples"
     _check_in_place(edits)
     # started without logits_all (slow in llama-cpp-python): the server refuses logprobs, samples are unranked
     assert model.logprobs is False and all(e.get("logprob") is None for e in edits)
@@ -230,7 +251,7 @@ def test_fim_samples_in_process_with_logprobs(smollm_gguf, tmp_path):
 @requires_llama_cpp
 def test_chat_cloze_samples_from_the_real_server(llama_server, tmp_path):
     edits, ctx = _run(tmp_path, OpenAIModel(llama_server.base_url, batch_n=False), "generic-chat")
-    assert edits, "SmolLM2 gave no parseable line in 16 chat answers"
+    assert edits, "SmolLM2 gave no parseable line in its chat answers"
     _check_in_place(edits)
     assert all("logprob" not in e for e in edits)
     assert ctx.tokens["prompt"] > 0 and ctx.tokens["completion"] > 0

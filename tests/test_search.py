@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 from conftest import tree_hash
 from scripted_server import ScriptedServer
 
 from repair_agent.search import SearchContext
 from repair_agent.search.schedule import Budget, run_search
+from repair_agent.tests_summary import candidate_timeout, rerun_timeout
 
 CLI = [sys.executable, "-m", "repair_agent"]
 
@@ -142,3 +144,18 @@ def test_schedule_gathers_plausible_fixes_on_the_fix_line_only(tmp_path):
     assert out.stop_reason == "the fix's line searched to its end"
     out = run_search([("mutate", at)], ctx, check, Budget(plausible=1))
     assert len(out.fixes) == 1 and out.stop_reason == "1 plausible fix(es) found"
+
+
+def test_timeouts_derive_from_the_original_run():
+    """A candidate gets ten times the slowest test that ended (at least 1 s); rerunning the original
+    code (coverage, trace) keeps the full per-test limit unless a test hung, then a few seconds."""
+    settings = SimpleNamespace(per_test_timeout_s=5)
+
+    def state(*seconds):
+        return {"tests_before": {"cases": [{"seconds": s} for s in seconds]}}
+
+    assert candidate_timeout(state(0.01, 0.3), settings) == 3.0
+    assert candidate_timeout(state(0.01), settings) == 1.0 and candidate_timeout(state(2.0), settings) == 5.0
+    assert rerun_timeout(state(0.01, 0.3), settings) == 5  # nothing hung: the user's limit
+    assert rerun_timeout(state(0.01, 5.0), settings) == 2  # one hung: it would hang again
+    assert rerun_timeout(state(5.0, 5.0), SimpleNamespace(per_test_timeout_s=1)) == 1  # never above the limit

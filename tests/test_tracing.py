@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from repair_agent.sandbox import LocalSandbox
-from repair_agent.tracing import parse_trace, trace_test, trace_text
+from repair_agent.tracing import around, parse_trace, trace_test, trace_text
 
 FILES = {
     "algo/__init__.py": "",
@@ -148,6 +148,10 @@ def test_trace_of_a_known_call_holds_the_right_values(local):
     text = trace_text(steps, 300)
     assert "call find(arr=[1, 3, 5, 7, 9], x=7)" in text and "L4: middle=2" in text
     assert "L6: return 3" in text
+    near = around(steps, "algo/search.py", 8)  # the lines 7-9, with the call, the return and the outcome
+    assert {s["line"] for s in near if s["event"] == "line"} == {7, 8}  # line 9 (`else`) never ran
+    assert [s["event"] for s in near if s["event"] != "line"] == ["call", "return", "test"]
+    assert around(steps, "other.py", 8) == [s for s in steps if s["event"] != "line"]
 
 
 def test_exception_is_traced(local):

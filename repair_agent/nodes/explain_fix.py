@@ -7,10 +7,11 @@ from __future__ import annotations
 from .. import monologue, patching, prompts
 from ..errors import SandboxError
 from ..state import RepairState
-from ..tracing import trace_test, trace_text
+from ..tracing import around, trace_test, trace_text
 from .propose import faithfulness, problem_statement, test_source
 
-MAX_TOKENS = 320  # a monologue of a few lines; the code is already written
+MAX_TOKENS = 200  # a monologue of a few lines; the code is already written
+TRACE_TOKENS = 150  # each trace, cut to the steps near the changed line: the whole one cost ~1,000 tokens
 
 
 def explain_fix(state: RepairState, deps) -> dict:
@@ -23,7 +24,8 @@ def explain_fix(state: RepairState, deps) -> dict:
                 {"role": "user", "content": prompts.render(
                     "explain_fix.j2", problem=problem_statement(state, deps), code=state["context"],
                     test=test_source(deps.workdir, state["failing"][0]), diff=diff.strip(),
-                    trace_before=state.get("trace_text", ""), trace_after=trace_after(state, deps))}]
+                    trace_before=trace_near(state.get("trace") or [], best, radius=1),
+                    trace_after=trace_after(state, deps))}]
     sampling = deps.sampling(0)
     sampling.max_tokens, sampling.n = MAX_TOKENS, 1
     sampling.stop = [*sampling.stop, "### Bug Fixing", "[Refined]"]
@@ -59,4 +61,8 @@ def trace_after(state: RepairState, deps) -> str:
         return ""
     finally:
         patching.reset(deps.workdir)
-    return trace_text(steps, budget_tokens=300)
+    return trace_near(steps, best, radius=2)  # an inserted line moves the fixed one
+
+
+def trace_near(steps: list[dict], best: dict, radius: int) -> str:
+    return trace_text(around(steps, best["file"], int(best["line"]), radius), budget_tokens=TRACE_TOKENS)

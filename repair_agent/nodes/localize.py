@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..localize import frames
 from ..state import Location, RepairState
+from ..tests_summary import rerun_timeout
 
 NUMBERED = re.compile(r"^[> ]?\s*\d+ \| ?", re.M)
 
@@ -21,7 +22,7 @@ def localize(state: RepairState, deps) -> dict:
 
         spectrum = sbfl.sbfl(deps.sandbox, state["test_args"], state["failing"], repo_dir=root,
                              by_function=False, timeout=deps.settings.test_timeout_s,
-                             per_test_timeout=deps.settings.per_test_timeout_s)
+                             per_test_timeout=rerun_timeout(state, deps.settings))
         locations = combine(spectrum, locations)
     if not locations:
         locations = imported_functions(root, state["failing"][0])

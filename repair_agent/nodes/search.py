@@ -16,7 +16,7 @@ from ..search import SearchContext, guard
 from ..search.antipatterns import suspicions
 from ..search.schedule import Budget, run_search
 from ..state import Candidate, RepairState
-from ..tests_summary import counts, promise
+from ..tests_summary import candidate_timeout, counts, promise
 from .validate import run_checks
 
 CHEAP = ("mutate", "infill")  # the sources the search runs; "refine" is the model's escalation
@@ -126,15 +126,6 @@ def statement_kinds(path) -> dict[int, int]:
                                       ast.UnaryOp)) for part in head for n in ast.walk(part)) or isinstance(stmt, ast.Return)
         out[stmt.lineno] = 0 if deciding else 1 if isinstance(stmt, (ast.Assign, ast.For, ast.While)) else 2
     return out
-
-
-def candidate_timeout(state: RepairState, settings) -> float:
-    """Ten times the slowest original test that ended by itself, at least a second, at most the
-    per-test limit (the buggy code's own hangs say nothing about how long a test should take)."""
-    limit = float(settings.per_test_timeout_s)
-    times = [c.get("seconds", 0.0) for c in (state.get("tests_before") or {}).get("cases", [])]
-    slowest = max((t for t in times if t < 0.9 * limit), default=0.2)  # none ended: assume quick
-    return round(min(limit, max(1.0, 10 * slowest)), 1)
 
 
 def validate_edit(edit, state: RepairState, deps, timeout: float) -> dict:

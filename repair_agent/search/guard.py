@@ -41,6 +41,7 @@ from pathlib import Path
 from .. import patching
 from ..differential import call_text, clip, generate, lines, outcome_text, tail
 from ..errors import RepairAgentError
+from ..tests_summary import candidate_timeout
 from . import SOURCES
 
 GUARD_DIR = ".repair-agent-guard"  # the plan and the patched files, in the scratch tree while the guard runs
@@ -108,8 +109,6 @@ def choose(fixes: list[dict], state, deps, budget: float | None = None) -> dict:
 
 
 def _judge(ranked: list[dict], state, deps, deadline: float, harness: Path) -> dict:
-    from ..nodes.search import candidate_timeout  # the search's own per-test limit
-
     root, box = Path(deps.workdir), deps.sandbox
     variants = [patched_files(root, f["patch"]) for f in ranked]
     targets = changed_targets(root, variants)

@@ -5,7 +5,8 @@ next line, a new line before it, a new line after it. Each mask is one prompt: t
 fill-in-the-middle layout from its profile (`[infill] fim`, sent raw to the completions endpoint),
 or a chat cloze prompt (`prompts/infill_chat.j2`) for models without one. The replaced lines are
 shown above the hole as `# buggy:` comments, and the prompt holds the enclosing function plus the
-module's imports, names and docstrings, not the whole file. Many short samples per mask; each is
+module's imports, names and docstrings, not the whole file. Many short samples per mask, in two
+batches: the second only where the first's samples disagree (the model is unsure). Each is
 cut to its lines, re-indented, spliced into the file (every other byte kept) and kept only if
 the file parses and differs from the original and from the others. Candidates come best first:
 by mean token log-probability where the server gives it, else by how often they were sampled.
@@ -54,27 +55,37 @@ def candidates(loc: Location, ctx: SearchContext) -> Iterator[Edit]:
     tree = _parse(text)
     seen = {ast.dump(tree)} if tree else set()  # the original and every candidate so far, as trees
     budget = getattr(ctx.settings, "infill_context_tokens", 1024) * CHARS_PER_TOKEN
+    samples = max(1, getattr(ctx.settings, "infill_samples", 8))
+    first = max(1, samples // 2)
     for mask in masks(text, loc["line"], tree):
         prefix, suffix = context(lines, tree, mask, budget)
-        gen = _ask(ctx, profile, mask, prefix, suffix)
-        # the prompt once: llama.cpp re-reports it per sample, but evaluates only the first (the
-        # rest hit its prefix cache), and vLLM takes all samples in one request
-        ctx.tokens["prompt"] = ctx.tokens.get("prompt", 0) + gen.prompt_tokens // max(gen.requests, 1)
-        ctx.tokens["completion"] = ctx.tokens.get("completion", 0) + gen.completion_tokens
-        found = []
-        for new, logprob in ranked(gen.completions, mask):
-            edited = splice(lines, mask, new)
-            key = ast.dump(new_tree) if (new_tree := _parse(edited)) else None
-            if key is None or key in seen:
-                continue
-            seen.add(key)
-            edit = Edit(file=loc["file"], text=edited, line=loc["line"], source="infill", note="\n".join(new))
-            if logprob is not None:
-                edit["logprob"] = logprob
-            found.append(edit)
-        ctx.log(f"infill {loc['file']}:{loc['line']} {mask.kind}: {len(gen.completions)} samples, "
-                f"{len(found)} candidates, {gen.completion_tokens} tokens, {gen.seconds:.1f} s")
-        yield from found
+        # two batches: the first's candidates are tested before the second is asked for (a fix in
+        # them saves it), and where every sample of the first agreed the model is sure: no second
+        answers: set = set()
+        for batch, n in enumerate((first, samples - first)):
+            if n == 0 or (batch and len(answers) < 2):
+                break
+            gen = _ask(ctx, profile, mask, prefix, suffix, n=n, seed_offset=batch * first)
+            # the prompt once per mask: llama.cpp re-reports it per sample, but evaluates only the
+            # first (the rest hit its prefix cache), and vLLM takes all samples in one request
+            if not batch:
+                ctx.tokens["prompt"] = ctx.tokens.get("prompt", 0) + gen.prompt_tokens // max(gen.requests, 1)
+            ctx.tokens["completion"] = ctx.tokens.get("completion", 0) + gen.completion_tokens
+            answers |= {tuple(cut(c["text"], mask.lines)) for c in gen.completions}
+            found = []
+            for new, logprob in ranked(gen.completions, mask):
+                edited = splice(lines, mask, new)
+                key = ast.dump(new_tree) if (new_tree := _parse(edited)) else None
+                if key is None or key in seen:
+                    continue
+                seen.add(key)
+                edit = Edit(file=loc["file"], text=edited, line=loc["line"], source="infill", note="\n".join(new))
+                if logprob is not None:
+                    edit["logprob"] = logprob
+                found.append(edit)
+            ctx.log(f"infill {loc['file']}:{loc['line']} {mask.kind}: {len(gen.completions)} samples, "
+                    f"{len(found)} candidates, {gen.completion_tokens} tokens, {gen.seconds:.1f} s")
+            yield from found
 
 
 # -- masks ---------------------------------------------------------------------------------------
@@ -169,16 +180,16 @@ def chat_prompt(prefix: str, suffix: str, mask: Mask) -> list[dict]:
                                                        lines=mask.lines, hint=mask.end >= mask.start)}]
 
 
-def _ask(ctx: SearchContext, profile, mask: Mask, prefix: str, suffix: str):
+def _ask(ctx: SearchContext, profile, mask: Mask, prefix: str, suffix: str, n: int, seed_offset: int = 0):
     fmt = profile.infill
     stop = list(fmt.stop)
     if fmt.fim:  # (a chat answer may open with a fence line: no newline stops there)
         # one line ends at a newline; a hunk at a blank line or where the model starts on the suffix
         after = next((line for line in suffix.splitlines() if line.strip()), "")
         stop += ["\n"] if mask.lines == 1 else ["\n\n"] + (["\n" + after] if after else [])
-    sampling = Sampling(n=max(1, getattr(ctx.settings, "infill_samples", 12)), temperature=fmt.temperature,
-                        top_p=profile.top_p, max_tokens=fmt.max_tokens * mask.lines, stop=stop,
-                        seed=getattr(ctx.settings, "seed", None))
+    seed = getattr(ctx.settings, "seed", None)
+    sampling = Sampling(n=n, temperature=fmt.temperature, top_p=profile.top_p, max_tokens=fmt.max_tokens * mask.lines,
+                        stop=stop, seed=None if seed is None else seed + seed_offset)
     if fmt.fim:
         return ctx.model.complete(fim_prompt(fmt.fim, prefix, suffix), sampling, logprobs=True)
     return ctx.model.generate(profile.render(chat_prompt(prefix, suffix, mask)), sampling)
