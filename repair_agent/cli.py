@@ -182,12 +182,15 @@ def fix(
     no_worker: bool = typer.Option(False, "--no-worker", help="Every test run through docker exec, no warm worker."),
     strategies: Strategies = None, search_lines: SearchLines = None, max_candidates: MaxCandidates = None,
     infill_samples: InfillSamples = None, plausible: Plausible = None,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line; one log line per step "
+                                                           "(also when stderr is not a terminal)."),
 ):
     """Find a validated fix for the failing tests of PATH."""
     on_signals()
     from .config import Settings
     from .fix import run_fix
     from .patching import apply_to_tree, commit_on_branch
+    from .progress import Progress
 
     if apply and branch:
         console.print("[bold red]error:[/bold red] --apply and --branch exclude each other")
@@ -197,7 +200,8 @@ def fix(
                                  deps=deps, allow_test_edits=allow_test_edits or None,
                                  use_trace=False if no_trace else None, use_sbfl=False if no_sbfl else None,
                                  use_worker=False if no_worker else None, **model_flags(locals()))
-        result = run_fix(path, settings, runs_root=run_dir, resume=resume, log=log)
+        with Progress(console, log, quiet=quiet) as progress:  # the live status line (progress.py)
+            result = run_fix(path, settings, runs_root=run_dir, resume=resume, log=progress.log, progress=progress)
         if result["status"] == "fixed" and apply:
             apply_to_tree(path, result["patch"])
             log("applied the fix to the working tree")
