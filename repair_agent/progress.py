@@ -50,6 +50,7 @@ class Progress:
         self.node = name
 
     def tokens_per_s(self) -> float | None:
+        """Completion tokens per second of waiting for the model (its prompt processing included)."""
         if self.model_seconds <= 0 or not self.completion_tokens:
             return None
         return self.completion_tokens / self.model_seconds
