@@ -136,6 +136,9 @@ class _Sandbox(_Wrapper):
     def run_tests(self, *args, **kwargs):
         return self._progress._wait("running tests", self._inner.run_tests, *args, **kwargs)
 
+    def run(self, *args, **kwargs):  # coverage, traces, the guard's checks
+        return self._progress._wait("running in the sandbox", self._inner.run, *args, **kwargs)
+
 
 class _Recorder(_Wrapper):
     def write(self, event: str, **data) -> None:
