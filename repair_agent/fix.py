@@ -27,8 +27,9 @@ from .tests_summary import counts, promise
 
 
 def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resume: str | None = None,
-            log: Callable[[str], None] = print, model=None, diagnose_only: bool = False) -> dict:
-    """Run the repair loop on `repo` and return the result dict. The user's tree is not touched."""
+            log: Callable[[str], None] = print, model=None, diagnose_only: bool = False, progress=None) -> dict:
+    """Run the repair loop on `repo` and return the result dict. The user's tree is not touched.
+    `progress` (progress.Progress) is told the node, the model's tokens and the candidates as they go."""
     repo = Path(repo).resolve()
     patching.open_repo(repo)  # BadInput for a missing path or a non-git directory
     settings.strategy_list()  # BadInput for an unknown strategy, before anything is written
@@ -79,6 +80,8 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
         deps = Deps(settings=settings, sandbox=sandbox, model=model, workdir=scratch, recorder=recorder, log=log,
                     profile=profile,
                     diagnose_only=diagnose_only)
+        if progress is not None:
+            deps = progress.attach(deps)
         graph = build_graph(deps, checkpointer=SqliteSaver(conn), diagnose_only=diagnose_only)
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": 12 + 4 * settings.rounds}
         start: RepairState | None = None if resume else RepairState(

@@ -44,6 +44,7 @@ class Deps:
     log: Callable[[str], None] = print
     profile: Profile = field(default_factory=lambda: load_profile("generic-chat"))
     diagnose_only: bool = False
+    on_node: Callable[[str], None] | None = None  # told each node's name as it starts (progress.py)
 
     def sampling(self, rnd: int) -> Sampling:
         """The profile's schedule: round 0 greedy, one answer; later rounds `samples` answers in one
@@ -70,11 +71,17 @@ class Deps:
         return ""
 
 
+def _node(fn, deps: Deps, state: RepairState) -> dict:
+    if deps.on_node:
+        deps.on_node(fn.__name__)
+    return fn(state, deps=deps)
+
+
 def build_graph(deps: Deps, checkpointer=None, diagnose_only: bool = False):
     """`diagnose_only` (for `explain`) stops after the first answer: no patch is validated."""
     g = StateGraph(RepairState)
     for fn in (reproduce, localize, trace, search, explain_fix, propose, validate, refine, report):
-        g.add_node(fn.__name__, partial(fn, deps=deps))
+        g.add_node(fn.__name__, partial(_node, fn, deps))
     g.add_edge(START, "reproduce")
     g.add_conditional_edges("reproduce", lambda s: "localize" if s["failing"] else "report",
                             ["localize", "report"])

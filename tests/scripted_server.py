@@ -22,6 +22,7 @@ class ScriptedServer:
         self.status = status
         self.delay = delay
         self.requests: list[dict] = []
+        self.answered = 0  # replies sent in full
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -59,6 +60,7 @@ class ScriptedServer:
                                  "created": int(time.time()), "model": server.model, "choices": choices,
                                  "usage": {"prompt_tokens": 100, "completion_tokens": completion,
                                            "total_tokens": 100 + completion}})
+                server.answered += 1
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
