@@ -81,9 +81,10 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
     def one(task: Task, model) -> dict:
         work = out / "work" / task.task_id.replace("/", "_")
         shutil.rmtree(work, ignore_errors=True)
-        repo = task.materialize(work / "repo")
-        task_settings = settings.model_copy(update={"test": " ".join(task.test_args), "problem": task.problem})
+        # the argument list as the dataset gave it: no round trip through a joined string
+        task_settings = settings.model_copy(update={"test": list(task.test_args), "problem": task.problem})
         try:
+            repo = task.materialize(work / "repo")  # a task that cannot be prepared is that task's error
             result = run_fix(repo, task_settings, runs_root=out / "runs", log=lambda m: None, model=model)
             verified = result["status"] == "fixed" and verify(task, result["patch"], work / "verify", settings)
             checked = score(task, {**result, "verified": verified}, work / "correct", sandbox=settings.sandbox,
@@ -116,7 +117,7 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
                 rec = fut.result()
                 verdict = {True: "correct", False: "NOT correct"}.get(rec.get("correct"), "correctness unknown")
                 mark = f"fixed, {verdict}" if rec["verified"] else rec["status"]
-                mark += f": {rec['error']}" if rec["status"] == "env_error" else ""
+                mark += f": {rec['error']}" if rec["status"] in ("env_error", "error") else ""
                 log(f"[{i}/{len(todo)}] {rec['task_id']}: {mark} ({rec['duration_s']}s)")
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # after a fatal error, queued tasks never start
