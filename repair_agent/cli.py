@@ -439,6 +439,7 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
     from .bench.summary import print_summary
     from .config import Settings
 
+    on_signals()  # SIGINT and SIGTERM end the run at once; its server and containers go (run_benchmark)
     mode = "single-shot" if single_shot else "agent"
     out = out or Path("bench/results") / f"{dataset}-{mode}"
     try:
@@ -452,6 +453,11 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
         summary = run_benchmark(tasks, settings, out, mode=mode, workers=workers, log=log, data=data)
     except RepairAgentError as exc:
         fail(exc)
+    except KeyboardInterrupt as exc:
+        name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        console.print(f"[yellow]interrupted[/yellow] by {name}: the finished tasks are in {escape(str(out))}; "
+                      "run the same command again to resume", highlight=False, soft_wrap=True)
+        raise typer.Exit(143 if name == "SIGTERM" else 130)
     print_summary(summary, Console())
     console.print(f"results in {out}")
 

@@ -29,7 +29,7 @@ REPO_CAPPED = ("test_timeout_s", "per_test_timeout_s")
 class Settings(BaseModel):
     _source: dict = PrivateAttr(default_factory=dict)  # name -> flag | env | repo, for non-defaults
 
-    test: str = ""  # pytest arguments, e.g. "tests/test_x.py -k slow"
+    test: str | list[str] = ""  # pytest arguments, e.g. "tests/test_x.py -k slow", or a list of them
     base_url: str | None = None  # an OpenAI-compatible server; None = the embedded default model
     model: str | None = None
     model_path: str | None = None  # a GGUF (embedded llama.cpp) or a checkpoint dir (transformers)

@@ -220,6 +220,26 @@ def test_repos_plain_folder_is_copied(tmp_path):
     assert len(list(git.Repo(d).iter_commits())) == 1
 
 
+def test_repos_plain_folder_keeps_symlinks_even_dangling_ones(tmp_path):
+    src = tmp_path / "plain"
+    (src / "docs").mkdir(parents=True)
+    (src / "m.py").write_text("X = 1\n")
+    (src / "docs" / "gone.md").symlink_to("../_build/generated/gone.md")  # black's docs: built, not shipped
+    (src / "alias.py").symlink_to("m.py")
+    data = tmp_path / "r.jsonl"
+    data.write_text(json.dumps({"task_id": "p", "repo": str(src), "test_command": "m.py"}) + "\n")
+    d = load_repos(data)[0].materialize(tmp_path / "w")
+    assert os.readlink(d / "docs" / "gone.md") == "../_build/generated/gone.md"
+    assert os.readlink(d / "alias.py") == "m.py"  # a link, not a second copy of the file
+    assert "docs/gone.md" in git.Repo(d).git.ls_files()
+
+
+def test_repos_test_command_is_split_once_with_its_quoting(tmp_path):
+    data = tmp_path / "r.jsonl"
+    data.write_text(json.dumps({"task_id": "p", "repo": "x", "test_command": 'pytest t.py -k "not a"'}) + "\n")
+    assert load_repos(data)[0].test_args == ["t.py", "-k", "not a"]
+
+
 def test_task_rejects_unsafe_paths(tmp_path):
     t = Task("x", "quixbugs", {"../evil.py": ""}, [], None, "", {})
     with pytest.raises(ValueError):

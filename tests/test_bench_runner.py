@@ -72,6 +72,32 @@ def test_real_repo_task_end_to_end(make_repo, tmp_path, docker_ready):
     assert rec["verified"] is True and "percent / 100" in rec["patch"]
 
 
+def test_repos_bench_survives_a_broken_task_a_dangling_symlink_and_a_quoted_k(tmp_path, docker_ready):
+    """No model (mutate finds the fix): a task that cannot be prepared is recorded and the next one
+    runs; that one is a plain folder with a dangling symlink, and its `-k "not slow"` stays one
+    argument (split on spaces, pytest would look for a file `slow`)."""
+    src = tmp_path / "plain"
+    (src / "docs").mkdir(parents=True)
+    (src / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (src / "test_calc.py").write_text("from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\n"
+                                      "def test_slow():\n    assert False, 'deselected by -k'\n")
+    (src / "docs" / "guide.md").symlink_to("../_build/generated/guide.md")
+    data = tmp_path / "repos.jsonl"
+    data.write_text(json.dumps({"task_id": "broken", "repo": str(tmp_path / "nowhere"),
+                                "test_command": "test_calc.py"}) + "\n" +
+                    json.dumps({"task_id": "plain", "repo": "plain",
+                                "test_command": 'python -m pytest test_calc.py -k "not slow"'}) + "\n")
+    out, lines = tmp_path / "out", []
+    summary = run_benchmark(load_repos(data), Settings(sandbox="docker", test_timeout_s=60, strategies="mutate"),
+                            out, log=lines.append)
+    broken, plain = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    assert broken["task_id"] == "broken" and broken["status"] == "error"
+    assert "nowhere" in broken["error"] and any("broken: error: FileNotFoundError" in ln for ln in lines)
+    assert plain["task_id"] == "plain" and plain["verified"] is True, plain.get("error")
+    assert "a + b" in plain["patch"] and plain["tests_before"]["failing"] == ["test_calc.py::test_add"]
+    assert summary["tasks"] == 2 and summary["fixed"] == 1
+
+
 def test_model_outage_stops_the_benchmark_and_a_rerun_retries(tmp_path, docker_ready):
     tasks = load_quixbugs(ids=["gcd", "flatten"])
     with ScriptedServer([], status=500) as srv:  # every request fails: retries, then ModelError

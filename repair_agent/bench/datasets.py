@@ -353,7 +353,7 @@ def _materialize_repo(task: Task, dest: Path) -> Path:
         raise FileNotFoundError(f"{task.task_id}: repository {repo} not found")
     if local and not (Path(repo) / ".git").exists() and not commit:
         # A plain folder: copy it and make it a one-commit repository.
-        shutil.copytree(repo, dest, dirs_exist_ok=True,
+        shutil.copytree(repo, dest, dirs_exist_ok=True, symlinks=True,  # links stay links, dangling or not
                         ignore=shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache"))
         _init_commit(dest, f"repos: {task.task_id}")
         return dest

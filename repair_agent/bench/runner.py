@@ -4,18 +4,19 @@ A fix counts only after the benchmark's own tests pass on the final patch in a f
 then plausible, and the harness checks whether it is also correct against the reference program
 (correctness.py); `rescore` does that again for the records of an earlier run.
 Records go to OUT/records.jsonl as each task ends, so a rerun into the same OUT skips finished
-tasks.
+tasks. Tasks run on daemon threads: a signal (or a fatal model error) stops the run at once, the
+model server it started goes, and so do its containers; the tasks in flight leave no record.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import tempfile
 import threading
 import time
 from contextlib import nullcontext
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
 
@@ -27,7 +28,7 @@ from ..errors import EnvFault, ModelError
 from ..fix import run_fix
 from ..llm.factory import open_model
 from ..patching import apply_diff
-from ..sandbox import open_sandbox
+from ..sandbox import clear_containers_under, open_sandbox
 from ..tests_summary import failing_ids, ran
 from .correctness import score
 from .datasets import Task, load_dataset
@@ -76,14 +77,17 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         settings = single_shot(settings)
     log(f"{len(tasks)} tasks, {len(done)} already done, {len(todo)} to run, {workers} worker(s)")
     lock = threading.Lock()
+    stop = threading.Event()  # set when the run ends early: no more tasks start, no more records
     code = code_version()
+    clear_containers_under(out, stopping=False)  # what a killed earlier run into this OUT left behind
 
     def one(task: Task, model) -> dict:
         work = out / "work" / task.task_id.replace("/", "_")
         shutil.rmtree(work, ignore_errors=True)
-        repo = task.materialize(work / "repo")
-        task_settings = settings.model_copy(update={"test": " ".join(task.test_args), "problem": task.problem})
+        # the argument list as the dataset gave it: no round trip through a joined string
+        task_settings = settings.model_copy(update={"test": list(task.test_args), "problem": task.problem})
         try:
+            repo = task.materialize(work / "repo")  # a task that cannot be prepared is that task's error
             result = run_fix(repo, task_settings, runs_root=out / "runs", log=lambda m: None, model=model)
             verified = result["status"] == "fixed" and verify(task, result["patch"], work / "verify", settings)
             checked = score(task, {**result, "verified": verified}, work / "correct", sandbox=settings.sandbox,
@@ -102,31 +106,66 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
             shutil.rmtree(work, ignore_errors=True)
         record = {**result, "task_id": task.task_id, "dataset": task.dataset, "model": getattr(model, "name", ""),
                   "mode": mode, "verified": verified, **checked, "code": code}
-        with lock, open(out / RECORDS_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        with lock:
+            if not stop.is_set():  # a task cut short by a stop is not recorded: the rerun does it again
+                with open(out / RECORDS_FILE, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
         return record
 
     started = time.time()
     needs_model = model is None and (settings.needs_model() or mode == "single-shot")
-    with open_model(settings, log=log) if needs_model else nullcontext(model) as shared_model:
-        pool = ThreadPoolExecutor(max_workers=max(1, workers))
-        try:
-            futures = {pool.submit(one, t, shared_model): t for t in todo}
-            for i, fut in enumerate(as_completed(futures), 1):
-                rec = fut.result()
+    embedded = needs_model and not settings.base_url and settings.backend != "transformers"
+    server = f"one embedded llama.cpp server; the requests of {workers} worker(s) queue on it" if embedded else None
+    try:
+        with open_model(settings, log=log) if needs_model else nullcontext(model) as shared_model:
+            if server:
+                log(server)
+            for i, rec in enumerate(run_threads(todo, lambda t: one(t, shared_model), workers, stop), 1):
                 verdict = {True: "correct", False: "NOT correct"}.get(rec.get("correct"), "correctness unknown")
                 mark = f"fixed, {verdict}" if rec["verified"] else rec["status"]
-                mark += f": {rec['error']}" if rec["status"] == "env_error" else ""
+                mark += f": {rec['error']}" if rec["status"] in ("env_error", "error") else ""
                 log(f"[{i}/{len(todo)}] {rec['task_id']}: {mark} ({rec['duration_s']}s)")
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)  # after a fatal error, queued tasks never start
-        name = getattr(shared_model, "name", "")
+            name = getattr(shared_model, "name", "")
+    except BaseException:  # a signal (KeyboardInterrupt) or a fatal error; the model server is stopped by now
+        stop.set()
+        clear_containers_under(out, stopping=True)  # and no new one: the threads in flight may still try
+        raise
     return write_summary(out, settings={"rounds": settings.rounds, "samples": settings.samples,
                                         "trace": settings.use_trace, "sbfl": settings.use_sbfl,
                                         "max_tokens": settings.max_tokens, "workers": workers,
-                                        "strategies": settings.strategies, "max_candidates": settings.max_candidates},
+                                        "strategies": settings.strategies, "max_candidates": settings.max_candidates,
+                                        **({"model_server": server} if server else {})},
                          dataset=tasks[0].dataset if tasks else "", model=name, mode=mode,
                          wall_clock_s=round(time.time() - started, 1))  # this invocation's real time
+
+
+def run_threads(todo: list[Task], work: Callable[[Task], dict], workers: int, stop: threading.Event):
+    """Yield `work(task)` for each task as it ends, from `workers` daemon threads. A worker's exception
+    is raised here. Daemon threads, not a ThreadPoolExecutor: the interpreter waits for the pool's
+    threads at exit, so a signal could not end the run before the tasks in flight had finished."""
+    tasks: queue.Queue = queue.Queue()
+    results: queue.Queue = queue.Queue()
+    for t in todo:
+        tasks.put(t)
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                task = tasks.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results.put(work(task))
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                results.put(exc)
+
+    for _ in range(max(1, min(workers, len(todo)))):
+        threading.Thread(target=loop, daemon=True, name="bench-worker").start()
+    for _ in todo:
+        got = results.get()  # a signal interrupts this wait
+        if isinstance(got, BaseException):
+            raise got
+        yield got
 
 
 def rescore(out: Path, data: Path | None = None, sandbox: str = "docker", image: str | None = None,

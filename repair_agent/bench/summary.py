@@ -285,6 +285,7 @@ def _fmt(x: Any, pct: bool = False, digits: int = 1) -> str:
 
 
 def _metric_rows(s: dict) -> list[tuple[str, str]]:
+    server = (s.get("settings") or {}).get("model_server")  # the embedded one that the workers share
     return [
         ("dataset", _fmt(s.get("dataset"))),
         ("model", _fmt(s.get("model"))),
@@ -312,7 +313,7 @@ def _metric_rows(s: dict) -> list[tuple[str, str]]:
         ("wall time per fix (s)", _fmt(s.get("wall_s_per_fix"))),
         ("mean faithfulness", _fmt(s.get("mean_faithfulness"), digits=3)
          + (f" (n={s['faithfulness_n']})" if s.get("faithfulness_n") else "")),
-    ]
+    ] + ([("model server", server)] if server else [])
 
 
 def _correct_text(s: dict) -> str:

@@ -194,8 +194,9 @@ class ServerHandle:
     def __enter__(self) -> "ServerHandle":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def __exit__(self, exc_type, *exc) -> None:
+        # Ctrl-C or SIGTERM: no grace, as the server would first finish the requests in flight
+        self.stop(grace=0.5 if exc_type and issubclass(exc_type, KeyboardInterrupt) else 5.0)
 
     def __repr__(self) -> str:
         return f"<ServerHandle {self.name} pid={self.proc.pid} {self.base_url} alive={self.alive()}>"

@@ -20,15 +20,15 @@ from .base import (CRASH, DETAILS_LIMIT, OUTPUT_LIMIT, TOOLS_DIR, Sandbox, crash
                    overlaid, pytest_command, read_junit, shell_args)
 from .docker import WRAPPER, DockerSandbox
 from .images import (BASE_IMAGE, DEP_FILES, ENV_REPO, HOST_CA, LABEL, TOOLS, build_base_image,
-                     dependency_key, docker_available, docker_client)
+                     clear_containers_under, dependency_key, docker_available, docker_client)
 from .local import LOCAL_WARNING, LocalSandbox
 from .worker import WorkerDied, refusal
 
 __all__ = ["BASE_IMAGE", "CRASH", "DEP_FILES", "DETAILS_LIMIT", "ENV_REPO", "HOST_CA", "LABEL",
            "LOCAL_WARNING", "OUTPUT_LIMIT", "TOOLS", "TOOLS_DIR", "WRAPPER", "DockerSandbox",
-           "LocalSandbox", "Sandbox", "WorkerDied", "build_base_image", "check_kind", "crash_note",
-           "dependency_key", "docker_available", "docker_client", "junit_run", "open_sandbox", "overlaid",
-           "pytest_command", "read_junit", "refusal", "shell_args"]
+           "LocalSandbox", "Sandbox", "WorkerDied", "build_base_image", "check_kind", "clear_containers_under",
+           "crash_note", "dependency_key", "docker_available", "docker_client", "junit_run", "open_sandbox",
+           "overlaid", "pytest_command", "read_junit", "refusal", "shell_args"]
 
 
 def check_kind(kind: str) -> None:

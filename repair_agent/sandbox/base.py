@@ -48,8 +48,9 @@ def pytest_command(args: list[str], junit: str, per_test_timeout: int) -> list[s
             f"--junitxml={junit}", f"--timeout={per_test_timeout}", "-q", "-rN", *args]
 
 
-def shell_args(test: str | None) -> list[str]:
-    return shlex.split(test) if test else []
+def shell_args(test: str | list[str] | None) -> list[str]:
+    """pytest arguments from a shell-quoted string; a list (a benchmark's, already split) as it is."""
+    return list(test) if isinstance(test, list) else shlex.split(test) if test else []
 
 
 def overlay_path(root: Path, rel: str) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import SandboxError
 from ..state import TestRun
 from .base import OUTPUT_LIMIT, TOOLS_DIR, junit_run, overlaid, overlay_path, pytest_command
-from .images import BASE_IMAGE, LABEL, docker_client, env_image
+from .images import BASE_IMAGE, LABEL, docker_client, env_image, new_container
 from .worker import SCRIPT, Worker, WorkerDied, refusal
 
 # -- the in-container wrapper ----------------------------------------------------------------------
@@ -107,8 +107,9 @@ class DockerSandbox:
 
     def _warm(self):
         if self.container is None:
-            self.container = self.client.containers.run(
-                self.image, ["sleep", "infinity"], detach=True, init=True, **self._run_kwargs())
+            with new_container(self.workdir):
+                self.container = self.client.containers.run(
+                    self.image, ["sleep", "infinity"], detach=True, init=True, **self._run_kwargs())
         return self.container
 
     # -- tests -----------------------------------------------------------------------------

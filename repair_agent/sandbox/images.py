@@ -3,9 +3,12 @@ environment image that holds the test tools and the repository's dependencies.""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shlex
 import subprocess
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -32,6 +35,40 @@ def docker_client():
         raise SandboxError(
             "Docker engine not reachable; start it (e.g. `sudo dockerd &` or "
             "`sudo systemctl start docker`) or pass --sandbox local") from exc
+
+
+_creating = threading.Lock()
+_stopping: set[str] = set()  # roots of runs being stopped: no new container for a tree under them
+
+
+@contextlib.contextmanager
+def new_container(workdir: Path):
+    """Around the creation of a container for `workdir`: refused once its run is being stopped."""
+    with _creating:
+        if any(str(workdir).startswith(root) for root in _stopping):
+            raise SandboxError("the run is stopping: no new sandbox container")
+        yield
+
+
+def clear_containers_under(root: Path, stopping: bool) -> None:
+    """Remove the containers made for trees under `root`. `stopping`: and refuse new ones there (a
+    run ends early: its threads may still try); else allow them again (a run starts there)."""
+    prefix = str(Path(root).resolve()) + os.sep
+    with _creating:  # a container being created now exists once this lock is ours, and goes below
+        if stopping:
+            _stopping.add(prefix)
+        else:
+            _stopping.discard(prefix)
+    try:
+        found = docker_client().containers.list(all=True, filters={"label": LABEL})
+    except Exception:  # noqa: BLE001 - no engine (the local sandbox): nothing to remove
+        return
+    for c in found:
+        if c.labels.get(f"{LABEL}.workdir", "").startswith(prefix):
+            try:
+                c.remove(force=True)
+            except Exception:  # noqa: BLE001 - gone already (its own sandbox closed it)
+                pass
 
 
 def docker_available() -> bool:
@@ -132,10 +169,11 @@ def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: l
     if not mounts:  # an empty /src still has to exist for the script
         script = script.replace("cp -r /src /tmp/src", "mkdir -p /tmp/src")
     mounts.append(Mount("/run/host-ca.crt", HOST_CA, type="bind", read_only=True))
-    c = client.containers.run(
-        base, ["sh", "-c", script], detach=True, mounts=mounts,
-        environment={"PIP_CERT": "/run/host-ca.crt", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-        labels={**labels, LABEL: "env-build"})
+    with new_container(workdir):
+        c = client.containers.run(
+            base, ["sh", "-c", script], detach=True, mounts=mounts,
+            environment={"PIP_CERT": "/run/host-ca.crt", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+            labels={**labels, LABEL: "env-build"})
     try:
         try:
             rc = c.wait(timeout=900)["StatusCode"]
