@@ -203,6 +203,9 @@ def fix(
                                         "(default: repair-agent/base:bookworm, from `sandbox build-base`)."),
     deps: Optional[list[str]] = typer.Option(None, "--deps", metavar="PKG", help="Packages to add to the sandbox's "
                                              "dependency image (pip names; repeat or comma-separate)."),
+    known_failures: Optional[list[str]] = typer.Option(None, "--known-failures", metavar="TEST", help=(
+        "Tests that fail already and are not to fix (node ids or files; repeat or comma-separate): the "
+        "baseline, which may stay failing while the rest must pass.")),
     test_timeout: TestTimeout = None,
     trust_repo_config: TrustRepo = False,
     apply: bool = typer.Option(False, "--apply", help="Write the fix into the working tree."),
@@ -232,7 +235,7 @@ def fix(
         raise typer.Exit(2)
     try:
         settings = Settings.load(path, trust_repo=trust_repo_config, warn=warn, test=test, sandbox=sandbox, image=image,
-                                 deps=deps, allow_test_edits=allow_test_edits or None,
+                                 deps=deps, known_failures=known_failures, allow_test_edits=allow_test_edits or None,
                                  use_trace=False if no_trace else None, use_sbfl=False if no_sbfl else None,
                                  use_worker=False if no_worker else None, **model_flags(locals()))
         with Progress(console, log, quiet=quiet) as progress:  # the live status line (progress.py)
@@ -341,6 +344,9 @@ def show(result: dict) -> None:
         t = result[name]
         table.add_row(name.replace("tests_", ""), *(str(t[k]) for k in ("passed", "failed", "errors", "skipped")))
     out.print(table)
+    if result.get("baseline"):
+        out.print(f"baseline: {len(result['baseline'])} test(s) failed before and were not asked about "
+                  f"(--known-failures), so they may still fail: {', '.join(result['baseline'][:5])}", highlight=False)
     for r in result["rounds"]:
         for c in r["candidates"]:
             out.print(f"  round {r['round']} candidate {c['index']}: {c['status']} {c['reason']}", highlight=False)

@@ -58,6 +58,14 @@ class Settings(BaseModel):
     max_candidates: int = 1000  # candidates the search may check
     infill_samples: int = 8  # model samples per masked line
     plausible: int = 3  # distinct passing patches the search gathers (within its source) to choose from
+    known_failures: list[str] | str = []  # tests (ids or path prefixes) failing already, not to fix: the baseline
+    failing_tests: list[str] = []  # the tests to fix (a benchmark task's); other failures are the baseline
+
+    def is_baseline(self, test_id: str) -> bool:
+        known = [self.known_failures] if isinstance(self.known_failures, str) else self.known_failures
+        prefixes = [k.strip() for item in known for k in item.split(",") if k.strip()]
+        return any(test_id == p or test_id.startswith(p.rstrip(":") + "::") for p in prefixes) or \
+            bool(self.failing_tests) and test_id not in self.failing_tests
 
     def strategy_list(self) -> list[str]:
         from .search import SOURCES

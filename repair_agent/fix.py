@@ -149,6 +149,7 @@ def shape_result(state: RepairState, model_name: str, duration: float) -> dict:
         "rounds": [{"round": r, "candidates": cs} for r, cs in sorted(rounds.items())],
         "fixed_round": best["round"] if best else None,
         "tests_before": counts(state.get("tests_before")),
+        "baseline": state.get("baseline") or [],  # failing before, not asked about: not the fix's concern
         "tests_after": counts((best.get("tests") or {}).get("suite")) if best else counts(state.get("tests_before")),
         "tokens": state.get("tokens") or {"prompt": 0, "completion": 0},
         "duration_s": round(duration, 2),

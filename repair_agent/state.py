@@ -81,7 +81,8 @@ class RepairState(TypedDict, total=False):
     test_args: list[str]
     round: int
     tests_before: TestRun
-    failing: list[str]  # node ids failing before any patch
+    failing: list[str]  # node ids failing before any patch: the ones to fix
+    baseline: list[str]  # failing before too, but not asked about (--known-failures): may stay failing
     locations: list[Location]
     context: str  # code shown to the model (the top-ranked functions)
     trace: list[dict]  # real execution steps of the first failing test

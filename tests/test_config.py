@@ -176,3 +176,12 @@ def test_json_names_the_sandbox_that_ran_and_where_settings_came_from(make_repo,
     assert result["settings_source"] == {"sandbox": "flag", "strategies": "repo"}
     (run,) = (tmp_path / "runs").iterdir()
     assert json.loads((run / "result.json").read_text())["sandbox"] == "local"
+
+
+def test_the_baseline_is_what_the_user_names_or_what_a_task_does_not_ask_about():
+    s = Settings(known_failures="tests/test_env.py,tests/test_a.py::test_slow")
+    assert s.is_baseline("tests/test_env.py::test_x") and s.is_baseline("tests/test_a.py::test_slow")
+    assert not s.is_baseline("tests/test_a.py::test_fast") and not s.is_baseline("tests/test_env_other.py::t")
+    task = Settings(failing_tests=["tests/test_a.py::test_bug"])  # a benchmark task's failing tests
+    assert not task.is_baseline("tests/test_a.py::test_bug") and task.is_baseline("tests/test_a.py::test_old")
+    assert not Settings().is_baseline("tests/test_a.py::test_bug")  # nothing named: every failure is to fix

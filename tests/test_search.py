@@ -46,6 +46,26 @@ def test_mutate_alone_fixes_without_any_model(make_repo, runs_root, tmp_path, do
     assert tree_hash(repo) == before  # the user's tree is untouched
 
 
+def test_a_test_that_failed_before_and_is_not_asked_about_is_the_baseline(make_repo, runs_root, tmp_path,
+                                                                          docker_ready):
+    """Issue 21: a test that fails before the bug's fix too (here: always) must not block every fix."""
+    repo = make_repo("wrong_index")
+    (repo / "tests" / "test_env.py").write_text("def test_needs_a_service():\n    assert False, 'no service here'\n")
+    out = tmp_path / "result.json"
+    proc = run(repo, "--strategies", "mutate", "--known-failures", "tests/test_env.py", "--json", str(out),
+               runs_root=runs_root)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["status"] == "fixed" and "+    return items[1]" in result["patch"]
+    assert result["baseline"] == ["tests/test_env.py::test_needs_a_service"]
+    assert result["tests_after"]["failed"] == 1 and result["tests_after"]["passed"] == 4  # the baseline, apart
+    assert "baseline: 1 test(s) failed before" in proc.stdout
+    # not named: the test is one of those to fix, which no mutation can, so there is no fix
+    proc = run(repo, "--strategies", "mutate", "--json", str(out), runs_root=runs_root)
+    result = json.loads(out.read_text())
+    assert proc.returncode == 1 and result["status"] == "not_fixed" and result["baseline"] == []
+
+
 def test_a_fix_that_only_tests_let_through_is_reported_with_low_confidence(make_repo, runs_root, tmp_path,
                                                                           docker_ready):
     """The only mutant that passes turns `while True` into `while hare`: detect_cycle then returns

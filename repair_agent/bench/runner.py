@@ -50,8 +50,9 @@ def single_shot(settings: Settings) -> Settings:
                                        "strategies": "refine"})
 
 
-def verify(task: Task, patch: str, workdir: Path, settings: Settings) -> bool:
-    """Apply `patch` to a fresh copy of the task and run the benchmark's tests in a fresh sandbox."""
+def verify(task: Task, patch: str, workdir: Path, settings: Settings, baseline: list[str] = ()) -> bool:
+    """Apply `patch` to a fresh copy of the task and run the benchmark's tests in a fresh sandbox; only
+    the `baseline` (tests that failed before and are not the task's) may fail."""
     shutil.rmtree(workdir, ignore_errors=True)
     task.materialize(workdir)
     if not apply_diff(workdir, patch).ok:
@@ -62,7 +63,7 @@ def verify(task: Task, patch: str, workdir: Path, settings: Settings) -> bool:
                                 per_test_timeout=settings.per_test_timeout_s)
     finally:
         box.close()
-    return ran(run) > 0 and not failing_ids(run) and not run["timed_out"]
+    return ran(run) > 0 and not set(failing_ids(run)) - set(baseline) and not run["timed_out"]
 
 
 def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = "agent", workers: int = 1,
@@ -84,12 +85,16 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
     def one(task: Task, model) -> dict:
         work = out / "work" / task.task_id.replace("/", "_")
         shutil.rmtree(work, ignore_errors=True)
+        # a real repository's task names its failing tests; others failing there are the baseline
+        target = list(task.failing_tests or []) if task.dataset == "repos" else []
         # the argument list as the dataset gave it: no round trip through a joined string
-        task_settings = settings.model_copy(update={"test": list(task.test_args), "problem": task.problem})
+        task_settings = settings.model_copy(update={"test": list(task.test_args), "problem": task.problem,
+                                                    "failing_tests": target})
         try:
             repo = task.materialize(work / "repo")  # a task that cannot be prepared is that task's error
             result = run_fix(repo, task_settings, runs_root=out / "runs", log=lambda m: None, model=model)
-            verified = result["status"] == "fixed" and verify(task, result["patch"], work / "verify", settings)
+            verified = result["status"] == "fixed" and verify(task, result["patch"], work / "verify", settings,
+                                                                    result.get("baseline") or [])
             checked = score(task, {**result, "verified": verified}, work / "correct", sandbox=settings.sandbox,
                             image=settings.image, data=data)
         except ModelError:

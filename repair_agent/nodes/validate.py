@@ -77,7 +77,8 @@ def run_checks(cand: Candidate, state: RepairState, deps, overlay: dict | None =
     suite = deps.sandbox.run_tests(state["test_args"], timeout=timeout,
                                    per_test_timeout=per_test_timeout, overlay=overlay)
     tests = {"failing": trimmed(target), "suite": trimmed(suite)}
-    broken = failing_ids(suite)
+    baseline = set(state.get("baseline") or [])
+    broken = [t for t in failing_ids(suite) if t not in baseline]
     if suite["timed_out"] or broken:
         why = "the full suite timed out" if suite["timed_out"] else f"breaks {len(broken)} test(s): {', '.join(broken[:3])}"
         return {**cand, "status": "passed_failing", "reason": why, "tests": tests}
@@ -85,7 +86,7 @@ def run_checks(cand: Candidate, state: RepairState, deps, overlay: dict | None =
         return {**cand, "status": "passed_failing", "tests": tests,
                 "reason": f"fewer tests ran ({ran(suite)} < {ran(state['tests_before'])})"
                           + (f": {crash_note(suite)}" if crash_note(suite) else "")}
-    if suite["returncode"] != 0:  # every test passed, yet pytest failed: distrust the report
+    if suite["returncode"] != 0 and not (baseline and failing_ids(suite)):  # all passed, yet pytest failed
         return {**cand, "status": "passed_failing", "tests": tests,
                 "reason": f"pytest exited with code {suite['returncode']} although its report shows no failure"}
     return {**cand, "status": "fixed", "reason": "the full suite passes", "tests": tests}
