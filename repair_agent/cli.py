@@ -473,14 +473,15 @@ def bench_compare(dirs: list[Path], out: Optional[Path] = typer.Option(None, hel
 def traces_export(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories, or folders holding them (searched recursively)."),
     out: Path = typer.Option(..., "--out", help="The JSONL file to write."),
-    exclude_benchmark: Optional[list[str]] = typer.Option(
-        None, "--exclude-benchmark", help="Leave out runs of this benchmark (e.g. quixbugs, humanevalfix); repeatable."),
+    include_benchmark: Optional[list[str]] = typer.Option(
+        None, "--include-benchmark", help="Keep runs of this benchmark (e.g. quixbugs, humanevalfix; all are left out "
+        "by default); repeatable."),
 ):
     """One PyX-R record (fault, response, metadata) per validated fix, deduplicated."""
     from .traces import export
 
     try:
-        stats = export(run_dirs, out, exclude_benchmarks=exclude_benchmark or [])
+        stats = export(run_dirs, out, include_benchmarks=include_benchmark or [])
     except FileNotFoundError as exc:
         console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
