@@ -167,6 +167,8 @@ def fix(
     profile: Profile = None, rounds: Rounds = None, samples: Samples = None,
     sandbox: Optional[str] = typer.Option(None, help="auto | docker | local."),
     image: Optional[str] = typer.Option(None, help="Sandbox base image (e.g. python:3.12-slim)."),
+    no_build: bool = typer.Option(False, "--no-build", help="Refuse (exit 3) instead of building a missing "
+                                  "repair-agent/base image."),
     deps: Optional[list[str]] = typer.Option(None, "--deps", metavar="PKG", help="Packages to add to the sandbox's "
                                              "dependency image (pip names; repeat or comma-separate)."),
     test_timeout: TestTimeout = None,
@@ -196,7 +198,8 @@ def fix(
         settings = Settings.load(path, trust_repo=trust_repo_config, warn=warn, test=test, sandbox=sandbox, image=image,
                                  deps=deps, allow_test_edits=allow_test_edits or None,
                                  use_trace=False if no_trace else None, use_sbfl=False if no_sbfl else None,
-                                 use_worker=False if no_worker else None, **model_flags(locals()))
+                                 use_worker=False if no_worker else None, build_image=False if no_build else None,
+                                 **model_flags(locals()))
         result = run_fix(path, settings, runs_root=run_dir, resume=resume, log=log)
         if result["status"] == "fixed" and apply:
             apply_to_tree(path, result["patch"])
