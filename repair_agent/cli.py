@@ -201,6 +201,8 @@ def fix(
     sandbox: SandboxKind = None,
     image: Optional[str] = typer.Option(None, metavar="IMAGE", help="Sandbox base image, e.g. python:3.12-slim "
                                         "(default: repair-agent/base:bookworm, from `sandbox build-base`)."),
+    no_build: bool = typer.Option(False, "--no-build", help="Refuse (exit 3) instead of building a missing "
+                                  "repair-agent/base image."),
     deps: Optional[list[str]] = typer.Option(None, "--deps", metavar="PKG", help="Packages to add to the sandbox's "
                                              "dependency image (pip names; repeat or comma-separate)."),
     known_failures: Optional[list[str]] = typer.Option(None, "--known-failures", metavar="TEST", help=(
@@ -237,7 +239,8 @@ def fix(
         settings = Settings.load(path, trust_repo=trust_repo_config, warn=warn, test=test, sandbox=sandbox, image=image,
                                  deps=deps, known_failures=known_failures, allow_test_edits=allow_test_edits or None,
                                  use_trace=False if no_trace else None, use_sbfl=False if no_sbfl else None,
-                                 use_worker=False if no_worker else None, **model_flags(locals()))
+                                 use_worker=False if no_worker else None, build_image=False if no_build else None,
+                                 **model_flags(locals()))
         with Progress(console, log, quiet=quiet) as progress:  # the live status line (progress.py)
             result = run_fix(path, settings, runs_root=run_dir, resume=resume, log=progress.log, progress=progress)
         if result["status"] == "fixed" and apply:
@@ -556,8 +559,9 @@ def bench_compare(dirs: list[Path] = typer.Argument(..., help="Results folders o
 def traces_export(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories, or folders holding them (searched recursively)."),
     out: Path = typer.Option(..., "--out", help="The JSONL file to write."),
-    exclude_benchmark: Optional[list[str]] = typer.Option(
-        None, "--exclude-benchmark", help="Leave out runs of this benchmark (e.g. quixbugs, humanevalfix); repeatable."),
+    include_benchmark: Optional[list[str]] = typer.Option(
+        None, "--include-benchmark", help="Keep runs of this benchmark (e.g. quixbugs, humanevalfix; all are left out "
+        "by default); repeatable."),
 ):
     """Write one PyX-R record per validated fix.
 
@@ -565,7 +569,7 @@ def traces_export(
     from .traces import export
 
     try:
-        stats = export(run_dirs, out, exclude_benchmarks=exclude_benchmark or [])
+        stats = export(run_dirs, out, include_benchmarks=include_benchmark or [])
     except FileNotFoundError as exc:
         console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)

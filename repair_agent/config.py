@@ -48,6 +48,7 @@ class Settings(BaseModel):
     sandbox: str = "auto"
     use_worker: bool = True  # candidates through the warm test worker, not one docker exec each
     image: str | None = None
+    build_image: bool = True  # a missing base image of ours is built on first use (fix --no-build: refused)
     deps: list[str] | str = []  # pip packages for the sandbox's image ("a,b" or a list); installs code: not REPO_SAFE
     allow_test_edits: bool = False
     use_trace: bool = True

@@ -523,6 +523,6 @@ def _repair_all(kept: list[dict], out_dir: Path, run_agent, sandbox_kind: str, s
         fixed += result.get("status") == "fixed"
         log(f"{row['id']}: agent {row['agent_status']}")
         _write_jsonl(out_dir / "mutants.jsonl", kept)  # as it goes: a crash keeps what ran
-    stats = export([runs_root], out_dir / "traces.jsonl", exclude_benchmarks=[]) if runs_root.exists() else {}
+    stats = export([runs_root], out_dir / "traces.jsonl") if runs_root.exists() else {}
     return {"runs": len(kept), "fixed": fixed, "traces": stats.get("records", 0),
             "traces_file": str(out_dir / "traces.jsonl") if stats else ""}

@@ -5,19 +5,24 @@ JSONL that `train/` (and `datasets.load_dataset("json", ...)`) reads::
 
     {"fault": <the refine instruction the model was given in that round>,
      "response": <its answer: monologue + [Refined] code that passed the full suite>,
-     "metadata": {"source_run", "task", "model", "round", "index", "dataset", "validated"}}
+     "metadata": {"source_run", "source", "task", "model", "round", "index", "dataset", "validated"}}
+
+`source` is where the run came from: "user" (a `fix` run), "synth" (`traces synth`) or
+"benchmark" (then `dataset` names it).
 
 Only candidates whose status is "fixed" (the failing tests and the full suite passed) become
 records. Records are de-duplicated on the normalized buggy code (the `### Buggy Solution` block,
 parsed and unparsed so whitespace and comments do not count).
 
-Decontamination (`exclude_benchmarks`): a run belongs to a benchmark when
+Decontamination: every benchmark run is left out unless its benchmark is named in
+`include_benchmarks` (validated benchmark fixes are the benchmark's answers). A run belongs to a
+benchmark when
 
 1. it lives in a benchmark output folder (`OUT/runs/RUN_ID` beside `OUT/records.jsonl`, the
    runner's per-task records): its dataset is the one the records name for its run id, else the
    folder's `summary.json` dataset; a run there whose dataset cannot be told (say, an interrupted
-   task) counts as that folder's benchmark, and as "unknown" when even that is missing, which is
-   excluded whenever any benchmark is; or
+   task) counts as that folder's benchmark, and as "unknown" when even that is missing (included
+   only by naming "unknown"); or
 2. its run.json names a repository under such a folder's `work/<task>/` (the same, for runs moved
    elsewhere than `OUT/runs`); or
 3. its buggy code holds a function of a shipped benchmark program (QuixBugs' buggy sources in
@@ -282,14 +287,19 @@ def _model_name(run_dir: Path, events: list[dict], info: dict) -> str:
     return str(settings.get("model") or settings.get("model_path") or "")
 
 
-def export(run_dirs: list[Path], out: Path, exclude_benchmarks: list[str] | None = None) -> dict:
+def source_of(dataset: str) -> str:
+    """"user", "synth" or "benchmark" for an `Origin.dataset`."""
+    return "user" if not dataset else "synth" if dataset == "synth" else "benchmark"
+
+
+def export(run_dirs: list[Path], out: Path, include_benchmarks: list[str] | None = None) -> dict:
     """Write one record per validated fix found under `run_dirs` to `out` (JSONL); return stats.
 
-    `exclude_benchmarks` names datasets (e.g. "quixbugs", "humanevalfix") whose runs, and any run
-    whose buggy code holds one of their shipped programs, are left out.
+    Benchmark runs, and any run whose buggy code holds a shipped benchmark program, are left out
+    unless `include_benchmarks` names their dataset (e.g. "quixbugs", "humanevalfix").
     """
-    excluded_names = {n.strip().lower() for n in exclude_benchmarks or [] if n.strip()}
-    known = benchmark_functions() if excluded_names else {}
+    included = {n.strip().lower() for n in include_benchmarks or [] if n.strip()}
+    known = benchmark_functions()
     folders = _Folders()
     stats = {"runs": 0, "runs_with_proposals": 0, "fixed_candidates": 0, "records": 0, "duplicates": 0,
              "excluded": {}, "skipped": {}}
@@ -329,21 +339,19 @@ def export(run_dirs: list[Path], out: Path, exclude_benchmarks: list[str] | None
                 continue
             buggy = buggy_code(fault)
             dataset = where.dataset
-            if excluded_names:
-                if dataset.lower() in excluded_names or dataset == UNKNOWN:
-                    stats["excluded"][dataset] = stats["excluded"].get(dataset, 0) + 1
-                    continue
-                hit = next((known[k] for k in function_keys(buggy) if k in known), None)
-                if hit and hit.lower() in excluded_names:
-                    stats["excluded"][hit] = stats["excluded"].get(hit, 0) + 1
-                    continue
+            hit = next((known[k] for k in function_keys(buggy) if k in known), None)
+            benchmark = dataset if source_of(dataset) == "benchmark" else None
+            dropped = next((n for n in (benchmark, hit) if n and n.lower() not in included), None)
+            if dropped:
+                stats["excluded"][dropped] = stats["excluded"].get(dropped, 0) + 1
+                continue
             key = normalize(buggy) if buggy.strip() else normalize(fault)
             if key in seen:
                 stats["duplicates"] += 1
                 continue
             seen.add(key)
             records.append({"fault": fault, "response": response, "metadata": {
-                "source_run": run_id, "task": str(where.task), "model": model, "round": rnd, "index": idx,
+                "source_run": run_id, "source": source_of(dataset), "task": str(where.task), "model": model, "round": rnd, "index": idx,
                 "dataset": dataset, "validated": True}})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,14 @@ def tree_hash(root: Path) -> str:
     return h.hexdigest()
 
 
+def pytest_collection_modifyitems(items):
+    """A test that asks for docker_ready (itself or through a fixture) needs Docker: it gets the
+    `docker` marker, so that `-m "not docker"` leaves it out."""
+    for item in items:
+        if "docker_ready" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)
+
+
 @pytest.fixture(scope="session")
 def docker_ready():
     from repair_agent.sandbox import BASE_IMAGE, docker_available, docker_client

@@ -6,6 +6,8 @@ needs answers known in advance (one wrong, one right)."""
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import git
@@ -49,7 +51,12 @@ def test_verified_fix_counts_in_its_round_and_rerun_skips_it(tmp_path, docker_re
         summary = run_benchmark(tasks, settings(srv.base_url, rounds=3, samples=2), tmp_path, log=lambda m: None)
     assert summary["fixed"] == 1 and summary["fixed_by_round"][:2] == [0, 1]
     assert summary["self_refinement_rate"] == 1.0
-    assert summary["code_versions"] == [code_version()] and len(code_version()) >= 5  # which code ran
+    # which code ran: this checkout's commit, in the record and the summary
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    rec = json.loads((tmp_path / "records.jsonl").read_text())
+    assert code_version().startswith(head[:12]) and rec["code"] == code_version()
+    assert summary["code_versions"] == [code_version()]
     with ScriptedServer([]) as srv:  # resumable: nothing left to do, the model is never asked
         again = run_benchmark(tasks, settings(srv.base_url), tmp_path, log=lambda m: None)
         assert srv.requests == []

@@ -162,6 +162,16 @@ def test_files_written(tmp_path):
     assert "pass@1 (round 0)" in text and "16.7%" in text and "1 / 2 / 3 / 3" in text
 
 
+def test_code_versions_name_every_commit_and_records_that_predate_them():
+    assert summarize(records())["code_versions"] == ["unknown"]  # records written before `code`
+    mixed = records()
+    for r in mixed[:3]:
+        r["code"] = "17fe40ec1c48"
+    mixed[3]["code"] = "2b5dab95032d+dirty"
+    assert summarize(mixed)["code_versions"] == ["17fe40ec1c48", "2b5dab95032d+dirty", "unknown"]
+    assert summarize([])["code_versions"] == []
+
+
 def test_load_records_last_wins(tmp_path):
     rs = records()
     later = dict(rs[3], status="fixed", verified=True, fixed_round=3)

@@ -138,7 +138,7 @@ def test_synth_with_the_agent_turns_repairs_into_traces(make_repo, tmp_path, doc
     assert kept and summary["agent"]["fixed"] == len(kept) == summary["agent"]["traces"]
     records = read(out / "traces.jsonl")
     assert {r["metadata"]["task"] for r in records} == {r["id"] for r in kept}
-    assert {r["metadata"]["dataset"] for r in records} == {"synth"}
+    assert {(r["metadata"]["dataset"], r["metadata"]["source"]) for r in records} == {("synth", "synth")}
     for rec in records:
         row = next(r for r in kept if r["id"] == rec["metadata"]["task"])
         assert row["agent_status"] == "fixed" and row["run_id"] == rec["metadata"]["source_run"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,7 +51,7 @@ def copy_run(runs_root: Path, run_id: str, dest_root: Path, new_id: str | None =
 def test_one_record_per_validated_fix(fixed_run, tmp_path):
     runs_root, result = fixed_run
     out = tmp_path / "data.jsonl"
-    stats = traces.export([runs_root], out, exclude_benchmarks=[])
+    stats = traces.export([runs_root], out)
     (rec,) = read(out)
     assert stats["records"] == 1 and stats["fixed_candidates"] == 1 and stats["runs_with_proposals"] == 1
     assert set(rec) == {"fault", "response", "metadata"}
@@ -63,7 +65,7 @@ def test_one_record_per_validated_fix(fixed_run, tmp_path):
     assert "return items[1]" in rec["response"] and "[Refined]" in rec["response"]
     assert "### Root Cause Analysis" in rec["response"] and "It reads index 2, not 1." in rec["response"]
     assert "return items[0]" not in rec["response"]
-    assert rec["metadata"] == {"source_run": result["run_id"], "task": str(Path(events[0]["repo"])),
+    assert rec["metadata"] == {"source_run": result["run_id"], "source": "user", "task": str(Path(events[0]["repo"])),
                                "model": "scripted-model", "round": 1, "index": 0, "dataset": "",
                                "validated": True}
 
@@ -76,7 +78,7 @@ def test_failed_candidates_never_become_records(fixed_run, tmp_path):
             if not (json.loads(line)["event"] == "validate"
                     and json.loads(line)["candidate"]["status"] == "fixed")]
     (run / "records.jsonl").write_text("\n".join(kept) + "\n")
-    stats = traces.export([run], tmp_path / "out.jsonl", exclude_benchmarks=[])
+    stats = traces.export([run], tmp_path / "out.jsonl")
     assert stats["records"] == 0 and stats["runs_with_proposals"] == 1
     assert (tmp_path / "out.jsonl").read_text() == ""
 
@@ -99,7 +101,7 @@ def test_dedupe_on_normalized_buggy_code(fixed_run, tmp_path):
     (run / "records.jsonl").write_text("\n".join(redone) + "\n")
     out = tmp_path / "data.jsonl"
     # a run dir given twice (directly and through its folder) counts once
-    stats = traces.export([runs_root, runs_root / result["run_id"], other], out, exclude_benchmarks=[])
+    stats = traces.export([runs_root, runs_root / result["run_id"], other], out)
     assert stats["runs"] == 2 and stats["records"] == 1 and stats["duplicates"] == 1
     assert read(out)[0]["metadata"]["source_run"] == result["run_id"]
 
@@ -118,36 +120,41 @@ def bench_folder(runs_root: Path, run_id: str, root: Path, dataset: str | None, 
     return out
 
 
-def test_exclude_benchmark_drops_a_quixbugs_labelled_run(fixed_run, tmp_path):
+def test_benchmark_runs_are_left_out_unless_included(fixed_run, tmp_path):
     runs_root, result = fixed_run
     bench = bench_folder(runs_root, result["run_id"], tmp_path, "quixbugs")
     out = tmp_path / "data.jsonl"
-    stats = traces.export([bench], out, exclude_benchmarks=["quixbugs"])
-    assert stats["records"] == 0 and stats["excluded"] == {"quixbugs": 1}
-    stats = traces.export([bench], out, exclude_benchmarks=["humanevalfix"])
+    stats = traces.export([bench], out)
+    assert stats["records"] == 0 and stats["excluded"] == {"quixbugs": 1} and out.read_text() == ""
+    assert traces.export([bench], out, include_benchmarks=["humanevalfix"])["excluded"] == {"quixbugs": 1}
+    stats = traces.export([bench], out, include_benchmarks=["QuixBugs"])
     (rec,) = read(out)
-    assert rec["metadata"]["dataset"] == "quixbugs" and rec["metadata"]["task"] == "second"
-    # the user's own run of the same bug survives the exclusion of the benchmark's
-    stats = traces.export([bench, runs_root], out, exclude_benchmarks=["QuixBugs"])
+    assert stats["excluded"] == {}
+    assert rec["metadata"]["dataset"] == "quixbugs" and rec["metadata"]["source"] == "benchmark"
+    assert rec["metadata"]["task"] == "second"
+    # the user's own run of the same bug survives; the benchmark's is left out
+    stats = traces.export([bench, runs_root], out)
     (rec,) = read(out)
-    assert rec["metadata"]["dataset"] == "" and stats["excluded"] == {"quixbugs": 1}
+    assert rec["metadata"]["dataset"] == "" and rec["metadata"]["source"] == "user"
+    assert stats["excluded"] == {"quixbugs": 1}
 
 
-def test_an_unlabelled_benchmark_run_is_excluded_when_any_benchmark_is(fixed_run, tmp_path):
+def test_an_unlabelled_benchmark_run_is_left_out(fixed_run, tmp_path):
     """An interrupted task: no runner record names it, but it lives in a benchmark folder."""
     runs_root, result = fixed_run
     bench = bench_folder(runs_root, result["run_id"], tmp_path, None)
-    stats = traces.export([bench], tmp_path / "a.jsonl", exclude_benchmarks=["quixbugs"])
+    stats = traces.export([bench], tmp_path / "a.jsonl", include_benchmarks=["quixbugs"])
     assert stats["records"] == 0 and stats["excluded"] == {"unknown": 1}
+    assert traces.export([bench], tmp_path / "a.jsonl", include_benchmarks=["unknown"])["records"] == 1
     # moved out of its folder, its repo path still names the benchmark work folder
     moved = tmp_path / "moved"
     shutil.copytree(bench / "runs", moved)
     (bench / "records.jsonl").write_text(json.dumps({"task_id": "second", "dataset": "humanevalfix"}) + "\n")
-    stats = traces.export([moved], tmp_path / "b.jsonl", exclude_benchmarks=["humanevalfix"])
+    stats = traces.export([moved], tmp_path / "b.jsonl")
     assert stats["records"] == 0 and stats["excluded"] == {"humanevalfix": 1}
 
 
-def test_exclude_by_content_matches_a_shipped_quixbugs_program(fixed_run, tmp_path):
+def test_a_run_holding_a_shipped_quixbugs_program_is_left_out(fixed_run, tmp_path):
     """A run anywhere whose buggy code is a QuixBugs program is dropped, labels or not."""
     runs_root, result = fixed_run
     run = copy_run(runs_root, result["run_id"], tmp_path / "runs")
@@ -162,9 +169,27 @@ def test_exclude_by_content_matches_a_shipped_quixbugs_program(fixed_run, tmp_pa
             user["content"] = user["content"].replace(traces.buggy_code(user["content"]), shown + "\n")
         lines.append(json.dumps(ev))
     (run / "records.jsonl").write_text("\n".join(lines) + "\n")
-    stats = traces.export([run], tmp_path / "a.jsonl", exclude_benchmarks=["quixbugs"])
+    stats = traces.export([run], tmp_path / "a.jsonl")
     assert stats["records"] == 0 and stats["excluded"] == {"quixbugs": 1}
-    assert traces.export([run], tmp_path / "b.jsonl", exclude_benchmarks=[])["records"] == 1
+    assert traces.export([run], tmp_path / "b.jsonl", include_benchmarks=["quixbugs"])["records"] == 1
+    assert read(tmp_path / "b.jsonl")[0]["metadata"]["source"] == "user"
+
+
+def test_cli_leaves_benchmarks_out_by_default(fixed_run, tmp_path):
+    runs_root, result = fixed_run
+    bench = bench_folder(runs_root, result["run_id"], tmp_path, "quixbugs")
+    out = tmp_path / "data.jsonl"
+
+    def export(*extra: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "repair_agent", "traces", "export", str(bench), "--out", str(out),
+                               *extra], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return " ".join(proc.stderr.split())
+
+    said = export()
+    assert "0 record(s) from 1 run(s)" in said and "excluded: {'quixbugs': 1}" in said
+    assert "1 record(s) from 1 run(s)" in export("--include-benchmark", "quixbugs")
+    assert read(out)[0]["metadata"]["source"] == "benchmark"
 
 
 def test_loads_with_datasets(fixed_run, tmp_path, monkeypatch):
@@ -173,7 +198,7 @@ def test_loads_with_datasets(fixed_run, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     runs_root, result = fixed_run
     out = tmp_path / "data.jsonl"
-    traces.export([runs_root], out, exclude_benchmarks=[])
+    traces.export([runs_root], out)
     ds = datasets.load_dataset("json", data_files=str(out), split="train", cache_dir=str(tmp_path / "cache"))
     assert len(ds) == 1 and set(ds.column_names) == {"fault", "response", "metadata"}
     assert ds[0]["metadata"]["round"] == 1 and "return items[1]" in ds[0]["response"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `train` is a top-level folder beside the package
     sys.path.insert(0, str(ROOT))
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-pytest.importorskip("peft")
+# every test is listed, and each skipped (with the reason) where the `train` extra is missing
+pytestmark = pytest.mark.skipif(not all(find_spec(m) for m in ("torch", "transformers", "peft")),
+                                reason="torch, transformers or peft missing (pip install -e '.[train]')")
 
 from repair_agent.llm.client import Sampling  # noqa: E402
 from repair_agent.llm.transformers_backend import TransformersModel  # noqa: E402
@@ -101,6 +102,8 @@ def test_load_records_names_the_bad_line(tmp_path):
 
 
 def test_detect_lora_targets():
+    import torch
+
     model = tiny.build_model(tiny.build_tokenizer(["abc def"]))
     assert sft.detect_lora_targets(model) == ["q_proj", "k_proj", "v_proj", "o_proj",
                                               "gate_proj", "up_proj", "down_proj"]
@@ -179,6 +182,7 @@ def test_lora_adapter_loads_through_transformers_model(lora_run):
 
 @pytest.mark.slow
 def test_merge_produces_a_loadable_checkpoint_equal_to_base_plus_adapter(lora_run, tmp_path):
+    import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 

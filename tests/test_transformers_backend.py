@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+# every test is listed, and each skipped (with the reason) where the `train` extra is missing
+pytestmark = pytest.mark.skipif(not all(find_spec(m) for m in ("torch", "transformers")),
+                                reason="torch or transformers missing (pip install -e '.[train]')")
 
 from repair_agent.errors import ModelError  # noqa: E402
 from repair_agent.llm.client import Sampling  # noqa: E402

@@ -57,7 +57,8 @@ def verify(task: Task, patch: str, workdir: Path, settings: Settings, baseline: 
     task.materialize(workdir)
     if not apply_diff(workdir, patch).ok:
         return False
-    box = open_sandbox(settings.sandbox, workdir, image=settings.image, log=lambda m: None, deps=settings.deps)
+    box = open_sandbox(settings.sandbox, workdir, image=settings.image, log=lambda m: None, deps=settings.deps,
+                       build=settings.build_image)
     try:
         run = box.run_tests(task.test_args, timeout=settings.test_timeout_s,
                                 per_test_timeout=settings.per_test_timeout_s)

@@ -216,7 +216,8 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
         "mean_faithfulness": sum(faith) / len(faith) if faith else None,
         "faithfulness_n": len(faith),
         "settings": dict(settings or {}),
-        "code_versions": sorted({r["code"] for r in records if r.get("code")}),  # >1: a resumed run spans versions
+        # the commits that ran; >1: a resumed run spans versions; "unknown": records older than `code`
+        "code_versions": sorted({str(r.get("code") or "unknown") for r in records}),
         **correctness,
         "per_task": per_task,
     }

@@ -38,16 +38,18 @@ def check_kind(kind: str) -> None:
 
 
 def open_sandbox(kind: str, workdir: Path, image: str | None = None, log=print,
-                 use_worker: bool = True, deps: list[str] | str | None = None) -> Sandbox:
+                 use_worker: bool = True, deps: list[str] | str | None = None, build: bool = True) -> Sandbox:
     """`auto` takes Docker when an engine answers, else the local sandbox with a warning. `deps`:
-    packages the Docker sandbox's image adds; the local one cannot install them."""
+    packages the Docker sandbox's image adds; the local one cannot install them. `build`: a missing
+    base image of ours is built (else refused)."""
     check_kind(kind)
     if kind == "auto":
         kind = "docker" if docker_available() else "local"
         if kind == "local":
             log("warning: Docker engine not reachable; falling back to the local sandbox.")
     if kind == "docker":
-        return DockerSandbox(workdir, image=image or BASE_IMAGE, log=log, use_worker=use_worker, deps=deps)
+        return DockerSandbox(workdir, image=image or BASE_IMAGE, log=log, use_worker=use_worker, deps=deps,
+                             build=build)
     log(LOCAL_WARNING)
     if deps:
         log("warning: --deps is for the Docker sandbox; install them where the local sandbox's Python finds them")

@@ -63,7 +63,7 @@ class DockerSandbox:
 
     def __init__(self, workdir: Path, image: str = BASE_IMAGE, reuse: bool = True,
                  memory: str = "2g", pids: int = 256, cpus: float = 2.0, log=print, use_worker: bool = True,
-                 deps: list[str] | str | None = None):
+                 deps: list[str] | str | None = None, build: bool = True):
         self.workdir = Path(workdir).resolve()
         self.id = uuid.uuid4().hex[:12]
         self.container = None
@@ -82,7 +82,8 @@ class DockerSandbox:
         self.worker_deaths = 0  # the worker is restarted once after it died, not again
         try:
             self.workspace_size = max(512 << 20, 2 * _tree_size(self.workdir) + (256 << 20))
-            self.image = env_image(self.client, self.workdir, self.base, self.labels, log=self.log, deps=deps)
+            self.image = env_image(self.client, self.workdir, self.base, self.labels, log=self.log, deps=deps,
+                                   build=build)
         except BaseException:
             self.close()
             raise

@@ -9,12 +9,14 @@ import os
 import shlex
 import subprocess
 import threading
+import time
 from importlib import resources
 from pathlib import Path
 
 from ..errors import BadInput, SandboxError
 
 BASE_IMAGE = "repair-agent/base:bookworm"
+BASE_REPO = BASE_IMAGE.split(":")[0]  # any tag of it is built by build-base.sh when missing
 ENV_REPO = "repair-agent/env"
 LABEL = "repair-agent"  # every container we make carries this label, for cleanup checks
 TOOLS = ["pytest", "pytest-timeout", "coverage"]
@@ -91,11 +93,36 @@ def build_base_image(tag: str = BASE_IMAGE, mirror: str | None = None, force: bo
     log(f"building {tag} with debootstrap from {mirror} (about a minute)")
     proc = subprocess.run(["bash", str(recipe), tag, mirror], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SandboxError(f"base image build failed: {proc.stderr.strip().splitlines()[-1:]}")
+        last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise SandboxError(f"base image build failed: {last}")
     return tag
 
 
+_BUILDING = threading.Lock()  # benchmark workers share a process: one of them builds
+
+
+def ensure_base(client, base: str, build: bool = True, log=print) -> None:
+    """A missing `repair-agent/base:*` image is built on first use (as a container tool pulls an
+    image it lacks), with a progress line and its duration; `build=False` refuses instead."""
+    if _image_exists(client, base):
+        return
+    if base.split(":")[0] != BASE_REPO:
+        raise SandboxError(f"sandbox image {base} not found; pull or build it first")
+    if not build:
+        how = "" if base == BASE_IMAGE else f" --tag {base}"
+        raise SandboxError(f"sandbox image {base} missing; run `repair-agent sandbox build-base{how}`")
+    with _BUILDING:
+        if _image_exists(client, base):
+            return
+        started = time.monotonic()
+        build_base_image(base, log=log)
+        log(f"built {base} in {time.monotonic() - started:.0f} s")
+
+
 def _debian_mirror() -> str:
+    """REPAIR_AGENT_DEBIAN_MIRROR, else the machine's own apt mirror, else Debian's."""
+    if os.environ.get("REPAIR_AGENT_DEBIAN_MIRROR"):
+        return os.environ["REPAIR_AGENT_DEBIAN_MIRROR"]
     for f in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
         try:
             for line in f.read_text().splitlines():
@@ -139,13 +166,12 @@ def dependency_key(repo: Path, image: str, deps: list[str] | str | None = None) 
     return h.hexdigest()[:16]
 
 
-def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: list[str] | str | None = None) -> str:
+def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: list[str] | str | None = None,
+              build: bool = True) -> str:
     """The image with the test tools, `workdir`'s dependencies and the packages `deps` on `base`,
-    built once per dependency set (keyed by the dependency files and `deps`) and kept."""
-    if not _image_exists(client, base):
-        if base == BASE_IMAGE:
-            raise SandboxError(f"sandbox image {base} missing; run `repair-agent sandbox build-base`")
-        raise SandboxError(f"sandbox image {base} not found; pull or build it first")
+    built once per dependency set (keyed by the dependency files and `deps`) and kept. `build`: a
+    missing base image of ours is built first (see ensure_base)."""
+    ensure_base(client, base, build=build, log=log)
     extra = packages(deps)
     tag = f"{ENV_REPO}:{dependency_key(workdir, base, extra)}"
     if _image_exists(client, tag):
