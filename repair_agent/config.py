@@ -22,7 +22,7 @@ except ModuleNotFoundError:  # Python 3.10
 # the model (server, key, path, backend, profile) stay the user's. The search's size is bounded by
 # token_budget and wall_time_s, which the repository cannot set; its timeouts are capped at wall_time_s.
 REPO_SAFE = frozenset({"test", "problem", "rounds", "samples", "strategies", "search_lines", "max_candidates",
-                       "infill_samples", "plausible", "test_timeout_s", "per_test_timeout_s"})
+                       "infill_samples", "plausible", "test_timeout_s", "per_test_timeout_s", "known_failures"})
 REPO_CAPPED = ("test_timeout_s", "per_test_timeout_s")
 
 
