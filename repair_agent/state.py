@@ -43,7 +43,8 @@ class Location(TypedDict):
 
 class CandidateTests(TypedDict):
     failing: TestRun  # the tests that failed before the patch
-    suite: TestRun | None  # the full suite, run only when the failing tests pass
+    suite: TestRun | None  # the full suite, run only when the failing and the covering tests pass
+    covering: NotRequired[TestRun | None]  # the passing tests that ran a changed line, run before the suite
 
 
 class Faithfulness(TypedDict, total=False):
@@ -62,6 +63,7 @@ class Candidate(TypedDict, total=False):
     code: str  # extracted code ("" when the response had none)
     patch: str  # unified diff against the snapshot ("" when not applicable)
     status: str  # no_code | truncated | not_applicable | test_edit | failed | passed_failing | fixed
+    stage: str  # the run that decided: failing | covering (the tests that ran a changed line) | suite
     reason: str
     tests: CandidateTests | None
     faithfulness: Faithfulness | None  # the monologue checked against the real trace
@@ -84,6 +86,7 @@ class RepairState(TypedDict, total=False):
     failing: list[str]  # node ids failing before any patch: the ones to fix
     baseline: list[str]  # failing before too, but not asked about (--known-failures): may stay failing
     locations: list[Location]
+    covers: dict | None  # line -> the passing tests that ran it (localization's coverage; None without SBFL)
     context: str  # code shown to the model (the top-ranked functions)
     trace: list[dict]  # real execution steps of the first failing test
     trace_text: str  # the same, compact, for the prompt

@@ -5,7 +5,8 @@ coverage, one coverage context per test node id) and returns, for each line a fa
 how many failing (ef) and passing (ep) tests ran it. `rank_lines` scores lines with Ochiai
 ef / sqrt(F * (ef + ep)); `rank_functions` rolls lines up to their enclosing function (the
 function's score is its best line's, found with `ast` on the host). Test files are left out.
-`sbfl(...)` does all three and returns ranked `Location`s.
+`sbfl(...)` does all three and returns ranked `Location`s. `covering_tests` reads the spectrum's
+`covers` map (line -> the passing tests that ran it): the validator's test selection.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Spectrum(TypedDict):
     n_passed: int
     n_tests: int
     lines: list[list]  # [file, line, ef, ep] for every line run by at least one failing test
+    covers: dict | None  # {"tests", "sets", "files": {file: {set: [lines]}}}; None where too large
 
 
 def ochiai(ef: int, ep: int, total_failed: int) -> float:
@@ -89,6 +91,16 @@ def with_functions(lines: list[Location], repo_dir: Path) -> list[Location]:
     """The same lines, each named with its enclosing function."""
     return [Location(file=loc["file"], function=function_at(Path(repo_dir), loc["file"], loc["line"]),
                      line=loc["line"], score=loc["score"]) for loc in lines]
+
+
+def covering_tests(covers: dict, changed: dict[str, set[int]]) -> list[str]:
+    """The passing tests that ran any of the `changed` lines (file -> line numbers), in map order."""
+    hit: set[int] = set()
+    for file, lines in changed.items():
+        for key, ran in covers["files"].get(file, {}).items():
+            if lines.intersection(ran):
+                hit.update(covers["sets"][int(key)])
+    return [covers["tests"][i] for i in sorted(hit)]
 
 
 def sbfl(sandbox, test_args: list[str] | None = None, failing: list[str] | None = None,

@@ -17,19 +17,20 @@ def localize(state: RepairState, deps) -> dict:
     root = deps.workdir
     failed = [c["details"] or c["message"] for c in state["tests_before"]["cases"] if c["id"] in set(state["failing"])]
     locations = frames.rank_frames(failed, root)
+    covers = None  # line -> the passing tests that ran it: validation runs those before the full suite
     if deps.settings.use_sbfl:
         from ..localize import sbfl
 
-        spectrum = sbfl.sbfl(deps.sandbox, state["test_args"], state["failing"], repo_dir=root,
-                             by_function=False, timeout=deps.settings.test_timeout_s,
+        spec = sbfl.spectrum(deps.sandbox, state["test_args"], state["failing"], timeout=deps.settings.test_timeout_s,
                              per_test_timeout=rerun_timeout(state, deps.settings))
-        locations = combine(spectrum, locations)
+        locations = combine(sbfl.with_functions(sbfl.rank_lines(spec), root), locations)
+        covers = spec.get("covers")
     if not locations:
         locations = imported_functions(root, state["failing"][0])
     context = plain_code(frames.context_for(root, locations[:5], budget_tokens=1500))
     deps.recorder.write("localize", locations=locations[:20], context=context)
     deps.log("suspects: " + ", ".join(f"{loc['file']}:{loc['line']} {loc['function']}" for loc in locations[:3]))
-    return {"locations": locations, "context": context}
+    return {"locations": locations, "context": context, "covers": covers}
 
 
 def combine(spectrum: list[Location], traceback: list[Location]) -> list[Location]:

@@ -11,6 +11,10 @@ would merge them). The output is not the raw context map, which can be larger th
 64 KiB console tail, but per line the number of failing and passing tests that ran it (only lines
 that a failing test ran: the others score 0 under Ochiai anyway), plus the totals. The failing set
 is `--failing` where given (the ids of a prior run), else this run's own outcomes.
+
+`covers` maps each measured line to the passing tests that ran it, for the validator's test
+selection: `{"tests": [ids], "sets": [[test index, ...]], "files": {file: {set index: [lines]}}}`
+(lines that the same tests ran share a set). It is null where it would not fit the console tail.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import zlib
 
 BEGIN, END = "@@REPAIR_AGENT_SPECTRUM_BEGIN@@", "@@REPAIR_AGENT_SPECTRUM_END@@"
 MAX_JSON = 48 * 1024  # above this the JSON goes zlib+base64
+MAX_OUT = 56 * 1024  # the printed text must fit the sandbox's 64 KiB console tail
 
 
 class ContextPlugin:
@@ -55,6 +60,13 @@ class ContextPlugin:
             self.outcomes[report.nodeid] = "passed"
         if report.when == "teardown":
             self._switch("")
+
+
+def encode(out: dict) -> str:
+    text = json.dumps(out, separators=(",", ":"))
+    if len(text) > MAX_JSON:
+        text = "z:" + base64.b64encode(zlib.compress(text.encode(), 9)).decode()
+    return text
 
 
 def main(argv: list[str]) -> int:
@@ -92,6 +104,8 @@ def main(argv: list[str]) -> int:
     passing = {t for t, o in plugin.outcomes.items() if o == "passed" and t not in failing}
 
     lines: list[list] = []  # [file, line, failed_count, passed_count]
+    tests = sorted(passing)
+    index, sets, files = {t: i for i, t in enumerate(tests)}, {}, {}
     for path in sorted(data.measured_files()):
         rel = os.path.relpath(path, root)
         if rel.startswith(".."):
@@ -102,15 +116,21 @@ def main(argv: list[str]) -> int:
             ef = len(ctx & failing)
             if ef:
                 lines.append([rel, lineno, ef, len(ctx & passing)])
+            ran = tuple(sorted(index[t] for t in ctx & passing))
+            if ran:
+                key = str(sets.setdefault(ran, len(sets)))
+                files.setdefault(rel, {}).setdefault(key, []).append(lineno)
     nf = len(failing)
     if len(lines) > opts.max_lines:  # keep the most suspicious
         lines.sort(key=lambda r: -(r[2] / math.sqrt(nf * (r[2] + r[3])) if nf else 0))
         lines = lines[:opts.max_lines]
     out = {"pytest_rc": int(rc), "failing": sorted(failing), "n_failed": nf, "n_passed": len(passing),
-           "n_tests": len(plugin.outcomes), "lines": lines}
-    text = json.dumps(out, separators=(",", ":"))
-    if len(text) > MAX_JSON:
-        text = "z:" + base64.b64encode(zlib.compress(text.encode(), 9)).decode()
+           "n_tests": len(plugin.outcomes), "lines": lines,
+           "covers": {"tests": tests, "sets": [list(s) for s in sets], "files": files}}
+    text = encode(out)
+    if len(text) > MAX_OUT:  # the map is a saving, not a need: drop it before the spectrum breaks
+        out["covers"] = None
+        text = encode(out)
     real_stdout.write(f"\n{BEGIN}\n{text}\n{END}\n")
     real_stdout.flush()
     return 0

@@ -1,0 +1,136 @@
+"""Test selection in validation: after the failing tests, the passing tests whose coverage (from
+localization's SBFL run) touches a changed line run before the full suite, in a real Docker
+sandbox. A candidate that breaks one of them is rejected there without the full suite."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import git
+
+from repair_agent import patching
+from repair_agent.config import Settings
+from repair_agent.nodes.localize import localize
+from repair_agent.nodes.validate import changed_lines, run_checks
+from repair_agent.runs import RunRecorder
+from repair_agent.sandbox import DockerSandbox
+from repair_agent.tests_summary import failing_ids
+
+CLAMP = '''\
+def clamp(x, lo, hi):
+    if x < lo:
+        return lo
+    return x if x < hi else lo
+
+
+def double(x):
+    return 2 * x
+'''
+TESTS = {
+    "tests/test_clamp.py": """\
+        from calc import clamp
+
+
+        def test_high():
+            assert clamp(5, 0, 3) == 3
+
+
+        def test_low():
+            assert clamp(-1, 0, 3) == 0
+
+
+        def test_mid():
+            assert clamp(2, 0, 3) == 2
+        """,
+    "tests/test_double.py": """\
+        from calc import double
+
+
+        def test_double_one():
+            assert double(1) == 2
+
+
+        def test_double_two():
+            assert double(2) == 4
+        """,
+}
+MID = "tests/test_clamp.py::test_mid"  # the only passing test that runs line 4
+
+
+def clamp_repo(root: Path) -> Path:
+    root.mkdir()
+    (root / "calc.py").write_text(CLAMP)
+    for rel, text in TESTS.items():
+        (root / rel).parent.mkdir(exist_ok=True)
+        (root / rel).write_text(textwrap.dedent(text))
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    return root
+
+
+class Counted:
+    """The real sandbox, with the arguments of every test run written down."""
+
+    def __init__(self, sandbox):
+        self.sandbox, self.runs = sandbox, []
+
+    def run_tests(self, args, **kw):
+        self.runs.append(list(args))
+        return self.sandbox.run_tests(args, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.sandbox, name)
+
+
+def line4(text: str) -> dict:
+    return {"calc.py": CLAMP.replace("    return x if x < hi else lo\n", f"    {text}\n")}
+
+
+@pytest.mark.docker
+def test_a_candidate_that_breaks_a_covering_test_never_runs_the_suite(tmp_path, docker_ready):
+    repo = clamp_repo(tmp_path / "repo")
+    sb = DockerSandbox(repo, log=lambda m: None)
+    try:
+        box = Counted(sb)
+        deps = SimpleNamespace(sandbox=box, workdir=repo, settings=Settings(), log=lambda m: None,
+                               recorder=RunRecorder(tmp_path / "run", "r"))
+        before = sb.run_tests([])
+        state = {"test_args": [], "tests_before": before, "failing": failing_ids(before)}
+        assert state["failing"] == ["tests/test_clamp.py::test_high"]
+        state.update(localize(state, deps))
+        assert state["covers"] and MID in state["covers"]["tests"]
+
+        box.runs.clear()  # passes test_high, breaks test_mid, which runs the changed line
+        bad = run_checks({}, state, deps, line4("return hi"))
+        assert (bad["status"], bad["stage"]) == ("passed_failing", "covering"), bad["reason"]
+        assert box.runs == [["-x", *state["failing"]], ["-x", MID]]  # no third run: no full suite
+        assert bad["tests"]["suite"] is None and MID in bad["reason"]
+
+        box.runs.clear()  # the fix: the covering test passes, then the full suite has the last word
+        good = run_checks({}, state, deps, line4("return x if x < hi else hi"))
+        assert (good["status"], good["stage"]) == ("fixed", "suite"), good["reason"]
+        assert box.runs == [["-x", *state["failing"]], ["-x", MID], []]
+        assert len(good["tests"]["suite"]["cases"]) == 5
+
+        box.runs.clear()  # no coverage map (SBFL off): today's two runs
+        plain = run_checks({}, {**state, "covers": None}, deps, line4("return hi"))
+        assert (plain["status"], plain["stage"]) == ("passed_failing", "suite")
+        assert box.runs == [["-x", *state["failing"]], []]
+    finally:
+        sb.close()
+
+
+def test_changed_lines_of_a_real_git_diff(tmp_path):
+    repo = clamp_repo(tmp_path / "repo")
+    lines = CLAMP.splitlines(True)
+    lines[3] = "    return x if x < hi else hi\n"  # line 4 replaced
+    lines.insert(7, "    x = int(x)\n")  # a new line between lines 7 and 8
+    del lines[1]  # line 2 removed
+    (repo / "calc.py").write_text("".join(lines))
+    patch = patching.current_diff(repo)
+    patching.reset(repo)
+    assert changed_lines(patch) == {"calc.py": {2, 4, 7, 8}}
