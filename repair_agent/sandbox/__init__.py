@@ -7,7 +7,8 @@ per candidate, or through `docker exec` where the worker cannot take them. The c
 nothing of the host writable: it sees the scratch tree read-only and works on a fresh tmpfs copy
 of it per run, output is capped in the container (the tail is kept), and a run killed by a
 signal or the out-of-memory killer is reported as such, not as a timeout. `LocalSandbox`
-(local.py) runs a subprocess with rlimits: no network or file isolation, said loudly. Images are
+(local.py) runs a subprocess with rlimits, or the same worker on the host with a private workspace
+and temporary folder: no network or file isolation, said loudly. Images are
 built in images.py. Results always come from pytest's JUnit XML (base.py).
 """
 
@@ -21,14 +22,14 @@ from .base import (CRASH, DETAILS_LIMIT, OUTPUT_LIMIT, TOOLS_DIR, Sandbox, crash
 from .docker import WRAPPER, DockerSandbox
 from .images import (BASE_IMAGE, DEP_FILES, ENV_REPO, HOST_CA, LABEL, TOOLS, build_base_image,
                      clear_containers_under, dependency_key, docker_available, docker_client)
-from .local import LOCAL_WARNING, LocalSandbox
+from .local import LOCAL_WARNING, LOCAL_WORKER_WARNING, LocalSandbox
 from .worker import WorkerDied, refusal
 
 __all__ = ["BASE_IMAGE", "CRASH", "DEP_FILES", "DETAILS_LIMIT", "ENV_REPO", "HOST_CA", "LABEL",
-           "LOCAL_WARNING", "OUTPUT_LIMIT", "TOOLS", "TOOLS_DIR", "WRAPPER", "DockerSandbox",
-           "LocalSandbox", "Sandbox", "WorkerDied", "build_base_image", "check_kind", "clear_containers_under",
-           "crash_note", "dependency_key", "docker_available", "docker_client", "junit_run", "open_sandbox",
-           "overlaid", "pytest_command", "read_junit", "refusal", "shell_args"]
+           "LOCAL_WARNING", "LOCAL_WORKER_WARNING", "OUTPUT_LIMIT", "TOOLS", "TOOLS_DIR", "WRAPPER",
+           "DockerSandbox", "LocalSandbox", "Sandbox", "WorkerDied", "build_base_image", "check_kind",
+           "clear_containers_under", "crash_note", "dependency_key", "docker_available", "docker_client",
+           "junit_run", "open_sandbox", "overlaid", "pytest_command", "read_junit", "refusal", "shell_args"]
 
 
 def check_kind(kind: str) -> None:
@@ -51,6 +52,8 @@ def open_sandbox(kind: str, workdir: Path, image: str | None = None, log=print,
         return DockerSandbox(workdir, image=image or BASE_IMAGE, log=log, use_worker=use_worker, deps=deps,
                              build=build)
     log(LOCAL_WARNING)
+    if use_worker:
+        log(LOCAL_WORKER_WARNING)
     if deps:
         log("warning: --deps is for the Docker sandbox; install them where the local sandbox's Python finds them")
-    return LocalSandbox(workdir)
+    return LocalSandbox(workdir, use_worker=use_worker, log=log)

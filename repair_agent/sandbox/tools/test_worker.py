@@ -17,6 +17,12 @@ and stderr going into a pipe of which the parent keeps the last 64 KiB. The pare
 the tree's own modules. At the deadline it kills the child's process group; after every child it
 kills what the child left behind (forks that left the group, daemons), as the exec path's shell
 wrapper does. The parent is not dumpable, so the child cannot reopen its pipes through /proc.
+
+`test_worker.py --local SRC PRIVATE` is the local sandbox's worker, on the host: the tree is SRC,
+the workspace and the emptied temporary folder are PRIVATE/workspace and PRIVATE/tmp, never the
+host's /tmp (it refuses a PRIVATE without the local sandbox's marker file), only the child's process
+group is killed (every other process on the host is not the worker's to kill), and the memory
+limit is the host's rlimit, so no out-of-memory count is read.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ import sys
 import time
 import traceback
 
-SRC, WORKSPACE, TMP = "/src", "/workspace", "/tmp"
+SRC, WORKSPACE, TMP = "/src", "/workspace", "/tmp"  # in the container; --local sets its own
+LOCAL = False
+MARKER = ".repair-agent-private"  # what the local sandbox writes into its private folder
 OUTPUT_LIMIT = 64 * 1024
 OOM_FILES = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events")
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "build", "dist"}
@@ -126,6 +134,8 @@ def warm_up(startup: list[str]) -> None:
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "test_warm_up.py"), "w") as f:
         f.write(WARM_TEST)
+    with open(os.path.join(folder, "pytest.ini"), "w") as f:  # no ini file or conftest from above it
+        f.write("[pytest]\n")
     saved_path, saved_cwd, saved_fds = list(sys.path), os.getcwd(), (os.dup(1), os.dup(2))
     null = os.open(os.devnull, os.O_WRONLY)
     try:
@@ -172,7 +182,7 @@ def fresh_workspace(overlay: dict[str, str]) -> None:
 
 
 def oom_kills() -> int:
-    for name in OOM_FILES:
+    for name in () if LOCAL else OOM_FILES:  # the host's cgroup counts are not this run's
         try:
             for line in open(name):
                 if line.startswith("oom_kill "):
@@ -185,10 +195,14 @@ def oom_kills() -> int:
 def set_dumpable(flag: int) -> None:
     """A process that is not dumpable has its /proc/PID/fd closed to others without CAP_SYS_PTRACE
     (which Docker drops): the code under test cannot reopen the worker's pipe to the host."""
+    prctl(4, flag)  # PR_SET_DUMPABLE
+
+
+def prctl(option: int, arg: int) -> None:
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(4, flag, 0, 0, 0)  # PR_SET_DUMPABLE
+        ctypes.CDLL(None, use_errno=True).prctl(option, arg, 0, 0, 0)
     except (OSError, AttributeError):
         pass
 
@@ -203,6 +217,8 @@ def kill_leftovers(pgid: int, keep: set[int]) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except OSError:
         pass
+    if LOCAL:
+        return
     for _ in range(3):  # a fork bomb forks while we kill
         for pid in pids() - keep:
             try:
@@ -227,6 +243,8 @@ def child(args: list[str], r: int, w: int, proto: int, forget: list[str], base_p
     try:
         os.setpgid(0, 0)
         set_dumpable(1)  # as a fresh pytest would be
+        if LOCAL:
+            prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG: on the host, the child dies with the worker
         os.close(r)
         os.close(proto)  # the code under test must not write on the host's channel
         null = os.open(os.devnull, os.O_RDONLY)
@@ -323,7 +341,23 @@ def run(req: dict, proto: int, keep: set[int], forget: list[str], base_path: lis
             "output": bytes(tail[-OUTPUT_LIMIT:]).decode(errors="replace"), "junit": data}
 
 
+def use_private(src: str, private: str) -> None:
+    """The local sandbox's folders, in place of the container's."""
+    global SRC, WORKSPACE, TMP, LOCAL
+    private = os.path.realpath(private)
+    if not os.path.isfile(os.path.join(private, MARKER)):
+        sys.exit(f"test_worker: {private} is not a private folder of the local sandbox (no {MARKER})")
+    SRC, WORKSPACE, TMP, LOCAL = os.path.realpath(src), os.path.join(private, "workspace"), \
+        os.path.join(private, "tmp"), True
+    if not (os.path.isdir(WORKSPACE) and os.path.isdir(TMP)):  # made before the start: PYTHONPATH names one
+        sys.exit(f"test_worker: {private} lacks its workspace and tmp folders")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--local"]:
+        use_private(*sys.argv[2:4])
+    elif not os.path.ismount(WORKSPACE):  # the container's tmpfs: anywhere else, /tmp is not ours to empty
+        sys.exit(f"test_worker: {WORKSPACE} is not a mount point: not in the sandbox's container (use --local)")
     start = time.monotonic()
     set_dumpable(0)
     proto = os.dup(1)  # the host's channel; fd 1 now goes to stderr, whatever the imports print
