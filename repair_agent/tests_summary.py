@@ -25,9 +25,11 @@ def ran(run: TestRun | None) -> int:
 
 def promise(tests: dict, patch: str) -> tuple[int, int, int]:
     """How close a candidate that is no fix came, higher is closer: the failing tests it passed, then
-    the suite's tests, then the fewest changed lines. `tests`: {"failing": counts(), "suite": counts()}."""
+    the suite's tests (or, where it never got to the suite, the covering tests'), then the fewest
+    changed lines. `tests`: {"failing": counts(), "suite": counts(), "covering": counts()}."""
     changed = sum(ln.startswith(("+", "-")) and not ln.startswith(("+++", "---")) for ln in patch.splitlines())
-    return ((tests.get("failing") or {}).get("passed", 0), (tests.get("suite") or {}).get("passed", 0), -changed)
+    later = tests.get("suite") or tests.get("covering") or {}
+    return ((tests.get("failing") or {}).get("passed", 0), later.get("passed", 0), -changed)
 
 
 def first_failure(run: TestRun | None, limit: int = 1500) -> str:

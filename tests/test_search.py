@@ -84,7 +84,8 @@ def test_a_fix_that_only_tests_let_through_is_reported_with_low_confidence(make_
 def test_when_nothing_fixes_the_closest_attempt_is_shown_with_its_diff(make_repo, runs_root, tmp_path,
                                                                        docker_ready):
     """clamp lacks its upper bound, a statement no mutation adds. `return value` -> `return high`
-    passes both failing tests and breaks another: of the candidates the closest to a fix."""
+    passes both failing tests and breaks another, which runs the changed line: of the candidates
+    the closest to a fix, rejected by the covering tests without a run of the full suite."""
     out = tmp_path / "result.json"
     proc = run(make_repo("missing_check"), "--strategies", "mutate", "--json", str(out), runs_root=runs_root)
     assert proc.returncode == 1, proc.stderr
@@ -94,7 +95,8 @@ def test_when_nothing_fixes_the_closest_attempt_is_shown_with_its_diff(make_repo
     assert attempt["source"] == "mutate" and attempt["note"] == "`value` -> `high`"
     assert "-    return value\n+    return high\n" in attempt["patch"]
     assert attempt["tests"]["failing"]["passed"] == 2 == attempt["failing_total"]
-    assert attempt["tests"]["suite"]["failing"] == ["tests/test_core.py::test_inside"]
+    assert attempt["tests"]["covering"]["failing"] == ["tests/test_core.py::test_inside"]
+    assert "suite" not in attempt["tests"] and "the full suite did not run" in attempt["reason"]
     assert "closest attempt, not a fix" in proc.stdout and "+    return high" in proc.stdout
     assert json.loads((runs_root / result["run_id"] / "result.json").read_text())["best_attempt"] == attempt
 
