@@ -154,6 +154,11 @@ def test_second_batch_only_where_the_first_disagrees(tmp_path):
         line_mask = [s for p, s, _ in asked if s.max_tokens == 48][:len(batches)]
         assert [s.n for s in line_mask] == batches and [s.seed for s in line_mask] == [7, 11][:len(batches)]
         assert ctx.tokens["prompt"] == 4 * 100  # one prompt per mask, whatever the batches
+    asked = []  # a first batch of one sample cannot disagree: the second is always asked for
+    ctx = SearchContext(root=tmp_path, settings=SimpleNamespace(seed=7, infill_samples=2),
+                        model=_recorder(asked, ["d = r * 3"]), profile=load_profile("qwen2.5-coder"), log=lambda m: None)
+    list(infill.candidates(loc, ctx))
+    assert [s.n for _, s, _ in asked][:2] == [1, 1]
 
 
 # -- answers ------------------------------------------------------------------------------------

@@ -108,13 +108,13 @@ def test_an_unknown_strategy_is_bad_input(make_repo, runs_root):
 
 
 def test_infill_fix_end_to_end_with_a_scripted_server(make_repo, runs_root, tmp_path, docker_ready):
-    """SCRIPTED model (control flow only): of two infill samples for the top line the first is
-    wrong and the second right; the search stops there and the model explains the fix."""
+    """SCRIPTED model (control flow only): of two infill samples for the top line, in two batches of
+    one, the first is wrong and the second right; the search stops there and the model explains the fix."""
     repo = make_repo("wrong_index")
     out = tmp_path / "result.json"
     cause = "The index 2 points at the third element, not the second."
     explanation = f"[MONOLOGUE]\n### Execution Simulation\nitems[2] is 6.\n\n### Root Cause Analysis\n{cause}\n"
-    with ScriptedServer([["    return items[0]", "    return items[1]"], [explanation]]) as server:
+    with ScriptedServer([["    return items[0]"], ["    return items[1]"], [explanation]]) as server:
         proc = run(repo, "--strategies", "infill", "--base-url", server.base_url, "--infill-samples", "2",
                    "--search-lines", "1", "--no-trace", "--json", str(out), runs_root=runs_root)
         paths = [r["path"] for r in server.requests]
@@ -124,8 +124,8 @@ def test_infill_fix_end_to_end_with_a_scripted_server(make_repo, runs_root, tmp_
     assert "-    return items[2]\n+    return items[1]\n" in result["patch"]
     assert result["search"]["tried"] == 2 and result["search"]["by_source"]["infill"]["tried"] == 2
     assert result["root_cause"] == cause
-    assert len(paths) == 2  # one request for the samples (the server takes `n`), one to explain
-    assert result["tokens"]["prompt"] == 200  # the scripted server counts 100 per request
+    assert len(paths) == 3  # a request per batch of samples (the server takes `n`), one to explain
+    assert result["tokens"]["prompt"] == 200  # 100 per request: the mask's prompt counted once, not per batch
 
 
 def test_schedule_dedupes_and_stops_at_the_first_fix(tmp_path):

@@ -60,10 +60,10 @@ def candidates(loc: Location, ctx: SearchContext) -> Iterator[Edit]:
     for mask in masks(text, loc["line"], tree):
         prefix, suffix = context(lines, tree, mask, budget)
         # two batches: the first's candidates are tested before the second is asked for (a fix in
-        # them saves it), and where every sample of the first agreed the model is sure: no second
+        # them saves it), and where the first's samples all agreed the model is sure: no second
         answers: set = set()
         for batch, n in enumerate((first, samples - first)):
-            if n == 0 or (batch and len(answers) < 2):
+            if n == 0 or (batch and first > 1 and len(answers) < 2):  # (one sample cannot disagree)
                 break
             gen = _ask(ctx, profile, mask, prefix, suffix, n=n, seed_offset=batch * first)
             # the prompt once per mask: llama.cpp re-reports it per sample, but evaluates only the
