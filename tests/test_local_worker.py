@@ -8,10 +8,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
-from conftest import git
+from test_worker import assert_each_candidate_starts_clean, stateful_repo
 
 from repair_agent.sandbox import TOOLS_DIR, LocalSandbox
 
@@ -50,36 +49,10 @@ def test_the_local_worker_answers_as_the_plain_path(make_repo):
 
 
 def test_a_local_candidate_leaves_nothing_to_the_next(tmp_path):
-    """A global list, a monkeypatched function of a module the worker imported (pytest imports
-    json), an environment variable and a file in the temporary folder: each candidate starts from none."""
-    repo = tmp_path / "repo"
-    (repo / "tests").mkdir(parents=True)
-    (repo / "state.py").write_text("SEEN = []\n")
-    (repo / "tests" / "test_state.py").write_text(textwrap.dedent("""\
-        import json
-        import os
-        import tempfile
-
-        import state
-
-        def test_starts_clean():
-            assert state.SEEN == []
-            state.SEEN.append(1)
-            assert json.dumps([1]) == "[1]"
-            json.dumps = lambda *a, **k: "patched"
-            assert "LEAK" not in os.environ
-            os.environ["LEAK"] = "1"
-            leak = os.path.join(tempfile.gettempdir(), "leak")
-            assert not os.path.exists(leak)
-            open(leak, "w").write("x")
-        """))
-    git(repo, "init", "-q")
-    sb = LocalSandbox(repo, use_worker=True)
+    """As in the container (test_worker.py): each candidate starts from none of the last one's state."""
+    sb = LocalSandbox(stateful_repo(tmp_path), use_worker=True)
     try:
-        for i in range(3):
-            run = sb.run_tests([], timeout=60, per_test_timeout=20, overlay={"state.py": f"SEEN = []  # {i}\n"})
-            assert run["runner"] == "worker", run.get("fallback")
-            assert outcomes(run) == {"test_starts_clean": "passed"}, run["output_tail"][-800:]
+        assert_each_candidate_starts_clean(sb)
     finally:
         sb.close()
 

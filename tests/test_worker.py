@@ -85,15 +85,16 @@ def test_worker_and_exec_agree_on_all_of_quixbugs(tmp_path, boxes):
     assert fixed_fails == []
 
 
-def test_a_candidate_leaves_nothing_to_the_next(tmp_path, boxes):
-    """A global list, a monkeypatched function of a module the worker itself imported (pytest
-    imports json), an environment variable and a file in /tmp: each candidate starts from none."""
+def stateful_repo(tmp_path: Path) -> Path:
+    """A test that leaves a global list, a monkeypatched function of a module the worker itself
+    imported (pytest imports json), an environment variable and a file in the temporary folder."""
     repo = tmp_path / "repo"
     (repo / "tests").mkdir(parents=True)
     (repo / "state.py").write_text("SEEN = []\n")
     (repo / "tests" / "test_state.py").write_text(textwrap.dedent("""\
         import json
         import os
+        import tempfile
 
         import state
 
@@ -104,15 +105,24 @@ def test_a_candidate_leaves_nothing_to_the_next(tmp_path, boxes):
             json.dumps = lambda *a, **k: "patched"
             assert "LEAK" not in os.environ
             os.environ["LEAK"] = "1"
-            assert not os.path.exists("/tmp/leak")
-            open("/tmp/leak", "w").write("x")
+            leak = os.path.join(tempfile.gettempdir(), "leak")
+            assert not os.path.exists(leak)
+            open(leak, "w").write("x")
         """))
     git(repo, "init", "-q")
-    sb = boxes(repo)
+    return repo
+
+
+def assert_each_candidate_starts_clean(sb) -> None:
     for i in range(3):
         run = sb.run_tests([], timeout=60, per_test_timeout=20, overlay={"state.py": f"SEEN = []  # {i}\n"})
         assert run["runner"] == "worker", run.get("fallback")
         assert outcomes(run) == {"test_starts_clean": "passed"}, run["output_tail"][-800:]
+
+
+def test_a_candidate_leaves_nothing_to_the_next(tmp_path, boxes):
+    """What one candidate leaves behind (see stateful_repo), the next does not see."""
+    assert_each_candidate_starts_clean(boxes(stateful_repo(tmp_path)))
 
 
 def test_the_code_under_test_cannot_answer_for_the_worker(tmp_path, boxes):

@@ -4,7 +4,6 @@ worker (`tools/test_worker.py --local`), as in the Docker sandbox. It isolates n
 from __future__ import annotations
 
 import base64
-import json
 import os
 import resource
 import select
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from ..state import TestRun
 from .base import OUTPUT_LIMIT, TOOLS_DIR, _fresh_junit, junit_run, overlaid, overlay_path, pytest_command, read_junit
-from .worker import SCRIPT, WorkerDied, refusal
+from .worker import SCRIPT, JsonLines, WorkerDied, refusal
 
 LOCAL_WARNING = ("WARNING: --sandbox local runs the tests as a plain subprocess: it does NOT isolate "
                  "the network or the file system. Use Docker for code you do not trust.")
@@ -137,7 +136,7 @@ class LocalSandbox:
         shutil.rmtree(self.private, ignore_errors=True)
 
 
-class LocalWorker:
+class LocalWorker(JsonLines):
     """`test_worker.py --local` as a child process of the agent: one JSON line each way per request."""
 
     def __init__(self, cmd: list[str], cwd: Path, env: dict, preexec_fn, start_timeout: float = 300):
@@ -148,38 +147,23 @@ class LocalWorker:
         except OSError as exc:
             self._err.close()
             raise WorkerDied(f"it could not be started: {exc}") from exc
-        self._out = b""
-        try:
-            self.hello = self._answer(time.monotonic() + start_timeout)  # after its imports
-        except WorkerDied:
-            self.close()
-            raise
+        self._hello(start_timeout)
 
-    def request(self, msg: dict, timeout: float) -> dict:
-        try:
-            self.proc.stdin.write(json.dumps(msg).encode() + b"\n")
-            self.proc.stdin.flush()
-        except OSError as exc:
-            raise WorkerDied(f"could not send it the request ({exc})") from exc
-        return self._answer(time.monotonic() + timeout)
+    def _send(self, data: bytes) -> None:
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
 
-    def _answer(self, deadline: float) -> dict:
+    def _read(self, deadline: float) -> bytes:
         fd = self.proc.stdout.fileno()
-        while b"\n" not in self._out:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise WorkerDied("it gave no answer before the deadline")
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                self._err.seek(max(0, self._err.seek(0, 2) - 4096))
-                last = self._err.read().decode(errors="replace").strip().splitlines()[-1:]
-                raise WorkerDied("it exited" + (f": {last[0][:300]}" if last else ""))
-            self._out += chunk
-        line, _, self._out = self._out.partition(b"\n")
-        try:
-            return json.loads(line)
-        except ValueError as exc:
-            raise WorkerDied(f"it sent a garbled answer: {line[:200]!r}") from exc
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise WorkerDied("it gave no answer before the deadline")
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            self._err.seek(max(0, self._err.seek(0, 2) - 4096))
+            last = self._err.read().decode(errors="replace").strip().splitlines()[-1:]
+            raise WorkerDied("it exited" + (f": {last[0][:300]}" if last else ""))
+        return chunk
 
     def close(self) -> None:
         """The worker and its process group; a child it forked dies with it (PR_SET_PDEATHSIG)."""

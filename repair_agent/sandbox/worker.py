@@ -30,7 +30,37 @@ def refusal(overlay: dict[str, str] | None) -> str:
     return ""
 
 
-class Worker:
+class JsonLines:
+    """One JSON line each way per request. A transport gives `_send(data)` and `_read(deadline)`
+    (the next bytes of the worker's stdout, maybe none) and calls `_hello` once started."""
+
+    _out = b""
+
+    def _hello(self, start_timeout: float) -> None:
+        try:
+            self.hello = self._answer(time.monotonic() + start_timeout)  # after its imports
+        except WorkerDied:
+            self.close()
+            raise
+
+    def request(self, msg: dict, timeout: float) -> dict:
+        try:
+            self._send(json.dumps(msg).encode() + b"\n")
+        except OSError as exc:
+            raise WorkerDied(f"could not send it the request ({exc})") from exc
+        return self._answer(time.monotonic() + timeout)
+
+    def _answer(self, deadline: float) -> dict:
+        while b"\n" not in self._out:
+            self._out += self._read(deadline)
+        line, _, self._out = self._out.partition(b"\n")
+        try:
+            return json.loads(line)
+        except ValueError as exc:
+            raise WorkerDied(f"it sent a garbled answer: {line[:200]!r}") from exc
+
+
+class Worker(JsonLines):
     """One worker process in one container, for the length of a task.
 
     `exec_start(socket=True)` hands over the exec's raw socket: requests are written to it (the
@@ -42,19 +72,11 @@ class Worker:
                                   workdir="/workspace")["Id"]
         self._io = api.exec_start(exec_id, socket=True)
         self._sock = getattr(self._io, "_sock", self._io)  # the socket under docker's SocketIO
-        self._pending, self._out, self._err = bytearray(), bytearray(), bytearray()
-        try:
-            self.hello = self._answer(time.monotonic() + start_timeout)  # after its imports
-        except WorkerDied:
-            self.close()
-            raise
+        self._pending, self._err = bytearray(), bytearray()
+        self._hello(start_timeout)
 
-    def request(self, msg: dict, timeout: float) -> dict:
-        try:
-            self._sock.sendall(json.dumps(msg).encode() + b"\n")
-        except OSError as exc:
-            raise WorkerDied(f"could not send it the request ({exc})") from exc
-        return self._answer(time.monotonic() + timeout)
+    def _send(self, data: bytes) -> None:
+        self._sock.sendall(data)
 
     def close(self) -> None:
         try:  # its stdin ends: the worker leaves its loop and exits
@@ -63,20 +85,14 @@ class Worker:
         except OSError:
             pass
 
-    def _answer(self, deadline: float) -> dict:
-        while b"\n" not in self._out:
-            stream, size = struct.unpack(">BxxxL", self._recv(8, deadline))
-            data = self._recv(size, deadline)
-            if stream == 2:
-                self._err = (self._err + data)[-4096:]
-            else:
-                self._out += data
-        line, _, rest = bytes(self._out).partition(b"\n")
-        self._out = bytearray(rest)
-        try:
-            return json.loads(line)
-        except ValueError as exc:
-            raise WorkerDied(f"it sent a garbled answer: {line[:200]!r}") from exc
+    def _read(self, deadline: float) -> bytes:
+        """One frame: stdout's bytes, or none where it was stderr's (kept for the exit message)."""
+        stream, size = struct.unpack(">BxxxL", self._recv(8, deadline))
+        data = self._recv(size, deadline)
+        if stream == 2:
+            self._err = (self._err + data)[-4096:]
+            return b""
+        return data
 
     def _recv(self, n: int, deadline: float) -> bytes:
         while len(self._pending) < n:
