@@ -8,6 +8,7 @@ at the AST level (or apply a unified diff), and the scratch copy is reset betwee
 from __future__ import annotations
 
 import ast
+import difflib
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -64,6 +65,19 @@ def current_diff(scratch: Path) -> str:
     diff = r.git.diff("--cached", "--no-color", "--no-ext-diff")
     r.git.reset("-q")
     return diff + "\n" if diff else ""
+
+
+def overlay_diff(root: Path, overlay: dict[str, str], context: int = 3) -> str:
+    """The unified diff of `overlay`'s texts against the tree's files, without git or a write."""
+    lines: list[str] = []
+    for rel, text in overlay.items():
+        try:
+            old = (root / rel).read_text(encoding="utf-8")
+        except (OSError, ValueError):
+            old = ""
+        lines += difflib.unified_diff(old.splitlines(), text.splitlines(), f"a/{rel}", f"b/{rel}", n=context,
+                                      lineterm="")
+    return "\n".join(lines)
 
 
 def changed_files(patch: str) -> list[str]:

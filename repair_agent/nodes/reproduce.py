@@ -23,8 +23,8 @@ def reproduce(state: RepairState, deps) -> dict:
         last = run["output_tail"].strip().splitlines()[-1:] or [""]
         command = " ".join(["pytest", *state["test_args"]])
         raise BadInput(f"no tests collected by {command}: {last[0]}".strip(": "))
-    failing = [t for t in failing_ids(run) if not deps.settings.is_baseline(t)]
     baseline = [t for t in failing_ids(run) if deps.settings.is_baseline(t)]
+    failing = [t for t in failing_ids(run) if t not in baseline]
     deps.log(f"{len(run['cases'])} tests, {len(failing)} failing"
              + (f", {len(baseline)} failing before and not asked about (the baseline)" if baseline else ""))
     return {"tests_before": run, "failing": failing, "baseline": baseline, "status": "" if failing else "no_failures"}

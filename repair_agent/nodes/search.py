@@ -8,7 +8,6 @@ about a second, not a minute.
 from __future__ import annotations
 
 import ast
-import difflib
 import time
 
 from .. import patching
@@ -38,8 +37,7 @@ def search(state: RepairState, deps) -> dict:
         tests = {k: counts(v) for k, v in (record.get("tests") or {}).items() if v}
         if record["status"] == "fixed" or not tests.get("failing", {}).get("passed"):
             return
-        before = ctx.source_text(edit["file"]).splitlines(keepends=True)
-        rank = promise(tests, "".join(difflib.unified_diff(before, edit["text"].splitlines(keepends=True))))
+        rank = promise(tests, patching.overlay_diff(deps.workdir, {edit["file"]: edit["text"]}))
         if not closest or rank > closest["rank"]:
             closest.update(rank=rank, record=record, edit=edit, tests=tests)
 

@@ -3,7 +3,6 @@ ran a changed line (where localization's coverage map says which), then the full
 
 from __future__ import annotations
 
-import difflib
 import re
 
 from .. import monologue, patching
@@ -117,20 +116,10 @@ def selected_tests(cand: Candidate, state: RepairState, deps, overlay: dict | No
     covers = state.get("covers")
     if not covers:
         return []
-    if overlay is not None:  # the search: the scratch tree is the snapshot, the overlay the new text
-        patch = "\n".join(line for rel, text in overlay.items() for line in difflib.unified_diff(
-            old_text(deps.workdir / rel).splitlines(), text.splitlines(), f"a/{rel}", f"b/{rel}", n=0, lineterm=""))
-    else:
-        patch = cand.get("patch", "")
+    # the search: the scratch tree is the snapshot, the overlay the new text
+    patch = patching.overlay_diff(deps.workdir, overlay, context=0) if overlay is not None else cand.get("patch", "")
     selected = [t for t in sbfl.covering_tests(covers, changed_lines(patch)) if t not in state["failing"]]
     return selected if len(selected) < len(covers["tests"]) else []
-
-
-def old_text(path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, ValueError):
-        return ""
 
 
 HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,(\d+))? @@")
