@@ -174,6 +174,23 @@ def model_flags(args: dict) -> dict:
     return {setting: args[name] for name, setting in MODEL_FLAGS.items()}
 
 
+IndexUrl = Annotated[Optional[str], typer.Option(metavar="URL", help="pip's index for the sandbox's dependency "
+                                                "image (a proxy, a mirror); passed to pip as PIP_INDEX_URL.")]
+FindLinks = Annotated[Optional[str], typer.Option(metavar="DIR|URL", help="A folder or page of wheels for the "
+                                                  "dependency image (offline: set PIP_NO_INDEX=1 too).")]
+
+
+def pip_pass_through(index_url: Optional[str], find_links: Optional[str]) -> None:
+    """--index-url and --find-links reach the dependency builds as pip's own environment settings
+    (sandbox/images.py passes those PIP_* through, and mounts a local --find-links folder)."""
+    import os
+
+    if index_url:
+        os.environ["PIP_INDEX_URL"] = index_url
+    if find_links:
+        os.environ["PIP_FIND_LINKS"] = find_links
+
+
 TrustRepo = Annotated[bool, typer.Option(
     "--trust-repo-config", help="Read every setting in the repository's [tool.repair-agent], the sandbox and "
                                 "model included (default: only tests, problem and search size).")]
@@ -224,6 +241,7 @@ def fix(
     infill_samples: InfillSamples = None, plausible: Plausible = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line; one log line per step "
                                                            "(also when stderr is not a terminal)."),
+    index_url: IndexUrl = None, find_links: FindLinks = None,
 ):
     """Find a validated fix for the failing tests of PATH."""
     on_signals()
@@ -235,6 +253,7 @@ def fix(
     if apply and branch:
         console.print("[bold red]error:[/bold red] --apply and --branch exclude each other")
         raise typer.Exit(2)
+    pip_pass_through(index_url, find_links)
     try:
         settings = Settings.load(path, trust_repo=trust_repo_config, warn=warn, test=test, sandbox=sandbox, image=image,
                                  deps=deps, known_failures=known_failures, allow_test_edits=allow_test_edits or None,
@@ -428,21 +447,28 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
 @sandbox_app.command("build-base")
 def build_base(force: bool = typer.Option(False, help="Rebuild even if the image exists."),
                mirror: Optional[str] = typer.Option(None, help="Debian mirror (default: apt's)."),
-               tag: str = typer.Option("repair-agent/base:bookworm", help="Image tag.")):
+               release: Optional[str] = typer.Option(None, metavar="NAME", help="Debian release: bullseye "
+                                                     "(Python 3.9), bookworm (3.11, the default) or trixie (3.13)."),
+               tag: Optional[str] = typer.Option(None, help="Image tag (default: repair-agent/base:RELEASE).")):
     """Build the sandbox base image (no registry needed).
 
     debootstrap makes a Debian root file system and `docker import` turns it into the image."""
-    from .sandbox import build_base_image
+    from .sandbox import build_base_image, docker_client
+    from .sandbox.images import tools_image
+    from .sandbox.releases import base_tag
 
     try:
-        console.print(build_base_image(tag, mirror=mirror, force=force, log=log))
+        built = build_base_image(tag or base_tag(release or "bookworm"), mirror=mirror, force=force, log=log,
+                                 release=release)
+        tools_image(docker_client(), built, log=log)  # the test tools too, while the network is at hand
+        console.print(built)
     except RepairAgentError as exc:
         fail(exc)
 
 
 def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optional[str], limit: Optional[int],
            workers: int, single_shot: bool, base_url, model, rounds, samples, sandbox, no_trace, no_sbfl,
-           strategies=None, max_candidates=None, per_test_timeout: int = 5):
+           strategies=None, max_candidates=None, per_test_timeout: int = 5, loader: Optional[dict] = None):
     from .bench.datasets import load_dataset
     from .bench.runner import run_benchmark
     from .bench.summary import print_summary
@@ -452,7 +478,7 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
     mode = "single-shot" if single_shot else "agent"
     out = out or Path("bench/results") / f"{dataset}-{mode}"
     try:
-        tasks = load_dataset(dataset, data, ids=ids.split(",") if ids else None, limit=limit)
+        tasks = load_dataset(dataset, data, ids=ids.split(",") if ids else None, limit=limit, **(loader or {}))
         settings = Settings.load(None, base_url=base_url, model=model, rounds=rounds, samples=samples,
                                  sandbox=sandbox, use_trace=False if no_trace else None,
                                  use_sbfl=False if no_sbfl else None, test_timeout_s=180,
@@ -506,7 +532,9 @@ def _bench_command(dataset: str, needs_data: bool):
         strategies: Optional[str] = typer.Option(None, help="mutate,infill,refine (default all)."),
         max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates per task (default 1000)."),
         per_test_timeout: int = typer.Option(5, min=1, help="Seconds one test may run before it fails."),
+        index_url: IndexUrl = None, find_links: FindLinks = None,
     ):
+        pip_pass_through(index_url, find_links)
         if needs_data and data is None:
             console.print(f"[bold red]error:[/bold red] bench {dataset} needs --data FILE")
             raise typer.Exit(2)
@@ -520,6 +548,42 @@ def _bench_command(dataset: str, needs_data: bool):
 bench_app.command("quixbugs")(_bench_command("quixbugs", needs_data=False))
 bench_app.command("humanevalfix")(_bench_command("humanevalfix", needs_data=True))
 bench_app.command("repos")(_bench_command("repos", needs_data=True))
+
+
+@bench_app.command("bugsinpy")
+def bench_bugsinpy(
+    data: Path = typer.Option(..., metavar="DIR", help="A checkout of BugsInPy (github.com/soarsmu/BugsInPy)."),
+    repos: Optional[Path] = typer.Option(None, metavar="DIR", help="One clone per project, DIR/PROJECT "
+                                         "(default: DATA/repos); `git clone` them where the network allows."),
+    projects: Optional[str] = typer.Option(None, metavar="LIST", help="Comma-separated projects (default: the "
+                                           "dev set, thefuck,tqdm,youtube-dl)."),
+    evaluation: bool = typer.Option(False, "--evaluation", help="This is an evaluation run: allow the projects "
+                                    "held out from development (every one but the dev set)."),
+    out: Optional[Path] = typer.Option(None, help="Results folder (rerun into it to resume)."),
+    ids: Optional[str] = typer.Option(None, help="Comma-separated task ids, e.g. thefuck-1,tqdm-3."),
+    limit: Optional[int] = typer.Option(None, help="Run only the first N tasks."),
+    workers: int = typer.Option(1, help="Tasks in parallel."),
+    single_shot: bool = typer.Option(False, "--single-shot", help="One greedy request, no loop (baseline)."),
+    base_url: BaseUrl = None, model: Model = None, rounds: Rounds = None, samples: Samples = None,
+    sandbox: SandboxKind = None,
+    no_trace: bool = typer.Option(False, "--no-trace", help="Leave the execution trace out (ablation)."),
+    no_sbfl: NoSbfl = False,
+    strategies: Optional[str] = typer.Option(None, help="mutate,infill,refine (default all)."),
+    max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates per task (default 1000)."),
+    per_test_timeout: int = typer.Option(5, min=1, help="Seconds one test may run before it fails."),
+    index_url: IndexUrl = None, find_links: FindLinks = None,
+):
+    """Run the agent over BugsInPy's real bugs (--data DIR --repos DIR).
+
+    A task is a bug's buggy commit with the fixed commit's test files; its failing tests are
+    run_test.sh's, its Python the closest base image to bug.info's, its dependencies its
+    requirements.txt. A bug whose tests pass on the buggy code, or fail with the human fix
+    (bug_patch.txt, never shown to the agent), is recorded as not reproduced and not run."""
+    pip_pass_through(index_url, find_links)
+    loader = {"repos": repos, "evaluation": evaluation,
+              "projects": [p.strip() for p in projects.split(",") if p.strip()] if projects else None}
+    _bench("bugsinpy", data, out, ids, limit, workers, single_shot, base_url, model, rounds, samples, sandbox,
+           no_trace, no_sbfl, strategies, max_candidates, per_test_timeout, loader=loader)
 
 
 @bench_app.command("rescore")

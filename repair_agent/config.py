@@ -66,7 +66,7 @@ class Settings(BaseModel):
         known = [self.known_failures] if isinstance(self.known_failures, str) else self.known_failures
         prefixes = [k.strip() for item in known for k in item.split(",") if k.strip()]
         return any(test_id == p or test_id.startswith(p.rstrip(":") + "::") for p in prefixes) or \
-            bool(self.failing_tests) and test_id not in self.failing_tests
+            bool(self.failing_tests) and not any(names_test(t, test_id) for t in self.failing_tests)
 
     def strategy_list(self) -> list[str]:
         from .search import SOURCES
@@ -125,3 +125,9 @@ def repo_table(repo: Path) -> dict:
     except (OSError, tomllib.TOMLDecodeError):
         return {}
     return {k.replace("-", "_"): v for k, v in table.items()} if isinstance(table, dict) else {}
+
+
+def names_test(selector: str, test_id: str) -> bool:
+    """Whether a node id given as a task's failing test names `test_id`: itself, one of its
+    parametrized cases (`t.py::test_f` names `t.py::test_f[1-2]`), or a test inside it (a class)."""
+    return test_id == selector or test_id.startswith((selector + "[", selector + "::"))

@@ -22,6 +22,11 @@ class SandboxError(RepairAgentError):
     exit_code = 3
 
 
+class DependencyError(SandboxError):
+    """The sandbox's dependency image could not be built: pip failed on the repository's requirements
+    (or on the project itself). Exit 3, with pip's last lines."""
+
+
 class ModelError(RepairAgentError):
     """The model server could not be reached or kept failing after retries."""
 

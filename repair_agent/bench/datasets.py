@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import git
 
-DATASETS = ("quixbugs", "humanevalfix", "repos")
+DATASETS = ("quixbugs", "humanevalfix", "repos", "bugsinpy")
 
 # Files written into every generated repository so that test runs do not dirty the tree.
 GITIGNORE = "__pycache__/\n*.pyc\n.pytest_cache/\n"
@@ -67,6 +67,10 @@ class Task:
             raise FileExistsError(f"{dest} exists and is not empty")
         if self.dataset == "repos" and self.meta.get("repo"):
             return _materialize_repo(self, dest)
+        if self.dataset == "bugsinpy":
+            from .bugsinpy import materialize  # that module builds on this one
+
+            return materialize(self, dest)
         dest.mkdir(parents=True, exist_ok=True)
         for rel, content in self.files.items():
             p = dest / _safe_rel(rel)
@@ -87,15 +91,16 @@ def _actor() -> git.Actor:
     return git.Actor(_ACTOR_NAME, _ACTOR_EMAIL)
 
 
-def _init_commit(dest: Path, message: str, paths: list[str] | None = None) -> git.Repo:
-    """`git init` + add `paths` (default: everything) + one commit, with a local identity."""
+def _init_commit(dest: Path, message: str, paths: list[str] | None = None, force: bool = False) -> git.Repo:
+    """`git init` + add `paths` (default: everything; `force`: ignored files too) + one commit, with a
+    local identity."""
     repo = git.Repo.init(dest, initial_branch="main")
     with repo.config_writer() as cw:
         cw.set_value("user", "name", _ACTOR_NAME)
         cw.set_value("user", "email", _ACTOR_EMAIL)
         cw.set_value("commit", "gpgsign", "false")
     # git subprocesses only: gitpython's index.add() chdir()s, which races between bench workers
-    repo.git.add("-A") if paths is None else repo.git.add("--", *sorted(paths))
+    repo.git.add("-A", *(["-f"] if force else [])) if paths is None else repo.git.add("--", *sorted(paths))
     date = {"GIT_AUTHOR_DATE": _COMMIT_DATE, "GIT_COMMITTER_DATE": _COMMIT_DATE}
     repo.git.commit("-q", "--no-verify", "-m", message, env=date)
     return repo
@@ -369,8 +374,9 @@ def _materialize_repo(task: Task, dest: Path) -> Path:
 # --------------------------------------------------------------------------------------------
 
 def load_dataset(name: str, data: Path | str | None = None, ids: Iterable[str] | None = None,
-                 limit: int | None = None) -> list[Task]:
-    """One entry point for the CLI: `quixbugs` (shipped), `humanevalfix` and `repos` (--data)."""
+                 limit: int | None = None, **bugsinpy: Any) -> list[Task]:
+    """One entry point for the CLI: `quixbugs` (shipped), `humanevalfix` and `repos` (--data), and
+    `bugsinpy` (--data, with its own keywords: repos, projects, evaluation; see bugsinpy.py)."""
     if name == "quixbugs":
         return load_quixbugs(ids=ids, limit=limit)
     if name not in DATASETS:
@@ -379,4 +385,8 @@ def load_dataset(name: str, data: Path | str | None = None, ids: Iterable[str] |
         raise ValueError(f"dataset {name!r} needs a data file (--data)")
     if name == "humanevalfix":
         return load_humanevalfix(data, ids=ids, limit=limit)
+    if name == "bugsinpy":
+        from .bugsinpy import load_bugsinpy
+
+        return load_bugsinpy(data, ids=ids, limit=limit, **bugsinpy)
     return load_repos(data, ids=ids, limit=limit)

@@ -24,7 +24,7 @@ import git
 
 from .. import __version__
 from ..config import Settings
-from ..errors import EnvFault, ModelError
+from ..errors import DependencyError, EnvFault, ModelError
 from ..fix import run_fix
 from ..llm.factory import open_model
 from ..patching import apply_diff
@@ -32,6 +32,7 @@ from ..sandbox import clear_containers_under, open_sandbox
 from ..tests_summary import failing_ids, ran
 from .correctness import score
 from .datasets import Task, load_dataset
+from .reproduce import reproduce, task_settings
 from .summary import RECORDS_FILE, SUMMARY_FILE, load_records, write_summary
 
 
@@ -52,7 +53,8 @@ def single_shot(settings: Settings) -> Settings:
 
 def verify(task: Task, patch: str, workdir: Path, settings: Settings, baseline: list[str] = ()) -> bool:
     """Apply `patch` to a fresh copy of the task and run the benchmark's tests in a fresh sandbox; only
-    the `baseline` (tests that failed before and are not the task's) may fail."""
+    the `baseline` (tests that failed before and are not the task's) may fail. `settings`: the task's
+    (task_settings), whose image and dependencies the task's tests need."""
     shutil.rmtree(workdir, ignore_errors=True)
     task.materialize(workdir)
     if not apply_diff(workdir, patch).ok:
@@ -86,24 +88,25 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
     def one(task: Task, model) -> dict:
         work = out / "work" / task.task_id.replace("/", "_")
         shutil.rmtree(work, ignore_errors=True)
-        # a real repository's task names its failing tests; others failing there are the baseline
-        target = list(task.failing_tests or []) if task.dataset == "repos" else []
-        # the argument list as the dataset gave it: no round trip through a joined string
-        task_settings = settings.model_copy(update={"test": list(task.test_args), "problem": task.problem,
-                                                    "failing_tests": target})
+        # a real repository's task names its failing tests (others failing there are the baseline), and
+        # a BugsInPy bug its Python and requirements; the test arguments stay the dataset's list
+        mine = task_settings(task, settings)
+        env: dict = {}
         try:
+            if task.dataset in ("repos", "bugsinpy"):  # does the bug show? (and in which environment)
+                env = reproduce(task, mine, work / "reproduce")
+                if not env["reproduced"]:
+                    raise NotReproduced(env["reproduce"], fault=bool(env["env_fault"]))
             repo = task.materialize(work / "repo")  # a task that cannot be prepared is that task's error
-            result = run_fix(repo, task_settings, runs_root=out / "runs", log=lambda m: None, model=model)
-            verified = result["status"] == "fixed" and verify(task, result["patch"], work / "verify", settings,
+            result = run_fix(repo, mine, runs_root=out / "runs", log=lambda m: None, model=model)
+            verified = result["status"] == "fixed" and verify(task, result["patch"], work / "verify", mine,
                                                                     result.get("baseline") or [])
             checked = score(task, {**result, "verified": verified}, work / "correct", sandbox=settings.sandbox,
                             image=settings.image, data=data)
         except ModelError:
             raise  # the model is gone: every later task would fail the same way; rerun to resume
         except Exception as exc:  # one broken task must not end the benchmark; it is recorded
-            # an environment fault (a missing dependency) is not the agent's miss: the summary counts it apart
-            status, error = ("env_error", str(exc)) if isinstance(exc, EnvFault) else \
-                ("error", f"{type(exc).__name__}: {exc}")
+            status, error = failure_status(exc)
             result = {"status": status, "error": error, "patch": "", "rounds": [], "tokens":
                       {"prompt": 0, "completion": 0}, "duration_s": 0.0, "fixed_round": None}
             verified = False
@@ -111,7 +114,8 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         finally:
             shutil.rmtree(work, ignore_errors=True)
         record = {**result, "task_id": task.task_id, "dataset": task.dataset, "model": getattr(model, "name", ""),
-                  "mode": mode, "verified": verified, **checked, "code": code}
+                  "mode": mode, "verified": verified, **checked, "code": code,
+                  **({"environment": env} if env else {})}
         with lock:
             if not stop.is_set():  # a task cut short by a stop is not recorded: the rerun does it again
                 with open(out / RECORDS_FILE, "a", encoding="utf-8") as f:
@@ -143,6 +147,25 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
                                         **({"model_server": server} if server else {})},
                          dataset=tasks[0].dataset if tasks else "", model=name, mode=mode,
                          wall_clock_s=round(time.time() - started, 1))  # this invocation's real time
+
+
+def failure_status(exc: Exception) -> tuple[str, str]:
+    """The record's status and error for a task that ended in `exc`. A missing dependency, one that
+    would not install, or a bug that did not reproduce is not the agent's miss: the summary counts
+    them apart."""
+    if isinstance(exc, (EnvFault, DependencyError)) or getattr(exc, "fault", False):
+        return "env_error", str(exc)
+    if isinstance(exc, NotReproduced):
+        return "not_reproduced", str(exc)
+    return "error", f"{type(exc).__name__}: {exc}"
+
+
+class NotReproduced(Exception):
+    """The task's bug does not show (see reproduce.py); `fault`: because the environment lacks something."""
+
+    def __init__(self, why: str, fault: bool = False):
+        super().__init__(why)
+        self.fault = fault
 
 
 def run_threads(todo: list[Task], work: Callable[[Task], dict], workers: int, stop: threading.Event):

@@ -126,11 +126,18 @@ def is_env_error(rec: dict) -> bool:
     return rec.get("status") == "env_error"
 
 
+def is_unscored(rec: dict) -> bool:
+    """An environment error, or a benchmark bug that did not reproduce (its tests pass on the buggy
+    code, or fail with the reference fix): the agent never ran, so no rate counts it."""
+    return rec.get("status") in ("env_error", "not_reproduced")
+
+
 def summarize(records: list[dict], settings: dict | None = None, **labels: Any) -> dict:
     """The numbers of one run. `labels` (dataset=, model=, mode=) override the records' own.
     Rates are over the scored tasks: all but the environment errors."""
     env_errors = sum(map(is_env_error, records))
-    n = len(records) - env_errors
+    not_reproduced = sum(r.get("status") == "not_reproduced" for r in records)
+    n = len(records) - env_errors - not_reproduced
     rounds_max = 0
     for rec in records:
         seen = _rounds_seen(rec)
@@ -189,6 +196,7 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
         "mode": labels.get("mode") or _one_or_mixed(r.get("mode") for r in records),
         "tasks": len(records),
         "env_errors": env_errors,  # not scored: the tests could not run (not in any rate's denominator)
+        "not_reproduced": not_reproduced,  # not scored either: the benchmark's bug did not show, not run
         "fixed": fixed,
         "fix_rate": _div(fixed, n),
         "fixed_by_round": fixed_by_round,
@@ -240,7 +248,7 @@ def _median(xs: list[float]) -> float | None:
 
 def _correctness(records: list[dict], rounds_max: int) -> dict:
     """Plausible (= fixed) against correct, by round; the patch size per plausible fix."""
-    n = sum(not is_env_error(r) for r in records)
+    n = sum(not is_unscored(r) for r in records)
     plausible = [r for r in records if is_fixed(r)]
     measured = any("correct" in r for r in plausible) or not plausible
     rounds = [fix_round(r) for r in plausible if r.get("correct") is True]
@@ -293,6 +301,7 @@ def _metric_rows(s: dict) -> list[tuple[str, str]]:
         ("mode", _fmt(s.get("mode"))),
         ("tasks", _fmt(s["tasks"])),
         ("environment errors (the tests could not run; left out of every rate)", _fmt(s.get("env_errors", 0))),
+        ("bugs that did not reproduce (not run; left out of every rate)", _fmt(s.get("not_reproduced", 0))),
         ("fixed (verified)", f"{s['fixed']} ({_fmt(s.get('fix_rate'), pct=True)})"),
         ("correct (agrees with the reference)", _correct_text(s)),
         ("patch lines per fix (of them comments or blank)",
@@ -355,6 +364,8 @@ def render_report(summary: dict) -> str:
             verdict = f"fixed in round {t['fixed_round']}"
         elif t["status"] == "env_error":
             verdict = "environment error, not scored"
+        elif t["status"] == "not_reproduced":
+            verdict = "did not reproduce, not run"
         elif t["status"] == "fixed":
             verdict = "agent claimed a fix, NOT verified"
         else:

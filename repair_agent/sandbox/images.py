@@ -13,16 +13,22 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from ..errors import BadInput, SandboxError
+from ..errors import BadInput, DependencyError, SandboxError
 
 BASE_IMAGE = "repair-agent/base:bookworm"
 BASE_REPO = BASE_IMAGE.split(":")[0]  # any tag of it is built by build-base.sh when missing
 ENV_REPO = "repair-agent/env"
+TOOLS_REPO = "repair-agent/tools"  # base + a venv with TOOLS, under every env image
 LABEL = "repair-agent"  # every container we make carries this label, for cleanup checks
 TOOLS = ["pytest", "pytest-timeout", "coverage"]
 DEP_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "requirements-dev.txt",
              "requirements-test.txt", "test-requirements.txt")
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
+PIP_CACHE_VOLUME = "repair-agent-pip-cache"  # a named volume, shared by every dependency build
+PIP_CACHE_DIR = "/var/cache/repair-agent-pip"  # where builds see it; a volume never enters the image
+# pip's own settings that pass from this process's environment into a dependency build: an index
+# behind a proxy, or a folder of wheels for a machine offline (--index-url, --find-links)
+PIP_PASS_THROUGH = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_TRUSTED_HOST")
 
 
 def docker_client():
@@ -82,8 +88,14 @@ def docker_available() -> bool:
 
 
 def build_base_image(tag: str = BASE_IMAGE, mirror: str | None = None, force: bool = False,
-                     log=print) -> str:
-    """Build the base image with debootstrap + docker import (no registry needed)."""
+                     log=print, release: str | None = None) -> str:
+    """Build the base image with debootstrap + docker import (no registry needed). `release`: the
+    Debian release (its Python: sandbox/releases.py); default: the tag's, else bookworm."""
+    from .releases import DEFAULT_RELEASE, RELEASES
+
+    release = release or (tag.split(":")[1] if tag.split(":")[-1] in RELEASES else DEFAULT_RELEASE)
+    if release not in RELEASES:
+        raise BadInput(f"unknown release {release!r}; use one of {', '.join(RELEASES)}")
     client = docker_client()
     if not force and _image_exists(client, tag):
         log(f"{tag} already built")
@@ -91,7 +103,7 @@ def build_base_image(tag: str = BASE_IMAGE, mirror: str | None = None, force: bo
     recipe = resources.files(__package__) / "build-base.sh"  # package data, beside this module
     mirror = mirror or _debian_mirror()
     log(f"building {tag} with debootstrap from {mirror} (about a minute)")
-    proc = subprocess.run(["bash", str(recipe), tag, mirror], capture_output=True, text=True)
+    proc = subprocess.run(["bash", str(recipe), tag, mirror, release], capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
         raise SandboxError(f"base image build failed: {last}")
@@ -155,6 +167,11 @@ def packages(deps: list[str] | str | None) -> list[str]:
     return names
 
 
+def env_tag(repo: Path, image: str, deps: list[str] | str | None = None) -> str:
+    """The dependency image's tag for `repo` on `image` with `deps`."""
+    return f"{ENV_REPO}:{dependency_key(repo, image, packages(deps))}"
+
+
 def dependency_key(repo: Path, image: str, deps: list[str] | str | None = None) -> str:
     h = hashlib.sha256(f"{image}|{' '.join(TOOLS)}".encode())
     if extra := packages(deps):  # no --deps: the same key as before they existed
@@ -166,26 +183,42 @@ def dependency_key(repo: Path, image: str, deps: list[str] | str | None = None) 
     return h.hexdigest()[:16]
 
 
+def tools_tag(base: str) -> str:
+    key = hashlib.sha256(f"{base}|{' '.join(TOOLS)}".encode()).hexdigest()[:16]
+    return f"{TOOLS_REPO}:{key}"
+
+
+def tools_image(client, base: str, log=print, workdir: Path | None = None) -> str:
+    """`base` with a venv (/opt/venv) holding the test tools: built once per base and kept, so that
+    each dependency image installs only the repository's own dependencies on top of it."""
+    tag = tools_tag(base)
+    if not _image_exists(client, tag):
+        log(f"installing the test tools ({' '.join(TOOLS)}) into {tag} (once per base image)")
+        _build_layer(client, base, f"set -e; python3 -m venv /opt/venv; /opt/venv/bin/pip install -q {' '.join(TOOLS)}",
+                     [], tag, "installing the test tools", {LABEL: "tools-build"}, workdir)
+    return tag
+
+
 def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: list[str] | str | None = None,
               build: bool = True) -> str:
     """The image with the test tools, `workdir`'s dependencies and the packages `deps` on `base`,
     built once per dependency set (keyed by the dependency files and `deps`) and kept. `build`: a
-    missing base image of ours is built first (see ensure_base)."""
+    missing base image of ours is built first (see ensure_base). A failed install is a SandboxError
+    with pip's last lines: a project that does not install says so here, not as collection errors."""
     ensure_base(client, base, build=build, log=log)
     extra = packages(deps)
-    tag = f"{ENV_REPO}:{dependency_key(workdir, base, extra)}"
+    tag = env_tag(workdir, base, extra)
     if _image_exists(client, tag):
         return tag
+    tools = tools_image(client, base, log=log, workdir=workdir)
     log(f"installing the repository's test dependencies{' and ' + ' '.join(extra) if extra else ''} "
         f"into {tag} (once)")
     script = (
-        "set -e; python3 -m venv /opt/venv; PIP=/opt/venv/bin/pip; "
-        f"$PIP install -q {' '.join(TOOLS)}; cp -r /src /tmp/src; cd /tmp/src; "
+        "set -e; PIP=/opt/venv/bin/pip; cp -r /src /tmp/src; cd /tmp/src; "
         "for r in requirements.txt requirements-dev.txt requirements-test.txt test-requirements.txt; do "
-        "  [ -f $r ] && $PIP install -q -r $r; done; "
-        "if [ -f pyproject.toml ] || [ -f setup.py ]; then $PIP install -q . || true; fi"
+        "  if [ -f $r ]; then $PIP install -q -r $r; fi; done; "
+        "if [ -f pyproject.toml ] || [ -f setup.py ]; then $PIP install -q .; fi"
         + (f"; $PIP install -q {' '.join(map(shlex.quote, extra))}" if extra else ""))
-    # Mounts (not `volumes=`): docker commit would keep `volumes` as declared image volumes.
     from docker.types import Mount
 
     whole = any((workdir / n).is_file() for n in ("pyproject.toml", "setup.py"))
@@ -194,21 +227,54 @@ def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: l
         for n in DEP_FILES if (workdir / n).is_file()]
     if not mounts:  # an empty /src still has to exist for the script
         script = script.replace("cp -r /src /tmp/src", "mkdir -p /tmp/src")
-    mounts.append(Mount("/run/host-ca.crt", HOST_CA, type="bind", read_only=True))
-    with new_container(workdir):
-        c = client.containers.run(
-            base, ["sh", "-c", script], detach=True, mounts=mounts,
-            environment={"PIP_CERT": "/run/host-ca.crt", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-            labels={**labels, LABEL: "env-build"})
+    _build_layer(client, tools, script, mounts, tag, "installing test dependencies",
+                 {**labels, LABEL: "env-build"}, workdir)
+    return tag
+
+
+def _build_layer(client, image: str, script: str, mounts: list, tag: str, what: str, labels: dict,
+                 workdir: Path | None) -> None:
+    """Run `script` in a container of `image` (network on: it installs) and commit it as `tag`."""
+    # Mounts (not `volumes=`): docker commit would keep `volumes` as declared image volumes.
+    from docker.types import Mount
+
+    environment, links = pip_environment()
+    mounts = [*mounts, Mount("/run/host-ca.crt", HOST_CA, type="bind", read_only=True),
+              Mount(PIP_CACHE_DIR, PIP_CACHE_VOLUME, type="volume"),  # downloads and wheels, kept between builds
+              *(Mount(d, d, type="bind", read_only=True) for d in links)]
+    with new_container(workdir) if workdir else contextlib.nullcontext():
+        c = client.containers.run(image, ["sh", "-c", script], detach=True, mounts=mounts,
+                                  environment=environment, labels=labels)
     try:
         try:
             rc = c.wait(timeout=900)["StatusCode"]
         except Exception as exc:  # requests' ReadTimeout, or the engine went away
-            raise SandboxError(f"installing test dependencies did not finish: {exc}") from exc
-        if rc != 0:
-            tail = c.logs(tail=5).decode(errors="replace").strip()
-            raise SandboxError(f"installing test dependencies failed: {tail}")
-        c.commit(repository=ENV_REPO, tag=tag.split(":")[1], conf={"Labels": {LABEL: "env"}})
+            raise SandboxError(f"{what} did not finish: {exc}") from exc
+        if rc != 0:  # pip's last lines say which requirement and why; the CLI makes them one line
+            tail = c.logs(tail=8).decode(errors="replace").strip()
+            raise DependencyError(f"{what} failed (exit {rc}): {tail}")
+        repo, name = tag.split(":")
+        c.commit(repository=repo, tag=name, conf={"Labels": {LABEL: "env"}})
     finally:
         c.remove(force=True)
-    return tag
+
+
+def pip_environment() -> tuple[dict[str, str], list[str]]:
+    """The environment of a dependency build, and the local folders of PIP_FIND_LINKS to mount
+    (read-only, at the same path, which the environment then names absolute)."""
+    environment = {"PIP_CERT": "/run/host-ca.crt", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                   "PIP_CACHE_DIR": PIP_CACHE_DIR, **pip_settings()}
+    links, folders = [], []
+    for x in environment.get("PIP_FIND_LINKS", "").split():
+        if "://" not in x and Path(x).is_dir():
+            folders.append(str(Path(x).resolve()))
+            x = folders[-1]
+        links.append(x)
+    if links:
+        environment["PIP_FIND_LINKS"] = " ".join(links)
+    return environment, folders
+
+
+def pip_settings() -> dict[str, str]:
+    """The PIP_* settings of PIP_PASS_THROUGH that this process has (see `--index-url`)."""
+    return {k: os.environ[k] for k in PIP_PASS_THROUGH if os.environ.get(k)}

@@ -1,0 +1,171 @@
+"""BugsInPy (github.com/soarsmu/BugsInPy) as benchmark tasks, straight from a checkout of it.
+
+A bug lives in `projects/P/bugs/N/`: `bug.info` (the buggy and the fixed commit, the test files, the
+Python it was recorded on), `run_test.sh` (the commands that run its failing tests),
+`requirements.txt` (a `pip freeze` of the authors' environment) and `bug_patch.txt` (the human
+fix). The project's clone comes from `--repos DIR/P`. A task is the buggy commit's tree with the
+fixed commit's test files, as a new one-commit repository: the clone's later history, which holds
+the fix, never reaches the agent's tree. `bug_patch.txt` is read only by the harness
+(`reference_patch`), to check that the bug reproduces; no Task field holds it.
+
+Projects are split: the dev set (DEV_PROJECTS) is for development and tuning; every other project
+is held out for evaluation and is refused unless the caller says this is an evaluation run.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Iterable
+
+from ..errors import BadInput
+from ..sandbox.releases import release_for
+from .datasets import Task, _init_commit, _select
+
+DEV_PROJECTS = ("thefuck", "tqdm", "youtube-dl")
+# Pins of the test runner that the sandbox brings itself (a newer pytest for its worker): dropped.
+RUNNER = {"pytest", "pluggy", "coverage"}
+# `pip freeze` on Debian/Ubuntu lists this one; it never existed on PyPI.
+NEVER_INSTALLABLE = {"pkg-resources", "pkg_resources"}
+KEY_VALUE = re.compile(r'^\s*([A-Za-z_]\w*)\s*=\s*"?(.*?)"?\s*$')
+
+
+def read_info(path: Path) -> dict[str, str]:
+    """`key="value"` lines (bug.info, project.info); BugsInPy's own reader also tolerates a space
+    before the `=` (`fixed_commit_id ="..."`), so this one does too."""
+    info = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if m := KEY_VALUE.match(line):
+            info[m[1]] = m[2]
+    return info
+
+
+def failing_tests(run_test: str, test_files: list[str]) -> list[str]:
+    """pytest node ids of the tests that `run_test.sh` runs, one command a line: `pytest ID...`,
+    `python -m pytest ID...`, or `python -m unittest [-q] pkg.module.Class.method...`."""
+    ids: list[str] = []
+    for line in run_test.splitlines():
+        words = shlex.split(line, comments=True)
+        if "pytest" in words:
+            args = words[words.index("pytest") + 1:]
+            ids += [a for a in args if not a.startswith("-")]
+        elif "unittest" in words:
+            args = words[words.index("unittest") + 1:]
+            ids += [unittest_id(a, test_files) for a in args if not a.startswith("-")]
+    return list(dict.fromkeys(ids))
+
+
+def unittest_id(dotted: str, test_files: list[str]) -> str:
+    """`test.test_utils.TestUtil.test_x` -> `test/test_utils.py::TestUtil::test_x`, by the test
+    file whose module path begins the name; without one, the last two parts are class and method."""
+    for f in test_files:
+        module = f.removesuffix(".py").replace("/", ".")
+        if dotted.startswith(module + "."):
+            return "::".join([f, *dotted[len(module) + 1:].split(".")])
+    parts = dotted.split(".")
+    return "::".join([f"{'/'.join(parts[:-2])}.py", *parts[-2:]]) if len(parts) > 2 else dotted
+
+
+def requirements(text: str, project: str) -> list[str]:
+    """The bug's `requirements.txt`, as packages for the sandbox's dependency image: without the
+    project itself (the tree under test is the project), without entries that never installed, and
+    without the test runner's pins (the sandbox brings its own pytest; its plugins stay, unpinned)."""
+    own = _canonical(project)
+    kept = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue  # a blank line, or pip options (-e, -r): not packages
+        name = re.split(r"[\s<>=!~;\[]", line, maxsplit=1)[0]
+        canon = _canonical(name)
+        if canon in (own, *map(_canonical, NEVER_INSTALLABLE), *RUNNER):
+            continue
+        kept.append(name if canon.startswith("pytest-") else line)
+    return kept
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def bug_dirs(data: Path, project: str) -> list[Path]:
+    bugs = data / "projects" / project / "bugs"
+    return sorted((d for d in bugs.iterdir() if d.is_dir() and d.name.isdigit()), key=lambda d: int(d.name))
+
+
+def load_bugsinpy(data: Path | str, repos: Path | str | None = None, projects: Iterable[str] | None = None,
+                  ids: Iterable[str] | None = None, limit: int | None = None,
+                  evaluation: bool = False) -> list[Task]:
+    """The bugs of `projects` (default: the dev set) as tasks `P-N`. `repos/P` is the project's clone
+    (default: DATA/repos/P). A held-out project is refused unless `evaluation` is true."""
+    data = Path(data)
+    repos = Path(repos) if repos else data / "repos"
+    ids = list(ids) if ids is not None else None
+    if not (data / "projects").is_dir():
+        raise BadInput(f"{data} is not a BugsInPy checkout (no projects/ folder)")
+    if projects is None:  # the ids' projects, else the dev set (those of it that the checkout has)
+        projects = sorted({i.rsplit("-", 1)[0] for i in ids}) if ids else \
+            [p for p in DEV_PROJECTS if (data / "projects" / p / "bugs").is_dir()]
+    projects = list(projects)
+    held_out = [p for p in projects if p not in DEV_PROJECTS]
+    if held_out and not evaluation:
+        raise BadInput(f"{', '.join(held_out)}: held out for evaluation (the dev set is "
+                       f"{', '.join(DEV_PROJECTS)}); pass --evaluation only for an evaluation run")
+    tasks = []
+    for project in projects:
+        if not (data / "projects" / project / "bugs").is_dir():
+            raise BadInput(f"no BugsInPy project {project!r} in {data}")
+        url = read_info(data / "projects" / project / "project.info").get("github_url", "")
+        tasks += [bug_task(d, project, repos / project, url) for d in bug_dirs(data, project)]
+    return _select(tasks, lambda t: t.task_id, ids, limit)
+
+
+def bug_task(bug: Path, project: str, clone: Path, url: str = "") -> Task:
+    info = read_info(bug / "bug.info")
+    test_files = [f.strip() for f in info.get("test_file", "").split(";") if f.strip()]
+    run_test = (bug / "run_test.sh").read_text(encoding="utf-8") if (bug / "run_test.sh").is_file() else ""
+    reqs = (bug / "requirements.txt").read_text(encoding="utf-8") if (bug / "requirements.txt").is_file() else ""
+    python = info.get("python_version") or None
+    meta = {"repo": str(clone), "github_url": url, "project": project, "bug": int(bug.name),
+            "commit": info.get("buggy_commit_id"), "fixed_commit": info.get("fixed_commit_id"),
+            "test_files": test_files, "python_version": python, "release": release_for(python),
+            "deps": requirements(reqs, project), "bug_dir": str(bug.resolve())}
+    return Task(task_id=f"{project}-{bug.name}", dataset="bugsinpy", files={}, test_args=list(test_files),
+                failing_tests=failing_tests(run_test, test_files) or None, problem="", meta=meta)
+
+
+def materialize(task: Task, dest: Path) -> Path:
+    """The buggy commit's tree plus the fixed commit's test files, as a new one-commit repository."""
+    clone, buggy, fixed = Path(task.meta["repo"]), task.meta["commit"], task.meta["fixed_commit"]
+    if not clone.exists():
+        how = f" (git clone {task.meta['github_url']} {clone})" if task.meta.get("github_url") else ""
+        raise FileNotFoundError(f"{task.task_id}: no clone of {task.meta['project']} at {clone}{how}")
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.Popen(["git", "-C", str(clone), "archive", "--format=tar", buggy],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    untar = subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, capture_output=True)
+    archive.stdout.close()
+    err = archive.stderr.read().decode(errors="replace").strip()
+    if archive.wait() != 0 or untar.returncode != 0:
+        raise FileNotFoundError(f"{task.task_id}: commit {buggy} not in {clone}: "
+                                f"{err or untar.stderr.decode(errors='replace').strip()}")
+    for rel in task.meta["test_files"]:
+        shown = subprocess.run(["git", "-C", str(clone), "show", f"{fixed}:{rel}"], capture_output=True)
+        if shown.returncode != 0:
+            raise FileNotFoundError(f"{task.task_id}: {rel} not in the fixed commit {fixed}")
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_bytes(shown.stdout)
+    # force: a tracked file that the project's .gitignore names is still part of the tree
+    _init_commit(dest, f"bugsinpy: {task.task_id} (buggy, with the fixed commit's tests)", force=True)
+    return dest
+
+
+def reference_patch(task: Task) -> str | None:
+    """The human fix (`bug_patch.txt`), for the harness only, after or before the agent: never put it
+    where the agent reads."""
+    if task.dataset != "bugsinpy":
+        return None
+    f = Path(task.meta["bug_dir"]) / "bug_patch.txt"
+    return f.read_text(encoding="utf-8", errors="replace") if f.is_file() else None

@@ -1,0 +1,85 @@
+"""Before the agent runs on a real repository's bug: does the bug show, and in which environment?
+
+The task's failing tests must fail on the buggy tree, and (where the benchmark has the human fix,
+BugsInPy's `bug_patch.txt`) pass once that fix is applied. A bug that does not reproduce is
+recorded as such and the agent does not run on it: its outcome would measure the benchmark, not the
+agent. The record also says which image ran the tests, how long building its dependencies took and
+which Python it has.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Settings, names_test
+from ..envfault import env_fault
+from ..patching import apply_diff
+from ..sandbox import open_sandbox
+from ..tests_summary import failing_ids, ran
+from .bugsinpy import reference_patch
+from .datasets import Task
+
+VERSION = "import platform; print(platform.python_version())"
+
+
+def task_settings(task: Task, settings: Settings) -> Settings:
+    """The benchmark's settings for one task: its tests, and for a BugsInPy bug the base image of
+    the Python it was recorded on (unless an image was chosen) and its requirements."""
+    update: dict = {"test": list(task.test_args), "problem": task.problem,
+                    "failing_tests": list(task.failing_tests or []) if task.dataset in ("repos", "bugsinpy") else []}
+    if task.dataset == "bugsinpy":
+        from ..sandbox.releases import base_tag
+
+        update["image"] = settings.image or base_tag(task.meta["release"])
+        update["deps"] = [*_as_list(settings.deps), *task.meta.get("deps", [])]
+    return settings.model_copy(update=update)
+
+
+def _as_list(deps) -> list[str]:
+    return [deps] if isinstance(deps, str) else list(deps or [])
+
+
+def still_passing(targets: list[str], run) -> list[str]:
+    """The targets none of whose cases failed in `run`."""
+    failed = failing_ids(run)
+    return [t for t in targets if not any(names_test(t, f) for f in failed)]
+
+
+def reproduce(task: Task, settings: Settings, work: Path, log=lambda m: None) -> dict:
+    """`{"reproduced": bool, "reproduce": why, "env_fault": "" | text, "python", "image",
+    "image_build_s", "failing_on_buggy", "failing_with_reference"}`. `settings`: task_settings()'s."""
+    repo = task.materialize(work)
+    box = open_sandbox(settings.sandbox, repo, image=settings.image, log=log, deps=settings.deps,
+                       build=settings.build_image)
+    try:
+        env = dict(getattr(box, "env", {}) or {})
+        rc, out = box.run([box.python, "-c", VERSION], timeout=60)
+        env["python"] = out.strip().splitlines()[-1] if rc == 0 and out.strip() else f"unknown (exit {rc})"
+        targets = list(task.failing_tests or [])
+        run = box.run_tests(targets or list(task.test_args), timeout=settings.test_timeout_s,
+                            per_test_timeout=settings.per_test_timeout_s)
+        record = {**env, "reproduced": False, "env_fault": "", "failing_on_buggy": failing_ids(run),
+                  "failing_with_reference": None}
+        if fault := env_fault(run, repo):
+            return {**record, "env_fault": fault, "reproduce": fault}
+        if not ran(run):
+            return {**record, "reproduce": f"no test ran on the buggy code (exit {run['returncode']}): "
+                                           f"{run['output_tail'][-300:].strip()}"}
+        passing = still_passing(targets, run) if targets else []
+        if passing or not failing_ids(run):
+            return {**record, "reproduce": f"passes on the buggy code: {', '.join(passing) or 'every test'}"}
+        reference = reference_patch(task)
+        if reference is not None:
+            applied = apply_diff(repo, reference)
+            if not applied.ok:
+                return {**record, "reproduce": f"the reference fix does not apply: {applied.reason}"}
+            fixed = box.run_tests(targets, timeout=settings.test_timeout_s,
+                                  per_test_timeout=settings.per_test_timeout_s)
+            record["failing_with_reference"] = failing_ids(fixed)
+            failing = [t for t in targets if not still_passing([t], fixed)]  # a case of it failed
+            if failing or not ran(fixed):
+                return {**record, "reproduce": f"fails with the reference fix: {', '.join(failing or targets)}"}
+        how = "fails on the buggy code" + (", passes with the reference fix" if reference is not None else "")
+        return {**record, "reproduced": True, "reproduce": how}
+    finally:
+        box.close()
