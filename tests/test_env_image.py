@@ -102,3 +102,38 @@ def test_a_requirement_that_cannot_install_is_one_error_line_and_exit_3(offline,
     assert "No matching distribution found for tinydep==9.9" in errors[0]  # pip's own last line
     assert not any(i.attrs["Config"]["Labels"].get("repair-agent.workdir", "").startswith(str(tmp_path))
                    for i in docker_client().containers.list(all=True))
+
+
+def test_the_warm_worker_runs_on_bullseyes_python_3_9(tmp_path, docker_ready):
+    """BugsInPy's bugs get bullseye's Python 3.9; the worker once asked importlib.metadata for a 3.10
+    API there, died, and every run fell back to docker exec."""
+    from repair_agent.sandbox import DockerSandbox
+    from repair_agent.sandbox.images import env_tag
+
+    client, base = docker_client(), "repair-agent/base:bullseye"
+    if not (_image_exists(client, base) and _image_exists(client, tools_tag(base))):
+        pytest.skip(f"{base} or its tools image missing: `repair-agent sandbox build-base --release bullseye`")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "test_x.py").write_text("import sys\n\n\ndef test_x():\n    assert sys.version_info[:2] == (3, 8)\n")
+    made = not _image_exists(client, env_tag(repo, base))
+    box = DockerSandbox(repo, image=base, log=lambda m: None)
+    try:
+        run = box.run_tests(["test_x.py"], timeout=120)
+        assert run["runner"] == "worker", run.get("fallback")
+        assert [c["id"] for c in run["cases"] if c["outcome"] == "failed"] == ["test_x.py::test_x"]
+        assert "assert (3, 9) == (3, 8)" in run["cases"][0]["details"]
+    finally:
+        box.close()
+        if made:
+            client.images.remove(env_tag(repo, base), force=True)
+
+
+def test_pips_error_lines_are_what_the_message_keeps():
+    from repair_agent.sandbox.images import pip_error
+
+    built = "Collecting psutil==5.7.0\n    building 'psutil._psutil_linux'\n" + "    noise\n" * 30 + \
+        "ERROR: Command errored out with exit status 1: /opt/venv/bin/python3 -u -c " + "x" * 400 + "\n" \
+        "Check the logs for full command output.\n"
+    assert pip_error(built).startswith("ERROR: Command errored out with exit status 1") and len(pip_error(built)) == 300
+    assert pip_error("a\nb\n" + "c\n" * 10) == "\n".join(["c"] * 8)

@@ -250,13 +250,20 @@ def _build_layer(client, image: str, script: str, mounts: list, tag: str, what: 
             rc = c.wait(timeout=900)["StatusCode"]
         except Exception as exc:  # requests' ReadTimeout, or the engine went away
             raise SandboxError(f"{what} did not finish: {exc}") from exc
-        if rc != 0:  # pip's last lines say which requirement and why; the CLI makes them one line
-            tail = c.logs(tail=8).decode(errors="replace").strip()
-            raise DependencyError(f"{what} failed (exit {rc}): {tail}")
+        if rc != 0:
+            raise DependencyError(f"{what} failed (exit {rc}): {pip_error(c.logs(tail=60).decode(errors='replace'))}")
         repo, name = tag.split(":")
         c.commit(repository=repo, tag=name, conf={"Labels": {LABEL: "env"}})
     finally:
         c.remove(force=True)
+
+
+def pip_error(log: str) -> str:
+    """What pip said went wrong: its `ERROR:` lines (they name the requirement), else its last lines
+    (a build that failed ends with its own words). The CLI makes them one line."""
+    lines = [ln.strip() for ln in log.strip().splitlines() if ln.strip()]
+    errors = [ln if len(ln) <= 300 else ln[:297] + "..." for ln in lines if ln.startswith("ERROR:")]
+    return "\n".join(errors[-3:] or lines[-8:])
 
 
 def pip_environment() -> tuple[dict[str, str], list[str]]:
