@@ -139,7 +139,8 @@ def test_closest_release_is_never_older_than_asked_unless_none_is_new_enough():
 def test_loader_gives_the_dev_set_and_refuses_held_out_projects(bugsinpy):
     data, repos, commits = bugsinpy
     tasks = load_bugsinpy(data, repos)
-    assert [t.task_id for t in tasks] == ["thefuck-1", "thefuck-2"] and DEV_PROJECTS == ("thefuck", "tqdm", "youtube-dl")
+    assert [t.task_id for t in tasks] == ["thefuck-1", "thefuck-2"]
+    assert DEV_PROJECTS == ("thefuck", "tqdm", "youtube-dl")
     t = tasks[0]
     assert t.dataset == "bugsinpy" and t.test_args == ["tests/test_calc.py"]
     assert t.failing_tests == ["tests/test_calc.py::test_add"]

@@ -94,7 +94,7 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         env: dict = {}
         try:
             if task.dataset in ("repos", "bugsinpy"):  # does the bug show? (and in which environment)
-                env = reproduce(task, mine, work / "reproduce")
+                env = reproduce(task, mine, work / "reproduce", log=log)
                 if not env["reproduced"]:
                     raise NotReproduced(env["reproduce"], fault=bool(env["env_fault"]))
             repo = task.materialize(work / "repo")  # a task that cannot be prepared is that task's error
