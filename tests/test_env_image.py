@@ -133,7 +133,12 @@ def test_pips_error_lines_are_what_the_message_keeps():
     from repair_agent.sandbox.images import pip_error
 
     built = "Collecting psutil==5.7.0\n    building 'psutil._psutil_linux'\n" + "    noise\n" * 30 + \
+        "    TypeError: hilite() got an unexpected keyword argument 'ok'\n    ----------------------------\n" \
         "ERROR: Command errored out with exit status 1: /opt/venv/bin/python3 -u -c " + "x" * 400 + "\n" \
         "Check the logs for full command output.\n"
-    assert pip_error(built).startswith("ERROR: Command errored out with exit status 1") and len(pip_error(built)) == 300
+    said, error = pip_error(built).splitlines()
+    assert said == "TypeError: hilite() got an unexpected keyword argument 'ok'"  # the build's own last words
+    assert error.startswith("ERROR: Command errored out with exit status 1") and len(error) == 200
+    missing = "Collecting tinydep==9.9\nERROR: Could not find a version\nERROR: No matching distribution found\n"
+    assert pip_error(missing) == "ERROR: Could not find a version\nERROR: No matching distribution found"
     assert pip_error("a\nb\n" + "c\n" * 10) == "\n".join(["c"] * 8)

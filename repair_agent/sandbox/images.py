@@ -259,11 +259,15 @@ def _build_layer(client, image: str, script: str, mounts: list, tag: str, what: 
 
 
 def pip_error(log: str) -> str:
-    """What pip said went wrong: its `ERROR:` lines (they name the requirement), else its last lines
-    (a build that failed ends with its own words). The CLI makes them one line."""
+    """What pip said went wrong: its `ERROR:` lines (they name the requirement), each cut short, and
+    where a build failed, the build's own last words before them; else pip's last lines."""
     lines = [ln.strip() for ln in log.strip().splitlines() if ln.strip()]
-    errors = [ln if len(ln) <= 300 else ln[:297] + "..." for ln in lines if ln.startswith("ERROR:")]
-    return "\n".join(errors[-3:] or lines[-8:])
+    first = next((i for i, ln in enumerate(lines) if ln.startswith("ERROR:")), None)
+    if first is None:
+        return "\n".join(lines[-8:])
+    errors = [ln if len(ln) <= 200 else ln[:197] + "..." for ln in lines[first:] if ln.startswith("ERROR:")]
+    said = [ln for ln in lines[:first] if set(ln) != {"-"}][-1:] if "errored out" in lines[first] else []
+    return "\n".join(said + errors[-3:])
 
 
 def pip_environment() -> tuple[dict[str, str], list[str]]:
