@@ -50,6 +50,7 @@ class Settings(BaseModel):
     image: str | None = None
     build_image: bool = True  # a missing base image of ours is built on first use (fix --no-build: refused)
     deps: list[str] | str = []  # pip packages for the sandbox's image ("a,b" or a list); installs code: not REPO_SAFE
+    install_project: bool = True  # the dependency image installs the project itself (`pip install .`)
     allow_test_edits: bool = False
     use_trace: bool = True
     use_sbfl: bool = True

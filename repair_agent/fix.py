@@ -68,7 +68,8 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
         recorder.write("resume" if resume else "start", repo=str(repo))
         started = time.time()
         sandbox = open_sandbox(settings.sandbox, scratch, image=settings.image, log=log,
-                               use_worker=settings.use_worker, deps=settings.deps, build=settings.build_image)
+                               use_worker=settings.use_worker, deps=settings.deps, build=settings.build_image,
+                               install_project=settings.install_project)
         stack.callback(sandbox.close)
         if model is None and (settings.needs_model() or diagnose_only):
             model = stack.enter_context(open_model(settings, log=log))  # `--strategies mutate`: none

@@ -81,6 +81,7 @@ def bugsinpy(tmp_path) -> tuple[Path, Path, dict]:
     bug(data, "thefuck", 1, info, "pytest tests/test_calc.py::test_add\n",
         reqs="pkg-resources==0.0.0\nthefuck==3.1\npytest==5.4.2\npluggy==0.13.1\npytest-mock==3.1.0\nsix==1.15.0\n")
     bug(data, "thefuck", 2, info, "pytest tests/test_calc.py::test_double")  # passes on the buggy tree
+    (data / "projects/thefuck/bugs/2/setup.sh").write_text("python setup.py install\npip3 install nose\n")
     bug(data, "black", 1, info, "pytest tests/test_calc.py::test_add")  # a held-out project
     return data, repos, commits
 
@@ -147,6 +148,8 @@ def test_loader_gives_the_dev_set_and_refuses_held_out_projects(bugsinpy):
     assert t.meta["release"] == "bookworm" and t.meta["deps"] == ["pytest-mock", "six==1.15.0"]
     assert "a + b" not in json.dumps(t.to_dict()) and "bug_patch" not in json.dumps(t.to_dict())
     assert reference_patch(t) == REFERENCE  # the harness reads it from the checkout, when it asks
+    # BugsInPy's recipe installs the project only where the bug's setup.sh does
+    assert t.meta["install_project"] is False and tasks[1].meta["install_project"] is True
     with pytest.raises(BadInput, match="black: held out for evaluation"):
         load_bugsinpy(data, repos, projects=["black"])
     with pytest.raises(BadInput, match="held out"):
@@ -181,19 +184,30 @@ def test_a_task_is_the_buggy_tree_with_the_fixed_tests_and_no_later_history(bugs
 def test_bench_bugsinpy_runs_the_bug_that_reproduces_and_records_the_one_that_does_not(bugsinpy, tmp_path,
                                                                                         docker_ready):
     """The whole command: no model (the mutation search alone), the records, the environment."""
+    from repair_agent.sandbox import docker_client
+    from repair_agent.sandbox.images import _image_exists, env_tag
+
     data, repos, _ = bugsinpy
     (data / "projects/thefuck/bugs/1/requirements.txt").write_text("pytest==5.4.2\n")  # no install: no network
+    # the project has no requirements file and is not installed: its image holds the test tools only
+    (tmp_path / "empty").mkdir()
+    image = env_tag(tmp_path / "empty", "repair-agent/base:bookworm", [], install_project=False)
+    made = not _image_exists(docker_client(), image)
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "repair_agent", "bench", "bugsinpy", "--data", str(data),
-                           "--repos", str(repos), "--out", str(out), "--strategies", "mutate", "--sandbox", "docker"],
-                          capture_output=True, text=True, timeout=900)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "repair_agent", "bench", "bugsinpy", "--data", str(data),
+                               "--repos", str(repos), "--out", str(out), "--strategies", "mutate",
+                               "--sandbox", "docker"], capture_output=True, text=True, timeout=900)
+    finally:
+        if made and _image_exists(docker_client(), image):
+            docker_client().images.remove(image, force=True)
     assert proc.returncode == 0, proc.stderr
     records = {r["task_id"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
     one, two = records["thefuck-1"], records["thefuck-2"]
     assert one["status"] == "fixed" and one["verified"] is True and "+    return a + b" in one["patch"]
     env = one["environment"]
     assert env["reproduced"] is True and env["reproduce"] == "fails on the buggy code, passes with the reference fix"
-    assert env["python"].startswith("3.11.") and env["base"] == "repair-agent/base:bookworm"
+    assert env["python"].startswith("3.11.") and env["base"] == "repair-agent/base:bookworm" and env["image"] == image
     assert env["failing_on_buggy"] == ["tests/test_calc.py::test_add[1-1-2]", "tests/test_calc.py::test_add[2-3-5]"]
     assert env["failing_with_reference"] == [] and isinstance(env["image_build_s"], float)
     assert two["status"] == "not_reproduced" and two["rounds"] == []

@@ -19,7 +19,8 @@ import git
 import pytest
 
 from repair_agent.sandbox import BASE_IMAGE, docker_client
-from repair_agent.sandbox.images import PIP_CACHE_DIR, PIP_CACHE_VOLUME, _image_exists, env_image, tools_tag
+from repair_agent.errors import DependencyError
+from repair_agent.sandbox.images import PIP_CACHE_DIR, PIP_CACHE_VOLUME, _image_exists, env_image, env_tag, tools_tag
 
 pytestmark = pytest.mark.docker
 
@@ -104,11 +105,27 @@ def test_a_requirement_that_cannot_install_is_one_error_line_and_exit_3(offline,
                    for i in docker_client().containers.list(all=True))
 
 
+def test_a_project_that_does_not_install_is_said_unless_only_its_requirements_are_asked_for(offline, tmp_path):
+    wheels, made = offline
+    repo = project(tmp_path / "repo", "tinydep==1.0")
+    (repo / "setup.py").write_text("raise SystemExit('this old setup.py needs a generated file')\n")
+    client = docker_client()
+    with pytest.raises(DependencyError, match="installing test dependencies failed") as err:
+        made.append(env_tag(repo, BASE_IMAGE))
+        env_image(client, repo, BASE_IMAGE, {}, log=lambda m: None)
+    assert "this old setup.py needs a generated file" in str(err.value)  # the build's own words
+    tag = env_image(client, repo, BASE_IMAGE, {}, log=lambda m: None, install_project=False)
+    made.append(tag)
+    assert tag != env_tag(repo, BASE_IMAGE) and tag == env_tag(repo, BASE_IMAGE, install_project=False)
+    out = client.containers.run(tag, ["/opt/venv/bin/python", "-c", "import tinydep; print(tinydep.FACTOR)"],
+                                remove=True, network_mode="none")
+    assert out.decode().strip() == "3"
+
+
 def test_the_warm_worker_runs_on_bullseyes_python_3_9(tmp_path, docker_ready):
     """BugsInPy's bugs get bullseye's Python 3.9; the worker once asked importlib.metadata for a 3.10
     API there, died, and every run fell back to docker exec."""
     from repair_agent.sandbox import DockerSandbox
-    from repair_agent.sandbox.images import env_tag
 
     client, base = docker_client(), "repair-agent/base:bullseye"
     if not (_image_exists(client, base) and _image_exists(client, tools_tag(base))):

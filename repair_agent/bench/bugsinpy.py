@@ -128,10 +128,13 @@ def bug_task(bug: Path, project: str, clone: Path, url: str = "") -> Task:
     run_test = (bug / "run_test.sh").read_text(encoding="utf-8") if (bug / "run_test.sh").is_file() else ""
     reqs = (bug / "requirements.txt").read_text(encoding="utf-8") if (bug / "requirements.txt").is_file() else ""
     python = info.get("python_version") or None
+    setup = (bug / "setup.sh").read_text(encoding="utf-8") if (bug / "setup.sh").is_file() else ""
     meta = {"repo": str(clone), "github_url": url, "project": project, "bug": int(bug.name),
             "commit": info.get("buggy_commit_id"), "fixed_commit": info.get("fixed_commit_id"),
             "test_files": test_files, "python_version": python, "release": release_for(python),
-            "deps": requirements(reqs, project), "bug_dir": str(bug.resolve())}
+            "deps": requirements(reqs, project), "bug_dir": str(bug.resolve()),
+            "install_project": bool(re.search(r"setup\.py\s+(install|develop)|pip3?\s+install\s+(-e\s+)?\.(\s|$)",
+                                              setup))}
     return Task(task_id=f"{project}-{bug.name}", dataset="bugsinpy", files={}, test_args=list(test_files),
                 failing_tests=failing_tests(run_test, test_files) or None, problem="", meta=meta)
 

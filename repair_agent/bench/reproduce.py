@@ -32,6 +32,8 @@ def task_settings(task: Task, settings: Settings) -> Settings:
 
         update["image"] = settings.image or base_tag(task.meta["release"])
         update["deps"] = [*_as_list(settings.deps), *task.meta.get("deps", [])]
+        # as BugsInPy's own recipe: the project is installed only where the bug's setup.sh does it
+        update["install_project"] = bool(task.meta.get("install_project"))
     return settings.model_copy(update=update)
 
 
@@ -50,7 +52,7 @@ def reproduce(task: Task, settings: Settings, work: Path, log=lambda m: None) ->
     "image_build_s", "failing_on_buggy", "failing_with_reference"}`. `settings`: task_settings()'s."""
     repo = task.materialize(work)
     box = open_sandbox(settings.sandbox, repo, image=settings.image, log=log, deps=settings.deps,
-                       build=settings.build_image)
+                       build=settings.build_image, install_project=settings.install_project)
     try:
         env = dict(getattr(box, "env", {}) or {})
         rc, out = box.run([box.python, "-c", VERSION], timeout=60)

@@ -60,6 +60,7 @@ def verify(task: Task, patch: str, workdir: Path, settings: Settings, baseline: 
     if not apply_diff(workdir, patch).ok:
         return False
     box = open_sandbox(settings.sandbox, workdir, image=settings.image, log=lambda m: None, deps=settings.deps,
+                       install_project=settings.install_project,
                        build=settings.build_image)
     try:
         run = box.run_tests(task.test_args, timeout=settings.test_timeout_s,

@@ -39,7 +39,8 @@ def check_kind(kind: str) -> None:
 
 
 def open_sandbox(kind: str, workdir: Path, image: str | None = None, log=print,
-                 use_worker: bool = True, deps: list[str] | str | None = None, build: bool = True) -> Sandbox:
+                 use_worker: bool = True, deps: list[str] | str | None = None, build: bool = True,
+                 install_project: bool = True) -> Sandbox:
     """`auto` takes Docker when an engine answers, else the local sandbox with a warning. `deps`:
     packages the Docker sandbox's image adds; the local one cannot install them. `build`: a missing
     base image of ours is built (else refused)."""
@@ -50,6 +51,7 @@ def open_sandbox(kind: str, workdir: Path, image: str | None = None, log=print,
             log("warning: Docker engine not reachable; falling back to the local sandbox.")
     if kind == "docker":
         return DockerSandbox(workdir, image=image or BASE_IMAGE, log=log, use_worker=use_worker, deps=deps,
+                             install_project=install_project,
                              build=build)
     log(LOCAL_WARNING)
     if use_worker:

@@ -63,7 +63,7 @@ class DockerSandbox:
 
     def __init__(self, workdir: Path, image: str = BASE_IMAGE, reuse: bool = True,
                  memory: str = "2g", pids: int = 256, cpus: float = 2.0, log=print, use_worker: bool = True,
-                 deps: list[str] | str | None = None, build: bool = True):
+                 deps: list[str] | str | None = None, build: bool = True, install_project: bool = True):
         self.workdir = Path(workdir).resolve()
         self.id = uuid.uuid4().hex[:12]
         self.container = None
@@ -82,10 +82,10 @@ class DockerSandbox:
         self.worker_deaths = 0  # the worker is restarted once after it died, not again
         try:
             self.workspace_size = max(512 << 20, 2 * _tree_size(self.workdir) + (256 << 20))
-            built = not _image_exists(self.client, env_tag(self.workdir, self.base, deps))
+            built = not _image_exists(self.client, env_tag(self.workdir, self.base, deps, install_project))
             started = time.monotonic()
             self.image = env_image(self.client, self.workdir, self.base, self.labels, log=self.log, deps=deps,
-                                   build=build)
+                                   build=build, install_project=install_project)
             # for benchmark records: the dependency image, and the seconds its build took (0: it was there)
             self.env = {"image": self.image, "base": self.base,
                         "image_build_s": round(time.monotonic() - started, 1) if built else 0.0}

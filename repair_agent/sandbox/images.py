@@ -167,18 +167,20 @@ def packages(deps: list[str] | str | None) -> list[str]:
     return names
 
 
-def env_tag(repo: Path, image: str, deps: list[str] | str | None = None) -> str:
+def env_tag(repo: Path, image: str, deps: list[str] | str | None = None, install_project: bool = True) -> str:
     """The dependency image's tag for `repo` on `image` with `deps`."""
-    return f"{ENV_REPO}:{dependency_key(repo, image, packages(deps))}"
+    return f"{ENV_REPO}:{dependency_key(repo, image, packages(deps), install_project)}"
 
 
-def dependency_key(repo: Path, image: str, deps: list[str] | str | None = None) -> str:
+def dependency_key(repo: Path, image: str, deps: list[str] | str | None = None, install_project: bool = True) -> str:
     h = hashlib.sha256(f"{image}|{' '.join(TOOLS)}".encode())
+    if not install_project:  # installed: the same key as before this choice existed
+        h.update(b"project not installed\0")
     if extra := packages(deps):  # no --deps: the same key as before they existed
         h.update(b"deps\0" + "\0".join(extra).encode())
     for name in DEP_FILES:
         f = repo / name
-        if f.is_file():
+        if f.is_file() and (install_project or "requirements" in name):  # not installed: its metadata is moot
             h.update(name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -200,14 +202,15 @@ def tools_image(client, base: str, log=print, workdir: Path | None = None) -> st
 
 
 def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: list[str] | str | None = None,
-              build: bool = True) -> str:
+              build: bool = True, install_project: bool = True) -> str:
     """The image with the test tools, `workdir`'s dependencies and the packages `deps` on `base`,
     built once per dependency set (keyed by the dependency files and `deps`) and kept. `build`: a
-    missing base image of ours is built first (see ensure_base). A failed install is a SandboxError
-    with pip's last lines: a project that does not install says so here, not as collection errors."""
+    missing base image of ours is built first (see ensure_base). A failed install is a DependencyError
+    with pip's last lines: a project that does not install says so here, not as collection errors.
+    `install_project=False`: the requirements only (a benchmark whose own recipe does not install it)."""
     ensure_base(client, base, build=build, log=log)
     extra = packages(deps)
-    tag = env_tag(workdir, base, extra)
+    tag = env_tag(workdir, base, extra, install_project)
     if _image_exists(client, tag):
         return tag
     tools = tools_image(client, base, log=log, workdir=workdir)
@@ -216,12 +219,12 @@ def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: l
     script = (
         "set -e; PIP=/opt/venv/bin/pip; cp -r /src /tmp/src; cd /tmp/src; "
         "for r in requirements.txt requirements-dev.txt requirements-test.txt test-requirements.txt; do "
-        "  if [ -f $r ]; then $PIP install -q -r $r; fi; done; "
-        "if [ -f pyproject.toml ] || [ -f setup.py ]; then $PIP install -q .; fi"
+        "  if [ -f $r ]; then $PIP install -q -r $r; fi; done"
+        + ("; if [ -f pyproject.toml ] || [ -f setup.py ]; then $PIP install -q .; fi" if install_project else "")
         + (f"; $PIP install -q {' '.join(map(shlex.quote, extra))}" if extra else ""))
     from docker.types import Mount
 
-    whole = any((workdir / n).is_file() for n in ("pyproject.toml", "setup.py"))
+    whole = install_project and any((workdir / n).is_file() for n in ("pyproject.toml", "setup.py"))
     mounts = [Mount("/src", str(workdir), type="bind", read_only=True)] if whole else [
         Mount(f"/src/{n}", str(workdir / n), type="bind", read_only=True)
         for n in DEP_FILES if (workdir / n).is_file()]
