@@ -113,6 +113,18 @@ def test_a_failing_test_names_its_parametrized_cases():
     assert not s.is_baseline("t.py::test_f[1-2]") and s.is_baseline("t.py::test_other")
 
 
+def test_a_module_that_does_not_collect_fails_each_of_its_tests():
+    from repair_agent.bench.reproduce import still_passing
+
+    def run(*failed):
+        return {"cases": [{"id": f, "outcome": "error"} for f in failed]}
+
+    targets = ["t/a.py::test_x", "t/a.py::C::test_y", "t/b.py::test_z"]
+    assert still_passing(targets, run("t/a.py")) == ["t/b.py::test_z"]
+    assert still_passing(targets, run("t/a.py::test_x[1]", "t/a.py::C")) == ["t/b.py::test_z"]
+    assert still_passing(targets, run("t/a.py::test_xy")) == targets
+
+
 @pytest.mark.parametrize("asked, release", [
     (dict(python_version="3.6.9"), "bullseye"), (dict(python_version="3.7.0"), "bullseye"),
     (dict(python_version="3.9"), "bullseye"), (dict(python_version="3.10.4"), "bookworm"),

@@ -42,9 +42,10 @@ def _as_list(deps) -> list[str]:
 
 
 def still_passing(targets: list[str], run) -> list[str]:
-    """The targets none of whose cases failed in `run`."""
+    """The targets none of whose cases failed in `run`; a module that failed to collect (its file is
+    the failing id) fails every test in it."""
     failed = failing_ids(run)
-    return [t for t in targets if not any(names_test(t, f) for f in failed)]
+    return [t for t in targets if not any(names_test(t, f) or names_test(f, t) for f in failed)]
 
 
 def reproduce(task: Task, settings: Settings, work: Path, log=lambda m: None) -> dict:
