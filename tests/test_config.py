@@ -24,6 +24,7 @@ DANGEROUS = {
     "token_budget": 10**9, "wall_time_s": 10**7, "model_timeout_s": 10**6, "max_tokens": 100_000, "seed": 7,
     "use_trace": False, "use_sbfl": False, "deps": ["evil-package"],  # deps: pip installs it in the image
     "build_image": False, "failing_tests": ["tests/t.py::test_x"],  # the benchmark harness's, not a repository's
+    "install_project": False,  # the benchmark harness's too (BugsInPy's recipe)
 }
 SAFE = {"test": "tests/test_a.py -k slow", "problem": "sorts stably", "rounds": 5, "samples": 2,
         "strategies": "mutate", "search_lines": 2, "max_candidates": 50, "infill_samples": 4, "plausible": 1,
