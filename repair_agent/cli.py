@@ -449,7 +449,10 @@ def build_base(force: bool = typer.Option(False, help="Rebuild even if the image
                mirror: Optional[str] = typer.Option(None, help="Debian mirror (default: apt's)."),
                release: Optional[str] = typer.Option(None, metavar="NAME", help="Debian release: bullseye "
                                                      "(Python 3.9), bookworm (3.11, the default) or trixie (3.13)."),
-               tag: Optional[str] = typer.Option(None, help="Image tag (default: repair-agent/base:RELEASE).")):
+               tag: Optional[str] = typer.Option(None, help="Image tag (default: repair-agent/base:RELEASE, "
+                                                 "-cc with --compiler)."),
+               compiler: bool = typer.Option(False, "--compiler", help="Add a C compiler and the Python headers "
+                                             "(gcc, libc6-dev, python3-dev), for pins without a wheel.")):
     """Build the sandbox base image (no registry needed).
 
     debootstrap makes a Debian root file system and `docker import` turns it into the image."""
@@ -458,8 +461,8 @@ def build_base(force: bool = typer.Option(False, help="Rebuild even if the image
     from .sandbox.releases import base_tag
 
     try:
-        built = build_base_image(tag or base_tag(release or "bookworm"), mirror=mirror, force=force, log=log,
-                                 release=release)
+        built = build_base_image(tag or base_tag(release or "bookworm", compiler), mirror=mirror, force=force, log=log,
+                                 release=release, compiler=compiler)
         tools_image(docker_client(), built, log=log)  # the test tools too, while the network is at hand
         console.print(built)
     except RepairAgentError as exc:
@@ -468,7 +471,8 @@ def build_base(force: bool = typer.Option(False, help="Rebuild even if the image
 
 def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optional[str], limit: Optional[int],
            workers: int, single_shot: bool, base_url, model, rounds, samples, sandbox, no_trace, no_sbfl,
-           strategies=None, max_candidates=None, per_test_timeout: int = 5, loader: Optional[dict] = None):
+           strategies=None, max_candidates=None, per_test_timeout: int = 5, loader: Optional[dict] = None,
+           image: Optional[str] = None):
     from .bench.datasets import load_dataset
     from .bench.runner import run_benchmark
     from .bench.summary import print_summary
@@ -483,7 +487,7 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
                                  sandbox=sandbox, use_trace=False if no_trace else None,
                                  use_sbfl=False if no_sbfl else None, test_timeout_s=180,
                                  per_test_timeout_s=per_test_timeout, strategies=strategies,
-                                 max_candidates=max_candidates)
+                                 max_candidates=max_candidates, image=image)
         settings.strategy_list()  # an unknown strategy is bad input, before any task runs
         summary = run_benchmark(tasks, settings, out, mode=mode, workers=workers, log=log, data=data)
     except RepairAgentError as exc:
@@ -571,6 +575,8 @@ def bench_bugsinpy(
     strategies: Optional[str] = typer.Option(None, help="mutate,infill,refine (default all)."),
     max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates per task (default 1000)."),
     per_test_timeout: int = typer.Option(5, min=1, help="Seconds one test may run before it fails."),
+    image: Optional[str] = typer.Option(None, metavar="IMAGE", help="One sandbox base image for every bug (default: "
+                                        "per bug, repair-agent/base:RELEASE-cc for its Python)."),
     index_url: IndexUrl = None, find_links: FindLinks = None,
 ):
     """Run the agent over BugsInPy's real bugs (--data DIR --repos DIR).
@@ -583,7 +589,7 @@ def bench_bugsinpy(
     loader = {"repos": repos, "evaluation": evaluation,
               "projects": [p.strip() for p in projects.split(",") if p.strip()] if projects else None}
     _bench("bugsinpy", data, out, ids, limit, workers, single_shot, base_url, model, rounds, samples, sandbox,
-           no_trace, no_sbfl, strategies, max_candidates, per_test_timeout, loader=loader)
+           no_trace, no_sbfl, strategies, max_candidates, per_test_timeout, loader=loader, image=image)
 
 
 @bench_app.command("rescore")

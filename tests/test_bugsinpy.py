@@ -14,7 +14,7 @@ import pytest
 
 from repair_agent.bench.bugsinpy import (DEV_PROJECTS, failing_tests, load_bugsinpy, read_info,
                                         reference_patch, requirements, unittest_id)
-from repair_agent.bench.datasets import load_dataset
+from repair_agent.bench.datasets import Task, load_dataset
 from repair_agent.config import Settings, names_test
 from repair_agent.errors import BadInput
 from repair_agent.sandbox.releases import closest_release, release_for
@@ -143,6 +143,21 @@ def test_the_release_closest_to_the_python_asked_for(asked, release):
     assert release_for(**asked) == release
 
 
+def test_base_tags_say_their_release_and_compiler():
+    from repair_agent.bench.reproduce import task_settings
+    from repair_agent.sandbox.releases import base_tag, read_base_tag
+
+    assert base_tag("bullseye") == "repair-agent/base:bullseye"
+    assert base_tag("trixie", compiler=True) == "repair-agent/base:trixie-cc"
+    assert read_base_tag("repair-agent/base:bullseye-cc") == ("bullseye", True)
+    assert read_base_tag("repair-agent/base:bookworm") == ("bookworm", False)
+    assert read_base_tag("repair-agent/base:test-1234") is None and read_base_tag("python:3.9") is None
+    task = Task("p-1", "bugsinpy", {}, ["t.py"], ["t.py::t"], "", {"release": "bullseye", "deps": ["six==1"]})
+    s = task_settings(task, Settings(deps=["extra"]))
+    assert s.image == "repair-agent/base:bullseye-cc" and s.deps == ["extra", "six==1"] and not s.install_project
+    assert task_settings(task, Settings(image="repair-agent/base:bookworm")).image == "repair-agent/base:bookworm"
+
+
 def test_closest_release_is_never_older_than_asked_unless_none_is_new_enough():
     assert closest_release((3, 11)) == "bookworm" and closest_release((3, 13)) == "trixie"
     assert closest_release((4, 0)) == "trixie"
@@ -209,7 +224,8 @@ def test_bench_bugsinpy_runs_the_bug_that_reproduces_and_records_the_one_that_do
     try:
         proc = subprocess.run([sys.executable, "-m", "repair_agent", "bench", "bugsinpy", "--data", str(data),
                                "--repos", str(repos), "--out", str(out), "--strategies", "mutate",
-                               "--sandbox", "docker"], capture_output=True, text=True, timeout=900)
+                               "--sandbox", "docker", "--image", "repair-agent/base:bookworm"],
+                              capture_output=True, text=True, timeout=900)
     finally:
         if made and _image_exists(docker_client(), image):
             docker_client().images.remove(image, force=True)

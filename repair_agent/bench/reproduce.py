@@ -30,7 +30,8 @@ def task_settings(task: Task, settings: Settings) -> Settings:
     if task.dataset == "bugsinpy":
         from ..sandbox.releases import base_tag
 
-        update["image"] = settings.image or base_tag(task.meta["release"])
+        # with a compiler: old pins often have no wheel for the closest Python we have
+        update["image"] = settings.image or base_tag(task.meta["release"], compiler=True)
         update["deps"] = [*_as_list(settings.deps), *task.meta.get("deps", [])]
         # as BugsInPy's own recipe: the project is installed only where the bug's setup.sh does it
         update["install_project"] = bool(task.meta.get("install_project"))

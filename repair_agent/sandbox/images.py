@@ -87,13 +87,18 @@ def docker_available() -> bool:
         return False
 
 
+COMPILER = "gcc,libc6-dev,python3-dev"  # for requirements that have no wheel for the release's Python
+
+
 def build_base_image(tag: str = BASE_IMAGE, mirror: str | None = None, force: bool = False,
-                     log=print, release: str | None = None) -> str:
+                     log=print, release: str | None = None, compiler: bool = False) -> str:
     """Build the base image with debootstrap + docker import (no registry needed). `release`: the
     Debian release (its Python: sandbox/releases.py); default: the tag's, else bookworm."""
-    from .releases import DEFAULT_RELEASE, RELEASES
+    from .releases import DEFAULT_RELEASE, RELEASES, read_base_tag
 
-    release = release or (tag.split(":")[1] if tag.split(":")[-1] in RELEASES else DEFAULT_RELEASE)
+    named = read_base_tag(tag)  # a missing `repair-agent/base:bullseye-cc` is built as its tag says
+    release = release or (named[0] if named else DEFAULT_RELEASE)
+    compiler = compiler or bool(named and named[1])
     if release not in RELEASES:
         raise BadInput(f"unknown release {release!r}; use one of {', '.join(RELEASES)}")
     client = docker_client()
@@ -103,7 +108,8 @@ def build_base_image(tag: str = BASE_IMAGE, mirror: str | None = None, force: bo
     recipe = resources.files(__package__) / "build-base.sh"  # package data, beside this module
     mirror = mirror or _debian_mirror()
     log(f"building {tag} with debootstrap from {mirror} (about a minute)")
-    proc = subprocess.run(["bash", str(recipe), tag, mirror, release], capture_output=True, text=True)
+    proc = subprocess.run(["bash", str(recipe), tag, mirror, release, COMPILER if compiler else ""],
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
         raise SandboxError(f"base image build failed: {last}")

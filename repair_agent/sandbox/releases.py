@@ -16,8 +16,17 @@ DEFAULT_RELEASE = "bookworm"
 CLASSIFIER = re.compile(r"^Programming Language :: Python :: (\d+)\.(\d+)$")
 
 
-def base_tag(release: str) -> str:
-    return f"repair-agent/base:{release}"
+def base_tag(release: str, compiler: bool = False) -> str:
+    """Our base image of `release`; `-cc`: with a C compiler and the Python headers, for pins that
+    have no wheel for the release's Python (BugsInPy's old pins, e.g. thefuck's psutil==5.7.0)."""
+    return f"repair-agent/base:{release}{'-cc' if compiler else ''}"
+
+
+def read_base_tag(tag: str) -> tuple[str, bool] | None:
+    """`(release, compiler)` of one of our base tags (`repair-agent/base:bullseye-cc`), else None."""
+    name = tag.rsplit(":", 1)[-1] if tag.startswith("repair-agent/base:") else ""
+    release, compiler = (name[:-3], True) if name.endswith("-cc") else (name, False)
+    return (release, compiler) if release in RELEASES else None
 
 
 def release_for(python_version: str | None = None, requires_python: str | None = None,
