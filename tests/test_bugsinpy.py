@@ -214,8 +214,12 @@ def test_bench_bugsinpy_runs_the_bug_that_reproduces_and_records_the_one_that_do
     from repair_agent.sandbox import docker_client
     from repair_agent.sandbox.images import _image_exists, env_tag
 
-    data, repos, _ = bugsinpy
+    data, repos, commits = bugsinpy
     (data / "projects/thefuck/bugs/1/requirements.txt").write_text("pytest==5.4.2\n")  # no install: no network
+    info = {"python_version": "3.11.2", "buggy_commit_id": commits["buggy"], "fixed_commit_id": commits["fixed"],
+            "test_file": "tests/test_calc.py"}
+    bug(data, "thefuck", 3, info, "pytest tests/test_calc.py::test_add",  # a reference that is no fix
+        patch=REFERENCE.replace("+    return a + b", "+    return a * b"))
     # the project has no requirements file and is not installed: its image holds the test tools only
     (tmp_path / "empty").mkdir()
     image = env_tag(tmp_path / "empty", "repair-agent/base:bookworm", [], install_project=False)
@@ -240,8 +244,13 @@ def test_bench_bugsinpy_runs_the_bug_that_reproduces_and_records_the_one_that_do
     assert env["failing_with_reference"] == [] and isinstance(env["image_build_s"], float)
     assert two["status"] == "not_reproduced" and two["rounds"] == []
     assert two["error"] == "passes on the buggy code: tests/test_calc.py::test_double"
+    three = records["thefuck-3"]
+    assert three["status"] == "not_reproduced" and three["rounds"] == []
+    assert three["error"].startswith("fails with the reference fix: tests/test_calc.py::test_add (")
+    assert three["environment"]["failing_with_reference"] == ["tests/test_calc.py::test_add[1-1-2]",
+                                                              "tests/test_calc.py::test_add[2-3-5]"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["not_reproduced"] == 1 and summary["fixed"] == 1 and summary["fix_rate"] == 1.0
+    assert summary["not_reproduced"] == 2 and summary["fixed"] == 1 and summary["fix_rate"] == 1.0
     proc = subprocess.run([sys.executable, "-m", "repair_agent", "bench", "bugsinpy", "--data", str(data),
                            "--repos", str(repos), "--projects", "black", "--out", str(tmp_path / "o2")],
                           capture_output=True, text=True, timeout=120)

@@ -82,7 +82,9 @@ def reproduce(task: Task, settings: Settings, work: Path, log=lambda m: None) ->
             record["failing_with_reference"] = failing_ids(fixed)
             failing = [t for t in targets if not still_passing([t], fixed)]  # a case of it failed
             if failing or not ran(fixed):
-                return {**record, "reproduce": f"fails with the reference fix: {', '.join(failing or targets)}"}
+                first = next((c["message"] for c in fixed["cases"] if c["outcome"] in ("failed", "error")), "")
+                return {**record, "reproduce": f"fails with the reference fix: {', '.join(failing or targets)}"
+                                               + (f" ({first[:300]})" if first else "")}
         how = "fails on the buggy code" + (", passes with the reference fix" if reference is not None else "")
         return {**record, "reproduced": True, "reproduce": how}
     finally:
