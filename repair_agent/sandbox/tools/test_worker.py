@@ -289,26 +289,30 @@ def exit_now(rc: int) -> None:
         os._exit(rc)
 
 
-def exit_code(exc: SystemExit) -> int:
-    return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+def exit_with(body) -> None:
+    """Runs body() in a forked process and exits with the code it returns: never returns."""
+    rc = 1
+    try:
+        rc = int(body())
+    except SystemExit as exc:
+        rc = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        exit_now(rc)
 
 
 def child(args: list[str], w: int, forget: list[str], base_path: list[str]) -> None:
     """Runs in the forked child: never returns."""
-    rc = 1
-    try:
+    def body() -> int:
         as_candidate()
         redirect(w)
         into_tree(args, forget, base_path)
         import pytest
 
-        rc = int(pytest.main(args))
-    except SystemExit as exc:
-        rc = exit_code(exc)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        exit_now(rc)
+        return pytest.main(args)
+
+    exit_with(body)
 
 
 # -- zygotes ---------------------------------------------------------------------------------------
@@ -469,8 +473,7 @@ def tree_modules() -> list[str]:
 
 def zygote_main(args: list[str], go: int, msg: int, out: int, forget: list[str], base_path: list[str]) -> None:
     """Runs in the zygote, and at its end in each candidate: never returns."""
-    rc = 1
-    try:
+    def body() -> int:
         os.setpgid(0, 0)  # not in any candidate's group
         if LOCAL:
             prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
@@ -487,15 +490,11 @@ def zygote_main(args: list[str], go: int, msg: int, out: int, forget: list[str],
         # zygote waits, and each candidate forked there runs the session to its end
         _pytest.main._main = lambda config, session: serve(config, session, go, msg, run_session)
         try:
-            rc = int(config.hook.pytest_cmdline_main(config=config))
+            return config.hook.pytest_cmdline_main(config=config)
         finally:
             config._ensure_unconfigure()
-    except SystemExit as exc:
-        rc = exit_code(exc)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        exit_now(rc)
+
+    exit_with(body)
 
 
 def serve(config, session, go: int, msg: int, run_session):
