@@ -5,6 +5,7 @@ the README's fault table says, and the fallback to exec said out loud."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import time
 from pathlib import Path
@@ -167,6 +168,21 @@ def test_a_candidate_killed_mid_test_leaves_no_output_to_the_next(tmp_path, boxe
     assert sb.last["zygote"] and "importing calc" in run["output_tail"], run["output_tail"][-800:]
     assert run["returncode"] == 2  # pytest's own code for a collection error, as on the plain way
     assert "captured from value 2" not in run["output_tail"]
+
+
+def test_a_recursion_error_reads_as_on_the_exec_path(tmp_path, boxes):
+    """The worker keeps a RecursionError's first and last 30 frames (pytest's report walks all
+    thousand to show the first and last ten): the report is the same but for the numbers in it."""
+    repo = hostile_repo(tmp_path, "recursion")
+    worker, exec_ = (boxes(repo).run_tests([]), boxes(repo, use_worker=False).run_tests([]))
+    assert worker["runner"] == "worker" and exec_["runner"] == "exec"
+    (short,), (full,) = ([c for c in run["cases"] if c["outcome"] == "failed"] for run in (worker, exec_))
+    assert short["message"] == full["message"] and "RecursionError" in short["message"]
+    count = re.compile(r"stack frames out of (\d+)")
+    assert int(count.search(short["details"])[1]) < 100 < int(count.search(full["details"])[1])
+    # the same report, but for numbers: the worker's stack starts deeper, so its recursion ends sooner
+    digits = re.compile(r"\d+")
+    assert digits.sub("N", short["details"]) == digits.sub("N", full["details"])
 
 
 def test_a_dead_zygote_costs_one_plain_run(tmp_path, boxes):

@@ -129,6 +129,36 @@ def test_skipped():
 """
 
 
+KEEP_FRAMES = 30
+
+
+def short_recursion():
+    """A pytest plugin: a RecursionError's traceback keeps its first KEEP_FRAMES frames from the test
+    function on, and its last KEEP_FRAMES. pytest's report walks all thousand (half the time of a
+    candidate whose tests recurse without end) to show those up to where the recursion repeats, or
+    else the first and last ten."""
+    import pytest
+    from _pytest._code import Traceback
+
+    class ShortRecursion:
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtest_makereport(self, item, call):
+            exc = call.excinfo
+            if exc is None or not isinstance(exc.value, RecursionError):
+                return
+            frames, tb = [], exc.tb
+            while tb is not None:
+                frames.append(tb)
+                tb = tb.tb_next
+            test = getattr(getattr(item, "obj", None), "__code__", None)  # pytest's own frames come first
+            first = next((i for i, tb in enumerate(frames) if tb.tb_frame.f_code is test), 0)
+            if len(frames) - first > 2 * KEEP_FRAMES:
+                frames[first + KEEP_FRAMES - 1].tb_next = frames[-KEEP_FRAMES]
+                exc.traceback = Traceback(exc.tb)
+
+    return ShortRecursion()
+
+
 def warm_up(startup: list[str]) -> None:
     """One pytest run in the worker itself, on a made-up test (no code of the tree): the imports
     that pytest defers to a session and its caches are then paid once, not in every child."""
@@ -147,7 +177,7 @@ def warm_up(startup: list[str]) -> None:
         import pytest
 
         pytest.main([*startup, "-p", "no:cacheprovider", "-o", "junit_family=xunit1", f"--junitxml={folder}/junit.xml",
-                     "--timeout=60", "-q", "-rN", "test_warm_up.py"])
+                     "--timeout=60", "-q", "-rN", "test_warm_up.py"], plugins=[short_recursion()])
     finally:
         os.dup2(saved_fds[0], 1)
         os.dup2(saved_fds[1], 2)
@@ -310,7 +340,7 @@ def child(args: list[str], w: int, forget: list[str], base_path: list[str]) -> N
         into_tree(args, forget, base_path)
         import pytest
 
-        return pytest.main(args)
+        return pytest.main(args, plugins=[short_recursion()])
 
     exit_with(body)
 
@@ -484,7 +514,7 @@ def zygote_main(args: list[str], go: int, msg: int, out: int, forget: list[str],
         from _pytest.config import _prepareconfig
 
         os.environ["PYTEST_VERSION"] = pytest.__version__  # as pytest.main sets it
-        config = _prepareconfig(args)
+        config = _prepareconfig(args, plugins=[short_recursion()])
         run_session = _pytest.main._main
         # pytest's own command-line hook runs as in pytest.main; where it would run the session, the
         # zygote waits, and each candidate forked there runs the session to its end
