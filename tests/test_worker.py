@@ -140,6 +140,29 @@ def test_candidates_run_in_forks_of_a_zygote(tmp_path, boxes):
         assert zygote.last["zygote"] and not plain.last["zygote"]
 
 
+def test_a_zygote_serves_only_the_tree_it_read(tmp_path, boxes):
+    """The scratch tree itself changes between requests (the model loop applies a patch there, then
+    resets it): a pytest.ini or conftest.py that appears is read, as on the plain way."""
+    repo = tmp_path / "repo"
+    (repo / "tests").mkdir(parents=True)
+    (repo / "tests" / "test_it.py").write_text("def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
+    git(repo, "init", "-q")
+    sb = boxes(repo)
+    both = {"test_one": "passed", "test_two": "passed"}
+    for _ in range(2):
+        assert outcomes(worker_run(sb, [])) == both
+    assert sb.last["zygote"]
+    (repo / "pytest.ini").write_text('[pytest]\naddopts = -k "not two"\n')
+    assert outcomes(worker_run(sb, [])) == {"test_one": "passed"}
+    (repo / "pytest.ini").unlink()
+    (repo / "conftest.py").write_text("import pytest\n\n\n@pytest.fixture(autouse=True)\ndef broken():\n"
+                                      "    raise RuntimeError('conftest was read')\n")
+    run = worker_run(sb, [])
+    assert "passed" not in outcomes(run).values() and "conftest was read" in run["output_tail"]
+    (repo / "conftest.py").unlink()
+    assert outcomes(worker_run(sb, [])) == both and sb.last["zygote"]
+
+
 def test_a_candidate_killed_mid_test_leaves_no_output_to_the_next(tmp_path, boxes):
     """Candidates forked from one zygote share what it opened, pytest's capture files among them:
     each candidate captures into its own, so one killed mid-test leaves its output to no one."""

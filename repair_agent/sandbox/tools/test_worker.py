@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import fcntl
 import gc
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -53,6 +54,8 @@ SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "bu
 IMPORT = re.compile(r"^[ \t]*(?:from|import)[ \t]+([A-Za-z_]\w*)", re.M)
 NEVER = {"this", "antigravity", "__main__"}  # stdlib modules whose import prints or opens things
 SCAN_FILES = 5000  # a bound on the start-up scan of a huge tree
+# files that change how pytest starts (the host sends a candidate that changes one the exec way)
+STARTUP_FILES = {"conftest.py", "pytest.ini", "setup.cfg", "pyproject.toml", "tox.ini", "setup.py"}
 
 
 def tree_names(root: str) -> tuple[set[str], set[str]]:
@@ -201,9 +204,24 @@ def clear(folder: str) -> None:
                 pass
 
 
-def fresh_workspace(overlay: dict[str, str]) -> None:
+def fresh_workspace(overlay: dict[str, str]) -> str:
+    """The tree with the overlay over it. Returns a fingerprint of what pytest's start-up reads: the
+    start-up files' text, every other non-Python file's size and time (outside .git). The scratch
+    tree changes between requests (a patch applied, then reset), and a zygote serves only its own."""
     clear(WORKSPACE)
-    shutil.copytree(SRC, WORKSPACE, symlinks=True, dirs_exist_ok=True, copy_function=shutil.copy)
+    seen = hashlib.sha256()
+
+    def copy(src: str, dst: str) -> str:
+        name = os.path.basename(src)
+        if name in STARTUP_FILES:
+            with open(src, "rb") as f:
+                seen.update(src.encode() + b"\0" + f.read())
+        elif not name.endswith(".py") and "/.git/" not in src:
+            st = os.lstat(src)
+            seen.update(f"{src}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+        return shutil.copy(src, dst)
+
+    shutil.copytree(SRC, WORKSPACE, symlinks=True, dirs_exist_ok=True, copy_function=copy)
     for rel, text in overlay.items():
         path = os.path.normpath(os.path.join(WORKSPACE, rel))
         if not path.startswith(WORKSPACE + "/"):
@@ -211,6 +229,7 @@ def fresh_workspace(overlay: dict[str, str]) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
+    return seen.hexdigest()
 
 
 def oom_kills() -> int:
@@ -346,7 +365,7 @@ def child(args: list[str], w: int, forget: list[str], base_path: list[str]) -> N
 
 
 # -- zygotes ---------------------------------------------------------------------------------------
-MAX_ZYGOTES = 4  # one per pytest argument list: the failing tests', the suite's, a few selections
+MAX_ZYGOTES = 4  # one per pytest argument list (and tree fingerprint): the failing tests', the suite's, ...
 
 
 class ZygoteDied(Exception):
@@ -354,9 +373,9 @@ class ZygoteDied(Exception):
 
 
 class Zygote:
-    """A child of the worker that has read pytest's configuration for one argument list (ini files,
-    plugins, the tree's conftest.py: a candidate that changes one of those never reaches the worker)
-    and started the session. Each candidate's process is forked from it and pays only for collection
+    """A child of the worker that has read pytest's configuration for one argument list and one state
+    of the tree's start-up files (ini files, conftest.py: the fingerprint of `fresh_workspace`; a
+    candidate whose overlay changes one never reaches the worker) and started the session. Each candidate's process is forked from it and pays only for collection
     and its tests. The worker itself stays clean: only the zygote ran conftest.py, the same for every
     candidate, and it refuses where that imported more of the tree (`tree_modules`).
 
@@ -452,8 +471,8 @@ class Zygote:
 
 
 class Zygotes:
-    """At most MAX_ZYGOTES, the least recently used dropped first. An argument list whose zygote
-    refused (or died) runs the plain way from then on."""
+    """At most MAX_ZYGOTES, the least recently used dropped first. An argument list (with its tree
+    fingerprint) whose zygote refused or died runs the plain way from then on."""
 
     def __init__(self):
         self.by_args: dict[tuple, Zygote] = {}
@@ -462,9 +481,9 @@ class Zygotes:
     def pids(self) -> set[int]:
         return {z.pid for z in self.by_args.values()}
 
-    def get(self, args: list[str], forget: list[str], base_path: list[str],
+    def get(self, args: list[str], fingerprint: str, forget: list[str], base_path: list[str],
             deadline: float) -> Zygote | None:
-        key = tuple(args)
+        key = (*args, fingerprint)
         if key in self.refused:
             return None
         zygote = self.by_args.pop(key, None)
@@ -479,9 +498,10 @@ class Zygotes:
         self.by_args[key] = zygote  # now the most recently used
         return zygote
 
-    def drop(self, args: list[str]) -> None:
-        self.refused.add(tuple(args))
-        zygote = self.by_args.pop(tuple(args), None)
+    def drop(self, args: list[str], fingerprint: str) -> None:
+        key = (*args, fingerprint)
+        self.refused.add(key)
+        zygote = self.by_args.pop(key, None)
         if zygote is not None:
             zygote.close()
 
@@ -594,7 +614,7 @@ def own_capture(config) -> None:
 def run(req: dict, keep: set[int], forget: list[str], base_path: list[str],
         zygotes: "Zygotes | None" = None) -> dict:
     try:
-        fresh_workspace(req.get("overlay") or {})
+        fingerprint = fresh_workspace(req.get("overlay") or {})
     except OSError as exc:
         return {"id": req["id"], "error": str(exc)[-300:]}
     clear(TMP)
@@ -605,13 +625,13 @@ def run(req: dict, keep: set[int], forget: list[str], base_path: list[str],
     start = time.monotonic()
     deadline = start + float(req["timeout"])
     if zygotes is not None:
-        zygote = zygotes.get(req["args"], forget, base_path, deadline)
+        zygote = zygotes.get(req["args"], fingerprint, forget, base_path, deadline)
         keep = keep | zygotes.pids()  # the worker's own, not a candidate's leftovers
         if zygote is not None:
             try:
                 status, cpu, timed_out, tail = zygote.run(deadline, keep)
             except ZygoteDied:  # the candidate killed it, say: the candidate runs again, the plain way
-                zygotes.drop(req["args"])
+                zygotes.drop(req["args"], fingerprint)
                 return run(req, keep, forget, base_path)
             return reply(req, status, cpu, timed_out, tail, start, oom0, zygote=True)
         # it refused: the plain way, from a fresh workspace and with the full time
