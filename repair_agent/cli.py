@@ -18,8 +18,27 @@ from .errors import RepairAgentError
 
 # rich_markup_mode=None: click's plain help. Typer's rich help tags every flag with a type (`--apply <bool>`,
 # as if it took a value); the plain one shows a metavar only where an option takes a value.
-app = typer.Typer(help="An autonomous debug-and-repair agent for Python repositories.",
-                  no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+class App(typer.Typer):
+    """Typer has no option with an optional value: a bare `--ray` (last, or before another option)
+    becomes `--ray local` here, before parsing."""
+
+    def __call__(self, *args, **kwargs):
+        if not args and "args" not in kwargs:
+            kwargs["args"] = bare_ray_means_local(sys.argv[1:])
+        return super().__call__(*args, **kwargs)
+
+
+def bare_ray_means_local(argv: list[str]) -> list[str]:
+    out = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--ray" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append("local")
+    return out
+
+
+app = App(help="An autonomous debug-and-repair agent for Python repositories.",
+          no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 PLAIN = {"no_args_is_help": True, "rich_markup_mode": None}
 sandbox_app = typer.Typer(help="The Docker sandbox.", **PLAIN)
 app.add_typer(sandbox_app, name="sandbox")
@@ -442,7 +461,7 @@ def build_base(force: bool = typer.Option(False, help="Rebuild even if the image
 
 def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optional[str], limit: Optional[int],
            workers: int, single_shot: bool, base_url, model, rounds, samples, sandbox, no_trace, no_sbfl,
-           strategies=None, max_candidates=None, per_test_timeout: int = 5):
+           strategies=None, max_candidates=None, per_test_timeout: int = 5, ray: Optional[str] = None):
     from .bench.datasets import load_dataset
     from .bench.runner import run_benchmark
     from .bench.summary import print_summary
@@ -459,7 +478,7 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
                                  per_test_timeout_s=per_test_timeout, strategies=strategies,
                                  max_candidates=max_candidates)
         settings.strategy_list()  # an unknown strategy is bad input, before any task runs
-        summary = run_benchmark(tasks, settings, out, mode=mode, workers=workers, log=log, data=data)
+        summary = run_benchmark(tasks, settings, out, mode=mode, workers=workers, log=log, data=data, ray=ray)
     except RepairAgentError as exc:
         fail(exc)
     except KeyboardInterrupt as exc:
@@ -506,12 +525,16 @@ def _bench_command(dataset: str, needs_data: bool):
         strategies: Optional[str] = typer.Option(None, help="mutate,infill,refine (default all)."),
         max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates per task (default 1000)."),
         per_test_timeout: int = typer.Option(5, min=1, help="Seconds one test may run before it fails."),
+        ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=(
+            "Run the tasks on a Ray cluster (the `cluster` extra): its address, `auto` (RAY_ADDRESS), or no "
+            "value for a local Ray with --workers sandbox slots. Each node offers a \"sandbox\" resource; "
+            "each task opens --base-url on its node.")),
     ):
         if needs_data and data is None:
             console.print(f"[bold red]error:[/bold red] bench {dataset} needs --data FILE")
             raise typer.Exit(2)
         _bench(dataset, data, out, ids, limit, workers, single_shot, base_url, model, rounds, samples, sandbox,
-               no_trace, no_sbfl, strategies, max_candidates, per_test_timeout)
+               no_trace, no_sbfl, strategies, max_candidates, per_test_timeout, ray)
 
     command.__doc__ = doc
     return command
@@ -619,7 +642,9 @@ def serve(
     port: Optional[int] = typer.Option(None, help="Port on 127.0.0.1 (default: a free one)."),
     max_model_len: int = typer.Option(4096, help="vllm: the context length in tokens."),
     gpu_memory_utilization: float = typer.Option(0.9, help="vllm: the share of GPU memory it may take."),
-    tensor_parallel_size: int = typer.Option(1, help="vllm: GPUs to split the model over."),
+    tensor_parallel_size: int = typer.Option(1, min=1, help="vllm: GPUs to split each layer over."),
+    pipeline_parallel_size: int = typer.Option(1, min=1, help="vllm: stages to split the layers into (GPUs "
+                                               "in all: tensor x pipeline)."),
     served_model_name: Optional[str] = typer.Option(None, help="The model name the server answers to "
                                                     "(default: the model's own)."),
 ):
@@ -631,7 +656,7 @@ def serve(
     try:
         handle = start(engine, model=model, port=port, max_model_len=max_model_len,
                        gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
-                       served_model_name=served_model_name)
+                       served_model_name=served_model_name, pipeline_parallel_size=pipeline_parallel_size)
     except RepairAgentError as exc:
         fail(exc)
     print(handle.base_url, flush=True)
