@@ -1,7 +1,20 @@
-"""In-process llama.cpp vs llama.cpp's OpenAI-compatible server: greedy decoding speed and memory.
+"""In-process llama.cpp vs llama.cpp's OpenAI-compatible server: greedy decoding speed and memory;
+or, with --compare, several models side by side as the agent serves them.
 
     python benchmarks/model_speed.py                       # qwen2.5-coder-0.5b, 128 tokens, 5 runs
     python benchmarks/model_speed.py --model smollm2-135m --threads 2 --runs 5 --json out.json
+    python benchmarks/model_speed.py --compare qwen2.5-coder-0.5b,qwen2.5-coder-1.5b --runs 5 --json out.json
+
+--compare: every model is served by llama.cpp's server on loopback (as `fix`, `explain` and `bench`
+serve the embedded model), all at once, and the rounds alternate between them, so that a change in
+the machine's load falls on every model alike. Per round and model:
+  - prompt tokens/s: a QuixBugs program and its test file as a raw prompt, one token generated; a
+    line that names the round comes first, so no earlier prompt is in llama.cpp's cache;
+  - generated tokens/s: the greedy chat prompt below, --tokens tokens, its prompt cached;
+  - fill-in-the-middle samples/s: the search's infill prompt for --task with its buggy line masked
+    (repair_agent.search.infill: masks, context, and _ask's sampling: T 0.8, stop at a newline),
+    --fim-samples samples, one request each as with llama.cpp, the prefix cached by a warm-up.
+Medians over --runs rounds are reported.
 
 Each backend runs in its own child process so that peak RSS (VmHWM) is measured per backend:
 for the in-process backend that is the process holding the model, for the server backend it is
@@ -22,6 +35,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from repair_agent.llm.client import Sampling  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "Write a Python module that implements a binary search tree class with "
            "insert, delete, search, minimum, maximum and in-order traversal methods. Give every method a "
@@ -76,6 +91,117 @@ def worker(backend: str, model_name: str, tokens: int, runs: int, threads: int, 
     return out
 
 
+# ---- --compare: several models side by side ---------------------------------------------------------
+
+def infill_prompt(task_id: str):
+    """The search's fill-in-the-middle inputs for QuixBugs `task_id` with its buggy line masked (the
+    known line, as benchmarks/infill_probe.py does), and the program with its tests for prompt eval."""
+    import ast
+
+    from repair_agent.bench.datasets import load_quixbugs, quixbugs_bug_lines
+    from repair_agent.search import infill
+
+    (task,) = load_quixbugs([task_id])
+    bug = quixbugs_bug_lines([task_id])[task_id]
+    text = task.files[bug["file"]]
+    tree = ast.parse(text)
+    mask = infill.masks(text, bug["lines"][0], tree)[0]  # the line mask, tried first
+    prefix, suffix = infill.context(text.splitlines(keepends=True), tree, mask, 1024 * infill.CHARS_PER_TOKEN)
+    tests = next(content for path, content in task.files.items() if "test_" in path)
+    return mask, prefix, suffix, text + "\n\n" + tests
+
+
+def compare_round(model, r: int, task: tuple, tokens: int, fim_samples: int) -> dict:
+    """One round of the three measurements for one served model."""
+    from types import SimpleNamespace
+
+    from repair_agent.llm.profiles import profile_for
+    from repair_agent.search import infill
+
+    mask, prefix, suffix, program = task
+    fresh = f"# round {r} of the prompt-eval measurement\n{program}"  # a new first line: nothing cached
+    t = time.monotonic()
+    g = model.complete(fresh, Sampling(n=1, temperature=0.0, max_tokens=1))
+    prompt_rate, prompt_tokens = g.prompt_tokens / (time.monotonic() - t), g.prompt_tokens
+
+    s = Sampling(n=1, temperature=0.0, max_tokens=tokens)
+    model.generate(PROMPT, s)  # its prompt into the cache (the fresh prompt above replaced it)
+    t = time.monotonic()
+    g = model.generate(PROMPT, s)
+    gen_rate, gen_tokens = g.completion_tokens / (time.monotonic() - t), g.completion_tokens
+
+    profile = profile_for(model.name)
+    ctx = SimpleNamespace(model=model, settings=SimpleNamespace(seed=1000 * r))
+    t = time.monotonic()
+    infill._ask(ctx, profile, mask, prefix, suffix, n=1)  # warm-up: the prefix into the cache
+    fim_warmup = time.monotonic() - t
+    t = time.monotonic()
+    g = infill._ask(ctx, profile, mask, prefix, suffix, n=fim_samples, seed_offset=1)
+    fim_s = time.monotonic() - t
+    return dict(prompt_tokens_per_s=prompt_rate, prompt_tokens=prompt_tokens,
+                generated_tokens_per_s=gen_rate, generated_tokens=gen_tokens,
+                fim_prompt_tokens=g.prompt_tokens // max(g.requests, 1), fim_warmup_s=fim_warmup,
+                fim_samples_per_s=fim_samples / fim_s, fim_tokens_per_sample=g.completion_tokens / fim_samples,
+                fim_answers=[c["text"] for c in g.completions])
+
+
+def compare(names: list[str], a) -> list[dict]:
+    import contextlib
+
+    from repair_agent.llm.client import OpenAIModel
+    from repair_agent.llm.llamacpp import start_llama_server
+    from repair_agent.models import install
+
+    task = infill_prompt(a.task)
+    with contextlib.ExitStack() as stack:
+        served = {}
+        for name in names:
+            install(name, log=lambda m: print(m, file=sys.stderr))
+            t0 = time.monotonic()
+            server = stack.enter_context(start_llama_server(name, n_ctx=a.n_ctx, n_threads=a.threads,
+                                                            die_with_parent=True))
+            model = OpenAIModel(server.base_url, None, batch_n=False)
+            model.generate(PROMPT, Sampling(n=1, temperature=0.0, max_tokens=1))  # weights paged in
+            served[name] = (server, model, time.monotonic() - t0)
+        rounds = {name: [] for name in names}
+        for r in range(a.runs):
+            for name in names if r % 2 == 0 else names[::-1]:  # alternate who goes first
+                rounds[name].append(compare_round(served[name][1], r, task, a.tokens, a.fim_samples))
+                x = rounds[name][-1]
+                print(f"round {r + 1} {name}: prompt {x['prompt_tokens_per_s']:.0f} tok/s, generated "
+                      f"{x['generated_tokens_per_s']:.1f} tok/s, infill {x['fim_samples_per_s']:.2f} samples/s",
+                      file=sys.stderr, flush=True)
+        results = []
+        for name in names:
+            server, model, start = served[name]
+            rs = rounds[name]
+
+            def med(key: str, nd: int = 1):
+                return round(statistics.median(x[key] for x in rs), nd)
+
+            results.append(dict(
+                model=name, backend="server", threads=a.threads, runs=a.runs, task=a.task, start_s=round(start, 2),
+                prompt_tokens_per_s=med("prompt_tokens_per_s"), generated_tokens_per_s=med("generated_tokens_per_s"),
+                fim_samples_per_s=med("fim_samples_per_s", 2), fim_tokens_per_sample=med("fim_tokens_per_sample"),
+                prompt_tokens=rs[0]["prompt_tokens"], fim_prompt_tokens=rs[0]["fim_prompt_tokens"],
+                generated_tokens=[x["generated_tokens"] for x in rs],
+                per_round=[{k: (round(v, 2) if isinstance(v, float) else v) for k, v in x.items()} for x in rs],
+                peak_rss_mb=round(_vmhwm_mb(server.pid), 1)))
+    return results
+
+
+def print_compare(results: list[dict]) -> None:
+    print(f"{'model':<22} {'prompt tok/s':>12} {'gen tok/s':>10} {'infill samples/s':>17} {'tok/sample':>10} "
+          f"{'peak RSS':>9} {'start':>6}")
+    for r in results:
+        print(f"{r['model']:<22} {r['prompt_tokens_per_s']:>12.0f} {r['generated_tokens_per_s']:>10.1f} "
+              f"{r['fim_samples_per_s']:>17.2f} {r['fim_tokens_per_sample']:>10.1f} {r['peak_rss_mb']:>6.0f} MB "
+              f"{r['start_s']:>5.1f}s")
+    r = results[0]
+    print(f"medians of {r['runs']} rounds, {r['threads']} threads; prompt eval: {r['prompt_tokens']} tokens; "
+          f"infill: QuixBugs {r['task']} with its buggy line masked, {r['fim_prompt_tokens']} prompt tokens")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
@@ -85,8 +211,19 @@ def main() -> None:
     ap.add_argument("--n-ctx", type=int, default=2048)
     ap.add_argument("--backends", default="inproc,server")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--compare", metavar="A,B", help="models to measure side by side (served as the agent does)")
+    ap.add_argument("--task", default="find_in_sorted", help="--compare: the QuixBugs program whose buggy line "
+                    "is masked (default: one of median prompt size)")
+    ap.add_argument("--fim-samples", type=int, default=8, help="--compare: infill samples per round (the search's "
+                    "default per masked line)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.compare:
+        results = compare([n for n in a.compare.split(",") if n], a)
+        print_compare(results)
+        if a.json:
+            Path(a.json).write_text(json.dumps(results, indent=2))
+        return
     if a.worker:
         print(json.dumps(worker(a.worker, a.model, a.tokens, a.runs, a.threads, a.n_ctx)))
         return

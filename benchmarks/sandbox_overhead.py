@@ -9,7 +9,9 @@ Cases:
 Ways:
   host         `python -m pytest` as a plain subprocess (LocalSandbox)
   docker exec  a fresh pytest through `docker exec` into the warm container (`fix --no-worker`)
-  worker       the warm test worker in that container, a fork per candidate (the default)
+  worker       the warm test worker in that container, each candidate a fork of a zygote that has
+               read pytest's configuration for its selection (the default)
+  no zygote    the same worker, each candidate a fork of the worker itself (`--no-zygotes`)
   docker run   a fresh container per run (gcd only, with --docker-run)
 Usage:
   .venv/bin/python benchmarks/sandbox_overhead.py [--program gcd] [--runs 10] [--batch 200]
@@ -74,7 +76,9 @@ def ways(work: Path, host_python: str, docker_run: bool) -> dict:
     quiet = lambda m: None  # noqa: E731
     boxes = {"host": LocalSandbox(work, python=host_python),
              "docker exec": DockerSandbox(work, log=quiet, use_worker=False),
-             "worker": DockerSandbox(work, log=quiet)}
+             "worker": DockerSandbox(work, log=quiet),
+             "no zygote": DockerSandbox(work, log=quiet)}
+    boxes["no zygote"].worker_flags = ["--no-zygotes"]
     if docker_run:
         boxes["docker run"] = DockerSandbox(work, reuse=False, log=quiet)
     return boxes
@@ -93,7 +97,8 @@ def medians(boxes: dict, args: list[str], runs: int) -> dict[str, float]:
             run = box.run_tests(args)
             times[name].append(time.perf_counter() - start)
             assert run["cases"], f"{name}: no test results: {run['output_tail'][-300:]}"
-            assert run.get("runner", "exec") == ("worker" if name == "worker" else "exec"), run.get("fallback")
+            assert run.get("runner", "exec") == ("exec" if name in ("host", "docker exec", "docker run")
+                                                 else "worker"), run.get("fallback")
             if name == "worker":
                 cpu.append(box.last["cpu_s"])
     return {**{k: statistics.median(v) for k, v in times.items()}, "worker cpu": statistics.median(cpu)}
@@ -142,7 +147,7 @@ def main() -> None:
             gcd = medians(boxes, test, args.runs)
             show(f"QuixBugs {args.program}, {args.runs} runs each, medians:", gcd)
             result.update(host_s=gcd["host"], exec_s=gcd["docker exec"], worker_s=gcd["worker"],
-                          worker_cpu_s=gcd["worker cpu"])
+                          worker_no_zygote_s=gcd["no zygote"], worker_cpu_s=gcd["worker cpu"])
             boxes.pop("docker run", None)
             if args.batch and args.program == "gcd":
                 cps = batch(boxes, test, gcd_candidates(work, args.batch))
@@ -163,7 +168,7 @@ def main() -> None:
             show(f"a test module importing numpy, {args.runs} runs each, medians "
                  f"(the worker preloaded {', '.join(preloaded)}):", heavy)
             result["heavy"] = {"host_s": heavy["host"], "exec_s": heavy["docker exec"], "worker_s": heavy["worker"],
-                               "worker_cpu_s": heavy["worker cpu"]}
+                               "worker_no_zygote_s": heavy["no zygote"], "worker_cpu_s": heavy["worker cpu"]}
         finally:
             for box in boxes.values():
                 box.close()

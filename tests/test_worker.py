@@ -5,6 +5,7 @@ the README's fault table says, and the fallback to exec said out loud."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import time
 from pathlib import Path
@@ -123,6 +124,102 @@ def assert_each_candidate_starts_clean(sb) -> None:
 def test_a_candidate_leaves_nothing_to_the_next(tmp_path, boxes):
     """What one candidate leaves behind (see stateful_repo), the next does not see."""
     assert_each_candidate_starts_clean(boxes(stateful_repo(tmp_path)))
+
+
+def test_candidates_run_in_forks_of_a_zygote(tmp_path, boxes):
+    """After the first run of a selection, candidates fork from a zygote that has read pytest's
+    configuration; their answers are the same as the plain way's (`--no-zygotes`)."""
+    repo = stateful_repo(tmp_path)
+    plain = boxes(repo)
+    plain.worker_flags = ["--no-zygotes"]
+    zygote = boxes(repo)
+    for i in range(2):
+        for sb in (zygote, plain):
+            run = sb.run_tests([], overlay={"state.py": f"SEEN = []  # {i}\n"})
+            assert outcomes(run) == {"test_starts_clean": "passed"}, run["output_tail"][-800:]
+        assert zygote.last["zygote"] and not plain.last["zygote"]
+
+
+def test_a_zygote_serves_only_the_tree_it_read(tmp_path, boxes):
+    """The scratch tree itself changes between requests (the model loop applies a patch there, then
+    resets it): a pytest.ini or conftest.py that appears is read, as on the plain way."""
+    repo = tmp_path / "repo"
+    (repo / "tests").mkdir(parents=True)
+    (repo / "tests" / "test_it.py").write_text("def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
+    git(repo, "init", "-q")
+    sb = boxes(repo)
+    both = {"test_one": "passed", "test_two": "passed"}
+    for _ in range(2):
+        assert outcomes(worker_run(sb, [])) == both
+    assert sb.last["zygote"]
+    (repo / "pytest.ini").write_text('[pytest]\naddopts = -k "not two"\n')
+    assert outcomes(worker_run(sb, [])) == {"test_one": "passed"}
+    (repo / "pytest.ini").unlink()
+    (repo / "conftest.py").write_text("import pytest\n\n\n@pytest.fixture(autouse=True)\ndef broken():\n"
+                                      "    raise RuntimeError('conftest was read')\n")
+    run = worker_run(sb, [])
+    assert "passed" not in outcomes(run).values() and "conftest was read" in run["output_tail"]
+    (repo / "conftest.py").unlink()
+    assert outcomes(worker_run(sb, [])) == both and sb.last["zygote"]
+
+
+def test_a_candidate_killed_mid_test_leaves_no_output_to_the_next(tmp_path, boxes):
+    """Candidates forked from one zygote share what it opened, pytest's capture files among them:
+    each candidate captures into its own, so one killed mid-test leaves its output to no one."""
+    repo = tmp_path / "repo"
+    (repo / "tests").mkdir(parents=True)
+    (repo / "calc.py").write_text("def value():\n    return 1\n")
+    (repo / "tests" / "test_calc.py").write_text(textwrap.dedent("""\
+        import os
+        import signal
+
+        from calc import value
+
+        def test_value():
+            print("captured from value", value())
+            if value() == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            assert value() == 3
+        """))
+    git(repo, "init", "-q")
+    sb = boxes(repo)
+    assert outcomes(worker_run(sb, [])) == {"test_value": "failed"}
+    killed = worker_run(sb, [], overlay={"calc.py": "def value():\n    return 2\n"})
+    assert killed["returncode"] == 137 and sb.last["zygote"]
+    # the next one's collection fails: the report shows what was captured since that began
+    run = worker_run(sb, [], overlay={"calc.py": "print('importing calc')\nraise RuntimeError('no calc')\n"})
+    assert sb.last["zygote"] and "importing calc" in run["output_tail"], run["output_tail"][-800:]
+    assert run["returncode"] == 2  # pytest's own code for a collection error, as on the plain way
+    assert "captured from value 2" not in run["output_tail"]
+
+
+def test_a_recursion_error_reads_as_on_the_exec_path(tmp_path, boxes):
+    """The worker keeps a RecursionError's first and last 30 frames (pytest's report walks all
+    thousand to show the first and last ten): the report is the same but for the numbers in it."""
+    repo = hostile_repo(tmp_path, "recursion")
+    worker, exec_ = (boxes(repo).run_tests([]), boxes(repo, use_worker=False).run_tests([]))
+    assert worker["runner"] == "worker" and exec_["runner"] == "exec"
+    (short,), (full,) = ([c for c in run["cases"] if c["outcome"] == "failed"] for run in (worker, exec_))
+    assert short["message"] == full["message"] and "RecursionError" in short["message"]
+    count = re.compile(r"stack frames out of (\d+)")
+    assert int(count.search(short["details"])[1]) < 100 < int(count.search(full["details"])[1])
+    # the same report, but for numbers: the worker's stack starts deeper, so its recursion ends sooner
+    digits = re.compile(r"\d+")
+    assert digits.sub("N", short["details"]) == digits.sub("N", full["details"])
+
+
+def test_a_dead_zygote_costs_one_plain_run(tmp_path, boxes):
+    """A zygote killed between candidates (by a candidate's leftover, say): the next candidate runs
+    the plain way and gets its answer; its selection stays on the plain way."""
+    sb = boxes(stateful_repo(tmp_path))
+    for _ in range(2):
+        assert outcomes(worker_run(sb, [])) == {"test_starts_clean": "passed"}
+    assert sb.last["zygote"]
+    sb.container.exec_run(["sh", "-c", "set -- $(for p in /proc/[0-9]*; do grep -q test_worke[r] $p/cmdline "
+                                       "2>/dev/null && echo ${p#/proc/}; done | sort -n); shift; kill -KILL $@"])
+    for _ in range(2):
+        run = worker_run(sb, [])
+        assert outcomes(run) == {"test_starts_clean": "passed"} and not sb.last["zygote"], run["output_tail"][-800:]
 
 
 def test_the_code_under_test_cannot_answer_for_the_worker(tmp_path, boxes):

@@ -6,6 +6,7 @@ then plausible, and the harness checks whether it is also correct against the re
 Records go to OUT/records.jsonl as each task ends, so a rerun into the same OUT skips finished
 tasks. Tasks run on daemon threads: a signal (or a fatal model error) stops the run at once, the
 model server it started goes, and so do its containers; the tasks in flight leave no record.
+With `ray=`, the tasks run on a Ray cluster instead (cluster.py), through the same run_task.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import git
 
 from .. import __version__
 from ..config import Settings
-from ..errors import DependencyError, EnvFault, ModelError
+from ..errors import BadInput, DependencyError, EnvFault, ModelError
 from ..fix import run_fix
 from ..llm.factory import open_model
 from ..patching import apply_diff
@@ -70,9 +71,64 @@ def verify(task: Task, patch: str, workdir: Path, settings: Settings, baseline: 
     return ran(run) > 0 and not set(failing_ids(run)) - set(baseline) and not run["timed_out"]
 
 
+def run_task(task: Task, settings: Settings, out: Path, mode: str, model, code: str,
+             data: Path | None = None, log: Callable[[str], None] = lambda m: None) -> dict:
+    """One benchmark task, from materializing it to scoring the fix: its record. The same function runs
+    in a worker thread and in a Ray task on another node; the caller writes the record. `log`: where the
+    environment's build lines go."""
+    work = out / "work" / task.task_id.replace("/", "_")
+    shutil.rmtree(work, ignore_errors=True)
+    # a real repository's task names its failing tests (others failing there are the baseline), and
+    # a BugsInPy bug its Python and requirements; the test arguments stay the dataset's list
+    mine = task_settings(task, settings)
+    env: dict = {}
+    try:
+        if task.dataset in ("repos", "bugsinpy"):  # does the bug show? (and in which environment)
+            env = reproduce(task, mine, work / "reproduce", log=log)
+            if not env["reproduced"]:
+                raise NotReproduced(env["reproduce"], fault=bool(env["env_fault"]))
+        repo = task.materialize(work / "repo")  # a task that cannot be prepared is that task's error
+        result = run_fix(repo, mine, runs_root=out / "runs", log=lambda m: None, model=model)
+        verified = result["status"] == "fixed" and verify(task, result["patch"], work / "verify", mine,
+                                                                result.get("baseline") or [])
+        checked = score(task, {**result, "verified": verified}, work / "correct", sandbox=settings.sandbox,
+                        image=settings.image, data=data)
+    except ModelError:
+        raise  # the model is gone: every later task would fail the same way; rerun to resume
+    except Exception as exc:  # one broken task must not end the benchmark; it is recorded
+        status, error = failure_status(exc)
+        result = {"status": status, "error": error, "patch": "", "rounds": [], "tokens":
+                  {"prompt": 0, "completion": 0}, "duration_s": 0.0, "fixed_round": None}
+        verified = False
+        checked = score(task, result, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {**result, "task_id": task.task_id, "dataset": task.dataset, "model": getattr(model, "name", ""),
+            "mode": mode, "verified": verified, **checked, "code": code, **({"environment": env} if env else {})}
+
+
+def append_record(out: Path, record: dict) -> None:
+    with open(out / RECORDS_FILE, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def log_task(i: int, n: int, rec: dict, log: Callable[[str], None]) -> None:
+    """The progress line of a finished task (threads and Ray alike)."""
+    verdict = {True: "correct", False: "NOT correct"}.get(rec.get("correct"), "correctness unknown")
+    mark = f"fixed, {verdict}" if rec["verified"] else rec["status"]
+    mark += f": {rec['error']}" if rec["status"] in ("env_error", "error") else ""
+    where = f" on {rec['node']}" + (f", attempt {rec['attempts']}" if rec.get("attempts", 1) > 1 else "") \
+        if rec.get("node") else ""
+    log(f"[{i}/{n}] {rec['task_id']}: {mark} ({rec['duration_s']}s{where})")
+
+
 def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = "agent", workers: int = 1,
-                  log: Callable[[str], None] = print, model=None, data: Path | None = None) -> dict:
-    """`data`: the dataset file, where HumanEvalFix's reference solutions are read from."""
+                  log: Callable[[str], None] = print, model=None, data: Path | None = None,
+                  ray: str | None = None) -> dict:
+    """`data`: the dataset file, where HumanEvalFix's reference solutions are read from. `ray`: run the
+    tasks on a Ray cluster instead of threads: its address, "auto" (RAY_ADDRESS) or "local" (a Ray
+    started for this run, with `workers` sandbox slots); see cluster.py."""
+    out = Path(out).resolve()  # the Ray tasks get this path: their working directory is not ours
     out.mkdir(parents=True, exist_ok=True)
     # finished = any outcome but an error: a rerun retries the tasks that errored (or lacked a dependency)
     done = {r["task_id"] for r in load_records(out) if r["status"] not in ("error", "env_error")} \
@@ -80,72 +136,58 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
     todo = [t for t in tasks if t.task_id not in done]
     if mode == "single-shot":
         settings = single_shot(settings)
-    log(f"{len(tasks)} tasks, {len(done)} already done, {len(todo)} to run, {workers} worker(s)")
+    where = f"on Ray ({ray})" if ray is not None else f"{workers} worker(s)"
+    log(f"{len(tasks)} tasks, {len(done)} already done, {len(todo)} to run, {where}")
     lock = threading.Lock()
     stop = threading.Event()  # set when the run ends early: no more tasks start, no more records
     code = code_version()
     clear_containers_under(out, stopping=False)  # what a killed earlier run into this OUT left behind
 
     def one(task: Task, model) -> dict:
-        work = out / "work" / task.task_id.replace("/", "_")
-        shutil.rmtree(work, ignore_errors=True)
-        # a real repository's task names its failing tests (others failing there are the baseline), and
-        # a BugsInPy bug its Python and requirements; the test arguments stay the dataset's list
-        mine = task_settings(task, settings)
-        env: dict = {}
-        try:
-            if task.dataset in ("repos", "bugsinpy"):  # does the bug show? (and in which environment)
-                env = reproduce(task, mine, work / "reproduce", log=log)
-                if not env["reproduced"]:
-                    raise NotReproduced(env["reproduce"], fault=bool(env["env_fault"]))
-            repo = task.materialize(work / "repo")  # a task that cannot be prepared is that task's error
-            result = run_fix(repo, mine, runs_root=out / "runs", log=lambda m: None, model=model)
-            verified = result["status"] == "fixed" and verify(task, result["patch"], work / "verify", mine,
-                                                                    result.get("baseline") or [])
-            checked = score(task, {**result, "verified": verified}, work / "correct", sandbox=settings.sandbox,
-                            image=settings.image, data=data)
-        except ModelError:
-            raise  # the model is gone: every later task would fail the same way; rerun to resume
-        except Exception as exc:  # one broken task must not end the benchmark; it is recorded
-            status, error = failure_status(exc)
-            result = {"status": status, "error": error, "patch": "", "rounds": [], "tokens":
-                      {"prompt": 0, "completion": 0}, "duration_s": 0.0, "fixed_round": None}
-            verified = False
-            checked = score(task, result, work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        record = {**result, "task_id": task.task_id, "dataset": task.dataset, "model": getattr(model, "name", ""),
-                  "mode": mode, "verified": verified, **checked, "code": code,
-                  **({"environment": env} if env else {})}
+        record = run_task(task, settings, out, mode, model, code, data, log=log)
         with lock:
             if not stop.is_set():  # a task cut short by a stop is not recorded: the rerun does it again
-                with open(out / RECORDS_FILE, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(record) + "\n")
+                append_record(out, record)
         return record
 
     started = time.time()
     needs_model = model is None and (settings.needs_model() or mode == "single-shot")
     embedded = needs_model and not settings.base_url and settings.backend != "transformers"
     server = f"one embedded llama.cpp server; the requests of {workers} worker(s) queue on it" if embedded else None
+    if ray is not None and model is not None:
+        raise BadInput("with ray=, each task opens the model on its node from the settings: pass no model object")
+    if ray is not None and embedded:
+        raise BadInput("--ray needs the model as --base-url URL: one server for the whole cluster, or a loopback "
+                       "URL that each node's own server answers (`repair-agent serve` on every node)")
     try:
-        with open_model(settings, log=log) if needs_model else nullcontext(model) as shared_model:
-            if server:
-                log(server)
-            for i, rec in enumerate(run_threads(todo, lambda t: one(t, shared_model), workers, stop), 1):
-                verdict = {True: "correct", False: "NOT correct"}.get(rec.get("correct"), "correctness unknown")
-                mark = f"fixed, {verdict}" if rec["verified"] else rec["status"]
-                mark += f": {rec['error']}" if rec["status"] in ("env_error", "error") else ""
-                log(f"[{i}/{len(todo)}] {rec['task_id']}: {mark} ({rec['duration_s']}s)")
-            name = getattr(shared_model, "name", "")
+        if ray is not None:  # each task opens the model on its own node (cluster.py)
+            from .cluster import run_on_ray
+
+            results = run_on_ray(todo, settings, out, mode, code, data, address=ray, slots=workers,
+                                 needs_model=needs_model, log=log)
+            name = ""
+            for i, rec in enumerate(results, 1):
+                append_record(out, rec)  # as each task ends, from whichever node
+                log_task(i, len(todo), rec, log)
+                name = name or rec.get("model") or ""
+        else:
+            with open_model(settings, log=log) if needs_model else nullcontext(model) as shared_model:
+                if server:
+                    log(server)
+                for i, rec in enumerate(run_threads(todo, lambda t: one(t, shared_model), workers, stop), 1):
+                    log_task(i, len(todo), rec, log)
+                name = getattr(shared_model, "name", "")
     except BaseException:  # a signal (KeyboardInterrupt) or a fatal error; the model server is stopped by now
         stop.set()
         clear_containers_under(out, stopping=True)  # and no new one: the threads in flight may still try
         raise
+    clear_containers_under(out, stopping=False)  # on this machine, the containers of a Ray attempt that was killed
     return write_summary(out, settings={"rounds": settings.rounds, "samples": settings.samples,
                                         "trace": settings.use_trace, "sbfl": settings.use_sbfl,
                                         "max_tokens": settings.max_tokens, "workers": workers,
                                         "strategies": settings.strategies, "max_candidates": settings.max_candidates,
-                                        **({"model_server": server} if server else {})},
+                                        **({"model_server": server} if server else {}),
+                                        **({"ray": ray} if ray is not None else {})},
                          dataset=tasks[0].dataset if tasks else "", model=name, mode=mode,
                          wall_clock_s=round(time.time() - started, 1))  # this invocation's real time
 

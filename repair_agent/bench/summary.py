@@ -227,8 +227,23 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
         # the commits that ran; >1: a resumed run spans versions; "unknown": records older than `code`
         "code_versions": sorted({str(r.get("code") or "unknown") for r in records}),
         **correctness,
+        **cluster_use(records),
         "per_task": per_task,
     }
+
+
+def cluster_use(records: list[dict]) -> dict:
+    """On Ray (records with a `node`): the nodes used, each one's tasks and the wall time its tasks took,
+    and the tasks run more than once because a node or worker was lost."""
+    nodes: dict[str, dict] = {}
+    for r in records:
+        if r.get("node"):
+            n = nodes.setdefault(r["node"], {"tasks": 0, "wall_s": 0.0})
+            n["tasks"] += 1
+            n["wall_s"] = round(n["wall_s"] + (_num(r.get("task_wall_s")) or 0.0), 1)
+    if not nodes:
+        return {}
+    return {"nodes": nodes, "retried": sum(1 for r in records if (r.get("attempts") or 1) > 1)}
 
 
 def _tried(rec: dict) -> int:
@@ -323,7 +338,12 @@ def _metric_rows(s: dict) -> list[tuple[str, str]]:
         ("wall time per fix (s)", _fmt(s.get("wall_s_per_fix"))),
         ("mean faithfulness", _fmt(s.get("mean_faithfulness"), digits=3)
          + (f" (n={s['faithfulness_n']})" if s.get("faithfulness_n") else "")),
-    ] + ([("model server", server)] if server else [])
+    ] + ([("model server", server)] if server else []) + ([
+        ("nodes used (Ray)", _fmt(len(s["nodes"]))),
+        ("wall time per node (s), tasks", "; ".join(f"{k}: {v['wall_s']:,.1f}, {v['tasks']}"
+                                                    for k, v in sorted(s["nodes"].items()))),
+        ("tasks retried (a node or worker lost)", _fmt(s.get("retried", 0))),
+    ] if s.get("nodes") else [])
 
 
 def _correct_text(s: dict) -> str:

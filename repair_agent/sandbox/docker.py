@@ -76,6 +76,7 @@ class DockerSandbox:
                            nano_cpus=int(cpus * 1e9))
         self.log = log
         self.python = "/opt/venv/bin/python"
+        self.worker_flags: list[str] = []  # `--no-zygotes`: the benchmark compares the two ways
         self.last: dict = {}  # how the last command ended: rc, timed_out, oom_killed, seconds
         self._junit: bytes | None = None
         self._worker: Worker | None = None
@@ -158,7 +159,7 @@ class DockerSandbox:
                                f"({self.workspace_size >> 20} MiB): {reply['error']}")
         if reply["timed_out"]:  # as on the exec path: the container and whatever ran in it go
             self._discard()
-        self.last = {k: reply[k] for k in ("rc", "timed_out", "oom_killed", "seconds", "cpu_s")}
+        self.last = {k: reply[k] for k in ("rc", "timed_out", "oom_killed", "seconds", "cpu_s", "zygote")}
         junit = base64.b64decode(reply["junit"]) if reply["junit"] else None
         run = junit_run(junit, reply["rc"], reply["timed_out"], time.monotonic() - start, reply["output"],
                         oom_killed=reply["oom_killed"], memory=self.memory)
@@ -173,7 +174,8 @@ class DockerSandbox:
             container = self._warm()
             if self._worker is None or self._worker.container_id != container.id:
                 self._stop_worker()
-                self._worker = Worker(self.client.api, container.id, [self.python, self.tool(SCRIPT)])
+                self._worker = Worker(self.client.api, container.id,
+                                      [self.python, self.tool(SCRIPT), *self.worker_flags])
             return self._worker
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise WorkerDied(f"it could not be started: {exc}") from exc

@@ -107,7 +107,7 @@ class LocalSandbox:
                                         str(self.private)], cwd=self.private, preexec_fn=self._limits,
                                        env={**self._env(workspace), "HOME": str(self.private / "tmp"),
                                             "TMPDIR": str(self.private / "tmp")})  # emptied per candidate
-        junit, _ = _fresh_junit(self.results)
+        junit = self.results / "worker-junit.xml"  # the same for every request: one zygote per selection
         start = time.monotonic()
         request = {"id": uuid.uuid4().hex[:8], "args": pytest_command(args, str(junit), per_test_timeout)[2:],
                    "junit": str(junit), "overlay": overlay or {}, "timeout": timeout}

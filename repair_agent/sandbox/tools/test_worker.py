@@ -6,15 +6,17 @@ request per line on stdin,
     {"id": ..., "args": [pytest args], "junit": path, "overlay": {relpath: text}, "timeout": s}
 (`args` is the whole pytest command line, built by the host as for the exec path), and answers
 each with one JSON line on stdout,
-    {"id", "rc", "timed_out", "oom_killed", "seconds", "cpu_s", "output": str, "junit": base64 | null}
+    {"id", "rc", "timed_out", "oom_killed", "seconds", "cpu_s", "zygote", "output": str, "junit": base64 | null}
 or {"id", "error": why} when the workspace could not be made. Its first line is
 {"ready": true, "preloaded": [...], "seconds": s}.
 
 Per request: /workspace is refilled from /src (the scratch tree as it is now, so the host never
 has to say when it changed: copying a 200-file tree costs about 10 ms) and the overlay is written
-over it; /tmp is emptied; a child in its own process group runs pytest.main() there, its stdout
-and stderr going into a pipe of which the parent keeps the last 64 KiB. The parent never imports
-the tree's own modules. At the deadline it kills the child's process group; after every child it
+over it; /tmp is emptied; a child in its own process group runs pytest there, its stdout and stderr
+going into a pipe of which the parent keeps the last 64 KiB. The child is forked from a zygote, a
+child of the worker that has read pytest's configuration for the request's pytest arguments and
+started the session (see Zygote), or, the first time a zygote refuses or with `--no-zygotes`, from
+the worker itself, which then runs pytest.main(). The parent never imports the tree's own modules. At the deadline it kills the child's process group; after every child it
 kills what the child left behind (forks that left the group, daemons), as the exec path's shell
 wrapper does. The parent is not dumpable, so the child cannot reopen its pipes through /proc.
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 import base64
 import fcntl
 import gc
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -51,6 +54,9 @@ SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "bu
 IMPORT = re.compile(r"^[ \t]*(?:from|import)[ \t]+([A-Za-z_]\w*)", re.M)
 NEVER = {"this", "antigravity", "__main__"}  # stdlib modules whose import prints or opens things
 SCAN_FILES = 5000  # a bound on the start-up scan of a huge tree
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux's number: Python names it from 3.10 on (bullseye: 3.9)
+# files that change how pytest starts (the host sends a candidate that changes one the exec way)
+STARTUP_FILES = {"conftest.py", "pytest.ini", "setup.cfg", "pyproject.toml", "tox.ini", "setup.py"}
 
 
 def tree_names(root: str) -> tuple[set[str], set[str]]:
@@ -129,6 +135,36 @@ def test_skipped():
 """
 
 
+KEEP_FRAMES = 30
+
+
+def short_recursion():
+    """A pytest plugin: a RecursionError's traceback keeps its first KEEP_FRAMES frames from the test
+    function on, and its last KEEP_FRAMES. pytest's report walks all thousand (half the time of a
+    candidate whose tests recurse without end) to show those up to where the recursion repeats, or
+    else the first and last ten."""
+    import pytest
+    from _pytest._code import Traceback
+
+    class ShortRecursion:
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtest_makereport(self, item, call):
+            exc = call.excinfo
+            if exc is None or not isinstance(exc.value, RecursionError):
+                return
+            frames, tb = [], exc.tb
+            while tb is not None:
+                frames.append(tb)
+                tb = tb.tb_next
+            test = getattr(getattr(item, "obj", None), "__code__", None)  # pytest's own frames come first
+            first = next((i for i, tb in enumerate(frames) if tb.tb_frame.f_code is test), 0)
+            if len(frames) - first > 2 * KEEP_FRAMES:
+                frames[first + KEEP_FRAMES - 1].tb_next = frames[-KEEP_FRAMES]
+                exc.traceback = Traceback(exc.tb)
+
+    return ShortRecursion()
+
+
 def warm_up(startup: list[str]) -> None:
     """One pytest run in the worker itself, on a made-up test (no code of the tree): the imports
     that pytest defers to a session and its caches are then paid once, not in every child."""
@@ -147,7 +183,7 @@ def warm_up(startup: list[str]) -> None:
         import pytest
 
         pytest.main([*startup, "-p", "no:cacheprovider", "-o", "junit_family=xunit1", f"--junitxml={folder}/junit.xml",
-                     "--timeout=60", "-q", "-rN", "test_warm_up.py"])
+                     "--timeout=60", "-q", "-rN", "test_warm_up.py"], plugins=[short_recursion()])
     finally:
         os.dup2(saved_fds[0], 1)
         os.dup2(saved_fds[1], 2)
@@ -171,9 +207,24 @@ def clear(folder: str) -> None:
                 pass
 
 
-def fresh_workspace(overlay: dict[str, str]) -> None:
+def fresh_workspace(overlay: dict[str, str]) -> str:
+    """The tree with the overlay over it. Returns a fingerprint of what pytest's start-up reads: the
+    start-up files' text, every other non-Python file's size and time (outside .git). The scratch
+    tree changes between requests (a patch applied, then reset), and a zygote serves only its own."""
     clear(WORKSPACE)
-    shutil.copytree(SRC, WORKSPACE, symlinks=True, dirs_exist_ok=True, copy_function=shutil.copy)
+    seen = hashlib.sha256()
+
+    def copy(src: str, dst: str) -> str:
+        name = os.path.basename(src)
+        if name in STARTUP_FILES:
+            with open(src, "rb") as f:
+                seen.update(src.encode() + b"\0" + f.read())
+        elif not name.endswith(".py") and "/.git/" not in src:
+            st = os.lstat(src)
+            seen.update(f"{src}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+        return shutil.copy(src, dst)
+
+    shutil.copytree(SRC, WORKSPACE, symlinks=True, dirs_exist_ok=True, copy_function=copy)
     for rel, text in overlay.items():
         path = os.path.normpath(os.path.join(WORKSPACE, rel))
         if not path.startswith(WORKSPACE + "/"):
@@ -181,6 +232,7 @@ def fresh_workspace(overlay: dict[str, str]) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
+    return seen.hexdigest()
 
 
 def oom_kills() -> int:
@@ -239,52 +291,333 @@ def plugin_args(modules: list[str]) -> list[str]:
     return ["--disable-plugin-autoload", *(arg for m in modules for arg in ("-p", m))]
 
 
-def child(args: list[str], r: int, w: int, proto: int, forget: list[str], base_path: list[str]) -> None:
-    """Runs in the forked child: never returns."""
+def as_candidate() -> None:
+    """What each candidate's process does first: its own process group (which the worker kills),
+    dumpable as a fresh python is, the first pick of the memory limit's killer, its own random state."""
+    os.setpgid(0, 0)
+    set_dumpable(1)
+    if LOCAL:
+        prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG: on the host, the child dies with its parent
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+    if "random" in sys.modules:
+        sys.modules["random"].seed()  # not the parent's state, the same for every child
+
+
+def redirect(out: int, keep: tuple[int, ...] = ()) -> None:
+    """stdin from /dev/null, stdout and stderr into `out`, every other descriptor but `keep` closed:
+    the code under test must not write on the host's channel, nor on a zygote's."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:  # the listing's own descriptor
+                pass
+
+
+def into_tree(args: list[str], forget: list[str], base_path: list[str]) -> None:
+    """As `python -m pytest ARGS` in the workspace: its path, folder and argv, the tree's names unloaded."""
+    os.chdir(WORKSPACE)
+    sys.path[:] = [WORKSPACE, os.path.join(WORKSPACE, "src"), *base_path]
+    for name in forget:
+        sys.modules.pop(name, None)  # imported again, as on the exec path
+    import pytest
+
+    sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *args]
+
+
+def exit_now(rc: int) -> None:
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(rc)
+
+
+def exit_with(body) -> None:
+    """Runs body() in a forked process and exits with the code it returns: never returns."""
     rc = 1
     try:
-        os.setpgid(0, 0)
-        set_dumpable(1)  # as a fresh pytest would be
-        if LOCAL:
-            prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG: on the host, the child dies with the worker
-        os.close(r)
-        os.close(proto)  # the code under test must not write on the host's channel
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(w, 1)
-        os.dup2(w, 2)
-        os.close(null)
-        os.close(w)
-        try:  # the memory limit's killer picks the candidate, not the worker
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write("1000")
-        except OSError:
-            pass
-        os.chdir(WORKSPACE)
-        sys.path[:] = [WORKSPACE, os.path.join(WORKSPACE, "src"), *base_path]  # as `python -m pytest`
-        for name in forget:
-            sys.modules.pop(name, None)  # imported again, as on the exec path
-        if "random" in sys.modules:
-            sys.modules["random"].seed()  # not the parent's state, the same for every child
-        import pytest
-
-        sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *args]  # as `-m pytest`
-        rc = int(pytest.main(args))
+        rc = int(body())
     except SystemExit as exc:
         rc = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
     except BaseException:
         traceback.print_exc()
     finally:
+        exit_now(rc)
+
+
+def child(args: list[str], w: int, forget: list[str], base_path: list[str]) -> None:
+    """Runs in the forked child: never returns."""
+    def body() -> int:
+        as_candidate()
+        redirect(w)
+        into_tree(args, forget, base_path)
+        import pytest
+
+        return pytest.main(args, plugins=[short_recursion()])
+
+    exit_with(body)
+
+
+# -- zygotes ---------------------------------------------------------------------------------------
+MAX_ZYGOTES = 4  # one per pytest argument list (and tree fingerprint): the failing tests', the suite's, ...
+
+
+class ZygoteDied(Exception):
+    """The zygote exited or garbled its answer while a candidate ran."""
+
+
+class Zygote:
+    """A child of the worker that has read pytest's configuration for one argument list and one state
+    of the tree's start-up files (ini files, conftest.py: the fingerprint of `fresh_workspace`; a
+    candidate whose overlay changes one never reaches the worker) and started the session. Each candidate's process is forked from it and pays only for collection
+    and its tests. The worker itself stays clean: only the zygote ran conftest.py, the same for every
+    candidate, and it refuses where that imported more of the tree (`tree_modules`).
+
+    It speaks on two pipes, a line each: "run" -> its candidate's pid; "exited" when that candidate
+    has exited (not yet reaped, so that its process group's id stays its own while the worker kills
+    what it left); "reap" -> "STATUS CPU_SECONDS". Candidates write to the zygote's output pipe."""
+
+    def __init__(self, args: list[str], forget: list[str], base_path: list[str]):
+        go_r, self.go = os.pipe()
+        self.msg, msg_w = os.pipe()
+        self.out, out_w = os.pipe()
         try:
+            fcntl.fcntl(self.out, F_SETPIPE_SZ, 1 << 20)  # as for the plain child
+        except OSError:
+            pass
+        self.buf = b""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            zygote_main(args, go_r, msg_w, out_w, forget, base_path)
+        for fd in (go_r, msg_w, out_w):
+            os.close(fd)
+
+    def line(self, deadline: float) -> str:
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.msg], [], [], left)[0]:
+                raise ZygoteDied("it did not answer in time")
+            data = os.read(self.msg, 4096)
+            if not data:
+                raise ZygoteDied("it exited")
+            self.buf += data
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode(errors="replace")
+
+    def ready(self, deadline: float) -> bool:
+        try:
+            ok = self.line(deadline) == "ready"
+        except ZygoteDied:
+            ok = False
+        self.drain(bytearray())  # pytest's start-up output is no candidate's
+        return ok
+
+    def drain(self, tail: bytearray, reads: int = 64) -> bytearray:
+        """What the candidates wrote so far (a bounded number of reads: a flood never ends)."""
+        for _ in range(reads):
+            if not select.select([self.out], [], [], 0)[0]:
+                break
+            tail += os.read(self.out, 1 << 20)
+            del tail[:-2 * OUTPUT_LIMIT]
+        return tail
+
+    def run(self, deadline: float, keep: set[int]) -> tuple[int, float, bool, bytearray]:
+        """One candidate: (its wait status, its CPU seconds, whether it timed out, its output's tail)."""
+        tail, pid, timed_out = bytearray(), None, False
+        try:
+            os.write(self.go, b"run\n")
+            pid = int(self.line(time.monotonic() + 10))
+            while b"exited\n" not in self.buf:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    kill_leftovers(pid, keep)
+                    break
+                ready = select.select([self.out, self.msg], [], [], left)[0]
+                if self.out in ready:
+                    self.drain(tail, reads=1)
+                if self.msg in ready:
+                    data = os.read(self.msg, 4096)
+                    if not data:
+                        raise ZygoteDied("it exited")
+                    self.buf += data
+            if self.line(time.monotonic() + 10) != "exited":
+                raise ZygoteDied("it garbled its answer")
+            kill_leftovers(pid, keep)  # before the reap: the group's id stays the candidate's until then
+            os.write(self.go, b"reap\n")
+            status, cpu = self.line(time.monotonic() + 10).split()
+            return int(status), float(cpu), timed_out, self.drain(tail)
+        except (OSError, ValueError, ZygoteDied) as exc:
+            if pid is not None:
+                kill_leftovers(pid, keep - {self.pid})
+            raise ZygoteDied(str(exc)) from exc
+
+    def close(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except OSError:
+            pass
+        for fd in (self.go, self.msg, self.out):
+            os.close(fd)
+
+
+class Zygotes:
+    """At most MAX_ZYGOTES, the least recently used dropped first. An argument list (with its tree
+    fingerprint) whose zygote refused or died runs the plain way from then on."""
+
+    def __init__(self):
+        self.by_args: dict[tuple, Zygote] = {}
+        self.refused: set[tuple] = set()
+
+    def pids(self) -> set[int]:
+        return {z.pid for z in self.by_args.values()}
+
+    def get(self, args: list[str], fingerprint: str, forget: list[str], base_path: list[str],
+            deadline: float) -> Zygote | None:
+        key = (*args, fingerprint)
+        if key in self.refused:
+            return None
+        zygote = self.by_args.pop(key, None)
+        if zygote is None:
+            zygote = Zygote(args, forget, base_path)
+            if not zygote.ready(deadline) or os.listdir(TMP):  # files in /tmp: every candidate's or none's
+                zygote.close()
+                self.refused.add(key)
+                return None
+            while len(self.by_args) >= MAX_ZYGOTES:
+                self.by_args.pop(next(iter(self.by_args))).close()
+        self.by_args[key] = zygote  # now the most recently used
+        return zygote
+
+    def drop(self, args: list[str], fingerprint: str) -> None:
+        key = (*args, fingerprint)
+        self.refused.add(key)
+        zygote = self.by_args.pop(key, None)
+        if zygote is not None:
+            zygote.close()
+
+
+def zygotes_work() -> bool:
+    """The zygote uses two names inside pytest (checked on 8.x and 9.x); without them, no zygotes."""
+    import _pytest.config
+    import _pytest.main
+
+    return hasattr(_pytest.config, "_prepareconfig") and hasattr(_pytest.main, "_main")
+
+
+def tree_modules() -> list[str]:
+    """The tree's modules loaded so far, but for its conftest.py files."""
+    return sorted(name for name, module in list(sys.modules.items())
+                  if isinstance(path := getattr(module, "__file__", None), str)
+                  and path.startswith(WORKSPACE + os.sep) and os.path.basename(path) != "conftest.py")
+
+
+def zygote_main(args: list[str], go: int, msg: int, out: int, forget: list[str], base_path: list[str]) -> None:
+    """Runs in the zygote, and at its end in each candidate: never returns."""
+    def body() -> int:
+        os.setpgid(0, 0)  # not in any candidate's group
+        if LOCAL:
+            prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        redirect(out, keep=(go, msg))
+        into_tree(args, forget, base_path)
+        import _pytest.main
+        import pytest
+        from _pytest.config import _prepareconfig
+
+        os.environ["PYTEST_VERSION"] = pytest.__version__  # as pytest.main sets it
+        config = _prepareconfig(args, plugins=[short_recursion()])
+        run_session = _pytest.main._main
+        # pytest's own command-line hook runs as in pytest.main; where it would run the session, the
+        # zygote waits, and each candidate forked there runs the session to its end
+        _pytest.main._main = lambda config, session: serve(config, session, go, msg, run_session)
+        try:
+            return config.hook.pytest_cmdline_main(config=config)
+        finally:
+            config._ensure_unconfigure()
+
+    exit_with(body)
+
+
+def serve(config, session, go: int, msg: int, run_session):
+    """Where pytest would run the session: the zygote's loop. Returns only in a candidate, with the
+    session's result (its exceptions are the session's, which pytest handles as usual)."""
+    if not fork_candidates(go, msg):
+        exit_now(0)  # the worker has gone, or dropped this zygote
+    os.close(go)
+    os.close(msg)
+    as_candidate()
+    own_capture(config)
+    importlib.invalidate_caches()  # the workspace was made anew
+    return run_session(config, session)
+
+
+def fork_candidates(go: int, msg: int) -> bool:
+    """The zygote's side of the pipes (see Zygote); True in each candidate, False when done."""
+    def say(text: str) -> None:
+        os.write(msg, text.encode() + b"\n")
+
+    def command() -> bytes:
+        line = b""
+        while not line.endswith(b"\n"):
+            data = os.read(go, 1)
+            if not data:
+                return b""
+            line += data
+        return line
+
+    try:
+        own = tree_modules()
+        if own:  # the candidates would share this state of the tree's code
+            say("refused: conftest.py imported " + ", ".join(own[:5]))
+            return False
+        gc.freeze()
+        say("ready")
+        while command() == b"run\n":
             sys.stdout.flush()
             sys.stderr.flush()
-        finally:
-            os._exit(rc)
+            pid = os.fork()
+            if pid == 0:
+                return True
+            say(str(pid))
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            say("exited")
+            if command() != b"reap\n":
+                break
+            _, status, usage = os.wait4(pid, 0)
+            say(f"{status} {usage.ru_utime + usage.ru_stime}")
+    except BaseException:
+        traceback.print_exc()
+    return False
 
 
-def run(req: dict, proto: int, keep: set[int], forget: list[str], base_path: list[str]) -> dict:
+def own_capture(config) -> None:
+    """The zygote's capture files are open in every candidate forked from it: a candidate killed in a
+    test would leave its output there for the next. Each candidate captures into files of its own."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    captures = getattr(capman, "_global_capturing", None)
+    if captures is not None:
+        captures.stop_capturing()
+        capman._global_capturing = None
+        capman.start_global_capturing()
+        capman.suspend_global_capture()
+
+
+def run(req: dict, keep: set[int], forget: list[str], base_path: list[str],
+        zygotes: "Zygotes | None" = None) -> dict:
     try:
-        fresh_workspace(req.get("overlay") or {})
+        fingerprint = fresh_workspace(req.get("overlay") or {})
     except OSError as exc:
         return {"id": req["id"], "error": str(exc)[-300:]}
     clear(TMP)
@@ -294,17 +627,28 @@ def run(req: dict, proto: int, keep: set[int], forget: list[str], base_path: lis
     oom0 = oom_kills()
     start = time.monotonic()
     deadline = start + float(req["timeout"])
+    if zygotes is not None:
+        zygote = zygotes.get(req["args"], fingerprint, forget, base_path, deadline)
+        keep = keep | zygotes.pids()  # the worker's own, not a candidate's leftovers
+        if zygote is not None:
+            try:
+                status, cpu, timed_out, tail = zygote.run(deadline, keep)
+            except ZygoteDied:  # the candidate killed it, say: the candidate runs again, the plain way
+                zygotes.drop(req["args"], fingerprint)
+                return run(req, keep, forget, base_path)
+            return reply(req, status, cpu, timed_out, tail, start, oom0, zygote=True)
+        # it refused: the plain way, from a fresh workspace and with the full time
+        return run(req, keep, forget, base_path)
     r, w = os.pipe()
     try:
-        # fewer wake-ups for a test that floods its output; Linux's 1031: Python names it from 3.10 on
-        fcntl.fcntl(r, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+        fcntl.fcntl(r, F_SETPIPE_SZ, 1 << 20)  # fewer wake-ups for a test that floods its output
     except OSError:
         pass
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        child(req["args"], r, w, proto, forget, base_path)
+        child(req["args"], w, forget, base_path)
     os.close(w)
     try:
         os.setpgid(pid, pid)  # the child does this too: whichever runs first
@@ -326,21 +670,26 @@ def run(req: dict, proto: int, keep: set[int], forget: list[str], base_path: lis
                 del tail[:-OUTPUT_LIMIT]
     kill_leftovers(pid, keep)  # before the reap: the group's id stays the child's until then
     _, status, usage = os.wait4(pid, 0)
-    seconds = time.monotonic() - start
     while not eof and select.select([r], [], [], 1.0)[0]:  # the rest of the output: its writers are gone
         data = os.read(r, 1 << 16)
         eof = not data
         tail = (tail + data)[-OUTPUT_LIMIT:]
     os.close(r)
+    return reply(req, status, usage.ru_utime + usage.ru_stime, timed_out, tail, start, oom0)
+
+
+def reply(req: dict, status: int, cpu: float, timed_out: bool, tail: bytes, start: float, oom0: int,
+          zygote: bool = False) -> dict:
+    seconds = time.monotonic() - start
     clear(TMP)
     code = os.waitstatus_to_exitcode(status)
     rc = 124 if timed_out else (128 - code if code < 0 else code)  # 128+N for signal N, as in sh
     data = None
-    if os.path.exists(junit):
-        with open(junit, "rb") as f:
+    if os.path.exists(req["junit"]):
+        with open(req["junit"], "rb") as f:
             data = base64.b64encode(f.read()).decode()
     return {"id": req["id"], "rc": rc, "timed_out": timed_out, "oom_killed": oom_kills() > oom0,
-            "seconds": round(seconds, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+            "seconds": round(seconds, 3), "cpu_s": round(cpu, 3), "zygote": zygote,
             "output": bytes(tail[-OUTPUT_LIMIT:]).decode(errors="replace"), "junit": data}
 
 
@@ -380,11 +729,12 @@ def main() -> None:
     out.write(json.dumps({"ready": True, "preloaded": preloaded,
                           "seconds": round(time.monotonic() - start, 3)}) + "\n")
     out.flush()
+    zygotes = None if "--no-zygotes" in sys.argv or not zygotes_work() else Zygotes()
     for line in sys.stdin.buffer:
         if line.strip():
             req = json.loads(line)
             req["args"] = [*startup, *req["args"]]
-            out.write(json.dumps(run(req, proto, keep, forget, base_path)) + "\n")
+            out.write(json.dumps(run(req, keep, forget, base_path, zygotes)) + "\n")
             out.flush()
 
 
