@@ -161,6 +161,10 @@ def test_a_zygote_serves_only_the_tree_it_read(tmp_path, boxes):
     assert "passed" not in outcomes(run).values() and "conftest was read" in run["output_tail"]
     (repo / "conftest.py").unlink()
     assert outcomes(worker_run(sb, [])) == both and sb.last["zygote"]
+    for _ in range(2):  # pytest's own answer to a test id that names nothing, from a zygote too
+        run = worker_run(sb, ["tests/test_it.py::test_three"])
+        assert run["returncode"] == 4 and "not found" in run["output_tail"], run["output_tail"][-500:]
+    assert sb.last["zygote"]
 
 
 def test_a_candidate_killed_mid_test_leaves_no_output_to_the_next(tmp_path, boxes):

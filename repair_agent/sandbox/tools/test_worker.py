@@ -544,6 +544,10 @@ def zygote_main(args: list[str], go: int, msg: int, out: int, forget: list[str],
         _pytest.main._main = lambda config, session: serve(config, session, go, msg, run_session)
         try:
             return config.hook.pytest_cmdline_main(config=config)
+        except pytest.UsageError as exc:  # a test id that names nothing, say: as pytest.main says it
+            for line in exc.args:
+                sys.stderr.write(f"ERROR: {line}\n")
+            return pytest.ExitCode.USAGE_ERROR
         finally:
             config._ensure_unconfigure()
 
