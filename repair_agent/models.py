@@ -95,7 +95,9 @@ MODELS: dict[str, ModelSpec] = {
             "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3",
             "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e",
         ], start=1)),
-        tokens_per_s=60, measured=True,  # shared/models/README.md, 128 tokens
+        # benchmarks/model_speed.py --compare, idle, 2 threads (bench/results/model-speed-idle.json);
+        # shared/models/README.md's 60 was measured with a llama.cpp built for this CPU, not for AVX2
+        tokens_per_s=27, measured=True,
     ),
     "qwen2.5-coder-1.5b": ModelSpec(
         name="qwen2.5-coder-1.5b",
@@ -127,9 +129,7 @@ MODELS: dict[str, ModelSpec] = {
             "4999dcb7b6704065f533ab521c5e581feecd72abc1fe596a57f00e7de72f1460",
             "6190a4ffcb96fec023c8086464e7c9d0ec9c7061efc39fec19142bdef186768a",
         ], start=1)),
-        # not measured idle yet: decoding on a CPU reads every weight per token, so about the
-        # 0.5B's speed times 491/1117 (its file is 2.3x larger)
-        tokens_per_s=26, measured=False,
+        tokens_per_s=12, measured=True,  # as the 0.5B's, in the same run
     ),
     "smollm2-135m": ModelSpec(
         name="smollm2-135m",
