@@ -602,7 +602,7 @@ def bench_bugsinpy(
                                         "per bug, repair-agent/base:RELEASE-cc for its Python)."),
     index_url: IndexUrl = None, find_links: FindLinks = None,
 ):
-    """Run the agent over BugsInPy's real bugs (--data DIR --repos DIR).
+    """Run the agent over BugsInPy's real bugs.
 
     A task is a bug's buggy commit with the fixed commit's test files; its failing tests are
     run_test.sh's, its Python the closest base image to bug.info's, its dependencies its
