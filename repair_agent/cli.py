@@ -538,23 +538,28 @@ BENCH = {  # dataset -> (its page's text, what --data is for it)
 }
 
 
+# the options every bench command takes
+BenchOut = Annotated[Optional[Path], typer.Option(help="Results folder (rerun into it to resume).")]
+BenchLimit = Annotated[Optional[int], typer.Option(help="Run only the first N tasks.")]
+BenchWorkers = Annotated[int, typer.Option(help="Tasks in parallel.")]
+SingleShot = Annotated[bool, typer.Option("--single-shot", help="One greedy request, no loop (baseline).")]
+NoTrace = Annotated[bool, typer.Option("--no-trace", help="Leave the execution trace out (ablation).")]
+Strategies = Annotated[Optional[str], typer.Option(help="mutate,infill,refine (default all).")]
+MaxCandidates = Annotated[Optional[int], typer.Option(min=1, help="Candidates per task (default 1000).")]
+PerTestTimeout = Annotated[int, typer.Option(min=1, help="Seconds one test may run before it fails.")]
+
+
 def _bench_command(dataset: str, needs_data: bool):
     doc, data_help = BENCH[dataset]
 
     def command(
         data: Optional[Path] = typer.Option(None, metavar="FILE", help=data_help),
-        out: Optional[Path] = typer.Option(None, help="Results folder (rerun into it to resume)."),
+        out: BenchOut = None,
         ids: Optional[str] = typer.Option(None, help="Comma-separated task ids."),
-        limit: Optional[int] = typer.Option(None, help="Run only the first N tasks."),
-        workers: int = typer.Option(1, help="Tasks in parallel."),
-        single_shot: bool = typer.Option(False, "--single-shot", help="One greedy request, no loop (baseline)."),
+        limit: BenchLimit = None, workers: BenchWorkers = 1, single_shot: SingleShot = False,
         base_url: BaseUrl = None, model: Model = None, rounds: Rounds = None, samples: Samples = None,
-        sandbox: SandboxKind = None,
-        no_trace: bool = typer.Option(False, "--no-trace", help="Leave the execution trace out (ablation)."),
-        no_sbfl: NoSbfl = False,
-        strategies: Optional[str] = typer.Option(None, help="mutate,infill,refine (default all)."),
-        max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates per task (default 1000)."),
-        per_test_timeout: int = typer.Option(5, min=1, help="Seconds one test may run before it fails."),
+        sandbox: SandboxKind = None, no_trace: NoTrace = False, no_sbfl: NoSbfl = False,
+        strategies: Strategies = None, max_candidates: MaxCandidates = None, per_test_timeout: PerTestTimeout = 5,
         ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=(
             "Run the tasks on a Ray cluster (the `cluster` extra): its address, `auto` (RAY_ADDRESS), or no "
             "value for a local Ray with --workers sandbox slots. Each node offers a \"sandbox\" resource; "
@@ -586,18 +591,12 @@ def bench_bugsinpy(
                                            "dev set, thefuck,tqdm,youtube-dl)."),
     evaluation: bool = typer.Option(False, "--evaluation", help="This is an evaluation run: allow the projects "
                                     "held out from development (every one but the dev set)."),
-    out: Optional[Path] = typer.Option(None, help="Results folder (rerun into it to resume)."),
+    out: BenchOut = None,
     ids: Optional[str] = typer.Option(None, help="Comma-separated task ids, e.g. thefuck-1,tqdm-3."),
-    limit: Optional[int] = typer.Option(None, help="Run only the first N tasks."),
-    workers: int = typer.Option(1, help="Tasks in parallel."),
-    single_shot: bool = typer.Option(False, "--single-shot", help="One greedy request, no loop (baseline)."),
+    limit: BenchLimit = None, workers: BenchWorkers = 1, single_shot: SingleShot = False,
     base_url: BaseUrl = None, model: Model = None, rounds: Rounds = None, samples: Samples = None,
-    sandbox: SandboxKind = None,
-    no_trace: bool = typer.Option(False, "--no-trace", help="Leave the execution trace out (ablation)."),
-    no_sbfl: NoSbfl = False,
-    strategies: Optional[str] = typer.Option(None, help="mutate,infill,refine (default all)."),
-    max_candidates: Optional[int] = typer.Option(None, min=1, help="Candidates per task (default 1000)."),
-    per_test_timeout: int = typer.Option(5, min=1, help="Seconds one test may run before it fails."),
+    sandbox: SandboxKind = None, no_trace: NoTrace = False, no_sbfl: NoSbfl = False,
+    strategies: Strategies = None, max_candidates: MaxCandidates = None, per_test_timeout: PerTestTimeout = 5,
     image: Optional[str] = typer.Option(None, metavar="IMAGE", help="One sandbox base image for every bug (default: "
                                         "per bug, repair-agent/base:RELEASE-cc for its Python)."),
     index_url: IndexUrl = None, find_links: FindLinks = None,
