@@ -16,9 +16,9 @@ over it; /tmp is emptied; a child in its own process group runs pytest there, it
 going into a pipe of which the parent keeps the last 64 KiB. The child is forked from a zygote, a
 child of the worker that has read pytest's configuration for the request's pytest arguments and
 started the session (see Zygote), or, the first time a zygote refuses or with `--no-zygotes`, from
-the worker itself, which then runs pytest.main(). The parent never imports the tree's own modules. At the deadline it kills the child's process group; after every child it
-kills what the child left behind (forks that left the group, daemons), as the exec path's shell
-wrapper does. The parent is not dumpable, so the child cannot reopen its pipes through /proc.
+the worker itself, which then runs pytest.main(). The parent never imports the tree's own modules.
+At the deadline it kills the child's process group; after every child it kills what it left behind
+(forks that left the group, daemons), as the exec path's shell wrapper does. The parent is not dumpable, so the child cannot reopen its pipes through /proc.
 
 `test_worker.py --local SRC PRIVATE` is the local sandbox's worker, on the host: the tree is SRC,
 the workspace and the emptied temporary folder are PRIVATE/workspace and PRIVATE/tmp, never the
@@ -378,8 +378,8 @@ class ZygoteDied(Exception):
 class Zygote:
     """A child of the worker that has read pytest's configuration for one argument list and one state
     of the tree's start-up files (ini files, conftest.py: the fingerprint of `fresh_workspace`; a
-    candidate whose overlay changes one never reaches the worker) and started the session. Each candidate's process is forked from it and pays only for collection
-    and its tests. The worker itself stays clean: only the zygote ran conftest.py, the same for every
+    candidate whose overlay changes one never reaches the worker) and started the session. Each
+    candidate's process is forked from it and pays only for collection and its tests. The worker itself stays clean: only the zygote ran conftest.py, the same for every
     candidate, and it refuses where that imported more of the tree (`tree_modules`).
 
     It speaks on two pipes, a line each: "run" -> its candidate's pid; "exited" when that candidate
