@@ -4,13 +4,17 @@ warm test worker, side by side and interleaved so that machine noise hits every 
 Cases:
   gcd    - QuixBugs gcd (buggy), its test file, --runs times each way: medians
   heavy  - a small repository whose test module imports numpy (installed into the env image)
+  package - a package of 200 modules (0.6 MB of source) that the test imports: what the zygote's
+           compiling ahead saves (worker against `--no-precompile`)
   batch  - --batch candidates for gcd (the buggy line rewritten in a dozen ways, each one distinct),
            run as validation runs them (`-x`, each candidate an overlay): candidates per second
 Ways:
   host         `python -m pytest` as a plain subprocess (LocalSandbox)
   docker exec  a fresh pytest through `docker exec` into the warm container (`fix --no-worker`)
   worker       the warm test worker in that container, each candidate a fork of a zygote that has
-               read pytest's configuration for its selection (the default)
+               read pytest's configuration for its selection, forked one request ahead as a spare
+               that copies the zygote's memory while it waits (the default)
+  no prefault  the same, but the spare copies nothing ahead (`--no-prefault`)
   no zygote    the same worker, each candidate a fork of the worker itself (`--no-zygotes`)
   docker run   a fresh container per run (gcd only, with --docker-run)
 Usage:
@@ -42,6 +46,16 @@ HEAVY = {  # a test module that imports a heavy library, and the code it tests
                            "def test_mean():\n    assert mean([1, 2, 3]) == 2.0\n\n\n"
                            "def test_array():\n    assert np.arange(3).sum() == 3\n",
 }
+
+
+def package(modules: int = 200, functions: int = 40) -> dict[str, str]:
+    """A package whose import compiles 0.6 MB of source, and a test that imports it."""
+    body = "".join(f"def f{i}(x):\n    y = x + {i}\n    return [y * k for k in range(3) if k != {i % 3}]\n\n\n"
+                   for i in range(functions))
+    files = {f"pkg/m{m:03d}.py": body for m in range(modules)}
+    files["pkg/__init__.py"] = "".join(f"from . import m{m:03d}\n" for m in range(modules))
+    files["tests/test_pkg.py"] = "import pkg\n\n\ndef test_import():\n    assert pkg.m000.f1(1) == [2, 4]\n"
+    return files
 
 
 def build(program: str, dest: Path) -> list[str]:
@@ -77,7 +91,9 @@ def ways(work: Path, host_python: str, docker_run: bool) -> dict:
     boxes = {"host": LocalSandbox(work, python=host_python),
              "docker exec": DockerSandbox(work, log=quiet, use_worker=False),
              "worker": DockerSandbox(work, log=quiet),
+             "no prefault": DockerSandbox(work, log=quiet),
              "no zygote": DockerSandbox(work, log=quiet)}
+    boxes["no prefault"].worker_flags = ["--no-prefault"]
     boxes["no zygote"].worker_flags = ["--no-zygotes"]
     if docker_run:
         boxes["docker run"] = DockerSandbox(work, reuse=False, log=quiet)
@@ -121,7 +137,7 @@ def show(title: str, meds: dict[str, float]) -> None:
     for name, med in meds.items():
         if name != "worker cpu":
             print(f"  {name:12s} {med:7.3f} s   x{med / host:.2f} of host   x{meds['docker exec'] / med:.1f} faster than exec")
-    print(f"  (the worker's child used {meds['worker cpu']:.3f} s of CPU; "
+    print(f"  (the worker's child used {meds['worker cpu']:.3f} s of CPU, with what it copied ahead as a spare; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
@@ -147,7 +163,8 @@ def main() -> None:
             gcd = medians(boxes, test, args.runs)
             show(f"QuixBugs {args.program}, {args.runs} runs each, medians:", gcd)
             result.update(host_s=gcd["host"], exec_s=gcd["docker exec"], worker_s=gcd["worker"],
-                          worker_no_zygote_s=gcd["no zygote"], worker_cpu_s=gcd["worker cpu"])
+                          worker_no_prefault_s=gcd["no prefault"], worker_no_zygote_s=gcd["no zygote"],
+                          worker_cpu_s=gcd["worker cpu"])
             boxes.pop("docker run", None)
             if args.batch and args.program == "gcd":
                 cps = batch(boxes, test, gcd_candidates(work, args.batch))
@@ -168,7 +185,23 @@ def main() -> None:
             show(f"a test module importing numpy, {args.runs} runs each, medians "
                  f"(the worker preloaded {', '.join(preloaded)}):", heavy)
             result["heavy"] = {"host_s": heavy["host"], "exec_s": heavy["docker exec"], "worker_s": heavy["worker"],
-                               "worker_no_zygote_s": heavy["no zygote"], "worker_cpu_s": heavy["worker cpu"]}
+                               "worker_no_prefault_s": heavy["no prefault"], "worker_no_zygote_s": heavy["no zygote"],
+                               "worker_cpu_s": heavy["worker cpu"]}
+        finally:
+            for box in boxes.values():
+                box.close()
+        package_dir = Path(tmp) / "package"
+        package_dir.mkdir()
+        write(package_dir, package())
+        boxes = ways(package_dir, host_python, False)
+        boxes["no precompile"] = DockerSandbox(package_dir, log=lambda m: None)
+        boxes["no precompile"].worker_flags = ["--no-precompile"]
+        try:
+            big = medians(boxes, [], args.runs)
+            show(f"a test importing a package of 200 modules, {args.runs} runs each, medians:", big)
+            result["package"] = {"host_s": big["host"], "exec_s": big["docker exec"], "worker_s": big["worker"],
+                                 "worker_no_precompile_s": big["no precompile"],
+                                 "worker_no_zygote_s": big["no zygote"], "worker_cpu_s": big["worker cpu"]}
         finally:
             for box in boxes.values():
                 box.close()

@@ -226,6 +226,45 @@ def test_a_dead_zygote_costs_one_plain_run(tmp_path, boxes):
         assert outcomes(run) == {"test_starts_clean": "passed"} and not sb.last["zygote"], run["output_tail"][-800:]
 
 
+def test_a_dead_spare_is_replaced(tmp_path, boxes):
+    """Each candidate's process is forked one request ahead, as a spare that copies the zygote's
+    memory while it waits. A spare killed while it waits (a running candidate can kill its sibling):
+    the next candidate is forked from the zygote at once, and gets its answer."""
+    sb = boxes(stateful_repo(tmp_path))
+    for _ in range(2):
+        assert outcomes(worker_run(sb, [])) == {"test_starts_clean": "passed"}
+    assert sb.last["zygote"]
+    sb.container.exec_run(["sh", "-c", "set -- $(for p in /proc/[0-9]*; do grep -q test_worke[r] $p/cmdline "
+                                       "2>/dev/null && echo ${p#/proc/}; done | sort -n); eval kill -KILL \\${$#}"])
+    for _ in range(2):
+        run = worker_run(sb, [])
+        assert outcomes(run) == {"test_starts_clean": "passed"} and sb.last["zygote"], run["output_tail"][-800:]
+
+
+def test_a_zygote_compiles_once_and_a_changed_file_anew(tmp_path, boxes):
+    """The zygote compiles the tree's modules, and its test modules as pytest's assertion rewriter
+    does, for all its candidates; a candidate that changed a file runs that file as it changed it."""
+    repo = tmp_path / "repo"
+    (repo / "tests").mkdir(parents=True)
+    (repo / "calc.py").write_text("def value():\n    return 1\n")
+    test = "from calc import value\n\n\ndef test_value():\n    assert value() == {}\n"
+    (repo / "tests" / "test_calc.py").write_text(test.format(2))
+    git(repo, "init", "-q")
+    sb, plain = boxes(repo), boxes(repo)
+    plain.worker_flags = ["--no-zygotes"]
+    cases = [({}, "failed", "assert 1 == 2"), ({}, "failed", "assert 1 == 2"),
+             ({"calc.py": "def value():\n    return 2\n"}, "passed", ""),
+             ({"tests/test_calc.py": test.format(3)}, "failed", "assert 1 == 3"), ({}, "failed", "assert 1 == 2")]
+    for overlay, outcome, message in cases:
+        for box in (sb, plain):
+            run = worker_run(box, [], overlay=overlay)
+            (case,) = run["cases"]
+            assert case["outcome"] == outcome and message in case["message"], run["output_tail"][-800:]
+            if message:  # pytest's rewritten assertion, on either way
+                assert "where 1 = value()" in case["details"], case["details"]
+    assert sb.last["zygote"] and not plain.last["zygote"]
+
+
 def test_the_code_under_test_cannot_answer_for_the_worker(tmp_path, boxes):
     """The worker's pipes to the host cannot be reopened through /proc by its child."""
     repo = tmp_path / "repo"

@@ -30,6 +30,7 @@ limit is the host's rlimit, so no out-of-memory count is read.
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
 import gc
 import hashlib
@@ -37,6 +38,7 @@ import importlib
 import importlib.util
 import json
 import os
+import pathlib
 import re
 import select
 import shutil
@@ -368,6 +370,10 @@ def child(args: list[str], w: int, forget: list[str], base_path: list[str]) -> N
 
 
 # -- zygotes ---------------------------------------------------------------------------------------
+PRECOMPILE_S = 2.0  # the zygote's time for compiling the tree ahead of its candidates
+MADV_POPULATE_WRITE = 23  # Linux's number (5.14+); Python's mmap module names it only for its own maps
+PREFAULT_CHUNK = 256 << 10  # a spare looks for its start between chunks
+PREFAULT_BYTES = 64 << 20  # at most this much of the zygote's memory is copied ahead
 MAX_ZYGOTES = 4  # one per pytest argument list (and tree fingerprint): the failing tests', the suite's, ...
 
 
@@ -382,7 +388,8 @@ class Zygote:
     candidate's process is forked from it and pays only for collection and its tests. The worker itself stays clean: only the zygote ran conftest.py, the same for every
     candidate, and it refuses where that imported more of the tree (`tree_modules`).
 
-    It speaks on two pipes, a line each: "run" -> its candidate's pid; "exited" when that candidate
+    It speaks on two pipes, a line each: "run" -> its candidate's pid and the next one's, forked
+    ahead as a spare (which the worker keeps alive as its own); "exited" when that candidate
     has exited (not yet reaped, so that its process group's id stays its own while the worker kills
     what it left); "reap" -> "STATUS CPU_SECONDS". Candidates write to the zygote's output pipe."""
 
@@ -394,7 +401,7 @@ class Zygote:
             fcntl.fcntl(self.out, F_SETPIPE_SZ, 1 << 20)  # as for the plain child
         except OSError:
             pass
-        self.buf = b""
+        self.buf, self.spare = b"", None
         sys.stdout.flush()
         sys.stderr.flush()
         self.pid = os.fork()
@@ -437,7 +444,8 @@ class Zygote:
         tail, pid, timed_out = bytearray(), None, False
         try:
             os.write(self.go, b"run\n")
-            pid = int(self.line(time.monotonic() + 10))
+            pid, self.spare = map(int, self.line(time.monotonic() + 10).split())
+            keep = keep | {self.spare}
             while b"exited\n" not in self.buf:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -464,8 +472,12 @@ class Zygote:
             raise ZygoteDied(str(exc)) from exc
 
     def close(self) -> None:
+        for pid in (self.pid, self.spare):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, TypeError):
+                pass
         try:
-            os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
         except OSError:
             pass
@@ -482,7 +494,7 @@ class Zygotes:
         self.refused: set[tuple] = set()
 
     def pids(self) -> set[int]:
-        return {z.pid for z in self.by_args.values()}
+        return {pid for z in self.by_args.values() for pid in (z.pid, z.spare) if pid}
 
     def get(self, args: list[str], fingerprint: str, forget: list[str], base_path: list[str],
             deadline: float) -> Zygote | None:
@@ -554,21 +566,65 @@ def zygote_main(args: list[str], go: int, msg: int, out: int, forget: list[str],
     exit_with(body)
 
 
+def precompile(config) -> None:
+    """Compile the tree's modules once, in the zygote, for all its candidates: the sandbox writes no
+    bytecode, so every import compiled its file again (on a big package, most of a run). Compiled,
+    never run. A candidate's import takes the code only for the same path and the same bytes, so a
+    file that the candidate changed compiles as before; test modules are compiled as pytest's
+    assertion rewriter compiles them. At most PRECOMPILE_S seconds: the rest compiles as before."""
+    from importlib.machinery import SourceFileLoader
+
+    from _pytest.assertion import rewrite
+    from _pytest.pathlib import fnmatch_ex
+
+    plain, rewritten, stop = {}, {}, time.monotonic() + PRECOMPILE_S
+    test_files = config.getini("python_files")
+    for dirpath, dirs, files in os.walk(WORKSPACE):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith(".")]
+        for name in files:
+            if not name.endswith(".py") or name == "conftest.py":  # conftest.py: the zygote imported it
+                continue
+            if time.monotonic() > stop:
+                break
+            path = os.path.join(dirpath, name)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+                if any(fnmatch_ex(pattern, path) for pattern in test_files):
+                    rewritten[path, data] = rewrite._rewrite_test(pathlib.Path(path), config)
+                else:
+                    plain[path, data] = compile(data, path, "exec", dont_inherit=True)
+            except (OSError, SyntaxError, ValueError):  # the candidate's own import says it
+                pass
+    source_to_code, rewrite_test = SourceFileLoader.source_to_code, rewrite._rewrite_test
+
+    def compiled(loader, data, path, *args, **kwargs):
+        code = plain.get((path, bytes(data)))
+        return code if code is not None else source_to_code(loader, data, path, *args, **kwargs)
+
+    def rewritten_test(fn, config):
+        with open(fn, "rb") as f:
+            done = rewritten.get((str(fn), f.read()))
+        return done if done is not None else rewrite_test(fn, config)
+
+    SourceFileLoader.source_to_code = compiled
+    rewrite._rewrite_test = rewritten_test
+
+
 def serve(config, session, go: int, msg: int, run_session):
     """Where pytest would run the session: the zygote's loop. Returns only in a candidate, with the
     session's result (its exceptions are the session's, which pytest handles as usual)."""
-    if not fork_candidates(go, msg):
+    if not fork_candidates(config, go, msg):
         exit_now(0)  # the worker has gone, or dropped this zygote
-    os.close(go)
-    os.close(msg)
     as_candidate()
     own_capture(config)
     importlib.invalidate_caches()  # the workspace was made anew
     return run_session(config, session)
 
 
-def fork_candidates(go: int, msg: int) -> bool:
-    """The zygote's side of the pipes (see Zygote); True in each candidate, False when done."""
+def fork_candidates(config, go: int, msg: int) -> bool:
+    """The zygote's side of the pipes (see Zygote); True in each candidate, False when done. Each
+    candidate's process is forked one request ahead, as a Spare; "run" starts it and forks the next."""
     def say(text: str) -> None:
         os.write(msg, text.encode() + b"\n")
 
@@ -586,24 +642,107 @@ def fork_candidates(go: int, msg: int) -> bool:
         if own:  # the candidates would share this state of the tree's code
             say("refused: conftest.py imported " + ", ".join(own[:5]))
             return False
+        precompile(config)
         gc.freeze()
         say("ready")
-        while command() == b"run\n":
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                return True
-            say(str(pid))
+        spare = Spare(go, msg)
+        while spare.pid and command() == b"run\n":
+            while spare.pid and not spare.begin():  # it died while it waited: one forked now instead
+                spare = Spare(go, msg)
+            if not spare.pid:
+                break
+            pid, spare = spare.pid, Spare(go, msg)
+            if not spare.pid:
+                break
+            say(f"{pid} {spare.pid}")
             os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
             say("exited")
             if command() != b"reap\n":
                 break
             _, status, usage = os.wait4(pid, 0)
             say(f"{status} {usage.ru_utime + usage.ru_stime}")
+        if not spare.pid:
+            spare.wait()
+            return True
     except BaseException:
         traceback.print_exc()
     return False
+
+
+class Spare:
+    """A candidate's process, forked from the zygote one request ahead: while it waits it copies the
+    zygote's memory (`prefault`), off the request's time. It holds no end of the worker's pipes (the
+    worker sees the zygote's death as their end). A running candidate can kill its waiting sibling
+    (same user): a spare acknowledges its start, and one that died is replaced by a fresh fork."""
+
+    def __init__(self, go: int, msg: int):
+        start_r, self.start = os.pipe()
+        self.ack, ack_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            for fd in (go, msg, self.start, self.ack):
+                os.close(fd)
+            self.start, self.ack = start_r, ack_w
+        else:
+            os.close(start_r)
+            os.close(ack_w)
+
+    def begin(self) -> bool:
+        """In the zygote: start it; False if it had died."""
+        try:
+            os.write(self.start, b"g")
+            alive = os.read(self.ack, 1) == b"a"
+        except OSError:
+            alive = False
+        os.close(self.start)
+        os.close(self.ack)
+        if not alive:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            os.waitpid(self.pid, 0)
+        return alive
+
+    def wait(self) -> None:
+        """In the spare: copy pages until started, then return as the candidate. The end of the pipe
+        without a start (the zygote dropped or killed) ends it."""
+        prefault(self.start)
+        started = os.read(self.start, 1) == b"g"
+        if started:
+            os.write(self.ack, b"a")
+        os.close(self.start)
+        os.close(self.ack)
+        if not started:
+            exit_now(0)
+
+
+def prefault(start: int) -> None:
+    """Copy the zygote's writable pages into this process now, a chunk at a time until `start` has
+    something to read. Every page a candidate writes is first copied from the zygote, one fault each
+    (on this machine, ten of a gcd candidate's thirty-odd milliseconds); done ahead, off the request's
+    time. Linux 5.14+ (MADV_POPULATE_WRITE); where madvise refuses it, nothing is copied ahead."""
+    try:
+        import ctypes
+
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        with open("/proc/self/maps") as f:
+            spans = [[int(x, 16) for x in fields[0].split("-")] for fields in map(str.split, f)
+                     if fields[1] == "rw-p" and fields[5:6] not in (["[stack]"], ["[vvar]"], ["[vsyscall]"])]
+    except (OSError, AttributeError, ValueError, IndexError):
+        return
+    left = PREFAULT_BYTES
+    for low, high in spans:
+        for at in range(low, high, PREFAULT_CHUNK):
+            size = min(PREFAULT_CHUNK, high - at, left)
+            if size <= 0 or select.select([start], [], [], 0)[0]:
+                return
+            if madvise(at, size, MADV_POPULATE_WRITE) != 0 and ctypes.get_errno() == errno.EINVAL:
+                return  # an older kernel
+            left -= size
 
 
 def own_capture(config) -> None:
@@ -734,6 +873,9 @@ def main() -> None:
                           "seconds": round(time.monotonic() - start, 3)}) + "\n")
     out.flush()
     zygotes = None if "--no-zygotes" in sys.argv or not zygotes_work() else Zygotes()
+    global PREFAULT_BYTES, PRECOMPILE_S  # the benchmark's comparisons: spares that copy nothing ahead,
+    PREFAULT_BYTES = 0 if "--no-prefault" in sys.argv else PREFAULT_BYTES  # zygotes that compile nothing
+    PRECOMPILE_S = 0 if "--no-precompile" in sys.argv else PRECOMPILE_S
     for line in sys.stdin.buffer:
         if line.strip():
             req = json.loads(line)
