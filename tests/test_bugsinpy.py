@@ -207,6 +207,23 @@ def test_a_task_is_the_buggy_tree_with_the_fixed_tests_and_no_later_history(bugs
         t.materialize(tmp_path / "other")
 
 
+def test_a_patch_is_correct_when_it_makes_the_human_fixs_program(bugsinpy, tmp_path):
+    """BugsInPy has no reference program to run, only the human fix: the same syntax trees are
+    correct (comments and layout aside); anything else is unknown, never false."""
+    from repair_agent.bench.correctness import same_as_human_fix
+
+    data, repos, _ = bugsinpy
+    task = load_bugsinpy(data, repos, ids=["thefuck-1"])[0]
+    layout = REFERENCE.replace("+    return a + b", "+    return (a +\n+            b)  # the fix")
+    layout = layout.replace("@@ -1,5 +1,5 @@", "@@ -1,5 +1,6 @@")
+    same = same_as_human_fix(task, layout, tmp_path / "same")
+    assert same["correct"] is True and same["correct_reason"] == "the same program as the human fix in calc.py"
+    other = same_as_human_fix(task, REFERENCE.replace("+    return a + b", "+    return b + a"), tmp_path / "other")
+    assert other["correct"] == "unknown" and other["correct_reason"].startswith("calc.py differs from the human fix's")
+    broken = same_as_human_fix(task, REFERENCE.replace("-    return a - b", "-    return a / b"), tmp_path / "broken")
+    assert broken["correct"] == "unknown" and broken["correct_reason"].startswith("the patch does not apply")
+
+
 # -- in the sandbox -------------------------------------------------------------------------------
 def test_bench_bugsinpy_runs_the_bug_that_reproduces_and_records_the_one_that_does_not(bugsinpy, tmp_path,
                                                                                         docker_ready):
@@ -237,6 +254,7 @@ def test_bench_bugsinpy_runs_the_bug_that_reproduces_and_records_the_one_that_do
     records = {r["task_id"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
     one, two = records["thefuck-1"], records["thefuck-2"]
     assert one["status"] == "fixed" and one["verified"] is True and "+    return a + b" in one["patch"]
+    assert one["correct"] is True and one["correct_reason"] == "the same program as the human fix in calc.py"
     env = one["environment"]
     assert env["reproduced"] is True and env["reproduce"] == "fails on the buggy code, passes with the reference fix"
     assert env["python"].startswith("3.11.") and env["base"] == "repair-agent/base:bookworm" and env["image"] == image

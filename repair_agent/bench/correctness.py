@@ -3,7 +3,9 @@
 A patch is *plausible* when the benchmark's tests pass on it: the tests the agent searched
 against. It is *correct* when it behaves like the reference (QuixBugs' fixed program,
 HumanEvalFix's canonical solution) on the tests' own inputs and on a few hundred generated ones.
-The harness alone knows the reference, and asks only after the agent has finished.
+BugsInPy has no reference program to call, only the human fix: there a patch is correct when it
+makes the same program as the human fix (`same_as_human_fix`), and its correctness is unknown
+otherwise. The harness alone knows the reference, and asks only after the agent has finished.
 
 The patched code is untrusted: both programs run inside the sandbox (`sandbox/tools/differential.py`),
 each call under a time limit. Inputs are generated on the host, as plain JSON, by the generator
@@ -13,6 +15,7 @@ strategies built from the arguments the tests passed, kept to the domain the tes
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from pathlib import Path
@@ -22,8 +25,9 @@ from ..differential import lines as _lines
 from ..differential import outcome_text as _outcome
 from ..differential import tail as _tail
 from ..errors import RepairAgentError
-from ..patching import apply_diff
+from ..patching import apply_diff, changed_files
 from ..sandbox import open_sandbox
+from .bugsinpy import reference_patch
 from .datasets import Task, reference_for
 
 HARNESS_DIR = ".differential"  # the reference and the inputs, written into the checked tree
@@ -54,6 +58,8 @@ def check(task: Task, patch: str, work: Path, sandbox: str = "docker", image: st
           budget: float = 60.0) -> dict:
     """Is `patch` correct? `{"correct": True | False | "unknown", "correct_reason",
     "first_difference": {"source", "input", "reference", "patched"} | None, "correct_inputs"}`."""
+    if task.dataset == "bugsinpy":
+        return same_as_human_fix(task, patch, work)
     ref = reference_for(task, data)
     if ref is None:
         return _unknown(f"no reference program for this {task.dataset} task")
@@ -90,6 +96,42 @@ def check(task: Task, patch: str, work: Path, sandbox: str = "docker", image: st
     if not results:
         return _unknown(f"the comparison did not finish (exit code {rc}): {_tail(out)}")
     return verdict(results[-1], why_not, entry)
+
+
+def same_as_human_fix(task: Task, patch: str, work: Path) -> dict:
+    """Correct when every file that the patch or the human fix (`bug_patch.txt`) changes has the
+    same syntax tree after either (comments and layout aside); unknown otherwise, never false: a
+    different patch may still be right, and nothing here calls the code to tell."""
+    human = reference_patch(task)
+    if human is None:
+        return _unknown("no human fix for this bug")
+    trees = {}
+    for name, diff in (("patch", patch), ("human fix", human)):
+        trees[name] = work / name.replace(" ", "_")
+        shutil.rmtree(trees[name], ignore_errors=True)
+        task.materialize(trees[name])
+        applied = apply_diff(trees[name], diff)
+        if not applied.ok:
+            return _unknown(f"the {name} does not apply: {applied.reason}")
+    files = sorted(set(changed_files(patch)) | set(changed_files(human)))
+    for rel in files:
+        if _program(trees["patch"] / rel) != _program(trees["human fix"] / rel):
+            return _unknown(f"{rel} differs from the human fix's (no reference program to run both)")
+    return {"correct": True, "correct_reason": f"the same program as the human fix in {', '.join(files)}",
+            "first_difference": None, "correct_inputs": None}
+
+
+def _program(path: Path) -> str | None:
+    """A Python file's syntax tree, dumped (other files: their text); None for a missing file."""
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix != ".py":
+        return text
+    try:
+        return ast.dump(ast.parse(text))
+    except SyntaxError:
+        return text
 
 
 def verdict(res: dict, why_not_generated: str = "", entry: str = "f") -> dict:
