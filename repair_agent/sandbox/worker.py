@@ -10,9 +10,10 @@ import struct
 import time
 from pathlib import PurePosixPath
 
-SCRIPT = "test_worker.py"
 # files that change how pytest starts or what is installed: the worker imported those once
-STARTUP_FILES = {"conftest.py", "pytest.ini", "setup.cfg", "pyproject.toml", "tox.ini", "setup.py"}
+from .tools.test_worker import STARTUP_FILES
+
+SCRIPT = "test_worker.py"
 
 
 class WorkerDied(Exception):
