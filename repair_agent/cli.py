@@ -619,6 +619,7 @@ def bench_rescore(
     dirs: list[Path] = typer.Argument(..., help="Results folders (each with records.jsonl)."),
     data: Optional[Path] = typer.Option(None, help="The dataset file (HumanEvalFix: its reference solutions)."),
     sandbox: str = typer.Option("docker", help="Where the patched code runs (docker, or local: no isolation)."),
+    repos: Optional[Path] = typer.Option(None, metavar="DIR", help="BugsInPy: one clone per project (default: DATA/repos)."),
 ):
     """Check earlier runs' plausible fixes against the reference.
 
@@ -629,7 +630,7 @@ def bench_rescore(
 
     for d in dirs:
         try:
-            summary = rescore(d, data=data, sandbox=sandbox, log=log)
+            summary = rescore(d, data=data, sandbox=sandbox, log=log, repos=repos)
         except RepairAgentError as exc:
             fail(exc)
         except (ValueError, OSError) as exc:  # no records, a task id the dataset lacks, no --data

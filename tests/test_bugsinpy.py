@@ -224,6 +224,22 @@ def test_a_patch_is_correct_when_it_makes_the_human_fixs_program(bugsinpy, tmp_p
     assert broken["correct"] == "unknown" and broken["correct_reason"].startswith("the patch does not apply")
 
 
+def test_rescore_reads_the_clones_from_repos(bugsinpy, tmp_path):
+    """`bench rescore --repos`: a BugsInPy run's fixes checked again, the clones where --repos says."""
+    data, repos, _ = bugsinpy
+    out = tmp_path / "out"
+    out.mkdir()
+    record = {"task_id": "thefuck-1", "dataset": "bugsinpy", "status": "fixed", "verified": True,
+              "patch": REFERENCE, "rounds": [], "tokens": {"prompt": 0, "completion": 0}, "duration_s": 1.0}
+    (out / "records.jsonl").write_text(json.dumps(record) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "repair_agent", "bench", "rescore", str(out), "--data", str(data),
+                           "--repos", str(repos)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    (rescored,) = map(json.loads, (out / "records.jsonl").read_text().splitlines())
+    assert rescored["correct"] is True and rescored["correct_reason"] == "the same program as the human fix in calc.py"
+    assert json.loads((out / "summary.json").read_text())["correct"] == 1
+
+
 # -- in the sandbox -------------------------------------------------------------------------------
 def test_bench_bugsinpy_runs_the_bug_that_reproduces_and_records_the_one_that_does_not(bugsinpy, tmp_path,
                                                                                         docker_ready):

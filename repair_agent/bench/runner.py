@@ -241,15 +241,17 @@ def run_threads(todo: list[Task], work: Callable[[Task], dict], workers: int, st
 
 
 def rescore(out: Path, data: Path | None = None, sandbox: str = "docker", image: str | None = None,
-            log: Callable[[str], None] = print) -> dict:
+            log: Callable[[str], None] = print, repos: Path | None = None) -> dict:
     """Check the plausible fixes of an earlier run for correctness, from its records (task id and
-    patch), and rewrite records.jsonl, the summary, the report and the plot."""
+    patch), and rewrite records.jsonl, the summary, the report and the plot. `repos`: BugsInPy's
+    clones (default DATA/repos)."""
     lines = [json.loads(x) for x in (out / RECORDS_FILE).read_text(encoding="utf-8").splitlines() if x.strip()]
     last = {str(r.get("task_id")): i for i, r in enumerate(lines)}  # a resumed run: the last one counts
     tasks = {}
     for dataset in sorted({lines[i].get("dataset") or "" for i in last.values()}):
         ids = [t for t, i in last.items() if lines[i].get("dataset") == dataset]
-        tasks.update({t.task_id: t for t in load_dataset(dataset, data, ids=ids)})
+        extra = {"repos": repos} if dataset == "bugsinpy" else {}
+        tasks.update({t.task_id: t for t in load_dataset(dataset, data, ids=ids, **extra)})
     with tempfile.TemporaryDirectory(prefix="repair-agent-rescore-") as tmp:
         for task_id, i in last.items():
             lines[i].update(score(tasks[task_id], lines[i], Path(tmp) / "correct", sandbox=sandbox, image=image,
