@@ -472,10 +472,10 @@ class Zygote:
             raise ZygoteDied(str(exc)) from exc
 
     def close(self) -> None:
-        for pid in (self.pid, self.spare):
+        for pid in filter(None, (self.pid, self.spare)):  # no spare before its first candidate
             try:
                 os.kill(pid, signal.SIGKILL)
-            except (OSError, TypeError):
+            except OSError:
                 pass
         try:
             os.waitpid(self.pid, 0)
@@ -873,8 +873,9 @@ def main() -> None:
                           "seconds": round(time.monotonic() - start, 3)}) + "\n")
     out.flush()
     zygotes = None if "--no-zygotes" in sys.argv or not zygotes_work() else Zygotes()
-    global PREFAULT_BYTES, PRECOMPILE_S  # the benchmark's comparisons: spares that copy nothing ahead,
-    PREFAULT_BYTES = 0 if "--no-prefault" in sys.argv else PREFAULT_BYTES  # zygotes that compile nothing
+    # the benchmark's comparisons: spares that copy nothing ahead, zygotes that compile nothing
+    global PREFAULT_BYTES, PRECOMPILE_S
+    PREFAULT_BYTES = 0 if "--no-prefault" in sys.argv else PREFAULT_BYTES
     PRECOMPILE_S = 0 if "--no-precompile" in sys.argv else PRECOMPILE_S
     for line in sys.stdin.buffer:
         if line.strip():
