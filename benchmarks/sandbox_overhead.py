@@ -86,18 +86,43 @@ def gcd_candidates(dest: Path, n: int) -> list[dict[str, str]]:
             for i in range(n)]
 
 
-def ways(work: Path, host_python: str, docker_run: bool) -> dict:
+WORKER_FLAGS = {"no prefault": ["--no-prefault"], "no zygote": ["--no-zygotes"]}  # the worker's other ways
+SECONDS = {"host": "host_s", "docker exec": "exec_s", "worker": "worker_s", "no prefault": "worker_no_prefault_s",
+           "no zygote": "worker_no_zygote_s", "no precompile": "worker_no_precompile_s", "worker cpu": "worker_cpu_s"}
+
+
+def ways(work: Path, host_python: str, docker_run: bool, more: dict[str, list[str]] | None = None) -> dict:
+    """The sandboxes, one per way; `more`: other worker ways, by name and worker flags."""
     quiet = lambda m: None  # noqa: E731
     boxes = {"host": LocalSandbox(work, python=host_python),
              "docker exec": DockerSandbox(work, log=quiet, use_worker=False),
-             "worker": DockerSandbox(work, log=quiet),
-             "no prefault": DockerSandbox(work, log=quiet),
-             "no zygote": DockerSandbox(work, log=quiet)}
-    boxes["no prefault"].worker_flags = ["--no-prefault"]
-    boxes["no zygote"].worker_flags = ["--no-zygotes"]
+             "worker": DockerSandbox(work, log=quiet)}
+    for name, flags in {**WORKER_FLAGS, **(more or {})}.items():
+        boxes[name] = DockerSandbox(work, log=quiet)
+        boxes[name].worker_flags = flags
     if docker_run:
         boxes["docker run"] = DockerSandbox(work, reuse=False, log=quiet)
     return boxes
+
+
+def in_seconds(meds: dict[str, float]) -> dict[str, float]:
+    """The medians under their JSON names (`docker run` is shown only)."""
+    return {SECONDS[name]: med for name, med in meds.items() if name in SECONDS}
+
+
+def repo_case(work: Path, files: dict[str, str], host_python: str, runs: int, title, more=None) -> dict:
+    """A small repository's whole test run, each way `runs` times: its medians shown (`title(boxes)`
+    heads them) and returned in seconds."""
+    work.mkdir()
+    write(work, files)
+    boxes = ways(work, host_python, False, more)
+    try:
+        meds = medians(boxes, [], runs)
+        show(title(boxes), meds)
+    finally:
+        for box in boxes.values():
+            box.close()
+    return in_seconds(meds)
 
 
 def medians(boxes: dict, args: list[str], runs: int) -> dict[str, float]:
@@ -162,9 +187,7 @@ def main() -> None:
         try:
             gcd = medians(boxes, test, args.runs)
             show(f"QuixBugs {args.program}, {args.runs} runs each, medians:", gcd)
-            result.update(host_s=gcd["host"], exec_s=gcd["docker exec"], worker_s=gcd["worker"],
-                          worker_no_prefault_s=gcd["no prefault"], worker_no_zygote_s=gcd["no zygote"],
-                          worker_cpu_s=gcd["worker cpu"])
+            result.update(in_seconds(gcd))
             boxes.pop("docker run", None)
             if args.batch and args.program == "gcd":
                 cps = batch(boxes, test, gcd_candidates(work, args.batch))
@@ -175,36 +198,14 @@ def main() -> None:
         finally:
             for box in boxes.values():
                 box.close()
-        heavy_dir = Path(tmp) / "heavy"
-        heavy_dir.mkdir()
-        write(heavy_dir, HEAVY)
-        boxes = ways(heavy_dir, host_python, False)
-        try:
-            heavy = medians(boxes, [], args.runs)
-            preloaded = boxes["worker"]._worker.hello["preloaded"]
-            show(f"a test module importing numpy, {args.runs} runs each, medians "
-                 f"(the worker preloaded {', '.join(preloaded)}):", heavy)
-            result["heavy"] = {"host_s": heavy["host"], "exec_s": heavy["docker exec"], "worker_s": heavy["worker"],
-                               "worker_no_prefault_s": heavy["no prefault"], "worker_no_zygote_s": heavy["no zygote"],
-                               "worker_cpu_s": heavy["worker cpu"]}
-        finally:
-            for box in boxes.values():
-                box.close()
-        package_dir = Path(tmp) / "package"
-        package_dir.mkdir()
-        write(package_dir, package())
-        boxes = ways(package_dir, host_python, False)
-        boxes["no precompile"] = DockerSandbox(package_dir, log=lambda m: None)
-        boxes["no precompile"].worker_flags = ["--no-precompile"]
-        try:
-            big = medians(boxes, [], args.runs)
-            show(f"a test importing a package of 200 modules, {args.runs} runs each, medians:", big)
-            result["package"] = {"host_s": big["host"], "exec_s": big["docker exec"], "worker_s": big["worker"],
-                                 "worker_no_precompile_s": big["no precompile"],
-                                 "worker_no_zygote_s": big["no zygote"], "worker_cpu_s": big["worker cpu"]}
-        finally:
-            for box in boxes.values():
-                box.close()
+        result["heavy"] = repo_case(
+            Path(tmp) / "heavy", HEAVY, host_python, args.runs,
+            lambda boxes: f"a test module importing numpy, {args.runs} runs each, medians "
+                          f"(the worker preloaded {', '.join(boxes['worker']._worker.hello['preloaded'])}):")
+        result["package"] = repo_case(
+            Path(tmp) / "package", package(), host_python, args.runs,
+            lambda boxes: f"a test importing a package of 200 modules, {args.runs} runs each, medians:",
+            more={"no precompile": ["--no-precompile"]})
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 
