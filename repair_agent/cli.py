@@ -547,6 +547,8 @@ NoTrace = Annotated[bool, typer.Option("--no-trace", help="Leave the execution t
 Strategies = Annotated[Optional[str], typer.Option(help="mutate,infill,refine (default all).")]
 MaxCandidates = Annotated[Optional[int], typer.Option(min=1, help="Candidates per task (default 1000).")]
 PerTestTimeout = Annotated[int, typer.Option(min=1, help="Seconds one test may run before it fails.")]
+BugsInPyRepos = Annotated[Optional[Path], typer.Option(metavar="DIR", help=(
+    "BugsInPy: one clone per project, DIR/PROJECT (default: DATA/repos); `git clone` them where the network allows."))]
 
 
 def _bench_command(dataset: str, needs_data: bool):
@@ -585,8 +587,7 @@ bench_app.command("repos")(_bench_command("repos", needs_data=True))
 @bench_app.command("bugsinpy")
 def bench_bugsinpy(
     data: Path = typer.Option(..., metavar="DIR", help="A checkout of BugsInPy (github.com/soarsmu/BugsInPy)."),
-    repos: Optional[Path] = typer.Option(None, metavar="DIR", help="One clone per project, DIR/PROJECT "
-                                         "(default: DATA/repos); `git clone` them where the network allows."),
+    repos: BugsInPyRepos = None,
     projects: Optional[str] = typer.Option(None, metavar="LIST", help="Comma-separated projects (default: the "
                                            "dev set, thefuck,tqdm,youtube-dl)."),
     evaluation: bool = typer.Option(False, "--evaluation", help="This is an evaluation run: allow the projects "
@@ -619,7 +620,7 @@ def bench_rescore(
     dirs: list[Path] = typer.Argument(..., help="Results folders (each with records.jsonl)."),
     data: Optional[Path] = typer.Option(None, help="The dataset file (HumanEvalFix: its reference solutions)."),
     sandbox: str = typer.Option("docker", help="Where the patched code runs (docker, or local: no isolation)."),
-    repos: Optional[Path] = typer.Option(None, metavar="DIR", help="BugsInPy: one clone per project (default: DATA/repos)."),
+    repos: BugsInPyRepos = None,
 ):
     """Check earlier runs' plausible fixes against the reference.
 
