@@ -5,7 +5,7 @@ import difflib
 
 import pytest
 
-from repair_agent.search.mutate import mutants
+from repair_agent.search.mutate import NEAREST, closest, mutants
 from repair_agent.search.schedule import normalized
 
 
@@ -88,3 +88,19 @@ def test_non_ascii_text_before_the_node_keeps_columns_right():
 def test_a_line_outside_any_statement_gives_nothing():
     assert list(mutants("x = 1\n\n\n", 3)) == []
     assert list(mutants("def broken(:\n", 1)) == []
+
+
+def test_a_big_module_gives_the_nearest_names_and_attributes_only():
+    # a real module uses hundreds of attributes; each alternative is one test run, so a node gets
+    # the NEAREST most like it, those used on the same object first
+    others = "".join(f"    os.attr_{i:03d}\n" for i in range(200))
+    source = ("import os\n\nclass Bar:\n    def __init__(self):\n        self.total = 0\n        self.totals = []\n        self.zq = 0\n\n"
+              "    def update(self, n):\n        return self.total + n\n\ndef noise():\n" + others)
+    notes = [note for _, note in mutants(source, 10)]
+    swaps = [n for n in notes if n.startswith("`.total` -> ")]
+    assert 0 < len(swaps) <= NEAREST
+    assert "`.total` -> `.totals`" in swaps  # same object and spelling
+    assert "`.total` -> `.zq`" in swaps  # the same object (`self`), unlike as it is, beats those on `os`
+    assert len(notes) < 60  # was over 200: every attribute of the file
+    assert closest("total", [f"x{i}" for i in range(NEAREST)]) == [f"x{i}" for i in range(NEAREST)]
+    assert closest("count", ["x", "counter", "y", "amount", "z"], k=2) == ["counter", "amount"]  # pool order

@@ -26,6 +26,7 @@ class Edit(TypedDict, total=False):
     source: str  # mutate | infill
     note: str  # what changed, e.g. "`<` -> `<=`" or the infilled line
     logprob: float  # the model's mean log-probability of the line (infill, when the server gives it)
+    tree: str  # `normalized(text)`, when the source has it already
 
 
 @dataclass

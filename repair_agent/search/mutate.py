@@ -15,11 +15,13 @@ one-line edit needs.
 from __future__ import annotations
 
 import ast
+import difflib
 import re
 from typing import Iterator
 
 from ..state import Location
 from . import Edit, SearchContext
+from .schedule import normalized
 
 COMPARE = [ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq]
 ARITH = [ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Div, ast.Mod, ast.Pow]
@@ -31,6 +33,7 @@ SYMBOL = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", 
           ast.RShift: ">>", ast.And: "and", ast.Or: "or"}
 BUILTIN_SWAPS = {"any": "all", "all": "any", "min": "max", "max": "min"}
 PAIRS = {ast.Is: [ast.IsNot, ast.Eq], ast.IsNot: [ast.Is, ast.NotEq], ast.In: [ast.NotIn], ast.NotIn: [ast.In]}
+NEAREST = 8  # alternatives per name or attribute: a real module has hundreds, and each is a test run
 GAP = re.compile(r"^([\s)]*)(.*?)([\s(]*)$", re.S)  # `) + (`: closers, operator, openers
 # a compound replacement needs parentheses unless its slot is delimited on both sides
 DELIMITED = {("Subscript", "slice"), ("Call", "args"), ("Return", "value"), ("Assign", "value"),
@@ -41,12 +44,18 @@ DELIMITED = {("Subscript", "slice"), ("Call", "args"), ("Return", "value"), ("As
 
 def candidates(loc: Location, ctx: SearchContext) -> Iterator[Edit]:
     source = ctx.source_text(loc["file"])
-    for text, note in mutants(source, loc["line"]):
-        yield Edit(file=loc["file"], text=text, line=loc["line"], source="mutate", note=note)
+    for text, note, tree in _mutants(source, loc["line"]):
+        yield Edit(file=loc["file"], text=text, line=loc["line"], source="mutate", note=note, tree=tree)
 
 
 def mutants(source: str, line: int) -> Iterator[tuple[str, str]]:
     """(new source, what changed) for each mutant of the statement at `line`; valid Python only."""
+    for text, note, _tree in _mutants(source, line):
+        yield text, note
+
+
+def _mutants(source: str, line: int) -> Iterator[tuple[str, str, str]]:
+    """The mutants with their dumped syntax trees (a big module's parse is what a mutant costs here)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -57,16 +66,16 @@ def mutants(source: str, line: int) -> Iterator[tuple[str, str]]:
     text = Text(source)
     parents = {child: (node, name) for node in ast.walk(stmt) for name, child in _children(node)}
     names = _names_in_scope(func or tree)
-    attrs = sorted({n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)})
+    attrs: dict[str, set] = {}  # attribute -> the objects the file uses it on (`self`, `os.path`)
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Attribute):
+            attrs.setdefault(n.attr, set()).add(ast.dump(n.value))
     seen = {ast.dump(tree)}
     for new, note in _edits(stmt, text, parents, names, attrs, func):
-        try:
-            dump = ast.dump(ast.parse(new))
-        except SyntaxError:
-            continue
-        if dump not in seen:
+        dump = normalized(new)
+        if dump is not None and dump not in seen:
             seen.add(dump)
-            yield new, note
+            yield new, note, dump
 
 
 def _edits(stmt, text, parents, names, attrs, func):
@@ -144,37 +153,35 @@ def _edits(stmt, text, parents, names, attrs, func):
                 yield text.replace(node, f"{text.get(node)} {op}", wrap=_wrap(node, where)), \
                     f"`{text.get(node)}` {op}"
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-            for alt in names:
-                if alt != node.id:
-                    yield text.replace(node, alt), f"`{node.id}` -> `{alt}`"
+            near = closest(node.id, names)
+            for alt in near:
+                yield text.replace(node, alt), f"`{node.id}` -> `{alt}`"
             if where and isinstance(where[0], ast.Call) and where[1] == "args":
                 for part in ("1:", ":-1"):  # recursion on the rest of a sequence
                     yield text.replace(node, f"{node.id}[{part}]"), f"`{node.id}` -> `{node.id}[{part}]`"
-                for alt in names:
-                    if alt != node.id:
-                        for op in ("-", "+"):
-                            yield text.replace(node, f"{node.id} {op} {alt}"), f"`{node.id}` -> `{node.id} {op} {alt}`"
+                for alt in near:
+                    for op in ("-", "+"):
+                        yield text.replace(node, f"{node.id} {op} {alt}"), f"`{node.id}` -> `{node.id} {op} {alt}`"
         if isinstance(node, ast.Tuple) and len(node.elts) == 2 and where and where[1] == "slice":
             yield text.swap(*node.elts), "swap the index pair"
         if isinstance(node, ast.Call) and where and where[1] != "func":
-            for alt in names:  # a call where a value already computed was meant
+            for alt in closest(text.get(node), names):  # a call where a value already computed was meant
                 yield text.replace(node, alt), f"`{text.get(node)}` -> `{alt}`"
         if isinstance(node, ast.List) and not node.elts:
-            for alt in ["[]", *names]:
+            for alt in ["[]", *closest("", names)]:
                 yield text.replace(node, f"[{alt}]"), f"`[]` -> `[{alt}]`"
         if isinstance(node, ast.Constant) and node.value is True and where and where[1] == "test":
-            for alt in names:
+            for alt in closest("", names):
                 yield text.replace(node, alt), f"`True` -> `{alt}`"
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and where \
                 and isinstance(where[0], (ast.For, ast.comprehension)) and where[1] == "iter":
-            for alt in names:
-                if alt != node.id:
-                    for part in (f"{alt}:", f":{alt}"):
-                        yield text.replace(node, f"{node.id}[{part}]"), f"`{node.id}` -> `{node.id}[{part}]`"
+            for alt in closest(node.id, names):
+                for part in (f"{alt}:", f":{alt}"):
+                    yield text.replace(node, f"{node.id}[{part}]"), f"`{node.id}` -> `{node.id}[{part}]`"
         if isinstance(node, ast.Attribute):
-            for alt in attrs:
-                if alt != node.attr:
-                    yield text.replace_attr(node, alt), f"`.{node.attr}` -> `.{alt}`"
+            base = ast.dump(node.value)  # attributes used on the same object come first
+            for alt in closest(node.attr, sorted(attrs), prefer={a for a, on in attrs.items() if base in on}):
+                yield text.replace_attr(node, alt), f"`.{node.attr}` -> `.{alt}`"
     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
         target, value = stmt.targets[0].id, text.get(stmt.value)
         for fn in ("max", "min"):
@@ -295,6 +302,17 @@ def _block_of(func, stmt) -> list | None:
             if isinstance(block, list) and stmt in block:
                 return block
     return None
+
+
+def closest(word: str, pool: list[str], prefer: set = frozenset(), k: int = NEAREST) -> list[str]:
+    """The `k` alternatives to `word` in `pool` most like it (those in `prefer` first, then by
+    spelling), in the pool's own order; the whole pool when it is that small."""
+    pool = [w for w in pool if w != word]
+    if len(pool) <= k:
+        return pool
+    like = sorted(pool, key=lambda w: (w not in prefer, -difflib.SequenceMatcher(None, word, w).ratio()))
+    keep = set(like[:k])
+    return [w for w in pool if w in keep]
 
 
 def _names_in_scope(scope) -> list[str]:

@@ -71,7 +71,7 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
                     out.stop_reason = f"{budget.after_first} more candidates tried after the first fix"
                 if out.stop_reason:
                     break
-                key = normalized(edit["text"])
+                key = edit.get("tree") or normalized(edit["text"])
                 if key is None or (key := edit["file"] + key) in seen:
                     continue
                 seen.add(key)
