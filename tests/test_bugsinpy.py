@@ -4,6 +4,7 @@ loader's default is the dev set; none of its content comes from there."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -26,6 +27,7 @@ OLD_TEST = "from calc import double\n\n\ndef test_double():\n    assert double(2
 NEW_TEST = ("import pytest\n\nfrom calc import add, double\n\n\ndef test_double():\n    assert double(2) == 4\n\n\n"
             "@pytest.mark.parametrize('a,b,s', [(1, 1, 2), (2, 3, 5)])\ndef test_add(a, b, s):\n"
             "    assert add(a, b) == s\n")
+SIGNS_TEST = "from calc import add\n\n\ndef test_negative():\n    assert add(-1, 1) == 0\n"  # not the bug's test
 REFERENCE = """diff --git a/calc.py b/calc.py
 --- a/calc.py
 +++ b/calc.py
@@ -54,7 +56,8 @@ def make_project(path: Path) -> dict[str, str]:
     commit(repo, {"calc.py": FIXED_SRC.replace("a + b", "a + b  # first"), "tests/test_calc.py": OLD_TEST,
                   ".gitignore": "secret_build.txt\n"}, "start")
     buggy = commit(repo, {"calc.py": BUGGY_SRC}, "a bug")
-    fixed = commit(repo, {"calc.py": FIXED_SRC, "tests/test_calc.py": NEW_TEST}, "the fix, with its test")
+    fixed = commit(repo, {"calc.py": FIXED_SRC, "tests/test_calc.py": NEW_TEST, "tests/test_signs.py": SIGNS_TEST},
+                   "the fix, with its test")
     commit(repo, {"calc.py": FIXED_SRC + "\n# later\n"}, "later")
     return {"buggy": buggy, "fixed": fixed}
 
@@ -241,31 +244,62 @@ def test_rescore_reads_the_clones_from_repos(bugsinpy, tmp_path):
 
 
 # -- in the sandbox -------------------------------------------------------------------------------
-def test_bench_bugsinpy_runs_the_bug_that_reproduces_and_records_the_one_that_does_not(bugsinpy, tmp_path,
-                                                                                        docker_ready):
-    """The whole command: no model (the mutation search alone), the records, the environment."""
+@contextlib.contextmanager
+def tools_only_image(tmp_path: Path):
+    """The environment image of a project with no requirements file that is not installed: the test
+    tools only. Removed afterwards when the test made it."""
     from repair_agent.sandbox import docker_client
     from repair_agent.sandbox.images import _image_exists, env_tag
 
+    (tmp_path / "empty").mkdir()
+    image = env_tag(tmp_path / "empty", "repair-agent/base:bookworm", [], install_project=False)
+    made = not _image_exists(docker_client(), image)
+    try:
+        yield image
+    finally:
+        if made and _image_exists(docker_client(), image):
+            docker_client().images.remove(image, force=True)
+
+
+def test_the_projects_tests_can_say_that_a_plausible_patch_is_wrong(bugsinpy, tmp_path, docker_ready):
+    """Beyond the bug's tests: the fixed commit's test folder, on the human fix and on the patch. A
+    patch that passes the bug's tests and breaks another of the project's is wrong; one that breaks
+    none stays unknown."""
+    from repair_agent.bench.correctness import check
+    from repair_agent.bench.reproduce import task_settings
+
+    data, repos, _ = bugsinpy
+    (data / "projects/thefuck/bugs/1/requirements.txt").write_text("pytest==5.4.2\n")  # no install: no network
+    task = load_bugsinpy(data, repos, ids=["thefuck-1"])[0]
+    settings = task_settings(task, Settings(sandbox="docker", image="repair-agent/base:bookworm"))
+    with tools_only_image(tmp_path):
+        overfit = check(task, REFERENCE.replace("+    return a + b", "+    return abs(a) + abs(b)"), tmp_path / "w1",
+                        settings=settings)  # add(1, 1) and add(2, 3) pass; add(-1, 1) does not
+        other = check(task, REFERENCE.replace("+    return a + b", "+    return b + a"), tmp_path / "w2",
+                      settings=settings)
+    assert overfit["correct"] is False, overfit
+    assert overfit["correct_reason"] == "1 of the project's tests that pass with the human fix fail with the " \
+                                        "patch, twice: tests/test_signs.py::test_negative"
+    assert other["correct"] == "unknown", other
+    assert other["correct_reason"] == "calc.py differs from the human fix's; the project's tests (4 pass with the " \
+                                      "human fix, in tests) pass alike with the patch"
+
+
+def test_bench_bugsinpy_runs_the_bug_that_reproduces_and_records_the_one_that_does_not(bugsinpy, tmp_path,
+                                                                                        docker_ready):
+    """The whole command: no model (the mutation search alone), the records, the environment."""
     data, repos, commits = bugsinpy
     (data / "projects/thefuck/bugs/1/requirements.txt").write_text("pytest==5.4.2\n")  # no install: no network
     info = {"python_version": "3.11.2", "buggy_commit_id": commits["buggy"], "fixed_commit_id": commits["fixed"],
             "test_file": "tests/test_calc.py"}
     bug(data, "thefuck", 3, info, "pytest tests/test_calc.py::test_add",  # a reference that is no fix
         patch=REFERENCE.replace("+    return a + b", "+    return a * b"))
-    # the project has no requirements file and is not installed: its image holds the test tools only
-    (tmp_path / "empty").mkdir()
-    image = env_tag(tmp_path / "empty", "repair-agent/base:bookworm", [], install_project=False)
-    made = not _image_exists(docker_client(), image)
     out = tmp_path / "out"
-    try:
+    with tools_only_image(tmp_path) as image:
         proc = subprocess.run([sys.executable, "-m", "repair_agent", "bench", "bugsinpy", "--data", str(data),
                                "--repos", str(repos), "--out", str(out), "--strategies", "mutate",
                                "--sandbox", "docker", "--image", "repair-agent/base:bookworm"],
                               capture_output=True, text=True, timeout=900)
-    finally:
-        if made and _image_exists(docker_client(), image):
-            docker_client().images.remove(image, force=True)
     assert proc.returncode == 0, proc.stderr
     records = {r["task_id"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
     one, two = records["thefuck-1"], records["thefuck-2"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Iterable
@@ -146,14 +147,7 @@ def materialize(task: Task, dest: Path) -> Path:
         how = f" (git clone {task.meta['github_url']} {clone})" if task.meta.get("github_url") else ""
         raise FileNotFoundError(f"{task.task_id}: no clone of {task.meta['project']} at {clone}{how}")
     dest.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.Popen(["git", "-C", str(clone), "archive", "--format=tar", buggy],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    untar = subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, capture_output=True)
-    archive.stdout.close()
-    err = archive.stderr.read().decode(errors="replace").strip()
-    if archive.wait() != 0 or untar.returncode != 0:
-        raise FileNotFoundError(f"{task.task_id}: commit {buggy} not in {clone}: "
-                                f"{err or untar.stderr.decode(errors='replace').strip()}")
+    _extract(clone, buggy, dest, task.task_id)
     for rel in task.meta["test_files"]:
         shown = subprocess.run(["git", "-C", str(clone), "show", f"{fixed}:{rel}"], capture_output=True)
         if shown.returncode != 0:
@@ -163,6 +157,42 @@ def materialize(task: Task, dest: Path) -> Path:
     # force: a tracked file that the project's .gitignore names is still part of the tree
     _init_commit(dest, f"bugsinpy: {task.task_id} (buggy, with the fixed commit's tests)", force=True)
     return dest
+
+
+def _extract(clone: Path, commit: str, dest: Path, task_id: str, paths: Iterable[str] = ()) -> None:
+    """`paths` (default: everything) as they are in `commit`, written into `dest`."""
+    archive = subprocess.Popen(["git", "-C", str(clone), "archive", "--format=tar", commit, "--", *paths],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    untar = subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, capture_output=True)
+    archive.stdout.close()
+    err = archive.stderr.read().decode(errors="replace").strip()
+    if archive.wait() != 0 or untar.returncode != 0:
+        raise FileNotFoundError(f"{task_id}: {' '.join(paths) or 'commit'} {commit} not in {clone}: "
+                                f"{err or untar.stderr.decode(errors='replace').strip()}")
+
+
+def test_folders(task: Task) -> list[str]:
+    """The folders that hold the bug's test files: each up to its first part named test* (`tests`,
+    `tqdm/tests`), else the file's own folder."""
+    out = []
+    for rel in task.meta["test_files"]:
+        parts = Path(rel).parts[:-1]
+        first = next((i for i, p in enumerate(parts) if p.startswith("test")), len(parts) - 1)
+        out.append("/".join(parts[:first + 1]) or ".")
+    return sorted(set(out))
+
+
+def with_fixed_test_folders(task: Task, dest: Path) -> list[str]:
+    """Replace the test folders of the tree at `dest` (a materialized task) by the fixed commit's, and
+    commit them: a check after the agent runs the project's tests of the fixed commit, not only the
+    bug's. The folders, for pytest."""
+    folders = test_folders(task)
+    for rel in folders:
+        if rel != ".":
+            shutil.rmtree(dest / rel, ignore_errors=True)
+    _extract(Path(task.meta["repo"]), task.meta["fixed_commit"], dest, task.task_id, folders)
+    _init_commit(dest, f"bugsinpy: {task.task_id} with the fixed commit's test folders", force=True)
+    return folders
 
 
 def reference_patch(task: Task) -> str | None:

@@ -27,7 +27,7 @@ from ..differential import tail as _tail
 from ..errors import RepairAgentError
 from ..patching import apply_diff, changed_files
 from ..sandbox import open_sandbox
-from .bugsinpy import reference_patch
+from .bugsinpy import reference_patch, with_fixed_test_folders
 from .datasets import Task, reference_for
 
 HARNESS_DIR = ".differential"  # the reference and the inputs, written into the checked tree
@@ -55,11 +55,12 @@ def _unknown(reason: str) -> dict:
 
 def check(task: Task, patch: str, work: Path, sandbox: str = "docker", image: str | None = None,
           data: Path | str | None = None, examples: int = EXAMPLES, timeout: float = 1.0,
-          budget: float = 60.0) -> dict:
+          budget: float = 60.0, settings=None) -> dict:
     """Is `patch` correct? `{"correct": True | False | "unknown", "correct_reason",
-    "first_difference": {"source", "input", "reference", "patched"} | None, "correct_inputs"}`."""
+    "first_difference": {"source", "input", "reference", "patched"} | None, "correct_inputs"}`.
+    `settings`: the task's own (task_settings()), where its tests need an environment (BugsInPy)."""
     if task.dataset == "bugsinpy":
-        return same_as_human_fix(task, patch, work)
+        return same_as_human_fix(task, patch, work, settings)
     ref = reference_for(task, data)
     if ref is None:
         return _unknown(f"no reference program for this {task.dataset} task")
@@ -98,10 +99,11 @@ def check(task: Task, patch: str, work: Path, sandbox: str = "docker", image: st
     return verdict(results[-1], why_not, entry)
 
 
-def same_as_human_fix(task: Task, patch: str, work: Path) -> dict:
+def same_as_human_fix(task: Task, patch: str, work: Path, settings=None) -> dict:
     """Correct when every file that the patch or the human fix (`bug_patch.txt`) changes has the
-    same syntax tree after either (comments and layout aside); unknown otherwise, never false: a
-    different patch may still be right, and nothing here calls the code to tell."""
+    same syntax tree after either (comments and layout aside). Otherwise, given `settings` (the
+    task's environment, task_settings()), the project's tests judge (`project_tests`); without
+    them the verdict is unknown."""
     human = reference_patch(task)
     if human is None:
         return _unknown("no human fix for this bug")
@@ -114,11 +116,58 @@ def same_as_human_fix(task: Task, patch: str, work: Path) -> dict:
         if not applied.ok:
             return _unknown(f"the {name} does not apply: {applied.reason}")
     files = sorted(set(changed_files(patch)) | set(changed_files(human)))
-    for rel in files:
-        if _program(trees["patch"] / rel) != _program(trees["human fix"] / rel):
-            return _unknown(f"{rel} differs from the human fix's (no reference program to run both)")
-    return {"correct": True, "correct_reason": f"the same program as the human fix in {', '.join(files)}",
-            "first_difference": None, "correct_inputs": None}
+    differs = [rel for rel in files if _program(trees["patch"] / rel) != _program(trees["human fix"] / rel)]
+    if not differs:
+        return {"correct": True, "correct_reason": f"the same program as the human fix in {', '.join(files)}",
+                "first_difference": None, "correct_inputs": None}
+    why = f"{differs[0]} differs from the human fix's"
+    if settings is None:
+        return _unknown(f"{why} (no reference program to run both)")
+    return project_tests(task, trees, files, work / "suite", settings, why)
+
+
+def project_tests(task: Task, trees: dict[str, Path], files: list[str], work: Path, settings, why: str) -> dict:
+    """The fixed commit's test folders (not only the bug's tests), run on the human fix and on the
+    patch in the task's environment. A test that passes with the human fix and fails with the patch,
+    twice (a flaky test is no verdict), makes the patch wrong; else correctness stays unknown: the
+    tests may not reach the difference."""
+    sides = {}
+    for name, tree in trees.items():  # each side as an overlay of the files that either patch changes
+        if not all((tree / rel).is_file() for rel in files):
+            return _unknown(f"{why}; a file is deleted, which the project's tests cannot compare")
+        sides[name] = {rel: (tree / rel).read_text(encoding="utf-8", errors="replace") for rel in files}
+    shutil.rmtree(work, ignore_errors=True)
+    repo = task.materialize(work)
+    folders = with_fixed_test_folders(task, repo)
+    try:
+        box = open_sandbox(settings.sandbox, repo, image=settings.image, log=lambda m: None, deps=settings.deps,
+                           build=settings.build_image, install_project=settings.install_project)
+    except RepairAgentError as exc:
+        return _unknown(f"{why}; no sandbox for the project's tests: {exc}")
+    try:
+        def outcomes(args: list[str]) -> dict[str, dict]:
+            return {name: {c["id"]: c["outcome"] for c in box.run_tests(
+                args, timeout=settings.test_timeout_s, per_test_timeout=settings.per_test_timeout_s,
+                overlay=overlay)["cases"]} for name, overlay in sides.items()}
+
+        def broken(runs: dict) -> list[str]:
+            return sorted(t for t, o in runs["human fix"].items()
+                          if o == "passed" and runs["patch"].get(t) in ("failed", "error"))
+
+        first = outcomes(folders)
+        wrong = broken(first) and broken(outcomes(broken(first)))
+    except RepairAgentError as exc:
+        return _unknown(f"{why}; the project's tests did not run: {exc}")
+    finally:
+        box.close()
+    passed = sum(o == "passed" for o in first["human fix"].values())
+    if wrong:
+        return {"correct": False, "correct_reason": f"{len(wrong)} of the project's tests that pass with the human "
+                f"fix fail with the patch, twice: {', '.join(wrong[:3])}", "first_difference": None,
+                "correct_inputs": None, "project_tests": {"passed_with_human_fix": passed, "broken": wrong}}
+    return {**_unknown(f"{why}; the project's tests ({passed} pass with the human fix, in "
+                       f"{', '.join(folders)}) pass alike with the patch"),
+            "project_tests": {"passed_with_human_fix": passed, "broken": []}}
 
 
 def _program(path: Path) -> str | None:

@@ -92,7 +92,7 @@ def run_task(task: Task, settings: Settings, out: Path, mode: str, model, code: 
         verified = result["status"] == "fixed" and verify(task, result["patch"], work / "verify", mine,
                                                                 result.get("baseline") or [])
         checked = score(task, {**result, "verified": verified}, work / "correct", sandbox=settings.sandbox,
-                        image=settings.image, data=data)
+                        image=settings.image, data=data, settings=mine)
     except ModelError:
         raise  # the model is gone: every later task would fail the same way; rerun to resume
     except Exception as exc:  # one broken task must not end the benchmark; it is recorded
@@ -254,8 +254,9 @@ def rescore(out: Path, data: Path | None = None, sandbox: str = "docker", image:
         tasks.update({t.task_id: t for t in load_dataset(dataset, data, ids=ids, **extra)})
     with tempfile.TemporaryDirectory(prefix="repair-agent-rescore-") as tmp:
         for task_id, i in last.items():
-            lines[i].update(score(tasks[task_id], lines[i], Path(tmp) / "correct", sandbox=sandbox, image=image,
-                                  data=data))
+            task = tasks[task_id]
+            lines[i].update(score(task, lines[i], Path(tmp) / "correct", sandbox=sandbox, image=image, data=data,
+                                  settings=task_settings(task, Settings(sandbox=sandbox, image=image))))
             if lines[i]["plausible"]:
                 log(f"{out.name} {task_id}: correct={lines[i]['correct']} ({lines[i]['correct_reason']})")
     tmp_file = out / (RECORDS_FILE + ".tmp")
