@@ -210,6 +210,21 @@ def test_a_task_is_the_buggy_tree_with_the_fixed_tests_and_no_later_history(bugs
         t.materialize(tmp_path / "other")
 
 
+def test_the_fixed_commits_test_folders_replace_the_buggy_ones(bugsinpy, tmp_path):
+    from repair_agent.bench.bugsinpy import test_folders, with_fixed_test_folders
+
+    data, repos, _ = bugsinpy
+    task = load_bugsinpy(data, repos, ids=["thefuck-1"])[0]
+    assert test_folders(task) == ["tests"]
+    spread = Task("x", "bugsinpy", {}, [], None, "", {"test_files": ["tqdm/tests/a.py", "t.py", "src/b_test.py"]})
+    assert test_folders(spread) == [".", "src", "tqdm/tests"]
+    d = task.materialize(tmp_path / "work")
+    assert not (d / "tests/test_signs.py").exists()  # not the bug's test file
+    for _ in range(2):  # the second time nothing changes: still a commit, no error
+        assert with_fixed_test_folders(task, d) == ["tests/test_calc.py", "tests/test_signs.py"]
+        assert (d / "tests/test_signs.py").read_text() == SIGNS_TEST and not git.Repo(d).is_dirty(untracked_files=True)
+
+
 def test_a_patch_is_correct_when_it_makes_the_human_fixs_program(bugsinpy, tmp_path):
     """BugsInPy has no reference program to run, only the human fix: the same syntax trees are
     correct (comments and layout aside); anything else is unknown, never false."""
@@ -282,7 +297,7 @@ def test_the_projects_tests_can_say_that_a_plausible_patch_is_wrong(bugsinpy, tm
                                         "patch, twice: tests/test_signs.py::test_negative"
     assert other["correct"] == "unknown", other
     assert other["correct_reason"] == "calc.py differs from the human fix's; the project's tests (4 pass with the " \
-                                      "human fix, in tests) pass alike with the patch"
+                                      "human fix, in 2 modules) pass alike with the patch"
 
 
 def test_bench_bugsinpy_runs_the_bug_that_reproduces_and_records_the_one_that_does_not(bugsinpy, tmp_path,

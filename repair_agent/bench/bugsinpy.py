@@ -21,6 +21,8 @@ import subprocess
 from pathlib import Path
 from typing import Iterable
 
+import git
+
 from ..errors import BadInput
 from ..sandbox.releases import release_for
 from .datasets import Task, _init_commit, _select
@@ -185,14 +187,18 @@ def test_folders(task: Task) -> list[str]:
 def with_fixed_test_folders(task: Task, dest: Path) -> list[str]:
     """Replace the test folders of the tree at `dest` (a materialized task) by the fixed commit's, and
     commit them: a check after the agent runs the project's tests of the fixed commit, not only the
-    bug's. The folders, for pytest."""
+    bug's. The test modules in them (test*.py, *_test.py), for pytest: named one by one, as a
+    project's own naming (tqdm's `tests_tqdm.py`) may not be pytest's default."""
     folders = test_folders(task)
     for rel in folders:
         if rel != ".":
             shutil.rmtree(dest / rel, ignore_errors=True)
     _extract(Path(task.meta["repo"]), task.meta["fixed_commit"], dest, task.task_id, folders)
-    _init_commit(dest, f"bugsinpy: {task.task_id} with the fixed commit's test folders", force=True)
-    return folders
+    repo = git.Repo(dest)
+    repo.git.add("-A", "-f")
+    repo.git.commit("-q", "--no-verify", "--allow-empty", "-m", f"bugsinpy: {task.task_id}, the fixed commit's tests")
+    return sorted({p.relative_to(dest).as_posix() for rel in folders for p in (dest / rel).rglob("*.py")
+                   if p.name.startswith("test") or p.name.endswith("_test.py")})
 
 
 def reference_patch(task: Task) -> str | None:

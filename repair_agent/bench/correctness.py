@@ -138,7 +138,7 @@ def project_tests(task: Task, trees: dict[str, Path], files: list[str], work: Pa
         sides[name] = {rel: (tree / rel).read_text(encoding="utf-8", errors="replace") for rel in files}
     shutil.rmtree(work, ignore_errors=True)
     repo = task.materialize(work)
-    folders = with_fixed_test_folders(task, repo)
+    modules = with_fixed_test_folders(task, repo)
     try:
         box = open_sandbox(settings.sandbox, repo, image=settings.image, log=lambda m: None, deps=settings.deps,
                            build=settings.build_image, install_project=settings.install_project)
@@ -154,19 +154,21 @@ def project_tests(task: Task, trees: dict[str, Path], files: list[str], work: Pa
             return sorted(t for t, o in runs["human fix"].items()
                           if o == "passed" and runs["patch"].get(t) in ("failed", "error"))
 
-        first = outcomes(folders)
+        first = outcomes(modules)
         wrong = broken(first) and broken(outcomes(broken(first)))
     except RepairAgentError as exc:
         return _unknown(f"{why}; the project's tests did not run: {exc}")
     finally:
         box.close()
     passed = sum(o == "passed" for o in first["human fix"].values())
+    if not passed:
+        return _unknown(f"{why}; none of the project's tests ({len(modules)} modules) passed with the human fix")
     if wrong:
         return {"correct": False, "correct_reason": f"{len(wrong)} of the project's tests that pass with the human "
                 f"fix fail with the patch, twice: {', '.join(wrong[:3])}", "first_difference": None,
                 "correct_inputs": None, "project_tests": {"passed_with_human_fix": passed, "broken": wrong}}
-    return {**_unknown(f"{why}; the project's tests ({passed} pass with the human fix, in "
-                       f"{', '.join(folders)}) pass alike with the patch"),
+    return {**_unknown(f"{why}; the project's tests ({passed} pass with the human fix, in {len(modules)} "
+                       f"modules) pass alike with the patch"),
             "project_tests": {"passed_with_human_fix": passed, "broken": []}}
 
 
