@@ -58,7 +58,8 @@ def verdict(record: dict) -> str:
     if not record.get("plausible"):
         return "no"
     correct = record.get("correct")
-    return "**yes**, " + {True: "correct", False: "**wrong**"}.get(correct, "correctness unknown")
+    said = {True: "correct", False: "**wrong**"}.get(correct, "correctness unknown")
+    return f"**yes** ({record.get('source')}), {said}"
 
 
 def row(record: dict, data: Path, before: dict | None) -> str:
@@ -71,7 +72,8 @@ def row(record: dict, data: Path, before: dict | None) -> str:
              search.get("stop_reason", record.get("error", "")), where(record, data) if search else ""]
     if before is not None:
         old = before.get(record["task_id"])
-        cells.append(f"{verdict(old)}, {old['search']['tried']:,} candidates" if old and old.get("search") else "")
+        ran = old and old.get("search")
+        cells.append(f"{verdict(old)}, {old['search']['tried']:,} candidates" if ran else "not run")
     return "| " + " | ".join(cells) + " |"
 
 
