@@ -2,7 +2,8 @@
 
 Each mutant changes one thing in the statement that starts (or sits) on the line: an operator
 (comparison, arithmetic, bitwise, boolean, augmented assignment), a constant or an index by one,
-a name for another name in scope, an attribute for another attribute the file uses, the operands
+a name for another name in scope, an attribute for another attribute the file uses (the nearest
+NEAREST of either, see `closest`), the operands
 or arguments swapped, a `not` added or removed, the statement deleted, or a nearby statement
 copied before it. Only the source text of the mutated node is replaced (operators in place
 between their operands), so every other byte of the file, the user's formatting included, is kept.
