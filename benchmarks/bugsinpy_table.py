@@ -4,52 +4,29 @@
 does: did the search's lines (localization's top ranks) hold a line that the human fix changes?
 The agent never reads it. `--before` adds the earlier run's result of each bug, for a comparison.
 
-    python benchmarks/bugsinpy_table.py bench/results/bugsinpy-dev-qwen0.5b-v2/records.jsonl \
+    python benchmarks/bugsinpy_table.py bench/results/bugsinpy-dev-qwen0.5b-nearest/records.jsonl \
         --data BugsInPy [--before bench/results/bugsinpy-dev-qwen0.5b/records.jsonl]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import re
 from pathlib import Path
 
-
-def last_records(path: Path) -> dict[str, dict]:
-    """task id -> its last record (a resumed run writes a task again)."""
-    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-    return {r["task_id"]: r for r in lines}
-
-
-def human_lines(patch: str) -> set[str]:
-    """`file:line` (in the buggy file) of each line that the human fix removes or inserts before."""
-    out, file, at = set(), None, 0
-    for line in patch.splitlines():
-        if line.startswith("--- a/"):
-            file = line[6:].strip()
-        elif line.startswith("@@"):
-            at = int(re.match(r"@@ -(\d+)", line)[1])
-        elif file and line.startswith("-") and not line.startswith("---"):
-            out.add(f"{file}:{at}")
-            at += 1
-        elif file and line.startswith(" "):
-            at += 1
-        elif file and line.startswith("+") and not line.startswith("+++"):
-            out.add(f"{file}:{at}")
-    return out
+from repair_agent.bench.summary import load_records
+from repair_agent.nodes.validate import changed_lines
 
 
 def where(record: dict, data: Path) -> str:
     project, n = record["task_id"].rsplit("-", 1)
     patch = data / "projects" / project / "bugs" / n / "bug_patch.txt"
-    human = human_lines(patch.read_text(encoding="utf-8", errors="replace"))
-    lines = (record.get("search") or {}).get("lines") or []
-    ranks = [i + 1 for i, x in enumerate(lines) if x in human]
+    human = changed_lines(patch.read_text(encoding="utf-8", errors="replace"))  # file -> its changed lines
+    searched = [(file, int(line)) for file, line in (x.rsplit(":", 1) for x in
+                                                     (record.get("search") or {}).get("lines") or [])]
+    ranks = [i + 1 for i, (file, line) in enumerate(searched) if line in human.get(file, ())]
     if ranks:
-        return f"line rank {ranks[0]} of {len(lines)}"
-    files = {h.split(":")[0] for h in human}
-    return "its file, not its lines" if any(x.split(":")[0] in files for x in lines) else "not in its files"
+        return f"line rank {ranks[0]} of {len(searched)}"
+    return "its file, not its lines" if any(file in human for file, _ in searched) else "not in its files"
 
 
 def verdict(record: dict) -> str:
@@ -83,8 +60,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True, help="the BugsInPy checkout (for bug_patch.txt)")
     ap.add_argument("--before", type=Path, help="an earlier run's records.jsonl, for a comparison column")
     args = ap.parse_args()
-    records = last_records(args.records)
-    before = last_records(args.before) if args.before else None
+    records = {r["task_id"]: r for r in load_records(args.records)}
+    before = {r["task_id"]: r for r in load_records(args.before)} if args.before else None
     head = ["bug", "plausible", "tokens", "wall time", "candidates (by source)", "stopped because",
             "where the fix is"] + (["before"] if before is not None else [])
     print("| " + " | ".join(head) + " |")
