@@ -21,8 +21,6 @@ import subprocess
 from pathlib import Path
 from typing import Iterable
 
-import git
-
 from ..errors import BadInput
 from ..sandbox.releases import release_for
 from .datasets import Task, _init_commit, _select
@@ -194,9 +192,7 @@ def with_fixed_test_folders(task: Task, dest: Path) -> list[str]:
         if rel != ".":
             shutil.rmtree(dest / rel, ignore_errors=True)
     _extract(Path(task.meta["repo"]), task.meta["fixed_commit"], dest, task.task_id, folders)
-    repo = git.Repo(dest)
-    repo.git.add("-A", "-f")
-    repo.git.commit("-q", "--no-verify", "--allow-empty", "-m", f"bugsinpy: {task.task_id}, the fixed commit's tests")
+    _init_commit(dest, f"bugsinpy: {task.task_id}, the fixed commit's tests", force=True, allow_empty=True)
     return sorted({p.relative_to(dest).as_posix() for rel in folders for p in (dest / rel).rglob("*.py")
                    if p.name.startswith("test") or p.name.endswith("_test.py")})
 

@@ -155,7 +155,8 @@ def project_tests(task: Task, trees: dict[str, Path], files: list[str], work: Pa
                           if o == "passed" and runs["patch"].get(t) in ("failed", "error"))
 
         first = outcomes(modules)
-        wrong = broken(first) and broken(outcomes(broken(first)))
+        suspects = broken(first)
+        wrong = suspects and broken(outcomes(suspects))
     except RepairAgentError as exc:
         return _unknown(f"{why}; the project's tests did not run: {exc}")
     finally:

@@ -91,9 +91,10 @@ def _actor() -> git.Actor:
     return git.Actor(_ACTOR_NAME, _ACTOR_EMAIL)
 
 
-def _init_commit(dest: Path, message: str, paths: list[str] | None = None, force: bool = False) -> git.Repo:
+def _init_commit(dest: Path, message: str, paths: list[str] | None = None, force: bool = False,
+                 allow_empty: bool = False) -> git.Repo:
     """`git init` + add `paths` (default: everything; `force`: ignored files too) + one commit, with a
-    local identity."""
+    local identity. On a repository already there it adds a commit (`allow_empty`: even with no change)."""
     repo = git.Repo.init(dest, initial_branch="main")
     with repo.config_writer() as cw:
         cw.set_value("user", "name", _ACTOR_NAME)
@@ -102,7 +103,7 @@ def _init_commit(dest: Path, message: str, paths: list[str] | None = None, force
     # git subprocesses only: gitpython's index.add() chdir()s, which races between bench workers
     repo.git.add("-A", *(["-f"] if force else [])) if paths is None else repo.git.add("--", *sorted(paths))
     date = {"GIT_AUTHOR_DATE": _COMMIT_DATE, "GIT_COMMITTER_DATE": _COMMIT_DATE}
-    repo.git.commit("-q", "--no-verify", "-m", message, env=date)
+    repo.git.commit("-q", "--no-verify", *(["--allow-empty"] if allow_empty else []), "-m", message, env=date)
     return repo
 
 

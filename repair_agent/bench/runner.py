@@ -252,11 +252,12 @@ def rescore(out: Path, data: Path | None = None, sandbox: str = "docker", image:
         ids = [t for t, i in last.items() if lines[i].get("dataset") == dataset]
         extra = {"repos": repos} if dataset == "bugsinpy" else {}
         tasks.update({t.task_id: t for t in load_dataset(dataset, data, ids=ids, **extra)})
+    base = Settings(sandbox=sandbox, image=image)  # each task's own environment comes from it
     with tempfile.TemporaryDirectory(prefix="repair-agent-rescore-") as tmp:
         for task_id, i in last.items():
             task = tasks[task_id]
             lines[i].update(score(task, lines[i], Path(tmp) / "correct", sandbox=sandbox, image=image, data=data,
-                                  settings=task_settings(task, Settings(sandbox=sandbox, image=image))))
+                                  settings=task_settings(task, base)))
             if lines[i]["plausible"]:
                 log(f"{out.name} {task_id}: correct={lines[i]['correct']} ({lines[i]['correct_reason']})")
     tmp_file = out / (RECORDS_FILE + ".tmp")
