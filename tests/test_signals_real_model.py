@@ -1,6 +1,7 @@
 """Stopping `repair-agent bench` and `fix`: SIGINT and SIGTERM end the run at once, with the REAL
 llama.cpp server (SmolLM2-135M) that the run started and the Docker sandbox; nothing of the run
-stays behind, and a rerun into the same --out resumes. With two workers there is one server for both."""
+stays behind, the finished tasks' summary is written, and a rerun into the same --out resumes. With
+two workers there is one server for both."""
 
 from __future__ import annotations
 
@@ -107,6 +108,9 @@ def test_signal_stops_the_bench_and_its_real_llama_server_then_a_rerun_resumes(s
     assert f"interrupted by {name}" in err1 and "Traceback" not in err1, err1
     assert QUEUED in err1 and len(servers) == 1
     assert stopped_s < 15, stopped_s  # at once: not after the tasks in flight
+    partial = json.loads((out / "summary.json").read_text())  # the finished tasks' summary is not lost
+    assert partial["interrupted"] is True and partial["tasks"] == len(finished(out)) >= 1
+    assert "The run was interrupted" in (out / "report.md").read_text()
     print(f"{name}: stopped {stopped_s:.1f} s after the signal")
     assert [p for p in before if alive(p)] == [] and servers <= before  # the server and every other child
     assert containers(out) == [] and list(tmp.glob("repair-agent-*")) == []
@@ -118,7 +122,7 @@ def test_signal_stops_the_bench_and_its_real_llama_server_then_a_rerun_resumes(s
     ids = [json.loads(x)["task_id"] for x in (out / "records.jsonl").read_text().splitlines()]
     assert sorted(ids) == sorted(IDS) and ids[:len(done)] == done  # the finished tasks were not run again
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["tasks"] == 3 and summary["settings"]["model_server"] == QUEUED
+    assert summary["tasks"] == 3 and summary["settings"]["model_server"] == QUEUED and not summary["interrupted"]
     assert QUEUED in again.stderr and "model server" in again.stdout  # the log and the printed summary
     assert containers(out) == []
 

@@ -151,6 +151,19 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         return record
 
     started = time.time()
+    name = ""  # the model's, once it is open
+
+    def summary(**extra) -> dict:
+        return write_summary(out, settings={"rounds": settings.rounds, "samples": settings.samples,
+                                            "trace": settings.use_trace, "sbfl": settings.use_sbfl,
+                                            "max_tokens": settings.max_tokens, "workers": workers,
+                                            "strategies": settings.strategies,
+                                            "max_candidates": settings.max_candidates,
+                                            **({"model_server": server} if server else {}),
+                                            **({"ray": ray} if ray is not None else {})},
+                             dataset=tasks[0].dataset if tasks else "", model=name, mode=mode,
+                             wall_clock_s=round(time.time() - started, 1), **extra)  # this invocation's time
+
     needs_model = model is None and (settings.needs_model() or mode == "single-shot")
     embedded = needs_model and not settings.base_url and settings.backend != "transformers"
     server = f"one embedded llama.cpp server; the requests of {workers} worker(s) queue on it" if embedded else None
@@ -165,31 +178,28 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
 
             results = run_on_ray(todo, settings, out, mode, code, data, address=ray, slots=workers,
                                  needs_model=needs_model, log=log)
-            name = ""
             for i, rec in enumerate(results, 1):
                 append_record(out, rec)  # as each task ends, from whichever node
                 log_task(i, len(todo), rec, log)
                 name = name or rec.get("model") or ""
         else:
             with open_model(settings, log=log) if needs_model else nullcontext(model) as shared_model:
+                name = getattr(shared_model, "name", "")
                 if server:
                     log(server)
                 for i, rec in enumerate(run_threads(todo, lambda t: one(t, shared_model), workers, stop), 1):
                     log_task(i, len(todo), rec, log)
-                name = getattr(shared_model, "name", "")
     except BaseException:  # a signal (KeyboardInterrupt) or a fatal error; the model server is stopped by now
         stop.set()
         clear_containers_under(out, stopping=True)  # and no new one: the threads in flight may still try
+        if (out / RECORDS_FILE).exists():  # the finished tasks' summary: an interrupted run loses nothing
+            try:
+                summary(interrupted=True)
+            except Exception as exc:  # the exception that stopped the run is the one to report
+                log(f"no summary of the finished tasks: {exc}")
         raise
     clear_containers_under(out, stopping=False)  # on this machine, the containers of a Ray attempt that was killed
-    return write_summary(out, settings={"rounds": settings.rounds, "samples": settings.samples,
-                                        "trace": settings.use_trace, "sbfl": settings.use_sbfl,
-                                        "max_tokens": settings.max_tokens, "workers": workers,
-                                        "strategies": settings.strategies, "max_candidates": settings.max_candidates,
-                                        **({"model_server": server} if server else {}),
-                                        **({"ray": ray} if ray is not None else {})},
-                         dataset=tasks[0].dataset if tasks else "", model=name, mode=mode,
-                         wall_clock_s=round(time.time() - started, 1))  # this invocation's real time
+    return summary()
 
 
 def failure_status(exc: Exception) -> tuple[str, str]:

@@ -195,6 +195,7 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
         "model": labels.get("model") or _one_or_mixed(r.get("model") for r in records),
         "mode": labels.get("mode") or _one_or_mixed(r.get("mode") for r in records),
         "tasks": len(records),
+        "interrupted": bool(labels.get("interrupted")),  # stopped early: the summary of the tasks that finished
         "env_errors": env_errors,  # not scored: the tests could not run (not in any rate's denominator)
         "not_reproduced": not_reproduced,  # not scored either: the benchmark's bug did not show, not run
         "fixed": fixed,
@@ -366,7 +367,10 @@ def _md_cell(x: str) -> str:
 def render_report(summary: dict) -> str:
     s = summary
     title = " / ".join(str(x) for x in (s.get("dataset"), s.get("model"), s.get("mode")) if x)
-    out = [f"# Benchmark report: {title or 'run'}", "", "| metric | value |", "|---|---|"]
+    out = [f"# Benchmark report: {title or 'run'}", ""]
+    if s.get("interrupted"):
+        out += ["The run was interrupted: these are the tasks that finished. The same command resumes it.", ""]
+    out += ["| metric | value |", "|---|---|"]
     out += [f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in _metric_rows(s)]
     if s.get("fixed_by_round"):
         out += ["", "## Fix rate by round (cumulative)", "", "| round | fixed | rate |",
