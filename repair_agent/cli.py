@@ -513,8 +513,8 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
         fail(exc)
     except KeyboardInterrupt as exc:
         name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-        console.print(f"[yellow]interrupted[/yellow] by {name}: the finished tasks and their summary are in {escape(str(out))}; "
-                      "run the same command again to resume", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]interrupted[/yellow] by {name}: the finished tasks and their summary are in "
+                      f"{escape(str(out))}; run the same command again to resume", highlight=False, soft_wrap=True)
         raise typer.Exit(143 if name == "SIGTERM" else 130)
     print_summary(summary, Console())
     console.print(f"results in {out}")

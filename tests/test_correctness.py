@@ -93,6 +93,7 @@ def test_rescore_rewrites_records_and_summary(tmp_path, docker_ready):
                {**base, "task_id": "sieve", "status": "fixed", "verified": True, "fixed_round": 0,
                 "patch": sieve_fixed, "search": {"plausible": found}}]
     (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (out / "summary.json").write_text(json.dumps({"interrupted": True}))  # a run stopped early stays so marked
     s = rescore(out, log=lambda m: None)
     rewritten = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
     assert rewritten[0]["plausible"] is True and rewritten[0]["correct"] is False
@@ -103,7 +104,7 @@ def test_rescore_rewrites_records_and_summary(tmp_path, docker_ready):
     assert rewritten[2]["plausible_patches"] == 2 and rewritten[0]["first_found_correct"] is None
     assert (s["plausible"], s["correct"], s["overfitting"]) == (2, 1, 1)
     assert s["choice"] == {"tasks": 1, "pick_correct": 1, "first_found_correct": 0}
-    assert "NOT CORRECT" in (out / "report.md").read_text()
+    assert "NOT CORRECT" in (out / "report.md").read_text() and s["interrupted"] is True
 
 
 def test_summary_counts_plausible_and_correct(tmp_path):

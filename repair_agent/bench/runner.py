@@ -274,5 +274,5 @@ def rescore(out: Path, data: Path | None = None, sandbox: str = "docker", image:
     tmp_file.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
     tmp_file.replace(out / RECORDS_FILE)
     old = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8")) if (out / SUMMARY_FILE).is_file() else {}
-    labels = {k: old[k] for k in ("dataset", "model", "mode", "wall_clock_s") if old.get(k) is not None}
+    labels = {k: old[k] for k in ("dataset", "model", "mode", "wall_clock_s", "interrupted") if old.get(k) is not None}
     return write_summary(out, settings=old.get("settings"), **labels)
