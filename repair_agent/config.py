@@ -67,7 +67,7 @@ class Settings(BaseModel):
         known = [self.known_failures] if isinstance(self.known_failures, str) else self.known_failures
         prefixes = [k.strip() for item in known for k in item.split(",") if k.strip()]
         return any(test_id == p or test_id.startswith(p.rstrip(":") + "::") for p in prefixes) or \
-            bool(self.failing_tests) and not any(names_test(t, test_id) for t in self.failing_tests)
+            bool(self.failing_tests) and not any(holds_or_held(t, test_id) for t in self.failing_tests)
 
     def strategy_list(self) -> list[str]:
         from .search import SOURCES
@@ -132,3 +132,9 @@ def names_test(selector: str, test_id: str) -> bool:
     """Whether a node id given as a task's failing test names `test_id`: itself, one of its
     parametrized cases (`t.py::test_f` names `t.py::test_f[1-2]`), or a test inside it (a class)."""
     return test_id == selector or test_id.startswith((selector + "[", selector + "::"))
+
+
+def holds_or_held(a: str, b: str) -> bool:
+    """Whether one of two test ids names the other: a module that failed to collect (its file is the
+    failing id) fails every test in it, so its error is a named test's failure, not the baseline."""
+    return names_test(a, b) or names_test(b, a)

@@ -186,4 +186,5 @@ def test_the_baseline_is_what_the_user_names_or_what_a_task_does_not_ask_about()
     assert not s.is_baseline("tests/test_a.py::test_fast") and not s.is_baseline("tests/test_env_other.py::t")
     task = Settings(failing_tests=["tests/test_a.py::test_bug"])  # a benchmark task's failing tests
     assert not task.is_baseline("tests/test_a.py::test_bug") and task.is_baseline("tests/test_a.py::test_old")
+    assert not task.is_baseline("tests/test_a.py")  # its module failed to collect: the named test failed
     assert not Settings().is_baseline("tests/test_a.py::test_bug")  # nothing named: every failure is to fix

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Settings, names_test
+from ..config import Settings, holds_or_held
 from ..envfault import env_fault
 from ..patching import apply_diff
 from ..sandbox import open_sandbox
@@ -43,10 +43,9 @@ def _as_list(deps) -> list[str]:
 
 
 def still_passing(targets: list[str], run) -> list[str]:
-    """The targets none of whose cases failed in `run`; a module that failed to collect (its file is
-    the failing id) fails every test in it."""
+    """The targets none of whose cases failed in `run` (a module's collection error fails each of its tests)."""
     failed = failing_ids(run)
-    return [t for t in targets if not any(names_test(t, f) or names_test(f, t) for f in failed)]
+    return [t for t in targets if not any(holds_or_held(t, f) for f in failed)]
 
 
 def reproduce(task: Task, settings: Settings, work: Path, log=lambda m: None) -> dict:
