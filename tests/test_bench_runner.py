@@ -61,6 +61,7 @@ def test_verified_fix_counts_in_its_round_and_rerun_skips_it(tmp_path, docker_re
         again = run_benchmark(tasks, settings(srv.base_url), tmp_path, log=lambda m: None)
         assert srv.requests == []
     assert again["fixed"] == 1 and (tmp_path / "fix_rate.png").stat().st_size > 0
+    assert summary["wall_clock_s"] > 0 and again["wall_clock_s"] is None  # its clock missed the fixed task
 
 
 def test_real_repo_task_end_to_end(make_repo, tmp_path, docker_ready):

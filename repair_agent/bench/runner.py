@@ -162,7 +162,8 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
                                             **({"model_server": server} if server else {}),
                                             **({"ray": ray} if ray is not None else {})},
                              dataset=tasks[0].dataset if tasks else "", model=name, mode=mode,
-                             wall_clock_s=round(time.time() - started, 1), **extra)  # this invocation's time
+                             wall_clock_s=None if done else round(time.time() - started, 1),  # a resumed run's
+                             **extra)  # clock would miss the tasks that earlier runs did
 
     needs_model = model is None and (settings.needs_model() or mode == "single-shot")
     embedded = needs_model and not settings.base_url and settings.backend != "transformers"
