@@ -1,7 +1,7 @@
 """The anti-pattern rules against every plausible QuixBugs patch in the committed benchmark runs:
 how many correct and incorrect patches each flags (the harness's `correct` is the reference).
 
-Usage: .venv/bin/python benchmarks/antipatterns_quixbugs.py [bench/results]
+Usage: .venv/bin/python benchmarks/antipatterns_quixbugs.py [benchmarks/results]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from repair_agent.bench.datasets import quixbugs_dir
-from repair_agent.search.antipatterns import suspicions
+from repair_agent.judge.antipatterns import suspicions
 
 
 def patched(rec: dict, patch: str) -> str | None:
@@ -27,7 +27,7 @@ def patched(rec: dict, patch: str) -> str | None:
 
 
 def main() -> None:
-    results = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results")
+    results = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results")
     buggy = {r["id"]: r for r in map(json.loads, (quixbugs_dir() / "quixbugs_python.jsonl").open())}
     seen: dict[tuple[str, str], tuple] = {}
     for records in sorted(results.glob("quixbugs-*/records.jsonl")):

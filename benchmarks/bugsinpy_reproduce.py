@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from repair_agent.bench.bugsinpy import load_bugsinpy
-from repair_agent.bench.reproduce import reproduce, task_settings
+from repair_agent.bench.reproducibility import reproduce, task_settings
 from repair_agent.config import Settings
 
 

@@ -4,8 +4,8 @@
 does: did the search's lines (localization's top ranks) hold a line that the human fix changes?
 The agent never reads it. `--before` adds the earlier run's result of each bug, for a comparison.
 
-    python benchmarks/bugsinpy_table.py bench/results/bugsinpy-dev-qwen0.5b-nearest/records.jsonl \
-        --data BugsInPy [--before bench/results/bugsinpy-dev-qwen0.5b/records.jsonl]
+    python benchmarks/bugsinpy_table.py benchmarks/results/bugsinpy-dev-qwen0.5b-nearest/records.jsonl \
+        --data BugsInPy [--before benchmarks/results/bugsinpy-dev-qwen0.5b/records.jsonl]
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import llama_cpp
 
-from repair_agent.models import resolve_gguf
+from repair_agent.llm.model_files import resolve_gguf
 
 SOURCE = Path(__file__).resolve().parents[1] / "repair_agent" / "search" / "infill.py"
 

@@ -150,7 +150,7 @@ def compare(names: list[str], a) -> list[dict]:
 
     from repair_agent.llm.client import OpenAIModel
     from repair_agent.llm.llamacpp import start_llama_server
-    from repair_agent.models import install
+    from repair_agent.llm.model_files import install
 
     task = infill_prompt(a.task)
     with contextlib.ExitStack() as stack:
@@ -227,7 +227,7 @@ def main() -> None:
     if a.worker:
         print(json.dumps(worker(a.worker, a.model, a.tokens, a.runs, a.threads, a.n_ctx)))
         return
-    from repair_agent.models import install
+    from repair_agent.llm.model_files import install
 
     install(a.model, log=lambda m: print(m, file=sys.stderr))
     results = []

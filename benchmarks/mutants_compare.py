@@ -6,8 +6,8 @@ came from mutation, is that fix's mutant still made? No test runs; this only com
 search would try.
 
     python benchmarks/mutants_compare.py --before 21d3ebd~1 \
-        --quixbugs bench/results/quixbugs-qwen0.5b-default-idle/records.jsonl \
-        [--bugsinpy bench/results/bugsinpy-dev-qwen0.5b/records.jsonl --data BugsInPy --repos CLONES]
+        --quixbugs benchmarks/results/quixbugs-qwen0.5b-default-idle/records.jsonl \
+        [--bugsinpy benchmarks/results/bugsinpy-dev-qwen0.5b/records.jsonl --data BugsInPy --repos CLONES]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Re-read recorded answers with the current parser and patcher, and test what they now yield.
 
-    .venv/bin/python benchmarks/reparse_answers.py bench/results/RUN [RUN ...] [--sandbox docker] [--json OUT]
+    .venv/bin/python benchmarks/reparse_answers.py benchmarks/results/RUN [RUN ...] [--sandbox docker] [--json OUT]
 
 For every candidate that a benchmark run recorded as `no_code`, `truncated` or `not_applicable`,
 the model's recorded answer goes through today's `extract_code` and `apply_code` on a fresh copy
@@ -27,8 +27,8 @@ from repair_agent.bench.datasets import load_dataset  # noqa: E402
 from repair_agent.bench.runner import verify  # noqa: E402
 from repair_agent.bench.summary import load_records  # noqa: E402
 from repair_agent.config import Settings  # noqa: E402
-from repair_agent.monologue import extract_code  # noqa: E402
-from repair_agent.traces import run_records  # noqa: E402
+from repair_agent.answers import extract_code  # noqa: E402
+from repair_agent.training.export import run_records  # noqa: E402
 
 RETRIED = ("no_code", "truncated", "not_applicable")
 

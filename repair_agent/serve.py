@@ -82,7 +82,7 @@ def serve(engine: str = "vllm", model: str | None = None, port: int | None = Non
 
     vllm: `model` is a Hugging Face id or a local directory (default SemCoder), served as
     `served_model_name` (default "semcoder"). llama-cpp: `model` is a registry name from
-    `repair_agent.models` (default qwen2.5-coder-0.5b) or a GGUF path.
+    `repair_agent.llm.model_files` (default qwen2.5-coder-0.5b) or a GGUF path.
     """
     if engine == "vllm":
         require_vllm(tensor_parallel_size, pipeline_parallel_size)

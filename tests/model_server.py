@@ -7,7 +7,7 @@
 
 or, outside pytest, `with running_server() as handle: ...`. The model (smollm2-135m, 98 MB) is
 installed once into the normal cache ($REPAIR_AGENT_HOME/models, default ~/.cache/repair-agent)
-with `repair_agent.models.install`; an install failure fails the test (it is not skipped).
+with `repair_agent.llm.model_files.install`; an install failure fails the test (it is not skipped).
 Without llama-cpp-python (the `local` extra) the tests that use these fixtures are skipped.
 """
 
@@ -31,7 +31,7 @@ requires_llama_cpp = pytest.mark.skipif(not have_llama_cpp(), reason="llama-cpp-
 
 
 def install_model(name: str = MODEL) -> Path:
-    from repair_agent.models import install
+    from repair_agent.llm.model_files import install
 
     return install(name, log=lambda msg: None)
 

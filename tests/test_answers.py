@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
-from repair_agent.monologue import extract_code
+from repair_agent.answers import extract_code
 from repair_agent.patching import replace_definitions
 
 BUGGY = textwrap.dedent("""\

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from repair_agent.search import SearchContext
-from repair_agent.search.antipatterns import suspicions
-from repair_agent.search.guard import rank
+from repair_agent.judge.antipatterns import suspicions
+from repair_agent.judge.guard import rank
 from repair_agent.search.schedule import Budget, run_search
 
 DFS = """\

@@ -117,7 +117,7 @@ def test_a_failing_test_names_its_parametrized_cases():
 
 
 def test_a_module_that_does_not_collect_fails_each_of_its_tests():
-    from repair_agent.bench.reproduce import still_passing
+    from repair_agent.bench.reproducibility import still_passing
 
     def run(*failed):
         return {"cases": [{"id": f, "outcome": "error"} for f in failed]}
@@ -147,7 +147,7 @@ def test_the_release_closest_to_the_python_asked_for(asked, release):
 
 
 def test_base_tags_say_their_release_and_compiler():
-    from repair_agent.bench.reproduce import task_settings
+    from repair_agent.bench.reproducibility import task_settings
     from repair_agent.sandbox.releases import base_tag, read_base_tag
 
     assert base_tag("bullseye") == "repair-agent/base:bullseye"
@@ -281,7 +281,7 @@ def test_the_projects_tests_can_say_that_a_plausible_patch_is_wrong(bugsinpy, tm
     patch that passes the bug's tests and breaks another of the project's is wrong; one that breaks
     none stays unknown."""
     from repair_agent.bench.correctness import check
-    from repair_agent.bench.reproduce import task_settings
+    from repair_agent.bench.reproducibility import task_settings
 
     data, repos, _ = bugsinpy
     (data / "projects/thefuck/bugs/1/requirements.txt").write_text("pytest==5.4.2\n")  # no install: no network

@@ -1,4 +1,4 @@
-"""The overfitting guard (search/guard.py): plausible patches run against each other, against the
+"""The overfitting guard (judge/guard.py): plausible patches run against each other, against the
 buggy program on the passing tests' calls, and on docstring examples, in the real Docker sandbox;
 and `ci`, which opens a pull request only at or above `--min-confidence`."""
 
@@ -19,7 +19,7 @@ from repair_agent import patching
 from repair_agent.ci.pr import publish_fix
 from repair_agent.config import Settings
 from repair_agent.sandbox import open_sandbox
-from repair_agent.search import guard
+from repair_agent.judge import guard
 
 GCD = '''"""Number theory helpers."""
 

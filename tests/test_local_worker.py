@@ -1,4 +1,4 @@
-"""The local sandbox through the warm test worker (`test_worker.py --local`): the same answers as
+"""The local sandbox through the warm test worker (`warm_worker.py --local`): the same answers as
 its plain subprocess path, nothing carried from one candidate to the next, and the host's /tmp
 left alone (the worker empties only its own private folder)."""
 
@@ -49,7 +49,7 @@ def test_the_local_worker_answers_as_the_plain_path(make_repo):
 
 
 def test_a_local_candidate_leaves_nothing_to_the_next(tmp_path):
-    """As in the container (test_worker.py): each candidate starts from none of the last one's state."""
+    """As in the container (warm_worker.py): each candidate starts from none of the last one's state."""
     sb = LocalSandbox(stateful_repo(tmp_path), use_worker=True)
     try:
         assert_each_candidate_starts_clean(sb)
@@ -71,7 +71,7 @@ def test_the_local_worker_leaves_the_hosts_tmp_alone(make_repo, tmp_path):
         stranger = tmp_path / "stranger"
         (stranger / "tmp").mkdir(parents=True)
         (stranger / "tmp" / "theirs").write_text("x")
-        proc = subprocess.run([sys.executable, str(TOOLS_DIR / "test_worker.py"), "--local", str(repo), str(stranger)],
+        proc = subprocess.run([sys.executable, str(TOOLS_DIR / "warm_worker.py"), "--local", str(repo), str(stranger)],
                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert proc.returncode != 0 and "not a private folder" in proc.stderr
         assert (stranger / "tmp" / "theirs").exists()

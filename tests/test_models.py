@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from repair_agent import models
+from repair_agent.llm import model_files as models
 from repair_agent.errors import BadInput, RepairAgentError
 from repair_agent.llm.client import Sampling
 from repair_agent.llm.profiles import Profile, load_profile, profile_for
-from repair_agent.models import ModelInstallError, ModelSpec, Wheel
+from repair_agent.llm.model_files import ModelInstallError, ModelSpec, Wheel
 
 
 @pytest.fixture

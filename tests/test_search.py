@@ -17,7 +17,7 @@ from scripted_server import ScriptedServer
 
 from repair_agent.search import SearchContext
 from repair_agent.search.schedule import Budget, run_search
-from repair_agent.tests_summary import candidate_timeout, rerun_timeout
+from repair_agent.outcomes import candidate_timeout, rerun_timeout
 
 CLI = [sys.executable, "-m", "repair_agent"]
 

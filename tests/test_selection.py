@@ -17,7 +17,7 @@ from repair_agent.nodes.localize import localize
 from repair_agent.nodes.validate import changed_lines, run_checks
 from repair_agent.runs import RunRecorder
 from repair_agent.sandbox import DockerSandbox
-from repair_agent.tests_summary import failing_ids
+from repair_agent.outcomes import failing_ids
 
 CLAMP = '''\
 def clamp(x, lo, hi):

@@ -17,7 +17,7 @@ import pytest
 from conftest import FIXTURES, git
 from scripted_server import ScriptedServer, answer
 
-from repair_agent import synth
+from repair_agent.training import synth
 from repair_agent.config import Settings
 from repair_agent.errors import BadInput
 from repair_agent.fix import run_fix

@@ -16,7 +16,7 @@ import pytest
 from conftest import fixture_repo
 from scripted_server import ScriptedServer, answer
 
-from repair_agent import traces
+from repair_agent.training import export as traces
 from repair_agent.bench.datasets import quixbugs_dir
 from repair_agent.config import Settings
 from repair_agent.fix import run_fix

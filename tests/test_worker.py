@@ -1,4 +1,4 @@
-"""The warm test worker (sandbox/tools/test_worker.py) in a real Docker sandbox: the same answers as the
+"""The warm test worker (sandbox/tools/warm_worker.py) in a real Docker sandbox: the same answers as the
 docker exec path, nothing carried from one candidate to the next, the hostile fixtures ending as
 the README's fault table says, and the fallback to exec said out loud."""
 

@@ -7,9 +7,9 @@ BugsInPy has no reference program to call, only the human fix: there a patch is 
 makes the same program as the human fix (`same_as_human_fix`), and its correctness is unknown
 otherwise. The harness alone knows the reference, and asks only after the agent has finished.
 
-The patched code is untrusted: both programs run inside the sandbox (`sandbox/tools/differential.py`),
+The patched code is untrusted: both programs run inside the sandbox (`sandbox/tools/call_runner.py`),
 each call under a time limit. Inputs are generated on the host, as plain JSON, by the generator
-this check shares with the agent's overfitting guard (`repair_agent/differential.py`): hypothesis
+this check shares with the agent's overfitting guard (`repair_agent/judge/differential.py`): hypothesis
 strategies built from the arguments the tests passed, kept to the domain the tests show.
 """
 
@@ -20,10 +20,10 @@ import json
 import shutil
 from pathlib import Path
 
-from ..differential import EXAMPLES, INPUT, RESULT, call_text, generate
-from ..differential import lines as _lines
-from ..differential import outcome_text as _outcome
-from ..differential import tail as _tail
+from ..judge.differential import EXAMPLES, INPUT, RESULT, call_text, generate
+from ..judge.differential import lines as _lines
+from ..judge.differential import outcome_text as _outcome
+from ..judge.differential import tail as _tail
 from ..errors import RepairAgentError
 from ..patching import apply_diff, changed_files
 from ..sandbox import open_sandbox
@@ -77,7 +77,7 @@ def check(task: Task, patch: str, work: Path, sandbox: str = "docker", image: st
     except RepairAgentError as exc:
         return _unknown(f"no sandbox: {exc}")
     try:
-        script = [box.python, box.tool("differential.py")]
+        script = [box.python, box.tool("call_runner.py")]
         rc, out = box.run([*script, "record", "--reference", reference, "--entry", entry, "--",
                            *task.test_args], timeout=300)
         seen = _lines(out, INPUT)
@@ -187,7 +187,7 @@ def _program(path: Path) -> str | None:
 
 
 def verdict(res: dict, why_not_generated: str = "", entry: str = "f") -> dict:
-    """The record fields from differential.py's result."""
+    """The record fields from call_runner.py's result."""
     counts = {k: res.get(k, 0) for k in ("seen", "generated", "skipped")}
     diff = res.get("first_difference")
     if diff:

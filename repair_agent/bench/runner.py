@@ -30,10 +30,10 @@ from ..fix import run_fix
 from ..llm.factory import open_model
 from ..patching import apply_diff
 from ..sandbox import clear_containers_under, open_sandbox
-from ..tests_summary import failing_ids, ran
+from ..outcomes import failing_ids, ran
 from .correctness import score
 from .datasets import Task, load_dataset
-from .reproduce import reproduce, task_settings
+from .reproducibility import reproduce, task_settings
 from .summary import RECORDS_FILE, SUMMARY_FILE, load_records, write_summary
 
 

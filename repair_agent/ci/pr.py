@@ -38,7 +38,7 @@ import git
 
 from repair_agent.errors import BadInput, RepairAgentError
 from repair_agent.redact import redact, secrets_from_env
-from repair_agent.search.guard import CONFIDENCE, at_least
+from repair_agent.judge.guard import CONFIDENCE, at_least
 
 BRANCH_PREFIX = "repair-agent/"
 AUTHOR_NAME = "repair-agent"

@@ -23,11 +23,11 @@ def open_model(settings: Settings, log: Callable[[str], None] = print) -> Iterat
 
         yield TransformersModel(settings.model_path or settings.model)
         return
-    from .. import models
+    from . import model_files
     from .llamacpp import start_llama_server
 
     name = settings.model_path or settings.model or DEFAULT_MODEL
-    gguf = models.resolve_gguf(name)
+    gguf = model_files.resolve_gguf(name)
     log(f"serving {gguf.name} with llama.cpp on loopback")
     # all cores: on 2 idle cores, 46 tok/s in-process vs 30 with llama.cpp's default of half
     # (benchmarks/model_speed.py --threads 2 | 1)

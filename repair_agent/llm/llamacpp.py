@@ -50,7 +50,7 @@ class LlamaCppModel:
         require_llama_cpp()
         import llama_cpp
 
-        from ..models import MODELS, resolve_gguf
+        from .model_files import MODELS, resolve_gguf
 
         path = resolve_gguf(gguf)
         self.name = name or (str(gguf) if str(gguf) in MODELS else path.stem)
@@ -270,11 +270,11 @@ def start_llama_server(gguf: str | os.PathLike, port: int | None = None, n_ctx: 
                        die_with_parent: bool = True) -> ServerHandle:
     """Run `python -m llama_cpp.server` on a free loopback port and wait until /v1/models answers.
 
-    `gguf` is a registry name (see repair_agent.models) or a path. The model id the server lists is
+    `gguf` is a registry name (see repair_agent.llm.model_files) or a path. The model id the server lists is
     `model_alias` (default: the registry name, else the file path).
     """
     require_llama_cpp(server=True)
-    from ..models import MODELS, resolve_gguf
+    from .model_files import MODELS, resolve_gguf
 
     path = resolve_gguf(gguf)
     if model_alias is None and str(gguf) in MODELS:

@@ -4,7 +4,7 @@ monologue's claims are checked against the trace before the fix, as for refineme
 
 from __future__ import annotations
 
-from .. import monologue, patching, prompts
+from .. import answers, patching, prompts
 from ..errors import SandboxError
 from ..state import RepairState
 from ..tracing import around, trace_test, trace_text
@@ -38,7 +38,7 @@ def explain_fix(state: RepairState, deps) -> dict:
               "completion": tokens["completion"] + gen.completion_tokens}
     # small models often answer in plain prose, without the sections: then the prose is the cause
     prose = " ".join(text.replace("[MONOLOGUE]", "").split())[:800] if "```" not in text else ""
-    cause = monologue.root_cause(text) or prose or f"{best['file']}:{best['line']}: {best['note']}"
+    cause = answers.root_cause(text) or prose or f"{best['file']}:{best['line']}: {best['note']}"
     deps.recorder.write("explain_fix", messages=messages, response=text, prompt_tokens=gen.prompt_tokens,
                         completion_tokens=gen.completion_tokens, seconds=round(gen.seconds, 2))
     deps.log(f"explained the fix in {gen.seconds:.1f}s, {gen.completion_tokens} tokens")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..localize import frames
 from ..state import Location, RepairState
-from ..tests_summary import rerun_timeout
+from ..outcomes import rerun_timeout
 
 NUMBERED = re.compile(r"^[> ]?\s*\d+ \| ?", re.M)
 

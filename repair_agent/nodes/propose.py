@@ -5,10 +5,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from .. import monologue, prompts
+from .. import answers, prompts
 from ..faithfulness import check_monologue
 from ..state import Candidate, RepairState
-from ..tests_summary import first_failure
+from ..outcomes import first_failure
 
 
 def propose(state: RepairState, deps) -> dict:
@@ -22,7 +22,7 @@ def propose(state: RepairState, deps) -> dict:
     sampling = deps.sampling(rnd)
     gen = deps.model.generate(deps.profile.render(messages), sampling)
     new = [Candidate(round=rnd, index=i, response=c["text"], finish_reason=c["finish_reason"],
-                     code=monologue.extract_code(c["text"], closed_only=c["finish_reason"] == "length"), patch="", status="pending", reason="",
+                     code=answers.extract_code(c["text"], closed_only=c["finish_reason"] == "length"), patch="", status="pending", reason="",
                      tests=None, faithfulness=faithfulness(c["text"], state, deps))
            for i, c in enumerate(gen.completions)]
     tokens = state.get("tokens") or {"prompt": 0, "completion": 0}

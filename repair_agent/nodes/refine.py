@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import prompts
 from ..state import RepairState
-from ..tests_summary import first_failure
+from ..outcomes import first_failure
 
 # which failed attempt teaches the most: one that ran tests beats one that never applied
 USEFUL = {"passed_failing": 0, "failed": 1, "test_edit": 2, "not_applicable": 3, "no_code": 4, "truncated": 5}

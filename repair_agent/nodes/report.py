@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import monologue
+from .. import answers
 from ..state import RepairState
 
 
@@ -16,7 +16,7 @@ def report(state: RepairState, deps) -> dict:
         status = "fixed" if best else "not_fixed"
     answers = [best] if best else [c for c in reversed(state.get("candidates", []))]
     cause = state.get("root_cause") or next(
-        (rc for c in answers if c and (rc := monologue.root_cause(c["response"]))), "")
+        (rc for c in answers if c and (rc := answers.root_cause(c["response"]))), "")
     stop = deps.stop_reason(state) or (state.get("search") or {}).get("stop_reason", "") or (
         "no failures" if status == "no_failures" else "")
     deps.recorder.write("report", status=status, root_cause=cause, stop_reason=stop,

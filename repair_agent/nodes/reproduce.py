@@ -6,7 +6,7 @@ from ..envfault import env_fault
 from ..errors import BadInput, EnvFault
 from ..sandbox import crash_note
 from ..state import RepairState
-from ..tests_summary import failing_ids
+from ..outcomes import failing_ids
 
 
 def reproduce(state: RepairState, deps) -> dict:

@@ -11,11 +11,12 @@ import ast
 import time
 
 from .. import patching
-from ..search import SearchContext, guard
-from ..search.antipatterns import suspicions
+from ..search import SearchContext
+from ..judge import guard
+from ..judge.antipatterns import suspicions
 from ..search.schedule import Budget, run_search
 from ..state import Candidate, RepairState
-from ..tests_summary import candidate_timeout, counts, promise
+from ..outcomes import candidate_timeout, counts, promise
 from .validate import run_checks
 
 CHEAP = ("mutate", "infill")  # the sources the search runs; "refine" is the model's escalation

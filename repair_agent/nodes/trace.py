@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..errors import SandboxError
 from ..state import RepairState
-from ..tests_summary import rerun_timeout
+from ..outcomes import rerun_timeout
 from ..tracing import trace_test, trace_text
 
 

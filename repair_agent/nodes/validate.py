@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 
-from .. import monologue, patching
+from .. import answers, patching
 from ..localize import sbfl
 from ..sandbox import crash_note
 from ..state import Candidate, RepairState
-from ..tests_summary import failing_ids, ran, trimmed
+from ..outcomes import failing_ids, ran, trimmed
 
 
 def validate(state: RepairState, deps) -> dict:
@@ -37,9 +37,9 @@ def check(cand: Candidate, state: RepairState, deps, seen: dict) -> Candidate:
     text = cand["response"]
     if cand["finish_reason"] == "length" and not cand["code"]:
         return {**cand, "status": "truncated", "reason": "the answer was cut off at the token limit"}
-    diff = "" if cand["code"] else monologue.extract_diff(text)
+    diff = "" if cand["code"] else answers.extract_diff(text)
     if not cand["code"] and not diff:
-        why = "no parsable code in the answer" if monologue.has_code_attempt(text) else "no code in the answer"
+        why = "no parsable code in the answer" if answers.has_code_attempt(text) else "no code in the answer"
         return {**cand, "status": "no_code", "reason": why}
     scratch = deps.workdir
     patching.reset(scratch)

@@ -2,7 +2,7 @@
 
 `DockerSandbox` (docker.py) runs tests in a container with the network off, a read-only root,
 and memory, pids and CPU limits; one warm container per task. Candidates go through a warm test
-worker in that container (worker.py here, `tools/test_worker.py` inside), which forks a child
+worker in that container (worker.py here, `tools/warm_worker.py` inside), which forks a child
 per candidate, or through `docker exec` where the worker cannot take them. The container mounts
 nothing of the host writable: it sees the scratch tree read-only and works on a fresh tmpfs copy
 of it per run, output is capped in the container (the tail is kept), and a run killed by a

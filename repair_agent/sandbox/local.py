@@ -1,5 +1,5 @@
 """The local sandbox: pytest as a plain subprocess with rlimits, or in a fork of the warm test
-worker (`tools/test_worker.py --local`), as in the Docker sandbox. It isolates nothing."""
+worker (`tools/warm_worker.py --local`), as in the Docker sandbox. It isolates nothing."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ LOCAL_WARNING = ("WARNING: --sandbox local runs the tests as a plain subprocess:
 LOCAL_WORKER_WARNING = ("WARNING: the local test worker forks a Python process of yours for each candidate: "
                         "the code under test runs as you, with your network and files; only its workspace "
                         "and temporary folder are private. --no-worker runs plain subprocesses.")
-MARKER = ".repair-agent-private"  # test_worker.py --local empties only folders under one with this file
+MARKER = ".repair-agent-private"  # warm_worker.py --local empties only folders under one with this file
 
 
 class LocalSandbox:
@@ -137,7 +137,7 @@ class LocalSandbox:
 
 
 class LocalWorker(JsonLines):
-    """`test_worker.py --local` as a child process of the agent: one JSON line each way per request."""
+    """`warm_worker.py --local` as a child process of the agent: one JSON line each way per request."""
 
     def __init__(self, cmd: list[str], cwd: Path, env: dict, preexec_fn, start_timeout: float = 300):
         self._err = tempfile.TemporaryFile()

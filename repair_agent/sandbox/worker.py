@@ -1,4 +1,4 @@
-"""The host's side of the warm test worker (`tools/test_worker.py`, which runs in the warm
+"""The host's side of the warm test worker (`tools/warm_worker.py`, which runs in the warm
 container): start it through the Docker API with its stdin attached, send it one JSON request per
 line, read its answers from Docker's multiplexed stream; and say which candidates it cannot take."""
 
@@ -11,9 +11,9 @@ import time
 from pathlib import PurePosixPath
 
 # files that change how pytest starts or what is installed: the worker imported those once
-from .tools.test_worker import STARTUP_FILES
+from .tools.warm_worker import STARTUP_FILES
 
-SCRIPT = "test_worker.py"
+SCRIPT = "warm_worker.py"
 
 
 class WorkerDied(Exception):

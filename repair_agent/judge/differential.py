@@ -1,7 +1,7 @@
 """Differential testing, shared by the benchmark's correctness check (bench/correctness.py,
-against the reference program) and the agent's overfitting guard (search/guard.py, the plausible
+against the reference program) and the agent's overfitting guard (judge/guard.py, the plausible
 patches against each other and against the buggy program): generating inputs like the ones the
-tests passed, reading what `sandbox/tools/differential.py` prints, and writing inputs and outcomes for
+tests passed, reading what `sandbox/tools/call_runner.py` prints, and writing inputs and outcomes for
 people.
 
 Inputs are generated on the host, as plain JSON: hypothesis strategies built from the arguments
@@ -20,7 +20,7 @@ import json
 import threading
 from collections import Counter
 
-INPUT, RESULT = "@@INPUT ", "@@RESULT "  # as sandbox/tools/differential.py prints them
+INPUT, RESULT = "@@INPUT ", "@@RESULT "  # as sandbox/tools/call_runner.py prints them
 EXAMPLES = 300
 _GENERATING = threading.Lock()  # hypothesis is not made for threads; bench workers are threads
 

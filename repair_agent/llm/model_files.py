@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import BadInput, RepairAgentError
+from ..errors import BadInput, RepairAgentError
 
 
 class ModelInstallError(RepairAgentError):
@@ -95,7 +95,7 @@ MODELS: dict[str, ModelSpec] = {
             "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3",
             "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e",
         ], start=1)),
-        # benchmarks/model_speed.py --compare, idle, 2 threads (bench/results/model-speed-idle.json);
+        # benchmarks/model_speed.py --compare, idle, 2 threads (benchmarks/results/model-speed-idle.json);
         # shared/models/README.md's 60 was measured with a llama.cpp built for this CPU, not for AVX2
         tokens_per_s=27, measured=True,
     ),

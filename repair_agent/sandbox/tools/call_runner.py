@@ -1,13 +1,13 @@
 """Differential testing of programs on the same inputs. Runs inside the sandbox.
 
-    python differential.py record  --reference REF --entry NAME -- PYTEST ARGS
-    python differential.py compare --reference REF --program PROG --entry NAME --inputs FILE
+    python call_runner.py record  --reference REF --entry NAME -- PYTEST ARGS
+    python call_runner.py compare --reference REF --program PROG --entry NAME --inputs FILE
                                    [--timeout S] [--budget S]
-    python differential.py calls   --targets FILE [--per-test S] [--failing FILE] [--short S] -- PYTEST ARGS
-    python differential.py vote    --plan FILE
+    python call_runner.py calls   --targets FILE [--per-test S] [--failing FILE] [--short S] -- PYTEST ARGS
+    python call_runner.py vote    --plan FILE
 
 The benchmark (bench/correctness.py) uses `record` and `compare`; the agent's overfitting guard
-(search/guard.py) uses `calls` and `vote` (which runs `outcomes` once per program).
+(judge/guard.py) uses `calls` and `vote` (which runs `outcomes` once per program).
 
 `record` runs the benchmark's own tests with the entry point replaced, in the test modules, by
 the reference, and prints each call's arguments as `@@INPUT {json}`. `compare` calls the

@@ -20,7 +20,7 @@ the worker itself, which then runs pytest.main(). The parent never imports the t
 At the deadline it kills the child's process group; after every child it kills what it left behind
 (forks that left the group, daemons), as the exec path's shell wrapper does. The parent is not dumpable, so the child cannot reopen its pipes through /proc.
 
-`test_worker.py --local SRC PRIVATE` is the local sandbox's worker, on the host: the tree is SRC,
+`warm_worker.py --local SRC PRIVATE` is the local sandbox's worker, on the host: the tree is SRC,
 the workspace and the emptied temporary folder are PRIVATE/workspace and PRIVATE/tmp, never the
 host's /tmp (it refuses a PRIVATE without the local sandbox's marker file), only the child's process
 group is killed (every other process on the host is not the worker's to kill), and the memory
@@ -841,18 +841,18 @@ def use_private(src: str, private: str) -> None:
     global SRC, WORKSPACE, TMP, LOCAL
     private = os.path.realpath(private)
     if not os.path.isfile(os.path.join(private, MARKER)):
-        sys.exit(f"test_worker: {private} is not a private folder of the local sandbox (no {MARKER})")
+        sys.exit(f"warm_worker: {private} is not a private folder of the local sandbox (no {MARKER})")
     SRC, WORKSPACE, TMP, LOCAL = os.path.realpath(src), os.path.join(private, "workspace"), \
         os.path.join(private, "tmp"), True
     if not (os.path.isdir(WORKSPACE) and os.path.isdir(TMP)):  # made before the start: PYTHONPATH names one
-        sys.exit(f"test_worker: {private} lacks its workspace and tmp folders")
+        sys.exit(f"warm_worker: {private} lacks its workspace and tmp folders")
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--local"]:
         use_private(*sys.argv[2:4])
     elif not os.path.ismount(WORKSPACE):  # the container's tmpfs: anywhere else, /tmp is not ours to empty
-        sys.exit(f"test_worker: {WORKSPACE} is not a mount point: not in the sandbox's container (use --local)")
+        sys.exit(f"warm_worker: {WORKSPACE} is not a mount point: not in the sandbox's container (use --local)")
     start = time.monotonic()
     set_dumpable(0)
     proto = os.dup(1)  # the host's channel; fd 1 now goes to stderr, whatever the imports print

@@ -40,7 +40,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
-from . import monologue
+from .. import answers
 
 BUGGY = re.compile(r"^### Buggy Solution[ \t]*\n```[\w+-]*[^\n]*\n(.*?)^```", re.S | re.M)
 CONTEXT_HEADER = re.compile(r"^# \S+:\d+-\d+ \([^)]*\)\s*$", re.M)  # frames.context_for's block headers
@@ -112,7 +112,7 @@ def function_keys(code: str) -> set[str]:
 @lru_cache(maxsize=1)
 def benchmark_functions() -> dict[str, str]:
     """Normalized function text -> benchmark name, for the benchmark programs shipped here."""
-    from .bench.datasets import quixbugs_dir
+    from ..bench.datasets import quixbugs_dir
 
     out: dict[str, str] = {}
     path = quixbugs_dir() / "quixbugs_python.jsonl"
@@ -255,7 +255,7 @@ def _response(cand: dict) -> str:
     code = cand.get("code") or ""
     if not code:
         return text  # a diff answer: as the model wrote it
-    for refined in monologue.REFINED.findall(text):
+    for refined in answers.REFINED.findall(text):
         if code.strip() in refined:
             return text
     at = text.find(code.strip())

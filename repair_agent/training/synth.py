@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import patching
-from .errors import BadInput, SandboxError
-from .sandbox import open_sandbox
-from .tests_summary import counts, failing_ids, ran
+from .. import patching
+from ..errors import BadInput, SandboxError
+from ..sandbox import open_sandbox
+from ..outcomes import counts, failing_ids, ran
 
 KINDS = ("operator", "off_by_one", "comparison", "wrong_variable", "dropped_statement", "wrong_constant")
 
@@ -499,12 +499,12 @@ def synth(repo: Path, out_dir: Path, max_mutants: int = 20, sandbox_kind: str = 
 
 
 def _repair_all(kept: list[dict], out_dir: Path, run_agent, sandbox_kind: str, settings, repo: Path, log) -> dict:
-    from .errors import RepairAgentError
-    from .traces import export
+    from ..errors import RepairAgentError
+    from .export import export
 
     if run_agent is True:
-        from .config import Settings
-        from .fix import run_fix
+        from ..config import Settings
+        from ..fix import run_fix
 
         settings = settings or Settings.load(repo, warn=log, sandbox=sandbox_kind)  # the repo: untrusted
 

@@ -5,7 +5,7 @@ ask, the guard asks the programs themselves, inside the sandbox (patched code is
 
 - the argument values of the calls into the changed functions, recorded while the repository's
   tests run on the buggy program, and a few hundred more generated from them with hypothesis (the
-  generator the benchmark's correctness check uses, `repair_agent/differential.py`);
+  generator the benchmark's correctness check uses, `repair_agent/judge/differential.py`);
 - every plausible patch runs on all of them, each call under a time limit, and a patch whose
   outcome (the value returned, the exception type raised, the arguments as the call left them)
   differs from a strict majority's is ranked down (two one-line edits of the same line that always
@@ -39,16 +39,16 @@ from collections import Counter
 from pathlib import Path
 
 from .. import patching
-from ..differential import call_text, clip, generate, lines, outcome_text, tail
+from .differential import call_text, clip, generate, lines, outcome_text, tail
 from ..errors import RepairAgentError
-from ..tests_summary import candidate_timeout
-from . import SOURCES
+from ..outcomes import candidate_timeout
+from ..search import SOURCES
 
 GUARD_DIR = ".repair-agent-guard"  # the plan and the patched files, in the scratch tree while the guard runs
 BUDGET_S = 20.0  # seconds per task: recording the calls, generating inputs, running the programs
 CALL_TIMEOUT_S = 0.5  # per call of one program on one input
 EXAMPLES = 200  # generated inputs per task, shared by the changed functions
-CALL, TARGET, VOTE = "@@CALL ", "@@TARGET ", "@@VOTE "  # as sandbox/tools/differential.py prints them
+CALL, TARGET, VOTE = "@@CALL ", "@@TARGET ", "@@VOTE "  # as sandbox/tools/call_runner.py prints them
 CONFIDENCE = ("low", "unknown", "high")  # in order: `ci --min-confidence` opens a pull request at or above
 
 
@@ -120,7 +120,7 @@ def _judge(ranked: list[dict], state, deps, deadline: float, harness: Path) -> d
     harness.mkdir()
     (harness / "targets.json").write_text(json.dumps([{k: t[k] for k in ("file", "qualname")} for t in targets]))
     (harness / "failing.json").write_text(json.dumps(state.get("failing") or []))
-    script = [box.python, box.tool("differential.py")]
+    script = [box.python, box.tool("call_runner.py")]
     per_test = max(1, round(candidate_timeout(state, deps.settings)))
     left = deadline - time.monotonic()
     started = time.monotonic()
@@ -289,7 +289,7 @@ def docstring_examples(source: str, qualname: str) -> list[list[dict]]:
 
 # -- the verdict -----------------------------------------------------------------------------------
 def judge(ranked: list[dict], inputs: list[dict], vote: dict, targets: list[dict]) -> dict:
-    """Rank the patches and say how confident the choice is, from what `differential.py vote`
+    """Rank the patches and say how confident the choice is, from what `call_runner.py vote`
     printed: `labels[i]` has one character per program (the buggy program first, then the patches
     in `ranked` order), equal characters for equal outcomes, `-` where the program did not run;
     `kinds[i]` the outcomes' kinds (`o`k, `r`aise, `t`imeout, `c`rash)."""

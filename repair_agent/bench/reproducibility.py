@@ -15,7 +15,7 @@ from ..config import Settings, holds_or_held
 from ..envfault import env_fault
 from ..patching import apply_diff
 from ..sandbox import open_sandbox
-from ..tests_summary import failing_ids, ran
+from ..outcomes import failing_ids, ran
 from .bugsinpy import reference_patch
 from .datasets import Task
 
