@@ -1,3 +1,4 @@
 from .cli import app
 
-app()
+if __name__ == "__main__":  # `python -m repair_agent`; importing this module runs nothing
+    app()

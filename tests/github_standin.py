@@ -1,7 +1,7 @@
 """A STAND-IN for the GitHub REST API, for tests only. It is not GitHub.
 
 It serves real HTTP on loopback (``http.server`` in a background thread) and implements just what
-``repair_agent.ci.pr`` makes PyGithub call:
+``repair_agent.ci.publish`` makes PyGithub call:
 
 * ``GET    /repos/{owner}/{repo}``
 * ``GET    /repos/{owner}/{repo}/pulls`` (``state``, ``head`` = ``owner:branch``, ``base``)

@@ -10,17 +10,8 @@ import github
 import pytest
 from github_standin import GitHubStandIn
 
-from repair_agent.ci.pr import (
-    AUTHOR_EMAIL,
-    AUTHOR_NAME,
-    BRANCH_PREFIX,
-    MACHINE_MADE,
-    branch_name,
-    failing_digest,
-    marker,
-    publish_fix,
-    slug_for_test,
-)
+from repair_agent.ci.pr_text import BRANCH_PREFIX, MACHINE_MADE, branch_name, failing_digest, marker, slug_for_test
+from repair_agent.ci.publish import AUTHOR_EMAIL, AUTHOR_NAME, publish_fix
 from repair_agent.errors import BadInput, RepairAgentError
 
 TOKEN = "tok_Zq81Secret0123456789abcdef"

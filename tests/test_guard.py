@@ -16,7 +16,7 @@ from conftest import git
 from github_standin import GitHubStandIn
 
 from repair_agent import patching
-from repair_agent.ci.pr import publish_fix
+from repair_agent.ci.publish import publish_fix
 from repair_agent.config import Settings
 from repair_agent.sandbox import open_sandbox
 from repair_agent.judge import guard
