@@ -24,6 +24,9 @@ except ModuleNotFoundError:  # Python 3.10
 REPO_SAFE = frozenset({"test", "problem", "rounds", "samples", "strategies", "search_lines", "max_candidates",
                        "infill_samples", "plausible", "test_timeout_s", "per_test_timeout_s", "known_failures"})
 REPO_CAPPED = ("test_timeout_s", "per_test_timeout_s")
+# What `--strategies` may name, cheapest first: the search's sources (mutate, infill), then the
+# model's monologue and rewrite, refined round by round (refine)
+STRATEGIES = ("mutate", "infill", "refine")
 
 
 class Settings(BaseModel):
@@ -55,7 +58,7 @@ class Settings(BaseModel):
     use_trace: bool = True
     use_sbfl: bool = True
     problem: str = ""  # a statement of what the code should do, when the caller has one
-    strategies: str = "mutate,infill,refine"  # candidate sources, cheapest first (repair_agent/search)
+    strategies: str = "mutate,infill,refine"  # candidate sources, cheapest first (STRATEGIES)
     search_lines: int = 5  # the top-ranked lines infill masks (mutate visits twice as many)
     max_candidates: int = 1000  # candidates the search may check
     infill_samples: int = 8  # model samples per masked line
@@ -70,16 +73,14 @@ class Settings(BaseModel):
             bool(self.failing_tests) and not any(holds_or_held(t, test_id) for t in self.failing_tests)
 
     def strategy_list(self) -> list[str]:
-        from .search import SOURCES
-
         names = [n.strip() for n in self.strategies.split(",") if n.strip()]
-        unknown = [n for n in names if n not in SOURCES]
+        unknown = [n for n in names if n not in STRATEGIES]
         if unknown or not names:
             from .errors import BadInput
 
             raise BadInput(f"unknown strategy {', '.join(unknown) or '(none)'}; use a comma-separated "
-                           f"list of {', '.join(SOURCES)}")
-        return [n for n in SOURCES if n in names]  # always cheapest first
+                           f"list of {', '.join(STRATEGIES)}")
+        return [n for n in STRATEGIES if n in names]  # always cheapest first
 
     def needs_model(self) -> bool:
         return any(n in self.strategy_list() for n in ("infill", "refine"))

@@ -1,5 +1,6 @@
-"""`repair-agent fix`: set up a run (scratch copy, sandbox, model, checkpoints), run the graph,
-and shape its final state into the result that `--json`, benchmarks and the CI bot share."""
+"""`repair-agent fix`: set up a run (scratch copy, sandbox, model, checkpoints), run the graph
+(graph.py: every step, the judge included), and shape its final state into the result that
+`--json`, benchmarks and the CI bot share."""
 
 from __future__ import annotations
 
@@ -20,10 +21,9 @@ from .graph import Deps, build_graph
 from .llm.factory import open_model
 from .llm.profiles import profile_for
 from .runs import RunRecorder, default_runs_root, new_run_id
-from .sandbox import DockerSandbox, check_kind, open_sandbox, shell_args
-from .judge import guard
-from .state import RepairState
 from .outcomes import counts, promise
+from .sandbox import DockerSandbox, check_kind, open_sandbox, shell_args
+from .state import RepairState
 
 
 def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resume: str | None = None,
@@ -89,8 +89,6 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
             run_id=run_id, test_args=shell_args(settings.test), round=0, candidates=[], best=None,
             tokens={"prompt": 0, "completion": 0}, started_at=started, feedback="")
         final = graph.invoke(start, config)
-        if not diagnose_only:
-            final = judge_model_fix(final, deps)
     result = shape_result(final, model_name=getattr(model, "name", ""), duration=time.time() - started)
     # what actually ran (auto picks one) and who chose each setting: a repository cannot have loosened it unseen
     result.update(sandbox="docker" if isinstance(sandbox, DockerSandbox) else "local",
@@ -178,23 +176,6 @@ def best_attempt(state: RepairState) -> dict | None:
     if not found:
         return None
     return {**max(found, key=lambda a: promise(a["tests"], a["patch"])), "failing_total": len(state["failing"])}
-
-
-def judge_model_fix(state: RepairState, deps: Deps) -> RepairState:
-    """A fix from the model loop (refine) is one plausible patch: the overfitting guard judges it
-    by the passing tests' calls and its docstring examples, as the search node does its own."""
-    best = state.get("best")
-    search = state.get("search") or {}
-    if not best or (best.get("source") or "refine") != "refine" or search.get("confidence"):
-        return state
-    patching.reset(deps.workdir)  # the guard lays the patch over the snapshot itself
-    fix = {"patch": best["patch"], "file": best.get("file") or "", "line": best.get("line") or 0,
-           "source": "refine", "note": "the model's fix", "tests": best.get("tests")}
-    verdict = guard.choose([fix], state, deps)
-    found = {"confidence": verdict["confidence"], "confidence_reason": verdict["reason"],
-             "disagreement": verdict["disagreement"], "guard": verdict["checked"]}
-    deps.recorder.write("guard", **found)
-    return {**state, "search": {**search, **found}}
 
 
 def confidence(best, search: dict) -> dict:

@@ -46,20 +46,3 @@ def trimmed(run: TestRun, limit: int = 2000) -> TestRun:
     """A copy small enough to keep in the checkpointed state."""
     return {**run, "output_tail": run["output_tail"][-limit:],
             "cases": [{**c, "details": c["details"][-limit:]} for c in run["cases"]]}
-
-
-def candidate_timeout(state, settings) -> float:
-    """Ten times the slowest original test that ended by itself, at least a second, at most the
-    per-test limit (the buggy code's own hangs say nothing about how long a test should take)."""
-    limit = float(settings.per_test_timeout_s)
-    times = [c.get("seconds", 0.0) for c in (state.get("tests_before") or {}).get("cases", [])]
-    slowest = max((t for t in times if t < 0.9 * limit), default=0.2)  # none ended: assume quick
-    return round(min(limit, max(1.0, 10 * slowest)), 1)
-
-
-def rerun_timeout(state, settings) -> int:
-    """The per-test limit for running the original code again (coverage, trace): where a test hung
-    at reproduce it will hang again, and a few seconds of it show as much as the full limit."""
-    limit = float(settings.per_test_timeout_s)
-    hung = any(c.get("seconds", 0.0) >= 0.9 * limit for c in (state.get("tests_before") or {}).get("cases", []))
-    return min(int(limit), max(2, round(2 * candidate_timeout(state, settings)))) if hung else int(limit)

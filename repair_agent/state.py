@@ -92,11 +92,12 @@ class RepairState(TypedDict, total=False):
     trace_text: str  # the same, compact, for the prompt
     feedback: str  # evidence from the previous round, for refinement
     candidates: list[Candidate]  # every candidate of every round
-    best: Candidate | None  # the validated fix
+    best: Candidate | None  # the fix: the model's validated one, or the judge's pick of the search's
     tokens: Tokens
     started_at: float
     status: str  # fixed | not_fixed | no_failures | error
     stop_reason: str
     root_cause: str
     search: dict  # the search's summary: sources, lines, candidates tried, spend by source
+    fixes: list[dict]  # the search's plausible fixes, in the order found, for the judge to rank
     attempt: dict | None  # the search's closest failing candidate, with its diff (when nothing fixed)

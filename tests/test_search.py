@@ -15,9 +15,9 @@ from types import SimpleNamespace
 from conftest import tree_hash
 from scripted_server import ScriptedServer
 
+from repair_agent.policy import Budget, candidate_timeout, rerun_timeout
 from repair_agent.search import SearchContext
-from repair_agent.search.schedule import Budget, run_search
-from repair_agent.outcomes import candidate_timeout, rerun_timeout
+from repair_agent.search.schedule import run_search
 
 CLI = [sys.executable, "-m", "repair_agent"]
 

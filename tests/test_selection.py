@@ -14,7 +14,7 @@ from conftest import git
 from repair_agent import patching
 from repair_agent.config import Settings
 from repair_agent.nodes.localize import localize
-from repair_agent.nodes.validate import changed_lines, run_checks
+from repair_agent.checks import changed_lines, run_checks
 from repair_agent.runs import RunRecorder
 from repair_agent.sandbox import DockerSandbox
 from repair_agent.outcomes import failing_ids

@@ -18,7 +18,7 @@ from repair_agent.config import Settings
 from repair_agent.errors import BadInput
 from repair_agent.fix import best_attempt, check_test_paths
 from repair_agent.nodes.reproduce import reproduce
-from repair_agent.nodes.validate import run_checks
+from repair_agent.checks import run_checks
 
 CLI = [sys.executable, "-m", "repair_agent"]
 FAILING = [f"tests/test_m.py::test_{c}" for c in "abcd"]

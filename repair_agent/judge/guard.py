@@ -39,10 +39,10 @@ from collections import Counter
 from pathlib import Path
 
 from .. import patching
-from .differential import call_text, clip, generate, lines, outcome_text, tail
+from ..config import STRATEGIES
 from ..errors import RepairAgentError
-from ..outcomes import candidate_timeout
-from ..search import SOURCES
+from ..policy import candidate_limits, candidate_timeout
+from .differential import call_text, clip, generate, lines, outcome_text, tail
 
 GUARD_DIR = ".repair-agent-guard"  # the plan and the patched files, in the scratch tree while the guard runs
 BUDGET_S = 20.0  # seconds per task: recording the calls, generating inputs, running the programs
@@ -59,7 +59,7 @@ class Unjudged(Exception):
 def rank(fixes: list[dict]) -> list[dict]:
     """The plausible fixes, the most natural first; a suspect one (an anti-pattern) after every clean one."""
     return sorted(fixes, key=lambda f: (bool(f.get("suspect")), size(f["patch"]),
-                                        SOURCES.index(f["source"]) if f["source"] in SOURCES else len(SOURCES)))
+                                        STRATEGIES.index(f["source"]) if f["source"] in STRATEGIES else len(STRATEGIES)))
 
 
 def size(patch: str) -> tuple[int, int]:
@@ -121,7 +121,7 @@ def _judge(ranked: list[dict], state, deps, deadline: float, harness: Path) -> d
     (harness / "targets.json").write_text(json.dumps([{k: t[k] for k in ("file", "qualname")} for t in targets]))
     (harness / "failing.json").write_text(json.dumps(state.get("failing") or []))
     script = [box.python, box.tool("call_runner.py")]
-    per_test = max(1, round(candidate_timeout(state, deps.settings)))
+    per_test = candidate_limits(candidate_timeout(state, deps.settings))[1]
     left = deadline - time.monotonic()
     started = time.monotonic()
     rc, text = box.run([*script, "calls", "--targets", f"{GUARD_DIR}/targets.json", "--per-test", str(per_test),

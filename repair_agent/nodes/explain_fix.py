@@ -1,16 +1,16 @@
-"""Once the search has a fix, the model explains it: SemCoder's monologue (execution simulation,
-root cause), given the fix and the real traces of the failing test before and after it. The
-monologue's claims are checked against the trace before the fix, as for refinement answers."""
+"""Once the judge has picked the search's fix, the model explains it: SemCoder's monologue
+(execution simulation, root cause), given the fix and the real traces of the failing test before
+and after it. The monologue's claims are checked against the trace before the fix, as for
+refinement answers."""
 
 from __future__ import annotations
 
-from .. import answers, patching, prompts
+from .. import answers, patching, policy, prompts
 from ..errors import SandboxError
+from ..prompting import faithfulness, problem_statement, test_source
 from ..state import RepairState
 from ..tracing import around, trace_test, trace_text
-from .propose import faithfulness, problem_statement, test_source
 
-MAX_TOKENS = 200  # a monologue of a few lines; the code is already written
 TRACE_TOKENS = 150  # each trace, cut to the steps near the changed line: the whole one cost ~1,000 tokens
 
 
@@ -26,10 +26,7 @@ def explain_fix(state: RepairState, deps) -> dict:
                     test=test_source(deps.workdir, state["failing"][0]), diff=diff.strip(),
                     trace_before=trace_near(state.get("trace") or [], best, radius=1),
                     trace_after=trace_after(state, deps))}]
-    sampling = deps.sampling(0)
-    sampling.max_tokens, sampling.n = MAX_TOKENS, 1
-    sampling.stop = [*sampling.stop, "### Bug Fixing", "[Refined]"]
-    gen = deps.model.generate(deps.profile.render(messages), sampling)
+    gen = deps.model.generate(deps.profile.render(messages), policy.explain_sampling(deps.profile, deps.settings))
     text = gen.completions[0]["text"] if gen.completions else ""
     best.update(response=text, finish_reason=gen.completions[0]["finish_reason"] if gen.completions else "",
                 faithfulness=faithfulness(text, state, deps))
@@ -56,7 +53,7 @@ def trace_after(state: RepairState, deps) -> str:
         steps = trace_test(deps.sandbox, state["failing"][0], [(best["file"], fn) for fn in
                                                              {loc["function"] for loc in state["locations"][:3]
                                                               if loc["file"] == best["file"] and loc["function"]}],
-                           timeout=min(30.0, deps.settings.test_timeout_s))
+                           timeout=policy.trace_timeout(deps.settings))
     except SandboxError:
         return ""
     finally:

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from ..localize import frames
+from ..policy import rerun_timeout
 from ..state import Location, RepairState
-from ..outcomes import rerun_timeout
 
 NUMBERED = re.compile(r"^[> ]?\s*\d+ \| ?", re.M)
 

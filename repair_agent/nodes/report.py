@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import answers
+from .. import answers, policy
 from ..state import RepairState
 
 
@@ -14,11 +14,10 @@ def report(state: RepairState, deps) -> dict:
         status = "diagnosed"
     else:
         status = "fixed" if best else "not_fixed"
-    answers = [best] if best else [c for c in reversed(state.get("candidates", []))]
+    replies = [best] if best else [c for c in reversed(state.get("candidates", []))]
     cause = state.get("root_cause") or next(
-        (rc for c in answers if c and (rc := answers.root_cause(c["response"]))), "")
-    stop = deps.stop_reason(state) or (state.get("search") or {}).get("stop_reason", "") or (
-        "no failures" if status == "no_failures" else "")
+        (rc for c in replies if c and (rc := answers.root_cause(c["response"]))), "")
+    stop = policy.final_stop_reason(state, deps.settings, status)
     deps.recorder.write("report", status=status, root_cause=cause, stop_reason=stop,
                         patch=best["patch"] if best else "")
     return {"status": status, "root_cause": cause, "stop_reason": stop}

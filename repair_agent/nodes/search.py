@@ -1,8 +1,8 @@
 """Let execution do the work: many small candidates at the ranked lines, each checked by the tests.
 
 The failing tests run first (stop at the first failure), then the full suite; a candidate's
-per-test timeout derives from how long the original run took, so a mutant that never ends costs
-about a second, not a minute.
+per-test timeout derives from how long the original run took (policy.candidate_timeout), so a
+mutant that never ends costs about a second, not a minute. The plausible fixes go to the judge.
 """
 
 from __future__ import annotations
@@ -10,27 +10,24 @@ from __future__ import annotations
 import ast
 import time
 
-from .. import patching
-from ..search import SearchContext
-from ..judge import guard
+from .. import patching, policy
+from ..checks import run_checks
 from ..judge.antipatterns import suspicions
-from ..search.schedule import Budget, run_search
-from ..state import Candidate, RepairState
-from ..outcomes import candidate_timeout, counts, promise
-from .validate import run_checks
-
-CHEAP = ("mutate", "infill")  # the sources the search runs; "refine" is the model's escalation
+from ..outcomes import counts, promise
+from ..search import SOURCES, SearchContext, record_search
+from ..search.schedule import run_search
+from ..state import RepairState
 
 
 def search(state: RepairState, deps) -> dict:
     s = deps.settings
-    sources = [name for name in s.strategy_list() if name in CHEAP]
+    sources = [name for name in s.strategy_list() if name in SOURCES]
     if "infill" in sources and deps.model is None:
         sources.remove("infill")
     ranked = [loc for loc in ranked_lines(state["locations"], deps.workdir) if loc["line"] > 0]
     lines = ranked[:s.search_lines]
     ctx = SearchContext(root=deps.workdir, settings=s, model=deps.model, profile=deps.profile, log=deps.log)
-    timeout = candidate_timeout(state, s)
+    timeout = policy.candidate_timeout(state, s)
     tried: list[dict] = []
     closest: dict = {}  # the failing candidate that came closest: shown when nothing fixes
 
@@ -56,39 +53,22 @@ def search(state: RepairState, deps) -> dict:
                      f"{record['status']}")
         return record
 
-    budget = Budget(candidates=s.max_candidates, tokens=s.token_budget,
-                    deadline=state.get("started_at", time.time()) + s.wall_time_s,
-                    plausible=s.plausible, after_first=max(1, s.max_candidates // 10))
     # a mutation costs one test run, an infill sample model time too: mutate visits twice the lines
     plan = [(name, lines if name == "infill" else ranked[:2 * s.search_lines]) for name in sources]
-    out = run_search(plan, ctx, check, budget) if sources else None
+    out = run_search(plan, ctx, check, policy.search_budget(state, s)) if sources else None
     tokens = state.get("tokens") or {"prompt": 0, "completion": 0}
     tokens = {k: tokens[k] + ctx.tokens[k] for k in ("prompt", "completion")}
-    # the overfitting guard: the plausible patches against each other, the passing tests' calls and
-    # the docstring examples, in the sandbox; it ranks them and says how sure the choice is
-    verdict = guard.choose(out.fixes, state, deps) if out and out.fixes else None
-    ranked_fixes = verdict["ranked"] if verdict else []
+    fixes = out.fixes if out else []
+    # the judge (nodes/judge.py) fills in the plausible fixes, ranked, and how sure it is
     summary = {"sources": sources, "lines": [f"{x['file']}:{x['line']}" for x in ranked[:2 * s.search_lines]],
                "tried": out.tried if out else 0, "by_source": out.by_source if out else {},
                "stop_reason": out.stop_reason if out else "no search source asked for",
-               "timeout_s": timeout,
-               "plausible": [{k: f.get(k) for k in ("source", "file", "line", "note", "patch", "found", "guard", "suspect")}
-                             for f in ranked_fixes],
-               "confidence": verdict["confidence"] if verdict else None,
-               "confidence_reason": verdict["reason"] if verdict else "",
-               "disagreement": verdict["disagreement"] if verdict else None,
-               "guard": verdict["checked"] if verdict else None}
-    deps.recorder.write("search", **summary)
-    deps.log(f"search: {summary['tried']} candidates, {len(ranked_fixes)} plausible fix(es); {summary['stop_reason']}")
-    best = None
-    if ranked_fixes:
-        fix = ranked_fixes[0]
-        best = Candidate(round=0, index=fix["index"], response=fix["note"], finish_reason="", code="",
-                         patch=fix["patch"], status="fixed", reason=fix["reason"], tests=fix["tests"],
-                         faithfulness=None, source=fix["source"], note=fix["note"], line=fix["line"],
-                         file=fix["file"])
-    return {"best": best, "search": summary, "tokens": tokens,
-            "attempt": None if best or not closest else closest_attempt(closest, deps.workdir)}
+               "timeout_s": timeout, "plausible": [], "confidence": None, "confidence_reason": "",
+               "disagreement": None, "guard": None}
+    if not fixes:
+        record_search(summary, deps)
+    return {"fixes": fixes, "search": summary, "tokens": tokens,
+            "attempt": None if fixes or not closest else closest_attempt(closest, deps.workdir)}
 
 
 def closest_attempt(closest: dict, root) -> dict:
@@ -134,7 +114,8 @@ def validate_edit(edit, state: RepairState, deps, timeout: float) -> dict:
     if patching.is_test_file(edit["file"]) and not deps.settings.allow_test_edits:
         return {**record, "status": "test_edit", "reason": f"edits test file {edit['file']}"}
     overlay = {edit["file"]: edit["text"]}
-    record = run_checks(record, state, deps, overlay, timeout=timeout * 3 + 30, per_test_timeout=max(1, round(timeout)))
+    run_timeout, per_test_timeout = policy.candidate_limits(timeout)
+    record = run_checks(record, state, deps, overlay, timeout=run_timeout, per_test_timeout=per_test_timeout)
     if record["status"] == "fixed":
         record["patch"] = diff_of(deps.workdir, overlay)
     return record

@@ -5,9 +5,9 @@ ground truth that the model's own simulation is checked against."""
 
 from __future__ import annotations
 
+from .. import policy
 from ..errors import SandboxError
 from ..state import RepairState
-from ..outcomes import rerun_timeout
 from ..tracing import trace_test, trace_text
 
 
@@ -18,7 +18,7 @@ def trace(state: RepairState, deps) -> dict:
         return {"trace": [], "trace_text": ""}
     try:
         steps = trace_test(deps.sandbox, state["failing"][0], functions,
-                           timeout=min(30.0, deps.settings.test_timeout_s, 3.0 * rerun_timeout(state, deps.settings)))
+                           timeout=policy.trace_timeout(deps.settings, state))
     except SandboxError as exc:  # a trace helps; its absence must not end the run
         deps.log(f"no trace: {exc}")
         steps = []

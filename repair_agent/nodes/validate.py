@@ -1,15 +1,11 @@
-"""Check each new candidate in the sandbox: the failing tests first, then the passing tests that
-ran a changed line (where localization's coverage map says which), then the full suite."""
+"""Check each of the model's new candidates: its code applied to the scratch tree, then the tests
+(checks.run_checks: the failing tests, the passing tests that ran a changed line, the full suite)."""
 
 from __future__ import annotations
 
-import re
-
 from .. import answers, patching
-from ..localize import sbfl
-from ..sandbox import crash_note
+from ..checks import run_checks
 from ..state import Candidate, RepairState
-from ..outcomes import failing_ids, ran, trimmed
 
 
 def validate(state: RepairState, deps) -> dict:
@@ -61,108 +57,3 @@ def check(cand: Candidate, state: RepairState, deps, seen: dict) -> Candidate:
         return run_checks(cand, state, deps)
     finally:
         patching.reset(scratch)
-
-
-def run_checks(cand: Candidate, state: RepairState, deps, overlay: dict | None = None,
-               timeout: float | None = None, per_test_timeout: int | None = None) -> Candidate:
-    """The failing tests, then the covering tests, then the full suite, on the scratch tree (with
-    `overlay`'s files over it). `stage` says which run decided."""
-    timeout = timeout or deps.settings.test_timeout_s
-    per_test_timeout = per_test_timeout or deps.settings.per_test_timeout_s
-    # -x: one failure is enough to reject, and a hanging test costs one timeout, not one per test
-    target = deps.sandbox.run_tests(["-x", *state["failing"]], timeout=timeout,
-                                    per_test_timeout=per_test_timeout, overlay=overlay)
-    still = failing_ids(target)
-    if still or target["timed_out"] or ran(target) < len(state["failing"]):
-        why = "timed out" if target["timed_out"] else (
-            still_failing(target, still, state["failing"]) if still
-            else f"the test run crashed: {crash_note(target)}" if crash_note(target)
-            else "the failing tests did not run (skipped or not collected)")
-        return {**cand, "status": "failed", "stage": "failing", "reason": why,
-                "tests": {"failing": trimmed(target), "suite": None}}
-    tests = {"failing": trimmed(target), "suite": None}
-    baseline = set(state.get("baseline") or [])  # known failures: they may stay failing
-    covering = selected_tests(cand, state, deps, overlay)
-    if covering:  # -x again: a candidate that breaks one of them is rejected without the full suite
-        near = deps.sandbox.run_tests(["-x", *covering], timeout=timeout,
-                                      per_test_timeout=per_test_timeout, overlay=overlay)
-        tests["covering"] = trimmed(near)
-        broken = [t for t in failing_ids(near) if t not in baseline]
-        if near["timed_out"] or broken or crash_note(near):
-            why = "timed out" if near["timed_out"] else f"breaks {broken[0]}" if broken else crash_note(near)
-            return {**cand, "status": "passed_failing", "stage": "covering", "tests": tests,
-                    "reason": f"{why} (of the {len(covering)} tests that ran a changed line; the full suite did not run)"}
-    cand = {**cand, "stage": "suite"}
-    suite = deps.sandbox.run_tests(state["test_args"], timeout=timeout,
-                                   per_test_timeout=per_test_timeout, overlay=overlay)
-    tests["suite"] = trimmed(suite)
-    broken = [t for t in failing_ids(suite) if t not in baseline]
-    if suite["timed_out"] or broken:
-        why = "the full suite timed out" if suite["timed_out"] else f"breaks {len(broken)} test(s): {', '.join(broken[:3])}"
-        return {**cand, "status": "passed_failing", "reason": why, "tests": tests}
-    if ran(suite) < ran(state["tests_before"]):
-        return {**cand, "status": "passed_failing", "tests": tests,
-                "reason": f"fewer tests ran ({ran(suite)} < {ran(state['tests_before'])})"
-                          + (f": {crash_note(suite)}" if crash_note(suite) else "")}
-    if suite["returncode"] != 0 and not (baseline and failing_ids(suite)):  # all passed, yet pytest failed
-        return {**cand, "status": "passed_failing", "tests": tests,
-                "reason": f"pytest exited with code {suite['returncode']} although its report shows no failure"}
-    return {**cand, "status": "fixed", "reason": "the full suite passes", "tests": tests}
-
-
-def selected_tests(cand: Candidate, state: RepairState, deps, overlay: dict | None) -> list[str]:
-    """The passing tests whose coverage touches a line the candidate changes; none without a map,
-    and none where they are every test there is (the full suite runs next anyway)."""
-    covers = state.get("covers")
-    if not covers:
-        return []
-    # the search: the scratch tree is the snapshot, the overlay the new text
-    patch = patching.overlay_diff(deps.workdir, overlay, context=0) if overlay is not None else cand.get("patch", "")
-    selected = [t for t in sbfl.covering_tests(covers, changed_lines(patch)) if t not in state["failing"]]
-    return selected if len(selected) < len(covers["tests"]) else []
-
-
-HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,(\d+))? @@")
-
-
-def changed_lines(patch: str) -> dict[str, set[int]]:
-    """file -> the old file's lines that a unified diff removes or replaces, and the two lines around
-    each pure insertion."""
-    out: dict[str, set[int]] = {}
-    file, old, left, removed = None, 0, 0, False  # left: old and new lines still to come in this hunk
-    for line in patch.splitlines():
-        hunk = HUNK.match(line)
-        if left <= 0:
-            if line.startswith("+++ "):
-                file = line[6:].strip() if line.startswith("+++ b/") else None
-            elif hunk:
-                old = int(hunk[1]) + (hunk[2] == "0")  # a pure insertion's header names the line before it
-                left = int(hunk[2] or 1) + int(hunk[3] or 1)
-            continue
-        if line.startswith("-"):
-            out.setdefault(file, set()).add(old)
-            old, left, removed = old + 1, left - 1, True
-        elif line.startswith("+"):
-            if not removed:  # an insertion, not a replacement
-                out.setdefault(file, set()).update((old - 1, old))
-            left -= 1
-        elif line.startswith(" "):
-            old, left, removed = old + 1, left - 2, False
-    out.pop(None, None)
-    return out
-
-
-def still_failing(run, still: list[str], failing: list[str]) -> str:
-    """What a `-x` run measured: it stops at the first failure, so the tests after it never ran."""
-    total, first = len(failing), still[0]
-    if first not in failing:  # a collection or internal error: no failing test got to run
-        note = next((c["message"] for c in run["cases"] if c["id"] == first and c["message"]), "")
-        return f"the failing tests did not run: {first} errored first" + (f" ({note})" if note else "")
-    if total == 1:
-        return f"the failing test still fails: {first}"
-    if len(still) > 1:  # -x let more than one through (a failing test and its teardown)
-        return f"{len(still)} of {total} failing tests still fail"
-    passed = sum(c["outcome"] == "passed" for c in run["cases"])
-    if not passed:
-        return f"stopped at the first of {total} failing tests: {first} still fails"
-    return f"{passed} of {total} failing tests pass, then {first} still fails (stopped there)"

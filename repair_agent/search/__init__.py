@@ -16,7 +16,7 @@ from typing import Callable, Iterator, TypedDict
 
 from ..state import Location
 
-SOURCES = ("mutate", "infill", "refine")  # cheapest first
+SOURCES = ("mutate", "infill")  # cheapest first
 
 
 class Edit(TypedDict, total=False):
@@ -45,3 +45,11 @@ class SearchContext:
 
 
 Source = Callable[[Location, SearchContext], Iterator[Edit]]
+
+
+def record_search(summary: dict, deps) -> None:
+    """The search's record and log line, once its summary is whole: written by the search node when
+    it found no fix, else by the judge once it has ranked the fixes."""
+    deps.recorder.write("search", **summary)
+    deps.log(f"search: {summary['tried']} candidates, {len(summary['plausible'])} plausible fix(es); "
+             f"{summary['stop_reason']}")

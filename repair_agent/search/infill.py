@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .. import prompts
-from ..llm.client import Completion, Sampling
+from ..llm.client import Completion
 from ..llm.profiles import profile_for
+from ..policy import infill_sampling
 from ..state import Location
 from . import Edit, SearchContext
 
@@ -187,9 +188,7 @@ def _ask(ctx: SearchContext, profile, mask: Mask, prefix: str, suffix: str, n: i
         # one line ends at a newline; a hunk at a blank line or where the model starts on the suffix
         after = next((line for line in suffix.splitlines() if line.strip()), "")
         stop += ["\n"] if mask.lines == 1 else ["\n\n"] + (["\n" + after] if after else [])
-    seed = getattr(ctx.settings, "seed", None)
-    sampling = Sampling(n=n, temperature=fmt.temperature, top_p=profile.top_p, max_tokens=fmt.max_tokens * mask.lines,
-                        stop=stop, seed=None if seed is None else seed + seed_offset)
+    sampling = infill_sampling(profile, ctx.settings, n, mask.lines, stop, seed_offset)
     if fmt.fim:
         return ctx.model.complete(fim_prompt(fmt.fim, prefix, suffix), sampling, logprobs=True)
     return ctx.model.generate(profile.render(chat_prompt(prefix, suffix, mask)), sampling)

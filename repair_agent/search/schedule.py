@@ -1,10 +1,10 @@
-"""The schedule: sources x locations, cheapest source first, within a budget.
+"""The schedule: sources x locations, cheapest source first, within a budget (`policy.Budget`).
 
 Every source runs over all its locations before the next (more expensive) source starts: a
 mutation costs one test run, an infill sample costs model tokens too. Candidates whose syntax
 tree equals one already tried are skipped. The search stops at the first candidate that `check`
 calls a fix, or when the candidates, the tokens or the wall time run out. A fix that matches an
-anti-pattern (`antipatterns.py`) is kept but does not stop the search: a clean one may follow.
+anti-pattern (`judge/antipatterns.py`) is kept but does not stop the search: a clean one may follow.
 """
 
 from __future__ import annotations
@@ -15,26 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from ..policy import Budget
 from ..state import Location
 from . import Edit, SearchContext
-
-
-@dataclass
-class Budget:
-    candidates: int = 1000
-    tokens: int = 200_000
-    deadline: float = float("inf")  # time.time() after which nothing new is tried
-    plausible: int = 1  # distinct passing candidates to gather before stopping
-    after_first: int = 300  # candidates the search may still check once it has one
-
-    def spent(self, tried: int, ctx: SearchContext) -> str:
-        if tried >= self.candidates:
-            return f"{self.candidates} candidates tried"
-        if ctx.tokens["prompt"] + ctx.tokens["completion"] >= self.tokens:
-            return f"token budget of {self.tokens} spent"
-        if time.time() >= self.deadline:
-            return "wall time spent"
-        return ""
 
 
 @dataclass
@@ -66,9 +49,7 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
             before = ctx.tokens["prompt"] + ctx.tokens["completion"]
             start = time.monotonic()
             for edit in source(name)(loc, ctx):
-                out.stop_reason = budget.spent(out.tried, ctx)
-                if first_at and out.tried - first_at >= budget.after_first:
-                    out.stop_reason = f"{budget.after_first} more candidates tried after the first fix"
+                out.stop_reason = budget.spent(out.tried, ctx.tokens, first_at)
                 if out.stop_reason:
                     break
                 key = edit.get("tree") or normalized(edit["text"])
@@ -84,7 +65,7 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
                         continue
                     clean += 1
                     first_at = first_at or out.tried
-                    if clean >= budget.plausible or name != "mutate":  # more samples cost tokens
+                    if budget.enough(clean, name):
                         out.stop_reason = f"{len(out.fixes)} plausible fix(es) found"
                         break
             stats["seconds"] = round(stats["seconds"] + time.monotonic() - start, 3)
