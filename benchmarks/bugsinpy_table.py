@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from repair_agent.bench.summary import load_records
-from repair_agent.nodes.validate import changed_lines
+from repair_agent.checks import changed_lines
 
 
 def where(record: dict, data: Path) -> str:

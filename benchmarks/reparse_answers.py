@@ -5,7 +5,7 @@
 For every candidate that a benchmark run recorded as `no_code`, `truncated` or `not_applicable`,
 the model's recorded answer goes through today's `extract_code` and `apply_code` on a fresh copy
 of the task. A candidate that now applies is checked like a counted fix: the benchmark's own tests
-run on its patch in a fresh sandbox (`bench.runner.verify`). No model is called: this measures
+run on its patch in a fresh sandbox (`bench.solve.verify`). No model is called: this measures
 what a change to the answer-reading code recovers from answers already paid for.
 """
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from repair_agent import patching  # noqa: E402
 from repair_agent.bench.datasets import load_dataset  # noqa: E402
-from repair_agent.bench.runner import verify  # noqa: E402
+from repair_agent.bench.solve import verify  # noqa: E402
 from repair_agent.bench.summary import load_records  # noqa: E402
 from repair_agent.config import Settings  # noqa: E402
 from repair_agent.answers import extract_code  # noqa: E402

@@ -12,7 +12,6 @@ import git
 import pytest
 
 from repair_agent.bench.datasets import (
-    Task,
     load_dataset,
     load_humanevalfix,
     load_quixbugs,
@@ -20,6 +19,7 @@ from repair_agent.bench.datasets import (
     quixbugs_bug_lines,
     quixbugs_dir,
 )
+from repair_agent.bench.tasks import Task
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HEF = FIXTURES / "humanevalfix_sample.jsonl"

@@ -8,11 +8,11 @@ import json
 import pytest
 from rich.console import Console
 
+from repair_agent.bench.report import print_summary
 from repair_agent.bench.summary import (
     compare,
     fix_round,
     load_records,
-    print_summary,
     summarize,
     write_summary,
 )

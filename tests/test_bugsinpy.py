@@ -15,7 +15,8 @@ import pytest
 
 from repair_agent.bench.bugsinpy import (DEV_PROJECTS, failing_tests, load_bugsinpy, read_info,
                                         reference_patch, requirements, unittest_id)
-from repair_agent.bench.datasets import Task, load_dataset
+from repair_agent.bench.datasets import load_dataset
+from repair_agent.bench.tasks import Task
 from repair_agent.config import Settings, names_test
 from repair_agent.errors import BadInput
 from repair_agent.sandbox.releases import closest_release, release_for

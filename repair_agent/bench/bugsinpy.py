@@ -4,9 +4,8 @@ A bug lives in `projects/P/bugs/N/`: `bug.info` (the buggy and the fixed commit,
 Python it was recorded on), `run_test.sh` (the commands that run its failing tests),
 `requirements.txt` (a `pip freeze` of the authors' environment) and `bug_patch.txt` (the human
 fix). The project's clone comes from `--repos DIR/P`. A task is the buggy commit's tree with the
-fixed commit's test files, as a new one-commit repository: the clone's later history, which holds
-the fix, never reaches the agent's tree. `bug_patch.txt` is read only by the harness
-(`reference_patch`), to check that the bug reproduces; no Task field holds it.
+fixed commit's test files, as a new one-commit repository (made in tasks.py). `bug_patch.txt` is
+read only by the harness (`reference_patch`), to check that the bug reproduces; no Task field holds it.
 
 Projects are split: the dev set (DEV_PROJECTS) is for development and tuning; every other project
 is held out for evaluation and is refused unless the caller says this is an evaluation run.
@@ -17,13 +16,12 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Iterable
 
 from ..errors import BadInput
 from ..sandbox.releases import release_for
-from .datasets import Task, _init_commit, _select
+from .tasks import Task, extract, init_commit, select
 
 DEV_PROJECTS = ("thefuck", "tqdm", "youtube-dl")
 # Pins of the test runner that the sandbox brings itself (a newer pytest for its worker): dropped.
@@ -120,7 +118,7 @@ def load_bugsinpy(data: Path | str, repos: Path | str | None = None, projects: I
             raise BadInput(f"no BugsInPy project {project!r} in {data}")
         url = read_info(data / "projects" / project / "project.info").get("github_url", "")
         tasks += [bug_task(d, project, repos / project, url) for d in bug_dirs(data, project)]
-    return _select(tasks, lambda t: t.task_id, ids, limit)
+    return select(tasks, lambda t: t.task_id, ids, limit)
 
 
 def bug_task(bug: Path, project: str, clone: Path, url: str = "") -> Task:
@@ -138,37 +136,6 @@ def bug_task(bug: Path, project: str, clone: Path, url: str = "") -> Task:
                                               setup))}
     return Task(task_id=f"{project}-{bug.name}", dataset="bugsinpy", files={}, test_args=list(test_files),
                 failing_tests=failing_tests(run_test, test_files) or None, problem="", meta=meta)
-
-
-def materialize(task: Task, dest: Path) -> Path:
-    """The buggy commit's tree plus the fixed commit's test files, as a new one-commit repository."""
-    clone, buggy, fixed = Path(task.meta["repo"]), task.meta["commit"], task.meta["fixed_commit"]
-    if not clone.exists():
-        how = f" (git clone {task.meta['github_url']} {clone})" if task.meta.get("github_url") else ""
-        raise FileNotFoundError(f"{task.task_id}: no clone of {task.meta['project']} at {clone}{how}")
-    dest.mkdir(parents=True, exist_ok=True)
-    _extract(clone, buggy, dest, task.task_id)
-    for rel in task.meta["test_files"]:
-        shown = subprocess.run(["git", "-C", str(clone), "show", f"{fixed}:{rel}"], capture_output=True)
-        if shown.returncode != 0:
-            raise FileNotFoundError(f"{task.task_id}: {rel} not in the fixed commit {fixed}")
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        (dest / rel).write_bytes(shown.stdout)
-    # force: a tracked file that the project's .gitignore names is still part of the tree
-    _init_commit(dest, f"bugsinpy: {task.task_id} (buggy, with the fixed commit's tests)", force=True)
-    return dest
-
-
-def _extract(clone: Path, commit: str, dest: Path, task_id: str, paths: Iterable[str] = ()) -> None:
-    """`paths` (default: everything) as they are in `commit`, written into `dest`."""
-    archive = subprocess.Popen(["git", "-C", str(clone), "archive", "--format=tar", commit, "--", *paths],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    untar = subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, capture_output=True)
-    archive.stdout.close()
-    err = archive.stderr.read().decode(errors="replace").strip()
-    if archive.wait() != 0 or untar.returncode != 0:
-        raise FileNotFoundError(f"{task_id}: {' '.join(paths) or 'commit'} {commit} not in {clone}: "
-                                f"{err or untar.stderr.decode(errors='replace').strip()}")
 
 
 def test_folders(task: Task) -> list[str]:
@@ -191,8 +158,8 @@ def with_fixed_test_folders(task: Task, dest: Path) -> list[str]:
     for rel in folders:
         if rel != ".":
             shutil.rmtree(dest / rel, ignore_errors=True)
-    _extract(Path(task.meta["repo"]), task.meta["fixed_commit"], dest, task.task_id, folders)
-    _init_commit(dest, f"bugsinpy: {task.task_id}, the fixed commit's tests", force=True, allow_empty=True)
+    extract(Path(task.meta["repo"]), task.meta["fixed_commit"], dest, task.task_id, folders)
+    init_commit(dest, f"bugsinpy: {task.task_id}, the fixed commit's tests", force=True, allow_empty=True)
     return sorted({p.relative_to(dest).as_posix() for rel in folders for p in (dest / rel).rglob("*.py")
                    if p.name.startswith("test") or p.name.endswith("_test.py")})
 

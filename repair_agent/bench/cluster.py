@@ -3,7 +3,7 @@
 Each task is one Ray task that needs one unit of the custom resource "sandbox": a node offers as many
 units as it can run sandboxes at once (`ray start ... --resources '{"sandbox": 2}'`), and has Docker and
 the base image (`repair-agent sandbox build-base`) and this package installed. The task runs the very
-function that a worker thread runs (runner.run_task) and returns its record; the driver writes it into
+function that a worker thread runs (solve.run_task) and returns its record; the driver writes it into
 OUT/records.jsonl as it arrives, so resuming works as with threads.
 
 The model: each task opens `--base-url` on its own node. One URL reachable from every node serves
@@ -33,7 +33,8 @@ from ..llm.factory import open_model
 from ..llm.llamacpp import MissingExtra
 from ..sandbox import clear_containers_under
 from .correctness import score
-from .datasets import Task
+from .solve import failed_result, run_task
+from .tasks import Task
 
 SANDBOX = "sandbox"  # the custom resource: one unit per sandbox a node can run at once
 MAX_RETRIES = 3  # attempts after the first when a node or worker dies (not when the task raises)
@@ -100,8 +101,6 @@ def run_on_ray(todo: list[Task], settings: Settings, out: Path, mode: str, code:
                max_retries: int = MAX_RETRIES) -> Iterator[dict]:
     """Yield each task's record as it ends, on whichever node ran it. A local Ray started here stops
     at the end; from a cluster, the driver only disconnects."""
-    from .runner import run_task  # noqa: F401 - fails here, not on a node, if the package is broken
-
     ray = connect(address, slots, log)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -137,8 +136,7 @@ def receive(ray, ref, task: Task, mode: str, code: str, max_retries: int) -> dic
         error = f"{type(exc.cause).__name__}: {exc.cause}"
     except ray.exceptions.RayError as exc:  # its node or worker died on every attempt
         error = f"lost on the Ray cluster after {max_retries + 1} attempt(s): {type(exc).__name__}"
-    result = {"status": "error", "error": error, "patch": "", "rounds": [], "tokens": {"prompt": 0, "completion": 0},
-              "duration_s": 0.0, "fixed_round": None}
+    result = failed_result("error", error)
     return {**result, "task_id": task.task_id, "dataset": task.dataset, "model": "", "mode": mode,
             "verified": False, **score(task, result, Path("unused")), "code": code}
 
@@ -159,10 +157,8 @@ class Attempts:
 
 def run_remote(task: Task, settings: Settings, out: str, mode: str, code: str, data: Path | None,
                needs_model: bool, attempts) -> dict:
-    """One task on a cluster node (a Ray task): runner.run_task with the model opened here."""
+    """One task on a cluster node (a Ray task): solve.run_task with the model opened here."""
     import ray
-
-    from .runner import run_task
 
     begun = time.time()
     attempt = ray.get(attempts.begin.remote(task.task_id))

@@ -28,7 +28,8 @@ from ..errors import RepairAgentError
 from ..patching import apply_diff, changed_files
 from ..sandbox import open_sandbox
 from .bugsinpy import reference_patch, with_fixed_test_folders
-from .datasets import Task, reference_for
+from .datasets import reference_for
+from .tasks import Task
 
 HARNESS_DIR = ".differential"  # the reference and the inputs, written into the checked tree
 

@@ -1,8 +1,8 @@
 """Benchmark datasets: QuixBugs (shipped), HumanEvalFix (HumanEvalPack JSONL) and real-repo bugs.
 
-Every loader hands out `Task`s. A Task holds only what the agent may see: the buggy code, the
-tests and their support files, a problem statement. Fixed solutions, diffs, bug lines and fix
-kinds are dropped at load time (an allow-list, not a deny-list); QuixBugs' bug lines stay
+Every loader hands out `Task`s (tasks.py). A Task holds only what the agent may see: the buggy
+code, the tests and their support files, a problem statement. Fixed solutions, diffs, bug lines and
+fix kinds are dropped at load time (an allow-list, not a deny-list); QuixBugs' bug lines stay
 reachable only through `quixbugs_bug_lines()`, for localization metrics, and the reference
 programs only through `reference_for()`, for the harness's correctness check.
 """
@@ -14,25 +14,18 @@ import inspect
 import json
 import re
 import shlex
-import shutil
 import sys
-from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
-import git
+from .bugsinpy import load_bugsinpy
+from .tasks import Task, looks_remote, select
 
 DATASETS = ("quixbugs", "humanevalfix", "repos", "bugsinpy")
 
 # Files written into every generated repository so that test runs do not dirty the tree.
 GITIGNORE = "__pycache__/\n*.pyc\n.pytest_cache/\n"
-
-# Fixed identity and date: commits of a materialized task are reproducible and never depend on
-# the user's global git configuration.
-_ACTOR_NAME = "repair-agent bench"
-_ACTOR_EMAIL = "bench@repair-agent.invalid"
-_COMMIT_DATE = "2000-01-01T00:00:00+0000"
 
 # QuixBugs support files a task needs. correct_python_programs/ is never shipped: the tests
 # import it only under `--correct`.
@@ -42,82 +35,6 @@ QUIXBUGS_SUPPORT = (
     "python_testcases/node.py",
     "python_programs/node.py",
 )
-
-
-@dataclass
-class Task:
-    task_id: str
-    dataset: str
-    files: dict[str, str]  # relative path -> content; empty for `repos` tasks (cloned instead)
-    test_args: list[str]  # pytest arguments, run from the repository root
-    failing_tests: list[str] | None  # pytest node ids known to fail on the buggy code
-    problem: str  # natural-language description ("" when none)
-    meta: dict = field(default_factory=dict)  # for reports only; never a hint for the agent
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def materialize(self, dest: Path) -> Path:
-        """Write the task into `dest` (absent or empty) as a git repository with one commit.
-
-        `repos` tasks are cloned (or copied) at their commit instead. Returns `dest`.
-        """
-        dest = Path(dest)
-        if dest.exists() and any(dest.iterdir()):
-            raise FileExistsError(f"{dest} exists and is not empty")
-        if self.dataset == "repos" and self.meta.get("repo"):
-            return _materialize_repo(self, dest)
-        if self.dataset == "bugsinpy":
-            from .bugsinpy import materialize  # that module builds on this one
-
-            return materialize(self, dest)
-        dest.mkdir(parents=True, exist_ok=True)
-        for rel, content in self.files.items():
-            p = dest / _safe_rel(rel)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(content, encoding="utf-8")
-        _init_commit(dest, f"{self.dataset}: {self.task_id} (buggy)", list(self.files))
-        return dest
-
-
-def _safe_rel(rel: str) -> Path:
-    p = Path(rel)
-    if p.is_absolute() or ".." in p.parts:
-        raise ValueError(f"unsafe path in task files: {rel!r}")
-    return p
-
-
-def _actor() -> git.Actor:
-    return git.Actor(_ACTOR_NAME, _ACTOR_EMAIL)
-
-
-def _init_commit(dest: Path, message: str, paths: list[str] | None = None, force: bool = False,
-                 allow_empty: bool = False) -> git.Repo:
-    """`git init` + add `paths` (default: everything; `force`: ignored files too) + one commit, with a
-    local identity. On a repository already there it adds a commit (`allow_empty`: even with no change)."""
-    repo = git.Repo.init(dest, initial_branch="main")
-    with repo.config_writer() as cw:
-        cw.set_value("user", "name", _ACTOR_NAME)
-        cw.set_value("user", "email", _ACTOR_EMAIL)
-        cw.set_value("commit", "gpgsign", "false")
-    # git subprocesses only: gitpython's index.add() chdir()s, which races between bench workers
-    repo.git.add("-A", *(["-f"] if force else [])) if paths is None else repo.git.add("--", *sorted(paths))
-    date = {"GIT_AUTHOR_DATE": _COMMIT_DATE, "GIT_COMMITTER_DATE": _COMMIT_DATE}
-    repo.git.commit("-q", "--no-verify", *(["--allow-empty"] if allow_empty else []), "-m", message, env=date)
-    return repo
-
-
-def _select(items: list[Any], key, ids: Iterable[str] | None, limit: int | None) -> list[Any]:
-    if ids is not None:
-        ids = list(ids)
-        by_id = {key(x): x for x in items}
-        unknown = [i for i in ids if i not in by_id]
-        if unknown:
-            raise ValueError(f"unknown task ids: {', '.join(unknown)}")
-        items = [by_id[i] for i in ids]
-    if limit is not None:
-        items = items[: max(0, limit)]
-    return items
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -194,7 +111,7 @@ def _quixbugs_task(rec: dict, support: dict[str, str]) -> Task:
 def load_quixbugs(ids: Iterable[str] | None = None, limit: int | None = None) -> list[Task]:
     """The 40 QuixBugs Python programs as tasks (buggy code, tests, support files only)."""
     support = _quixbugs_support()
-    recs = _select(_quixbugs_raw(), lambda r: r["id"], ids, limit)
+    recs = select(_quixbugs_raw(), lambda r: r["id"], ids, limit)
     return [_quixbugs_task(r, support) for r in recs]
 
 
@@ -203,7 +120,7 @@ def quixbugs_bug_lines(ids: Iterable[str] | None = None) -> dict[str, dict]:
 
     `{id: {"file", "lines", "changed", "insert_after"}}`; lines are 1-based in the buggy file.
     """
-    recs = _select(_quixbugs_raw(), lambda r: r["id"], ids, None)
+    recs = select(_quixbugs_raw(), lambda r: r["id"], ids, None)
     return {r["id"]: {"file": r["buggy_path"], "lines": list(r["bug_lines"]),
                       "changed": list(r.get("bug_lines_changed") or []),
                       "insert_after": list(r.get("bug_lines_insert_after") or [])}
@@ -310,7 +227,7 @@ def load_humanevalfix(path: Path | str, ids: Iterable[str] | None = None,
         r.pop("canonical_solution", None)
         r.pop("instruction", None)
         recs.append(r)
-    recs = _select(recs, lambda r: r["task_id"], ids, limit)
+    recs = select(recs, lambda r: r["task_id"], ids, limit)
     return [_humanevalfix_task(r, with_docs) for r in recs]
 
 
@@ -326,10 +243,6 @@ def _pytest_args(cmd: str | list[str] | None) -> list[str]:
     return args
 
 
-def _looks_remote(repo: str) -> bool:
-    return bool(re.match(r"^[a-z+]+://", repo)) or bool(re.match(r"^[\w.-]+@[\w.-]+:", repo))
-
-
 def load_repos(path: Path | str, ids: Iterable[str] | None = None,
                limit: int | None = None) -> list[Task]:
     """JSONL of `{"task_id", "repo", "commit", "test_command", "failing_tests"[, "problem"]}`.
@@ -341,7 +254,7 @@ def load_repos(path: Path | str, ids: Iterable[str] | None = None,
     tasks = []
     for r in _read_jsonl(path):
         repo = str(r["repo"])
-        if not _looks_remote(repo):
+        if not looks_remote(repo):
             p = Path(repo).expanduser()
             repo = str(p if p.is_absolute() else (path.parent / p).resolve())
         tasks.append(Task(task_id=str(r["task_id"]), dataset="repos", files={},
@@ -349,27 +262,7 @@ def load_repos(path: Path | str, ids: Iterable[str] | None = None,
                           failing_tests=list(r["failing_tests"]) if r.get("failing_tests") else None,
                           problem=r.get("problem") or "",
                           meta={"repo": repo, "commit": r.get("commit")}))
-    return _select(tasks, lambda t: t.task_id, ids, limit)
-
-
-def _materialize_repo(task: Task, dest: Path) -> Path:
-    repo, commit = task.meta["repo"], task.meta.get("commit")
-    local = not _looks_remote(repo)
-    if local and not Path(repo).exists():
-        raise FileNotFoundError(f"{task.task_id}: repository {repo} not found")
-    if local and not (Path(repo) / ".git").exists() and not commit:
-        # A plain folder: copy it and make it a one-commit repository.
-        shutil.copytree(repo, dest, dirs_exist_ok=True, symlinks=True,  # links stay links, dangling or not
-                        ignore=shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache"))
-        _init_commit(dest, f"repos: {task.task_id}")
-        return dest
-    r = git.Repo.clone_from(repo, dest, no_checkout=True)
-    r.git.checkout("--detach", commit or "HEAD")
-    with r.config_writer() as cw:
-        cw.set_value("user", "name", _ACTOR_NAME)
-        cw.set_value("user", "email", _ACTOR_EMAIL)
-        cw.set_value("commit", "gpgsign", "false")
-    return dest
+    return select(tasks, lambda t: t.task_id, ids, limit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,7 +280,5 @@ def load_dataset(name: str, data: Path | str | None = None, ids: Iterable[str] |
     if name == "humanevalfix":
         return load_humanevalfix(data, ids=ids, limit=limit)
     if name == "bugsinpy":
-        from .bugsinpy import load_bugsinpy
-
         return load_bugsinpy(data, ids=ids, limit=limit, **bugsinpy)
     return load_repos(data, ids=ids, limit=limit)

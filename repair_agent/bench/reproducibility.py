@@ -17,7 +17,7 @@ from ..patching import apply_diff
 from ..sandbox import open_sandbox
 from ..outcomes import failing_ids, ran
 from .bugsinpy import reference_patch
-from .datasets import Task
+from .tasks import Task
 
 VERSION = "import platform; print(platform.python_version())"
 

@@ -1,19 +1,16 @@
-"""Run a benchmark through the very same graph as `repair-agent fix`, one task per sandbox.
+"""Run a benchmark through the very same graph as `repair-agent fix`, one task per sandbox (solve.py).
 
-A fix counts only after the benchmark's own tests pass on the final patch in a fresh sandbox: it is
-then plausible, and the harness checks whether it is also correct against the reference program
-(correctness.py); `rescore` does that again for the records of an earlier run.
 Records go to OUT/records.jsonl as each task ends, so a rerun into the same OUT skips finished
 tasks. Tasks run on daemon threads: a signal (or a fatal model error) stops the run at once, the
 model server it started goes, and so do its containers; the tasks in flight leave no record.
 With `ray=`, the tasks run on a Ray cluster instead (cluster.py), through the same run_task.
+`rescore` checks the plausible fixes of an earlier run for correctness again.
 """
 
 from __future__ import annotations
 
 import json
 import queue
-import shutil
 import tempfile
 import threading
 import time
@@ -25,16 +22,16 @@ import git
 
 from .. import __version__
 from ..config import Settings
-from ..errors import BadInput, DependencyError, EnvFault, ModelError
-from ..fix import run_fix
+from ..errors import BadInput
 from ..llm.factory import open_model
-from ..patching import apply_diff
-from ..sandbox import clear_containers_under, open_sandbox
-from ..outcomes import failing_ids, ran
+from ..sandbox import clear_containers_under
+from .cluster import run_on_ray
 from .correctness import score
-from .datasets import Task, load_dataset
-from .reproducibility import reproduce, task_settings
+from .datasets import load_dataset
+from .reproducibility import task_settings
+from .solve import run_task
 from .summary import RECORDS_FILE, SUMMARY_FILE, load_records, write_summary
+from .tasks import Task
 
 
 def code_version() -> str:
@@ -50,61 +47,6 @@ def single_shot(settings: Settings) -> Settings:
     """The plainest use of the same model: one greedy request, no loop, no trace, no SBFL."""
     return settings.model_copy(update={"rounds": 1, "samples": 1, "use_trace": False, "use_sbfl": False,
                                        "strategies": "refine"})
-
-
-def verify(task: Task, patch: str, workdir: Path, settings: Settings, baseline: list[str] = ()) -> bool:
-    """Apply `patch` to a fresh copy of the task and run the benchmark's tests in a fresh sandbox; only
-    the `baseline` (tests that failed before and are not the task's) may fail. `settings`: the task's
-    (task_settings), whose image and dependencies the task's tests need."""
-    shutil.rmtree(workdir, ignore_errors=True)
-    task.materialize(workdir)
-    if not apply_diff(workdir, patch).ok:
-        return False
-    box = open_sandbox(settings.sandbox, workdir, image=settings.image, log=lambda m: None, deps=settings.deps,
-                       install_project=settings.install_project,
-                       build=settings.build_image)
-    try:
-        run = box.run_tests(task.test_args, timeout=settings.test_timeout_s,
-                                per_test_timeout=settings.per_test_timeout_s)
-    finally:
-        box.close()
-    return ran(run) > 0 and not set(failing_ids(run)) - set(baseline) and not run["timed_out"]
-
-
-def run_task(task: Task, settings: Settings, out: Path, mode: str, model, code: str,
-             data: Path | None = None, log: Callable[[str], None] = lambda m: None) -> dict:
-    """One benchmark task, from materializing it to scoring the fix: its record. The same function runs
-    in a worker thread and in a Ray task on another node; the caller writes the record. `log`: where the
-    environment's build lines go."""
-    work = out / "work" / task.task_id.replace("/", "_")
-    shutil.rmtree(work, ignore_errors=True)
-    # a real repository's task names its failing tests (others failing there are the baseline), and
-    # a BugsInPy bug its Python and requirements; the test arguments stay the dataset's list
-    mine = task_settings(task, settings)
-    env: dict = {}
-    try:
-        if task.dataset in ("repos", "bugsinpy"):  # does the bug show? (and in which environment)
-            env = reproduce(task, mine, work / "reproduce", log=log)
-            if not env["reproduced"]:
-                raise NotReproduced(env["reproduce"], fault=bool(env["env_fault"]))
-        repo = task.materialize(work / "repo")  # a task that cannot be prepared is that task's error
-        result = run_fix(repo, mine, runs_root=out / "runs", log=lambda m: None, model=model)
-        verified = result["status"] == "fixed" and verify(task, result["patch"], work / "verify", mine,
-                                                                result.get("baseline") or [])
-        checked = score(task, {**result, "verified": verified}, work / "correct", sandbox=settings.sandbox,
-                        image=settings.image, data=data, settings=mine)
-    except ModelError:
-        raise  # the model is gone: every later task would fail the same way; rerun to resume
-    except Exception as exc:  # one broken task must not end the benchmark; it is recorded
-        status, error = failure_status(exc)
-        result = {"status": status, "error": error, "patch": "", "rounds": [], "tokens":
-                  {"prompt": 0, "completion": 0}, "duration_s": 0.0, "fixed_round": None}
-        verified = False
-        checked = score(task, result, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return {**result, "task_id": task.task_id, "dataset": task.dataset, "model": getattr(model, "name", ""),
-            "mode": mode, "verified": verified, **checked, "code": code, **({"environment": env} if env else {})}
 
 
 def append_record(out: Path, record: dict) -> None:
@@ -175,8 +117,6 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
                        "URL that each node's own server answers (`repair-agent serve` on every node)")
     try:
         if ray is not None:  # each task opens the model on its own node (cluster.py)
-            from .cluster import run_on_ray
-
             results = run_on_ray(todo, settings, out, mode, code, data, address=ray, slots=workers,
                                  needs_model=needs_model, log=log)
             for i, rec in enumerate(results, 1):
@@ -201,25 +141,6 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         raise
     clear_containers_under(out, stopping=False)  # on this machine, the containers of a Ray attempt that was killed
     return summary()
-
-
-def failure_status(exc: Exception) -> tuple[str, str]:
-    """The record's status and error for a task that ended in `exc`. A missing dependency, one that
-    would not install, or a bug that did not reproduce is not the agent's miss: the summary counts
-    them apart."""
-    if isinstance(exc, (EnvFault, DependencyError)) or getattr(exc, "fault", False):
-        return "env_error", str(exc)
-    if isinstance(exc, NotReproduced):
-        return "not_reproduced", str(exc)
-    return "error", f"{type(exc).__name__}: {exc}"
-
-
-class NotReproduced(Exception):
-    """The task's bug does not show (see reproduce.py); `fault`: because the environment lacks something."""
-
-    def __init__(self, why: str, fault: bool = False):
-        super().__init__(why)
-        self.fault = fault
 
 
 def run_threads(todo: list[Task], work: Callable[[Task], dict], workers: int, stop: threading.Event):
