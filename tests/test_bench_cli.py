@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from repair_agent.bench import runner, summary
+from repair_agent.bench import report, runner
 from repair_agent.cli import app
 
 
@@ -17,7 +17,7 @@ def bench_settings(monkeypatch, tmp_path, *flags):
         return {}
 
     monkeypatch.setattr(runner, "run_benchmark", run_benchmark)
-    monkeypatch.setattr(summary, "print_summary", lambda *a, **kw: None)
+    monkeypatch.setattr(report, "print_summary", lambda *a, **kw: None)
     res = CliRunner().invoke(app, ["bench", "quixbugs", "--ids", "gcd", "--out", str(tmp_path), *flags])
     assert res.exit_code == 0, res.output
     return seen["settings"]

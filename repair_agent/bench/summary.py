@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .report import plot_comparison, print_comparison, run_label, write_report
-from .report import print_summary  # noqa: F401 - the CLI's name for it, beside the numbers it prints
 
 RECORDS_FILE = "records.jsonl"
 SUMMARY_FILE = "summary.json"

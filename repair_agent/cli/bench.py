@@ -23,7 +23,7 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
            loader: Optional[dict] = None, image: Optional[str] = None):
     from ..bench.datasets import load_dataset
     from ..bench.runner import run_benchmark
-    from ..bench.summary import print_summary
+    from ..bench.report import print_summary
     from ..config import Settings
 
     on_signals()  # SIGINT and SIGTERM end the run at once; its server and containers go (run_benchmark)
@@ -153,7 +153,7 @@ def bench_rescore(
 
     The results folders' records and summaries are rewritten with the verdicts."""
     from ..bench.runner import rescore
-    from ..bench.summary import print_summary
+    from ..bench.report import print_summary
     from ..errors import BadInput
 
     for d in dirs:
