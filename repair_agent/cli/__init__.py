@@ -7,8 +7,10 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from . import bench, ci, fix, models, sandbox, traces
+from .console import broken_pipe
 from .options import PLAIN
 
 
@@ -22,6 +24,17 @@ class App(typer.Typer):
         return super().__call__(*args, **kwargs)
 
 
+class PipeGroup(TyperGroup):
+    """Every command ends as `fix` does when its reader goes away (`| head`): exit 141, quietly
+    (console.broken_pipe); click alone would exit 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            broken_pipe()
+
+
 def bare_ray_means_local(argv: list[str]) -> list[str]:
     out = []
     for i, arg in enumerate(argv):
@@ -31,7 +44,8 @@ def bare_ray_means_local(argv: list[str]) -> list[str]:
     return out
 
 
-app = App(help="An autonomous debug-and-repair agent for Python repositories.", add_completion=False, **PLAIN)
+app = App(help="An autonomous debug-and-repair agent for Python repositories.", add_completion=False, cls=PipeGroup,
+          **PLAIN)
 app.add_typer(sandbox.sandbox_app, name="sandbox")
 app.add_typer(bench.bench_app, name="bench")
 app.add_typer(traces.traces_app, name="traces")

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from ..errors import RepairAgentError
-from .console import Terminated, console, fail, log, on_signals
+from .console import PipeConsole, Terminated, console, fail, log, on_signals
 from .options import (PLAIN, BaseUrl, FindLinks, IndexUrl, MaxCandidates, Model, NoSbfl, Rounds, Samples,
                       SandboxKind, Strategies, pip_pass_through)
 
@@ -45,7 +44,7 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
         console.print(f"[yellow]interrupted[/yellow] by {name}: the finished tasks and their summary are in "
                       f"{escape(str(out))}; run the same command again to resume", highlight=False, soft_wrap=True)
         raise typer.Exit(143 if name == "SIGTERM" else 130)
-    print_summary(summary, Console())
+    print_summary(summary, PipeConsole())
     console.print(f"results in {out}")
 
 
@@ -163,7 +162,7 @@ def bench_rescore(
             fail(exc)
         except (ValueError, OSError) as exc:  # no records, a task id the dataset lacks, no --data
             fail(BadInput(f"{d}: {exc}"))
-        print_summary(summary, Console())
+        print_summary(summary, PipeConsole())
 
 
 @bench_app.command("compare")
@@ -172,5 +171,5 @@ def bench_compare(dirs: list[Path] = typer.Argument(..., help="Results folders o
     """Several result folders side by side: a table and one plot."""
     from ..bench.summary import compare
 
-    _, png = compare(dirs, out=out, console=Console())
+    _, png = compare(dirs, out=out, console=PipeConsole())
     console.print(f"plot: {png}")

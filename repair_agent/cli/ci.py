@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from ..errors import RepairAgentError
-from .console import EXIT, console, fail, interrupted, log, on_signals, warn
+from .console import EXIT, PipeConsole, console, fail, interrupted, log, on_signals, warn
 from .options import (Backend, BaseUrl, InfillSamples, MaxCandidates, Model, ModelPath, Plausible, Profile, Rounds,
                       RunDir, Samples, SearchLines, Strategies, Test, TestTimeout, model_flags)
 
@@ -52,7 +51,7 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
     from ..judge.guard import CONFIDENCE
     from ..redact import redact
 
-    out = Console()
+    out = PipeConsole()
     if min_confidence not in CONFIDENCE:
         console.print(f"[bold red]error:[/bold red] --min-confidence {escape(min_confidence)}: use high, unknown or low")
         raise typer.Exit(2)

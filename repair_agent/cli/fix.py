@@ -97,10 +97,7 @@ def fix(
         unexpected(exc)
     if json_out:
         json_out.write_text(json.dumps(result, indent=2))
-    try:
-        show(result)
-    except BrokenPipeError:
-        broken_pipe()
+    show(result)  # a reader gone here: the app's PipeGroup exits 141
     raise typer.Exit(EXIT.get(result["status"], 3))
 
 

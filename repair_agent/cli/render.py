@@ -62,7 +62,7 @@ def show_diagnosis(result: dict) -> None:
     """`explain`: the ranked locations, the trace, the root cause and how faithful the model was to it."""
     from ..tracing import trace_text
 
-    out = Console()
+    out = PipeConsole()
     table = Table("file", "function", "line", "score", title="suspicious locations")
     for loc in result["locations"][:10]:
         table.add_row(loc["file"], loc["function"], str(loc["line"]), f"{loc['score']:.3f}")
