@@ -24,6 +24,9 @@ except ModuleNotFoundError:  # Python 3.10
 REPO_SAFE = frozenset({"test", "problem", "rounds", "samples", "strategies", "search_lines", "max_candidates",
                        "infill_samples", "plausible", "test_timeout_s", "per_test_timeout_s", "known_failures"})
 REPO_CAPPED = ("test_timeout_s", "per_test_timeout_s")
+# What `ci` does not take even of these: the code under review (a pull request's branch) would
+# declare its own failing tests known, and so pass them off as the baseline
+NOT_UNDER_REVIEW = frozenset({"known_failures"})
 # What `--strategies` may name, cheapest first: the search's sources (mutate, infill), then the
 # model's monologue and rewrite, refined round by round (refine)
 STRATEGIES = ("mutate", "infill", "refine")
@@ -92,16 +95,22 @@ class Settings(BaseModel):
 
     @classmethod
     def load(cls, repo: Path | None = None, trust_repo: bool = False,
-             warn: Callable[[str], None] | None = None, **cli) -> "Settings":
+             warn: Callable[[str], None] | None = None, under_review: bool = False, **cli) -> "Settings":
         """`repo`: the repository under repair (None: read no pyproject.toml). `warn` hears which of
-        its settings were ignored; `trust_repo` reads them all."""
+        its settings were ignored; `trust_repo` reads them all; `under_review` (`ci`) reads REPO_SAFE
+        but NOT_UNDER_REVIEW."""
         from_repo = {k: v for k, v in repo_table(repo).items() if k in cls.model_fields} if repo else {}
-        ignored = [] if trust_repo else sorted(set(from_repo) - REPO_SAFE)
+        allowed = REPO_SAFE - NOT_UNDER_REVIEW if under_review else REPO_SAFE
+        ignored = [] if trust_repo else sorted(set(from_repo) - allowed)
         if ignored and warn:
+            what = "tests, problem and search size" if under_review else \
+                "tests, problem, known failures and search size"
             warn(f"ignored [tool.repair-agent] {', '.join(ignored)} in {Path(repo) / 'pyproject.toml'}: "
-                 "a repository under repair sets only its tests, problem and search size, not its sandbox, "
-                 "model or budget; set these with flags or REPAIR_AGENT_* variables, or pass "
-                 "--trust-repo-config to `fix` (`ci` never trusts the repository)")
+                 f"a repository under repair sets only its {what}, not its sandbox, model or budget"
+                 + (" (`ci`: nor its known failures, as the code under review could name its own failing tests)"
+                    if under_review else "")
+                 + "; set these with flags or REPAIR_AGENT_* variables, or pass --trust-repo-config to `fix` "
+                   "(`ci` never trusts the repository)")
         env = {n: os.environ[f"REPAIR_AGENT_{n.upper()}"] for n in cls.model_fields
                if f"REPAIR_AGENT_{n.upper()}" in os.environ}
         flags = {k: v for k, v in cli.items() if v is not None and k in cls.model_fields}

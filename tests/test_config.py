@@ -188,3 +188,27 @@ def test_the_baseline_is_what_the_user_names_or_what_a_task_does_not_ask_about()
     assert not task.is_baseline("tests/test_a.py::test_bug") and task.is_baseline("tests/test_a.py::test_old")
     assert not task.is_baseline("tests/test_a.py")  # its module failed to collect: the named test failed
     assert not Settings().is_baseline("tests/test_a.py::test_bug")  # nothing named: every failure is to fix
+
+
+def test_ci_takes_no_known_failures_from_the_code_under_review(tmp_path):
+    """A pull request's branch could call its own failing tests known: `ci` reads them from no repository."""
+    heard = []
+    repo = repo_with(tmp_path, known_failures=["tests/test_core.py"], rounds=5)
+    s = Settings.load(repo, under_review=True, warn=heard.append)
+    assert (s.known_failures, s.rounds, s.source) == ([], 5, {"rounds": "repo"})
+    (line,) = heard
+    assert "ignored [tool.repair-agent] known_failures" in line and "`ci`: nor its known failures" in line
+    assert Settings.load(repo, under_review=True, warn=heard.append,
+                         known_failures=["tests/x.py"]).known_failures == ["tests/x.py"]  # a flag still does
+    assert Settings.load(repo).known_failures == ["tests/test_core.py"]  # `fix` reads it
+
+
+def test_ci_ignores_a_pull_requests_known_failures_and_says_so(tmp_path):
+    repo = fixture_repo("wrong_index", tmp_path / "repo")
+    repo_with(repo, known_failures=["tests/test_core.py"], strategies="mutate")
+    proc, run = start("ci", repo, tmp_path)
+    assert proc.returncode == 3, proc.stderr  # no Docker here: it stops at the sandbox, after run.json
+    assert run["settings"]["known_failures"] == [] and run["settings"]["strategies"] == "mutate"
+    assert run["settings_source"] == {"sandbox": "env", "strategies": "repo"}
+    warning = " ".join(proc.stderr.split())
+    assert "warning: ignored [tool.repair-agent] known_failures in" in warning and "code under review" in warning

@@ -39,7 +39,8 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
     and the exit code is 1, as for no fix.
 
     The model is chosen as for `fix` (flags or REPAIR_AGENT_*). The repository's [tool.repair-agent]
-    is never trusted (no --trust-repo-config): it is the code under test, maybe a pull request's.
+    is never trusted (no --trust-repo-config): it is the code under test, maybe a pull request's;
+    its known_failures are ignored too (--known-failures names them).
 
     The token comes from the environment only (GITHUB_TOKEN); it never reaches the sandbox,
     the prompts or the run records."""
@@ -57,7 +58,7 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
         raise typer.Exit(2)
     on_signals()  # a cancelled CI job sends SIGTERM: unwind, so the sandbox's containers go
     try:
-        settings = Settings.load(path, trust_repo=False, warn=warn, test=test, **model_flags(locals()))
+        settings = Settings.load(path, under_review=True, warn=warn, test=test, **model_flags(locals()))
         result = run_fix(path, settings, runs_root=run_dir, log=lambda m: log(redact(m)))
         done = publish_fix(path, result, remote=remote, base=base, github_repo=github_repo, api_url=github_api_url,
                            token=os.environ.get("GITHUB_TOKEN"), dry_run=dry_run,
