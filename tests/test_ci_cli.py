@@ -90,16 +90,22 @@ def test_token_never_enters_the_container(make_repo, monkeypatch, docker_ready):
 SHARED_FLAGS = {"--base-url": "http://127.0.0.1:9/v1", "--model": "m", "--model-path": "/m.gguf",
                 "--backend": "transformers", "--profile": "generic-chat", "--rounds": "2", "--samples": "4", "--test-timeout": "90",
                 "--strategies": "mutate,refine", "--search-lines": "3", "--max-candidates": "7",
-                "--infill-samples": "5", "--plausible": "1"}
+                "--infill-samples": "5", "--plausible": "1", "--sandbox": "docker", "--image": "repair-agent/base:trixie",
+                "--deps": "attrs", "--known-failures": "tests/test_core.py::test_first"}
+SHARED_SWITCHES = ["--no-build", "--allow-test-edits", "--no-trace", "--no-sbfl", "--no-worker"]
+FIX_ONLY = {"--apply", "--branch", "--json", "--resume", "--quiet", "--trust-repo-config"}  # not settings, or never in ci
 
 
-def test_ci_takes_the_model_strategy_and_budget_flags_of_fix():
-    def flags(cmd):
-        proc = subprocess.run([sys.executable, "-m", "repair_agent", cmd, "--help"], capture_output=True, text=True,
-                              env={**os.environ, "COLUMNS": "200"}, timeout=60)
-        return {w for w in proc.stdout.split() if w.startswith("--")}
+def help_flags(cmd):
+    proc = subprocess.run([sys.executable, "-m", "repair_agent", cmd, "--help"], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"}, timeout=60)
+    return {w.rstrip(",") for w in proc.stdout.split() if w.startswith("--")}
 
-    assert set(SHARED_FLAGS) <= flags("ci") and set(SHARED_FLAGS) <= flags("fix")
+
+def test_ci_takes_every_setting_flag_of_fix():
+    shared = {*SHARED_FLAGS, *SHARED_SWITCHES, "--test", "--run-dir", "--index-url", "--find-links"}
+    assert shared <= help_flags("fix")
+    assert help_flags("fix") - FIX_ONLY - {"--help"} <= help_flags("ci")
 
 
 def test_a_ci_flag_reaches_the_settings(make_repo, tmp_path):
@@ -110,8 +116,8 @@ def test_a_ci_flag_reaches_the_settings(make_repo, tmp_path):
     runs = tmp_path / "runs"
     proc = subprocess.run([sys.executable, "-m", "repair_agent", "ci", str(make_repo("wrong_index")), "--dry-run",
                            "--github-repo", "octo/demo", "--run-dir", str(runs),
-                           *[x for kv in SHARED_FLAGS.items() for x in kv]], env=env, capture_output=True, text=True,
-                          timeout=120)
+                           *[x for kv in SHARED_FLAGS.items() for x in kv], *SHARED_SWITCHES], env=env,
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3 and "Docker engine not reachable" in proc.stderr, proc.stderr
     (run,) = runs.iterdir()
     info = json.loads((run / "run.json").read_text())
@@ -120,4 +126,8 @@ def test_a_ci_flag_reaches_the_settings(make_repo, tmp_path):
         ("http://127.0.0.1:9/v1", "m", "/m.gguf", "transformers", "generic-chat")
     assert (s["rounds"], s["samples"], s["test_timeout_s"], s["strategies"]) == (2, 4, 90, "mutate,refine")
     assert (s["search_lines"], s["max_candidates"], s["infill_samples"], s["plausible"]) == (3, 7, 5, 1)
+    assert (s["sandbox"], s["image"], s["deps"], s["known_failures"]) == \
+        ("docker", "repair-agent/base:trixie", ["attrs"], ["tests/test_core.py::test_first"])
+    assert (s["build_image"], s["allow_test_edits"], s["use_trace"], s["use_sbfl"], s["use_worker"]) == \
+        (False, True, False, False, False)
     assert info["settings_source"]["rounds"] == "flag"  # the flag beats REPAIR_AGENT_ROUNDS

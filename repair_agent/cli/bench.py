@@ -10,16 +10,16 @@ from rich.markup import escape
 
 from ..errors import RepairAgentError
 from .console import PipeConsole, Terminated, console, fail, log, on_signals
-from .options import (PLAIN, BaseUrl, FindLinks, IndexUrl, MaxCandidates, Model, NoSbfl, Rounds, Samples,
-                      SandboxKind, Strategies, pip_pass_through)
+from .options import (PLAIN, BaseUrl, Deps, FindLinks, Image, IndexUrl, MaxCandidates, Model, NoBuild, NoSbfl,
+                      NoTrace, NoWorker, Rounds, Samples, SandboxKind, Strategies, pip_pass_through, settings_flags)
 
 bench_app = typer.Typer(help="Benchmarks: fix and self-refinement rates.", **PLAIN)
 
 
 def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optional[str], limit: Optional[int],
-           workers: int, single_shot: bool, base_url, model, rounds, samples, sandbox, no_trace, no_sbfl,
-           strategies=None, max_candidates=None, per_test_timeout: int = 5, ray: Optional[str] = None,
-           loader: Optional[dict] = None, image: Optional[str] = None):
+           workers: int, single_shot: bool, flags: dict, per_test_timeout: int = 5, ray: Optional[str] = None,
+           loader: Optional[dict] = None):
+    """`flags`: the command's shared flags as Settings overrides (options.settings_flags)."""
     from ..bench.datasets import load_dataset
     from ..bench.runner import run_benchmark
     from ..bench.report import print_summary
@@ -30,11 +30,7 @@ def _bench(dataset: str, data: Optional[Path], out: Optional[Path], ids: Optiona
     out = out or Path("benchmarks/results") / f"{dataset}-{mode}"
     try:
         tasks = load_dataset(dataset, data, ids=ids.split(",") if ids else None, limit=limit, **(loader or {}))
-        settings = Settings.load(None, base_url=base_url, model=model, rounds=rounds, samples=samples,
-                                 sandbox=sandbox, use_trace=False if no_trace else None,
-                                 use_sbfl=False if no_sbfl else None, test_timeout_s=180,
-                                 per_test_timeout_s=per_test_timeout, strategies=strategies,
-                                 max_candidates=max_candidates, image=image)
+        settings = Settings.load(None, test_timeout_s=180, per_test_timeout_s=per_test_timeout, **flags)
         settings.strategy_list()  # an unknown strategy is bad input, before any task runs
         summary = run_benchmark(tasks, settings, out, mode=mode, workers=workers, log=log, data=data, ray=ray)
     except RepairAgentError as exc:
@@ -71,7 +67,6 @@ BenchOut = Annotated[Optional[Path], typer.Option(help="Results folder (rerun in
 BenchLimit = Annotated[Optional[int], typer.Option(help="Run only the first N tasks.")]
 BenchWorkers = Annotated[int, typer.Option(help="Tasks in parallel.")]
 SingleShot = Annotated[bool, typer.Option("--single-shot", help="One greedy request, no loop (baseline).")]
-NoTrace = Annotated[bool, typer.Option("--no-trace", help="Leave the execution trace out (ablation).")]
 PerTestTimeout = Annotated[int, typer.Option(min=1, help="Seconds one test may run before it fails.")]
 BugsInPyRepos = Annotated[Optional[Path], typer.Option(metavar="DIR", help=(
     "BugsInPy: one clone per project, DIR/PROJECT (default: DATA/repos); `git clone` them where the network allows."))]
@@ -86,7 +81,8 @@ def _bench_command(dataset: str, needs_data: bool):
         ids: Optional[str] = typer.Option(None, help="Comma-separated task ids."),
         limit: BenchLimit = None, workers: BenchWorkers = 1, single_shot: SingleShot = False,
         base_url: BaseUrl = None, model: Model = None, rounds: Rounds = None, samples: Samples = None,
-        sandbox: SandboxKind = None, no_trace: NoTrace = False, no_sbfl: NoSbfl = False,
+        sandbox: SandboxKind = None, image: Image = None, no_build: NoBuild = False, deps: Deps = None,
+        no_trace: NoTrace = False, no_sbfl: NoSbfl = False, no_worker: NoWorker = False,
         strategies: Strategies = None, max_candidates: MaxCandidates = None, per_test_timeout: PerTestTimeout = 5,
         ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=(
             "Run the tasks on a Ray cluster (the `cluster` extra): its address, `auto` (RAY_ADDRESS), or no "
@@ -98,8 +94,7 @@ def _bench_command(dataset: str, needs_data: bool):
         if needs_data and data is None:
             console.print(f"[bold red]error:[/bold red] bench {dataset} needs --data FILE")
             raise typer.Exit(2)
-        _bench(dataset, data, out, ids, limit, workers, single_shot, base_url, model, rounds, samples, sandbox,
-               no_trace, no_sbfl, strategies, max_candidates, per_test_timeout, ray)
+        _bench(dataset, data, out, ids, limit, workers, single_shot, settings_flags(locals()), per_test_timeout, ray)
 
     command.__doc__ = doc
     return command
@@ -122,10 +117,9 @@ def bench_bugsinpy(
     ids: Optional[str] = typer.Option(None, help="Comma-separated task ids, e.g. thefuck-1,tqdm-3."),
     limit: BenchLimit = None, workers: BenchWorkers = 1, single_shot: SingleShot = False,
     base_url: BaseUrl = None, model: Model = None, rounds: Rounds = None, samples: Samples = None,
-    sandbox: SandboxKind = None, no_trace: NoTrace = False, no_sbfl: NoSbfl = False,
+    sandbox: SandboxKind = None, image: Image = None, no_build: NoBuild = False, deps: Deps = None,
+    no_trace: NoTrace = False, no_sbfl: NoSbfl = False, no_worker: NoWorker = False,
     strategies: Strategies = None, max_candidates: MaxCandidates = None, per_test_timeout: PerTestTimeout = 5,
-    image: Optional[str] = typer.Option(None, metavar="IMAGE", help="One sandbox base image for every bug (default: "
-                                        "per bug, repair-agent/base:RELEASE-cc for its Python)."),
     index_url: IndexUrl = None, find_links: FindLinks = None,
 ):
     """Run the agent over BugsInPy's real bugs.
@@ -135,10 +129,10 @@ def bench_bugsinpy(
     requirements.txt. A bug whose tests pass on the buggy code, or fail with the human fix
     (bug_patch.txt, never shown to the agent), is recorded as not reproduced and not run."""
     pip_pass_through(index_url, find_links)
+    flags = settings_flags(locals())
     loader = {"repos": repos, "evaluation": evaluation,
               "projects": [p.strip() for p in projects.split(",") if p.strip()] if projects else None}
-    _bench("bugsinpy", data, out, ids, limit, workers, single_shot, base_url, model, rounds, samples, sandbox,
-           no_trace, no_sbfl, strategies, max_candidates, per_test_timeout, loader=loader, image=image)
+    _bench("bugsinpy", data, out, ids, limit, workers, single_shot, flags, per_test_timeout, loader=loader)
 
 
 @bench_app.command("rescore")

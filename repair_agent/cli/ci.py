@@ -10,8 +10,10 @@ from rich.markup import escape
 
 from ..errors import RepairAgentError
 from .console import EXIT, PipeConsole, console, fail, interrupted, log, on_signals, warn
-from .options import (Backend, BaseUrl, InfillSamples, MaxCandidates, Model, ModelPath, Plausible, Profile, Rounds,
-                      RunDir, Samples, SearchLines, Strategies, Test, TestTimeout, model_flags)
+from .options import (AllowTestEdits, Backend, BaseUrl, Deps, FindLinks, Image, IndexUrl, InfillSamples,
+                      KnownFailures, MaxCandidates, Model, ModelPath, NoBuild, NoSbfl, NoTrace, NoWorker, Plausible,
+                      Profile, Python, Rounds, RunDir, Samples, SandboxKind, SearchLines, Strategies, Test,
+                      TestTimeout, pip_pass_through, settings_flags)
 
 
 def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work tree)."),
@@ -27,9 +29,14 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
                                           help="Open a pull request only at or above this confidence of the "
                                                "overfitting guard: high, unknown or low (low: always)."),
        base_url: BaseUrl = None, model: Model = None, model_path: ModelPath = None, backend: Backend = None,
-       profile: Profile = None, rounds: Rounds = None, samples: Samples = None, test_timeout: TestTimeout = None,
+       profile: Profile = None, rounds: Rounds = None, samples: Samples = None,
+       sandbox: SandboxKind = None, image: Image = None, no_build: NoBuild = False,
+       deps: Deps = None, known_failures: KnownFailures = None, test_timeout: TestTimeout = None,
+       allow_test_edits: AllowTestEdits = False, no_trace: NoTrace = False, no_sbfl: NoSbfl = False,
+       no_worker: NoWorker = False,
        strategies: Strategies = None, search_lines: SearchLines = None, max_candidates: MaxCandidates = None,
-       infill_samples: InfillSamples = None, plausible: Plausible = None):
+       infill_samples: InfillSamples = None, plausible: Plausible = None,
+       index_url: IndexUrl = None, find_links: FindLinks = None):
     """CI bot: repair PATH and open a pull request with the fix.
 
     The pull request (opened, or updated) carries a fix the full suite proves.
@@ -38,7 +45,7 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
     plausible patches, with the input on which they disagree) go to the job summary and the log,
     and the exit code is 1, as for no fix.
 
-    The model is chosen as for `fix` (flags or REPAIR_AGENT_*). The repository's [tool.repair-agent]
+    The model, the sandbox and the search are chosen as for `fix` (flags or REPAIR_AGENT_*). The repository's [tool.repair-agent]
     is never trusted (no --trust-repo-config): it is the code under test, maybe a pull request's;
     its known_failures are ignored too (--known-failures names them).
 
@@ -57,8 +64,9 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
         console.print(f"[bold red]error:[/bold red] --min-confidence {escape(min_confidence)}: use high, unknown or low")
         raise typer.Exit(2)
     on_signals()  # a cancelled CI job sends SIGTERM: unwind, so the sandbox's containers go
+    pip_pass_through(index_url, find_links)
     try:
-        settings = Settings.load(path, under_review=True, warn=warn, test=test, **model_flags(locals()))
+        settings = Settings.load(path, under_review=True, warn=warn, **settings_flags(locals()))
         result = run_fix(path, settings, runs_root=run_dir, log=lambda m: log(redact(m)))
         done = publish_fix(path, result, remote=remote, base=base, github_repo=github_repo, api_url=github_api_url,
                            token=os.environ.get("GITHUB_TOKEN"), dry_run=dry_run,

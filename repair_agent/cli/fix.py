@@ -10,9 +10,10 @@ import typer
 
 from ..errors import RepairAgentError
 from .console import EXIT, broken_pipe, console, fail, interrupted, log, on_signals, unexpected, warn
-from .options import (Backend, BaseUrl, FindLinks, IndexUrl, InfillSamples, MaxCandidates, Model, ModelPath,
-                      NoSbfl, Plausible, Profile, Rounds, RunDir, Samples, SandboxKind, SearchLines, Strategies,
-                      Test, TestTimeout, TrustRepo, model_flags, pip_pass_through)
+from .options import (AllowTestEdits, Backend, BaseUrl, Deps, FindLinks, Image, IndexUrl, InfillSamples,
+                      KnownFailures, MaxCandidates, Model, ModelPath, NoBuild, NoSbfl, NoTrace, NoWorker, Plausible,
+                      Profile, Python, Rounds, RunDir, Samples, SandboxKind, SearchLines, Strategies, Test,
+                      TestTimeout, TrustRepo, pip_pass_through, settings_flags)
 from .render import show, show_diagnosis
 
 FIX_EPILOG = """\b
@@ -33,17 +34,8 @@ def fix(
     test: Test = None,
     base_url: BaseUrl = None, model: Model = None, model_path: ModelPath = None, backend: Backend = None,
     profile: Profile = None, rounds: Rounds = None, samples: Samples = None,
-    sandbox: SandboxKind = None,
-    image: Optional[str] = typer.Option(None, metavar="IMAGE", help="Sandbox base image, e.g. python:3.12-slim "
-                                        "(default: repair-agent/base:bookworm, from `sandbox build-base`)."),
-    no_build: bool = typer.Option(False, "--no-build", help="Refuse (exit 3) instead of building a missing "
-                                  "repair-agent/base image."),
-    deps: Optional[list[str]] = typer.Option(None, "--deps", metavar="PKG", help="Packages to add to the sandbox's "
-                                             "dependency image (pip names; repeat or comma-separate)."),
-    known_failures: Optional[list[str]] = typer.Option(None, "--known-failures", metavar="TEST", help=(
-        "Tests that fail already and are not to fix (node ids or files; repeat or comma-separate): the "
-        "baseline, which may stay failing while the rest must pass.")),
-    test_timeout: TestTimeout = None,
+    sandbox: SandboxKind = None, image: Image = None, no_build: NoBuild = False,
+    deps: Deps = None, known_failures: KnownFailures = None, test_timeout: TestTimeout = None,
     trust_repo_config: TrustRepo = False,
     apply: bool = typer.Option(False, "--apply", help="Write the fix into the working tree."),
     branch: Optional[str] = typer.Option(None, metavar="NAME", help="Commit the fix on a new branch NAME "
@@ -51,10 +43,8 @@ def fix(
     json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Write the result as JSON to FILE."),
     run_dir: RunDir = None,
     resume: Optional[str] = typer.Option(None, metavar="RUN_ID", help="Continue the interrupted run RUN_ID."),
-    allow_test_edits: bool = typer.Option(False, "--allow-test-edits", help="Accept candidates that edit tests."),
-    no_trace: bool = typer.Option(False, "--no-trace", help="Leave the execution trace out (ablation)."),
-    no_sbfl: NoSbfl = False,
-    no_worker: bool = typer.Option(False, "--no-worker", help="Every test run through docker exec, no warm worker."),
+    allow_test_edits: AllowTestEdits = False, no_trace: NoTrace = False, no_sbfl: NoSbfl = False,
+    no_worker: NoWorker = False,
     strategies: Strategies = None, search_lines: SearchLines = None, max_candidates: MaxCandidates = None,
     infill_samples: InfillSamples = None, plausible: Plausible = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line; one log line per step "
@@ -74,11 +64,7 @@ def fix(
         raise typer.Exit(2)
     pip_pass_through(index_url, find_links)
     try:
-        settings = Settings.load(path, trust_repo=trust_repo_config, warn=warn, test=test, sandbox=sandbox, image=image,
-                                 deps=deps, known_failures=known_failures, allow_test_edits=allow_test_edits or None,
-                                 use_trace=False if no_trace else None, use_sbfl=False if no_sbfl else None,
-                                 use_worker=False if no_worker else None, build_image=False if no_build else None,
-                                 **model_flags(locals()))
+        settings = Settings.load(path, trust_repo=trust_repo_config, warn=warn, **settings_flags(locals()))
         with Progress(console, log, quiet=quiet) as progress:  # the live status line (progress.py)
             result = run_fix(path, settings, runs_root=run_dir, resume=resume, log=progress.log, progress=progress)
         if result["status"] == "fixed" and apply:
@@ -104,12 +90,16 @@ def fix(
 def explain(
     path: Path = typer.Argument(Path("."), help="The repository (a git work tree)."),
     test: Test = None,
-    base_url: BaseUrl = None, model: Model = None, model_path: ModelPath = None, sandbox: SandboxKind = None,
+    base_url: BaseUrl = None, model: Model = None, model_path: ModelPath = None, backend: Backend = None,
+    profile: Profile = None, sandbox: SandboxKind = None, image: Image = None,
+    no_build: NoBuild = False, deps: Deps = None, known_failures: KnownFailures = None,
+    test_timeout: TestTimeout = None,
     json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE",
                                             help="Write the diagnosis as JSON to FILE."),
     run_dir: RunDir = None,
-    no_sbfl: NoSbfl = False,
+    no_sbfl: NoSbfl = False, no_worker: NoWorker = False,
     trust_repo_config: TrustRepo = False,
+    index_url: IndexUrl = None, find_links: FindLinks = None,
 ):
     """Diagnose only, no patch: where the fault is, and why.
 
@@ -118,10 +108,10 @@ def explain(
     from ..config import Settings
     from ..fix import run_fix
 
+    pip_pass_through(index_url, find_links)
     try:
-        settings = Settings.load(path, trust_repo=trust_repo_config, warn=warn, test=test, base_url=base_url,
-                                 model=model, model_path=model_path, sandbox=sandbox, use_trace=True,
-                                 use_sbfl=False if no_sbfl else None)
+        settings = Settings.load(path, trust_repo=trust_repo_config, warn=warn, use_trace=True,
+                                 **settings_flags(locals()))
         result = run_fix(path, settings, runs_root=run_dir, log=log, diagnose_only=True)
     except RepairAgentError as exc:
         fail(exc)

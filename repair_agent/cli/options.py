@@ -1,5 +1,6 @@
-"""The options several commands share: the model, candidate-source and budget flags of `fix` and `ci`
-(and some of `bench`), pip's pass-through, and the help style of every command group."""
+"""The options several commands share, each declared once: the test, sandbox, model, candidate-source
+and budget flags of `fix`, which `ci` takes too (and `explain` and `bench` where they apply), pip's
+pass-through, and the help style of every command group."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import typer
 # as if it took a value); the plain one shows a metavar only where an option takes a value.
 PLAIN = {"no_args_is_help": True, "rich_markup_mode": None}
 
-# The model, candidate-source and budget flags that `fix` and `ci` share; model_flags() turns them
-# into Settings overrides (None: not given, so the environment or the default decides).
+# The flags that `fix` and `ci` share (explain and bench take those that apply); settings_flags()
+# turns a command's into Settings overrides (None: not given, so the environment or the default decides).
 BaseUrl = Annotated[Optional[str], typer.Option(metavar="URL", help="An OpenAI-compatible server, e.g. http://"
                                                  "127.0.0.1:8000/v1 (default: the embedded model, served here).")]
 Model = Annotated[Optional[str], typer.Option(metavar="NAME", help="Model name on the server (default: the first it "
@@ -44,15 +45,43 @@ Test = Annotated[Optional[str], typer.Option(metavar="ARGS", help='pytest argume
                                              "(default: the whole suite).")]
 NoSbfl = Annotated[bool, typer.Option("--no-sbfl", help="Rank lines by the traceback frames only, no "
                                       "spectrum-based ranking from coverage (ablation).")]
-MODEL_FLAGS = {"base_url": "base_url", "model": "model", "model_path": "model_path", "backend": "backend",
-               "profile": "profile", "rounds": "rounds", "samples": "samples", "test_timeout": "test_timeout_s",
-               "strategies": "strategies", "search_lines": "search_lines", "max_candidates": "max_candidates",
-               "infill_samples": "infill_samples", "plausible": "plausible"}  # parameter -> setting
+NoTrace = Annotated[bool, typer.Option("--no-trace", help="Leave the execution trace out (ablation).")]
+NoWorker = Annotated[bool, typer.Option("--no-worker", help="Every test run through docker exec, no warm worker.")]
+AllowTestEdits = Annotated[bool, typer.Option("--allow-test-edits", help="Accept candidates that edit tests.")]
+Image = Annotated[Optional[str], typer.Option(metavar="IMAGE", help=(
+    "Sandbox base image, e.g. python:3.12-slim (default: repair-agent/base:RELEASE, the Debian release "
+    "whose Python the repository asks for; see --python)."))]
+Python = Annotated[Optional[str], typer.Option(metavar="X.Y", help=(
+    "The sandbox's Python, e.g. 3.9: the base image of the oldest release that has it (default: the "
+    "oldest the repository supports, from requires-python, its classifiers, .python-version or tox.ini's "
+    "envlist; else 3.11)."))]
+NoBuild = Annotated[bool, typer.Option("--no-build", help="Refuse (exit 3) instead of building a missing "
+                                       "repair-agent/base image.")]
+Deps = Annotated[Optional[list[str]], typer.Option("--deps", metavar="PKG", help=(
+    "Packages to add to the sandbox's dependency image (pip names; repeat or comma-separate)."))]
+KnownFailures = Annotated[Optional[list[str]], typer.Option("--known-failures", metavar="TEST", help=(
+    "Tests that fail already and are not to fix (node ids or files; repeat or comma-separate): the "
+    "baseline, which may stay failing while the rest must pass."))]
+
+# parameter -> setting, for the flags that take a value
+FLAG_SETTINGS = {"test": "test", "base_url": "base_url", "model": "model", "model_path": "model_path",
+                 "backend": "backend", "profile": "profile", "rounds": "rounds", "samples": "samples",
+                 "test_timeout": "test_timeout_s", "strategies": "strategies", "search_lines": "search_lines",
+                 "max_candidates": "max_candidates", "infill_samples": "infill_samples", "plausible": "plausible",
+                 "sandbox": "sandbox", "image": "image", "python": "python", "deps": "deps",
+                 "known_failures": "known_failures"}
+# parameter -> (setting, its value when the switch is given)
+SWITCH_SETTINGS = {"allow_test_edits": ("allow_test_edits", True), "no_trace": ("use_trace", False),
+                   "no_sbfl": ("use_sbfl", False), "no_worker": ("use_worker", False),
+                   "no_build": ("build_image", False)}
 
 
-def model_flags(args: dict) -> dict:
-    """The Settings overrides among a command's arguments (pass `locals()`)."""
-    return {setting: args[name] for name, setting in MODEL_FLAGS.items()}
+def settings_flags(args: dict) -> dict:
+    """The Settings overrides among a command's arguments (pass `locals()`): those of the shared
+    flags it declares."""
+    values = {setting: args[name] for name, setting in FLAG_SETTINGS.items() if name in args}
+    switches = {setting: on if args[name] else None for name, (setting, on) in SWITCH_SETTINGS.items() if name in args}
+    return {**values, **switches}
 
 
 IndexUrl = Annotated[Optional[str], typer.Option(metavar="URL", help="pip's index for the sandbox's dependency "
