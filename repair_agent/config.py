@@ -54,6 +54,7 @@ class Settings(BaseModel):
     sandbox: str = "auto"
     use_worker: bool = True  # candidates through the warm test worker, not one docker exec each
     image: str | None = None
+    python: str | None = None  # X.Y, the sandbox's Python (None: the repository's; sandbox/releases.python_for)
     build_image: bool = True  # a missing base image of ours is built on first use (fix --no-build: refused)
     deps: list[str] | str = []  # pip packages for the sandbox's image ("a,b" or a list); installs code: not REPO_SAFE
     install_project: bool = True  # the dependency image installs the project itself (`pip install .`)

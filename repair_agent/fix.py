@@ -23,6 +23,7 @@ from .llm.profiles import profile_for
 from .runs import RunRecorder, default_runs_root, new_run_id
 from .outcomes import counts, promise
 from .sandbox import DockerSandbox, check_kind, open_sandbox, shell_args
+from .sandbox.releases import check_python, local_python, sandbox_image
 from .state import RepairState
 
 
@@ -34,6 +35,7 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
     patching.open_repo(repo)  # BadInput for a missing path or a non-git directory
     settings.strategy_list()  # BadInput for an unknown strategy, before anything is written
     check_kind(settings.sandbox)
+    check_python(settings.python, settings.image)
     check_test_paths(repo, settings.test)
     runs_root = Path(runs_root or default_runs_root())
     check_space(runs_root)
@@ -67,10 +69,19 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
         recorder = RunRecorder(run_dir, run_id)
         recorder.write("resume" if resume else "start", repo=str(repo))
         started = time.time()
-        sandbox = open_sandbox(settings.sandbox, scratch, image=settings.image, log=log,
+        image, python, python_reason = sandbox_image(scratch, settings.python, settings.image)
+        sandbox = open_sandbox(settings.sandbox, scratch, image=image, log=log,
                                use_worker=settings.use_worker, deps=settings.deps, build=settings.build_image,
                                install_project=settings.install_project)
         stack.callback(sandbox.close)
+        kind = "docker" if isinstance(sandbox, DockerSandbox) else "local"
+        if kind == "local":
+            python, python_reason = local_python()
+            if settings.python and settings.python.strip() != python:
+                log(f"warning: --python {settings.python} is for the Docker sandbox; the local one runs {python}")
+        log(f"python {python}: {python_reason}")  # which Python ran, and why: also in the record and result
+        recorder.write("sandbox", kind=kind, image=image if kind == "docker" else None, python=python,
+                       python_reason=python_reason)
         if model is None and (settings.needs_model() or diagnose_only):
             model = stack.enter_context(open_model(settings, log=log))  # `--strategies mutate`: none
         conn = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
@@ -91,8 +102,7 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
         final = graph.invoke(start, config)
     result = shape_result(final, model_name=getattr(model, "name", ""), duration=time.time() - started)
     # what actually ran (auto picks one) and who chose each setting: a repository cannot have loosened it unseen
-    result.update(sandbox="docker" if isinstance(sandbox, DockerSandbox) else "local",
-                  settings_source=settings.source)
+    result.update(sandbox=kind, python=python, python_reason=python_reason, settings_source=settings.source)
     if diagnose_only:
         result = diagnosis(final, result)
     (run_dir / "result.json").write_text(json.dumps(result, indent=2))
@@ -201,6 +211,7 @@ def diagnosis(state: RepairState, result: dict) -> dict:
             "faithfulness": {k: faith.get(k) for k in ("claims", "checked", "contradicted", "score",
                                                         "contradictions")},
             "tokens": result["tokens"], "duration_s": result["duration_s"], "sandbox": result["sandbox"],
+            "python": result["python"], "python_reason": result["python_reason"],
             "settings_source": result["settings_source"]}
 
 

@@ -25,6 +25,7 @@ DANGEROUS = {
     "use_trace": False, "use_sbfl": False, "deps": ["evil-package"],  # deps: pip installs it in the image
     "build_image": False, "failing_tests": ["tests/t.py::test_x"],  # the benchmark harness's, not a repository's
     "install_project": False,  # the benchmark harness's too (BugsInPy's recipe)
+    "python": "3.13",  # a base image of ours, but the repository says its Python in its own files
 }
 SAFE = {"test": "tests/test_a.py -k slow", "problem": "sorts stably", "rounds": 5, "samples": 2,
         "strategies": "mutate", "search_lines": 2, "max_candidates": 50, "infill_samples": 4, "plausible": 1,

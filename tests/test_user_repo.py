@@ -9,12 +9,15 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 
-from helpers import CLI
+import pytest
+from helpers import CLI, fixture_repo, git
 from typer.testing import CliRunner
 
 from repair_agent.bench import report, runner
 from repair_agent.cli import app
+from repair_agent.sandbox.releases import python_for
 
 SHELL_CLI = " ".join(shlex.quote(part) for part in CLI)
 
@@ -70,3 +73,97 @@ def test_bench_takes_deps_image_and_no_build(monkeypatch, tmp_path):
     assert res.exit_code == 0, res.output
     s = seen["settings"]
     assert (s.deps, s.image, s.build_image, s.use_worker) == (["attrs"], "repair-agent/base:bullseye", False, False)
+
+
+# ---- the sandbox's Python, from the repository ---------------------------------------------------
+PINNED_39 = """[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "mylist"
+version = "0.1"
+requires-python = ">=3.9,<3.10"
+
+[tool.setuptools]
+packages = ["mylist"]
+"""
+
+
+@pytest.mark.parametrize("files, release, why", [
+    ({}, "bookworm", "the repository names no Python: the default"),
+    ({"pyproject.toml": PINNED_39}, "bullseye", 'requires-python ">=3.9,<3.10" in pyproject.toml'),
+    ({"pyproject.toml": '[project]\nrequires-python = ">=3.10"\n'}, "bookworm",
+     'requires-python ">=3.10" in pyproject.toml'),  # the oldest it supports
+    ({"pyproject.toml": '[project]\nrequires-python = ">=3.6,<3.9"\n'}, "bullseye",
+     'requires-python ">=3.6,<3.9" in pyproject.toml (no base has a Python it allows)'),
+    ({"setup.cfg": "[options]\npython_requires = >=3.12\n"}, "trixie", 'requires-python ">=3.12" in setup.cfg'),
+    ({"setup.py": 'setup(python_requires=">=3.11", classifiers=["Programming Language :: Python :: 3.9"])'},
+     "bookworm", 'requires-python ">=3.11" in setup.py'),  # requires-python before the classifiers
+    ({"setup.py": 'setup(classifiers=["Programming Language :: Python :: 3.7", '
+                  '"Programming Language :: Python :: 3.8"])'}, "bullseye", "classifiers in setup.py: Python 3.7, 3.8"),
+    ({"pyproject.toml": '[project]\nclassifiers = ["Programming Language :: Python :: 3.11", '
+                        '"Programming Language :: Python :: 3.13"]\n'},
+     "bookworm", "classifiers in pyproject.toml: Python 3.11, 3.13"),
+    ({".python-version": "3.13.1\n"}, "trixie", ".python-version: Python 3.13"),
+    ({"tox.ini": "[tox]\nenvlist = py3{10,11,12}, lint\n"}, "bookworm", "tox.ini envlist: Python 3.10, 3.11, 3.12"),
+    ({"tox.ini": "[tox]\nenvlist = py39-django{22,32}\n"}, "bullseye", "tox.ini envlist: Python 3.9"),
+    ({"tox.ini": "not [[ an ini", "pyproject.toml": "not [[ toml"}, "bookworm",
+     "the repository names no Python: the default"),
+])
+def test_the_python_is_the_oldest_the_repository_supports(files, release, why, tmp_path):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert python_for(tmp_path) == (release, why)
+    assert python_for(tmp_path, "3.12") == ("trixie", "--python 3.12 (no base has it: the closest newer)")
+    assert python_for(tmp_path, "3.9") == ("bullseye", "--python 3.9")
+
+
+def fix_json(repo, runs_root, out, *args, env=None, timeout=120):
+    return subprocess.run([*CLI, "fix", str(repo), "--run-dir", str(runs_root), "--strategies", "mutate",
+                           "--json", str(out), *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--python", "3"], "--python 3: give a version X.Y, e.g. 3.9"),
+    (["--python", "3.9", "--image", "python:3.9-slim"],
+     "--python 3.9 and --image python:3.9-slim exclude each other: the image has its own Python"),
+])
+def test_a_bad_python_is_refused_before_a_run_directory(args, message, make_repo, runs_root, tmp_path):
+    proc = fix_json(make_repo("passing"), runs_root, tmp_path / "r.json", *args)
+    assert proc.returncode == 2 and f"error: {message}" in proc.stderr, proc.stderr
+    assert not runs_root.exists()
+
+
+def test_the_local_sandbox_says_it_ran_this_machines_python(make_repo, runs_root, tmp_path):
+    repo = make_repo("passing")
+    (repo / "pyproject.toml").write_text(PINNED_39)
+    out = tmp_path / "r.json"
+    proc = fix_json(repo, runs_root, out, "--sandbox", "local", "--python", "3.9")
+    assert proc.returncode == 0, proc.stderr
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    result = json.loads(out.read_text())
+    assert (result["python"], result["python_reason"]) == (here, "the local sandbox runs this machine's Python")
+    assert f"python {here}: the local sandbox runs" in proc.stderr
+    assert "--python 3.9 is for the Docker sandbox" in proc.stderr or here == "3.9"
+
+
+@pytest.mark.slow
+def test_a_repository_pinned_to_39_runs_on_bullseye(tmp_path, runs_root, docker_ready):
+    """requires-python ">=3.9,<3.10": on bookworm's 3.11 the project would not even install. The
+    bullseye base is built on first use (about a minute) where it is missing."""
+    repo = fixture_repo("wrong_index", tmp_path / "repo")
+    (repo / "pyproject.toml").write_text(PINNED_39)
+    git(repo, "add", "pyproject.toml")
+    git(repo, "commit", "-q", "-m", "pin Python 3.9")
+    out = tmp_path / "r.json"
+    proc = fix_json(repo, runs_root, out, "--sandbox", "docker", timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert (result["status"], result["python"], result["sandbox"]) == ("fixed", "3.9", "docker")
+    assert result["python_reason"] == 'requires-python ">=3.9,<3.10" in pyproject.toml'
+    assert "items[1]" in result["patch"]
+    (run,) = runs_root.iterdir()
+    records = [json.loads(ln) for ln in (run / "records.jsonl").read_text().splitlines()]
+    (sandbox,) = [r for r in records if r["event"] == "sandbox"]
+    assert (sandbox["image"], sandbox["python"]) == ("repair-agent/base:bullseye", "3.9")

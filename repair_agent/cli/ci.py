@@ -30,7 +30,7 @@ def ci(path: Path = typer.Argument(Path("."), help="The repository (a git work t
                                                "overfitting guard: high, unknown or low (low: always)."),
        base_url: BaseUrl = None, model: Model = None, model_path: ModelPath = None, backend: Backend = None,
        profile: Profile = None, rounds: Rounds = None, samples: Samples = None,
-       sandbox: SandboxKind = None, image: Image = None, no_build: NoBuild = False,
+       sandbox: SandboxKind = None, image: Image = None, python: Python = None, no_build: NoBuild = False,
        deps: Deps = None, known_failures: KnownFailures = None, test_timeout: TestTimeout = None,
        allow_test_edits: AllowTestEdits = False, no_trace: NoTrace = False, no_sbfl: NoSbfl = False,
        no_worker: NoWorker = False,

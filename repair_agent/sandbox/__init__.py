@@ -23,6 +23,7 @@ from .docker import WRAPPER, DockerSandbox
 from .images import (BASE_IMAGE, DEP_FILES, ENV_REPO, HOST_CA, LABEL, TOOLS, build_base_image,
                      clear_containers_under, dependency_key, docker_available, docker_client)
 from .local import LOCAL_WARNING, LOCAL_WORKER_WARNING, LocalSandbox
+from .releases import sandbox_image
 from .worker import WorkerDied, refusal
 
 __all__ = ["BASE_IMAGE", "CRASH", "DEP_FILES", "DETAILS_LIMIT", "ENV_REPO", "HOST_CA", "LABEL",
@@ -41,16 +42,17 @@ def check_kind(kind: str) -> None:
 def open_sandbox(kind: str, workdir: Path, image: str | None = None, log=print,
                  use_worker: bool = True, deps: list[str] | str | None = None, build: bool = True,
                  install_project: bool = True) -> Sandbox:
-    """`auto` takes Docker when an engine answers, else the local sandbox with a warning. `deps`:
-    packages the Docker sandbox's image adds; the local one cannot install them. `build`: a missing
-    base image of ours is built (else refused)."""
+    """`auto` takes Docker when an engine answers, else the local sandbox with a warning. `image`
+    None: our base of the Python the tree asks for (releases.sandbox_image). `deps`: packages the
+    Docker sandbox's image adds; the local one cannot install them. `build`: a missing base image
+    of ours is built (else refused)."""
     check_kind(kind)
     if kind == "auto":
         kind = "docker" if docker_available() else "local"
         if kind == "local":
             log("warning: Docker engine not reachable; falling back to the local sandbox.")
     if kind == "docker":
-        return DockerSandbox(workdir, image=image or BASE_IMAGE, log=log, use_worker=use_worker, deps=deps,
+        return DockerSandbox(workdir, image=image or sandbox_image(workdir)[0], log=log, use_worker=use_worker, deps=deps,
                              install_project=install_project,
                              build=build)
     log(LOCAL_WARNING)
