@@ -10,6 +10,8 @@ import os
 import shlex
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from helpers import CLI, fixture_repo, git
@@ -167,3 +169,41 @@ def test_a_repository_pinned_to_39_runs_on_bullseye(tmp_path, runs_root, docker_
     records = [json.loads(ln) for ln in (run / "records.jsonl").read_text().splitlines()]
     (sandbox,) = [r for r in records if r["event"] == "sandbox"]
     assert (sandbox["image"], sandbox["python"]) == ("repair-agent/base:bullseye", "3.9")
+
+
+# ---- the model starts when it is first asked ------------------------------------------------------
+def children_while_running(proc: subprocess.Popen) -> list[str]:
+    """The command lines of `proc`'s child processes, polled until it ends."""
+    seen: dict[int, str] = {}
+    while proc.poll() is None:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                if ppid == proc.pid and cmdline:  # empty: between fork and exec, or a zombie
+                    seen[int(stat.parent.name)] = cmdline
+            except (OSError, ValueError, IndexError):  # gone meanwhile
+                pass
+        time.sleep(0.02)
+    return list(seen.values())
+
+
+@pytest.mark.model
+def test_an_environment_fault_starts_no_model_server(make_repo, runs_root, tmp_path):
+    """The embedded default (no --base-url, every strategy): a test module imports a package the
+    sandbox lacks, so the run ends at reproduce, exit 2, and the llama.cpp server never starts."""
+    repo = make_repo("wrong_index")
+    test = repo / "tests" / "test_core.py"
+    test.write_text("import not_installed_pkg_q7  # noqa: F401\n" + test.read_text())
+    git(repo, "commit", "-q", "-am", "a dependency the sandbox lacks")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPAIR_AGENT_")}
+    proc = subprocess.Popen([*CLI, "fix", str(repo), "--run-dir", str(runs_root), "--sandbox", "local", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    children = children_while_running(proc)
+    err = proc.stderr.read()
+    assert proc.returncode == 2, err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "not_installed_pkg_q7" in errors[0], err
+    assert any("pytest" in c or "warm_worker" in c for c in children), children  # the watch sees the tests run
+    assert not any("llama_cpp.server" in c for c in children), children
+    assert "serving" not in err
