@@ -16,6 +16,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from . import patching
 from .config import Settings
+from .deciding_test import deciding_test
 from .errors import BadInput, RepairAgentError
 from .graph import Deps, build_graph
 from .llm.factory import open_model
@@ -105,6 +106,10 @@ def run_fix(repo: Path, settings: Settings, runs_root: Path | None = None, resum
     result.update(sandbox=kind, python=python, python_reason=python_reason, settings_source=settings.source)
     if diagnose_only:
         result = diagnosis(final, result)
+    elif test := deciding_test(result, repo):  # the patches disagree: the input that decides, as a test
+        written = run_dir / Path(test["path"]).name
+        written.write_text(test["text"], encoding="utf-8")
+        result["deciding_test"] = {"file": str(written), "path": test["path"]}
     (run_dir / "result.json").write_text(json.dumps(result, indent=2))
     recorder.write("result", result=result)
     shutil.rmtree(scratch, ignore_errors=True)  # the run ended; its record stays, its tree goes

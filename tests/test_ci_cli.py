@@ -93,13 +93,13 @@ SHARED_FLAGS = {"--base-url": "http://127.0.0.1:9/v1", "--model": "m", "--model-
                 "--infill-samples": "5", "--plausible": "1", "--sandbox": "docker", "--image": "repair-agent/base:trixie",
                 "--deps": "attrs", "--known-failures": "tests/test_core.py::test_first"}
 SHARED_SWITCHES = ["--no-build", "--allow-test-edits", "--no-trace", "--no-sbfl", "--no-worker"]
-FIX_ONLY = {"--apply", "--branch", "--json", "--resume", "--quiet", "--trust-repo-config"}  # not settings, or never in ci
+FIX_ONLY = {"--apply", "--branch", "--add-tests", "--json", "--resume", "--quiet", "--trust-repo-config"}  # not settings, or never in ci
 
 
 def help_flags(cmd):
     proc = subprocess.run([sys.executable, "-m", "repair_agent", cmd, "--help"], capture_output=True, text=True,
                           env={**os.environ, "COLUMNS": "200"}, timeout=60)
-    return {w.rstrip(",") for w in proc.stdout.split() if w.startswith("--")}
+    return {w.rstrip(",:.)") for w in proc.stdout.split() if w.startswith("--")}
 
 
 def test_ci_takes_every_setting_flag_of_fix():

@@ -18,7 +18,9 @@ from helpers import CLI, fixture_repo, git
 from typer.testing import CliRunner
 
 from repair_agent.bench import report, runner
+from repair_agent.ci.pr_text import candidates_markdown, pr_body
 from repair_agent.cli import app
+from repair_agent.deciding_test import as_new_file, deciding_test
 from repair_agent.sandbox.releases import python_for
 
 SHELL_CLI = " ".join(shlex.quote(part) for part in CLI)
@@ -207,3 +209,96 @@ def test_an_environment_fault_starts_no_model_server(make_repo, runs_root, tmp_p
     assert any("pytest" in c or "warm_worker" in c for c in children), children  # the watch sees the tests run
     assert not any("llama_cpp.server" in c for c in children), children
     assert "serving" not in err
+
+
+# ---- a disagreement becomes a test ---------------------------------------------------------------
+def disagreeing(call, chosen, other, kind="patches disagree"):
+    """A result as run_fix shapes it, with two plausible patches of stats.py that disagree on `call`."""
+    plausible = [{"file": "stats.py", "line": 10, "note": n, "patch": "diff"} for n in ("`+` -> `-`", "`1` -> `0`")]
+    return {"run_id": "r1", "tests_before": {"failing": ["tests/test_stats.py::test_even"]},
+            "search": {"plausible": plausible},
+            "disagreement": {"kind": kind, "function": "median", "input": call,
+                             "outcomes": {"patch #1": chosen, "patch #2": other}}}
+
+
+def test_the_deciding_input_and_the_chosen_result_become_a_test(tmp_path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_stats.py").write_text("from pkg.stats import median as m, median\n")
+    ok, raised = {"kind": "ok", "value": 1.5, "objects": []}, {"kind": "raise", "type": "IndexError"}
+    test = deciding_test(disagreeing({"args": [[1, 2]], "kwargs": {"key": None}}, ok, raised), tmp_path)
+    assert test["path"] == "tests/test_median_deciding_input.py"
+    text = test["text"]
+    assert "from pkg.stats import median\n" in text  # as the failing test imports it
+    assert "    assert median([1, 2], key=None) == 1.5\n" in text
+    assert "#   patch #2 (`1` -> `0` at stats.py:10) raises IndexError" in text
+    assert "The chosen patch (`+` -> `-` at stats.py:10) returns 1.5." in text
+    compile(text, "t.py", "exec")
+    (tmp_path / test["path"]).write_text("taken")  # a second one does not overwrite it
+    test = deciding_test(disagreeing({"args": [[]]}, raised, ok), tmp_path)
+    assert test["path"] == "tests/test_median_deciding_input_2.py"
+    assert "import pytest" in test["text"] and "    with pytest.raises(IndexError):\n        median([])" in test["text"]
+    assert "\n+    with pytest.raises(IndexError):\n" in as_new_file(test["path"], test["text"])
+    # nothing a literal can write, or no disagreement between patches: no test
+    assert deciding_test(disagreeing({"args": [{"$obj": 0}], "objects": [{"type": "P", "attrs": {}}]}, ok, raised),
+                         tmp_path) is None
+    assert deciding_test(disagreeing({"args": [[1]]}, {"kind": "ok", "value": {"$repr": "<P>"}}, raised),
+                         tmp_path) is None
+    assert deciding_test(disagreeing({"args": [[1]]}, {"kind": "raise", "type": "StatsError"}, ok), tmp_path) is None
+    assert deciding_test(disagreeing({"args": [[1]]}, ok, raised, kind="docstring example"), tmp_path) is None
+
+
+def median_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "median"
+    repo.mkdir()
+    for f in (Path(__file__).parents[1] / "examples" / "median").glob("*.py"):
+        (repo / f.name).write_text(f.read_text())
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the demo's example")
+    return repo
+
+
+@pytest.mark.slow
+def test_the_demos_disagreement_becomes_a_test_that_makes_it_high(tmp_path, runs_root, docker_ready):
+    """examples/median: the 3 plausible patches disagree on median([1, 2]). fix writes the test,
+    prints its path, and --branch --add-tests commits it with the fix; run again with the test added
+    (and nothing else), the same patch comes with confidence high."""
+    repo = median_repo(tmp_path)
+    out = tmp_path / "first.json"
+    proc = fix_json(repo, runs_root, out, "--sandbox", "docker", "--branch", "decided", "--add-tests", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads(out.read_text())
+    assert first["confidence"] == "low" and first["disagreement"]["text"].startswith("median([1, 2]):")
+    written = Path(first["deciding_test"]["file"])
+    assert written.parent.parent == runs_root and written.name == first["deciding_test"]["path"]
+    assert f"deciding test: {written}" in proc.stdout
+    assert "    assert median([1, 2]) == 1.5\n" in written.read_text()
+    assert git(repo, "show", "decided:" + written.name) == written.read_text()  # with the fix, on the branch
+    assert git(repo, "show", "decided:stats.py") != git(repo, "show", "main:stats.py")
+    (repo / written.name).write_text(written.read_text())
+    git(repo, "add", written.name)
+    git(repo, "commit", "-q", "-m", "the deciding test")
+    out = tmp_path / "second.json"
+    proc = fix_json(repo, runs_root, out, "--sandbox", "docker", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    second = json.loads(out.read_text())
+    assert second["confidence"] == "high", second["confidence_reason"]
+    assert second["patch"] == first["patch"] and "deciding_test" not in second
+
+
+def test_ci_suggests_the_deciding_test_and_never_adds_it(tmp_path):
+    """The pull request's body (and the job summary of a fix held back) shows the test as a
+    suggestion; the branch carries the fix's patch alone."""
+    result = disagreeing({"args": [[1, 2]]}, {"kind": "ok", "value": 1.5}, {"kind": "raise", "type": "IndexError"})
+    test = deciding_test(result, tmp_path)
+    written = tmp_path / "run" / "test_median_deciding_input.py"
+    written.parent.mkdir()
+    written.write_text(test["text"])
+    result.update(status="fixed", patch="diff --git a/stats.py b/stats.py\n", root_cause="r", confidence="low",
+                  confidence_reason="they disagree", deciding_test={"file": str(written), "path": test["path"]})
+    for page in (pr_body(result, "0" * 40, "main"), candidates_markdown(result, "high")):
+        assert "not added: check its expected value (the chosen patch's), then add it as " \
+               "`tests/test_median_deciding_input.py`" in page
+        assert "```python\n" + test["text"].rstrip("\n") + "\n```" in page
+    written.unlink()  # the run directory gone: no suggestion, no error
+    assert "not added" not in pr_body(result, "0" * 40, "main")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 BRANCH_PREFIX = "repair-agent/"
 MARKER_RE = re.compile(r"<!-- repair-agent: base=([0-9a-f]{7,40}) failing=([0-9a-f]{64}) -->")
@@ -193,7 +194,23 @@ def _confidence_lines(result: dict) -> list[str]:
     text = (result.get("disagreement") or {}).get("text")
     if text:
         lines.append(f"First disagreement: `{text}`")
-    return lines + [""]
+    return lines + [""] + _deciding_test_lines(result)
+
+
+def _deciding_test_lines(result: dict) -> list[str]:
+    """The test fix wrote where the plausible patches disagree (deciding_test.py), as a suggestion:
+    never added to the branch unasked, as its expected value is only the chosen patch's."""
+    test = result.get("deciding_test") or {}
+    try:
+        text = Path(test["file"]).read_text(encoding="utf-8") if test else ""
+    except OSError:  # the run directory is gone
+        return []
+    if not text:
+        return []
+    fence = _fence(text)
+    return [f"A test that would decide between the plausible patches, not added: check its expected value "
+            f"(the chosen patch's), then add it as `{test['path']}`:", "", f"{fence}python", text.rstrip("\n"),
+            fence, ""]
 
 
 def candidates_markdown(result: dict, min_confidence: str) -> str:
@@ -216,6 +233,8 @@ def candidates_markdown(result: dict, min_confidence: str) -> str:
     disagreement = result.get("disagreement") or {}
     if disagreement.get("text"):
         lines += ["", f"**First disagreement** ({disagreement.get('kind', '')}): `{disagreement['text']}`"]
+    if test := _deciding_test_lines(result):
+        lines += ["", *test]
     if (result.get("root_cause") or "").strip():
         lines += ["", "### Diagnosis", "", result["root_cause"].strip()]
     lines += ["", "### Candidates"]

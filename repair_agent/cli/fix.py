@@ -40,6 +40,9 @@ def fix(
     apply: bool = typer.Option(False, "--apply", help="Write the fix into the working tree."),
     branch: Optional[str] = typer.Option(None, metavar="NAME", help="Commit the fix on a new branch NAME "
                                          "(the checkout stays as it is)."),
+    add_tests: bool = typer.Option(False, "--add-tests", help="With --apply or --branch: add the test written "
+                                   "where the plausible patches disagree (the deciding input, the chosen "
+                                   "patch's result)."),
     json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Write the result as JSON to FILE."),
     run_dir: RunDir = None,
     resume: Optional[str] = typer.Option(None, metavar="RUN_ID", help="Continue the interrupted run RUN_ID."),
@@ -55,6 +58,7 @@ def fix(
     on_signals()
     from ..ci.pr_text import commit_message
     from ..config import Settings
+    from ..deciding_test import as_new_file
     from ..fix import run_fix
     from ..patching import apply_to_tree, commit_on_branch
     from ..progress import Progress
@@ -62,17 +66,25 @@ def fix(
     if apply and branch:
         console.print("[bold red]error:[/bold red] --apply and --branch exclude each other")
         raise typer.Exit(2)
+    if add_tests and not (apply or branch):
+        console.print("[bold red]error:[/bold red] --add-tests goes with --apply or --branch NAME")
+        raise typer.Exit(2)
     pip_pass_through(index_url, find_links)
     try:
         settings = Settings.load(path, trust_repo=trust_repo_config, warn=warn, **settings_flags(locals()))
         with Progress(console, log, quiet=quiet) as progress:  # the live status line (progress.py)
             result = run_fix(path, settings, runs_root=run_dir, resume=resume, log=progress.log, progress=progress)
+        patch, test = result["patch"], result.get("deciding_test") if add_tests else None
+        if test:  # the test goes in with the fix, as a new file
+            patch += as_new_file(test["path"], Path(test["file"]).read_text(encoding="utf-8"))
+        elif add_tests and result["status"] == "fixed":
+            log("no test to add: the plausible patches did not disagree on a plain input")
         if result["status"] == "fixed" and apply:
-            apply_to_tree(path, result["patch"])
-            log("applied the fix to the working tree")
+            apply_to_tree(path, patch)
+            log(f"applied the fix{' and ' + test['path'] if test else ''} to the working tree")
         if result["status"] == "fixed" and branch:
-            sha = commit_on_branch(path, result["patch"], branch, commit_message(result, pull_request=False))
-            log(f"committed the fix on branch {branch} ({sha[:10]})")
+            sha = commit_on_branch(path, patch, branch, commit_message(result, pull_request=False))
+            log(f"committed the fix{' and ' + test['path'] if test else ''} on branch {branch} ({sha[:10]})")
     except RepairAgentError as exc:
         fail(exc)  # the run directory keeps what was recorded; --resume RUN_ID continues
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see on_signals): the sandbox is gone by now

@@ -27,6 +27,10 @@ def show(result: dict) -> None:
         colour = {"high": "green", "low": "red"}.get(result["confidence"], "yellow")
         out.print(f"confidence: [bold {colour}]{result['confidence']}[/]  "
                   f"{escape(result.get('confidence_reason') or '')}", highlight=False)
+    if test := result.get("deciding_test"):
+        out.print(f"deciding test: {test['file']} (the input on which the patches disagree, with patch #1's "
+                  "result: check it; --apply or --branch NAME with --add-tests adds it as "
+                  f"{test['path']})", markup=False, highlight=False, soft_wrap=True)
     if result["root_cause"]:
         title = "root cause (the model's words)" if result.get("model") else "what changed (no model asked)"
         out.print(Panel(result["root_cause"], title=title))
