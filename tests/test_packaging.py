@@ -69,7 +69,8 @@ def test_the_wheel_holds_its_data_and_reads_it_from_the_installed_copy(installed
              "  'feedback': prompts.render('feedback.j2', code='x = 1', reason='boom', failure='', contradictions=[])}))\n")
     out = json.loads(sh(installed / "bin" / "python", "-c", probe, cwd=tmp_path, env=clean_env(tmp_path)).stdout)
     assert Path(out["package"]).is_relative_to(installed) and Path(out["tools"]).is_relative_to(installed)
-    assert out["scripts"] == ["call_runner.py", "coverage_contexts.py", "tracer.py", "warm_worker.py"]
+    assert out["scripts"] == ["call_runner.py", "coverage_contexts.py", "reasoning_runner.py", "tracer.py",
+                              "warm_worker.py"]
     assert {"semcoder", "qwen2.5-coder", "generic-chat"} <= set(out["profiles"])
     assert out["system"].strip() and "boom" in out["feedback"]
     assert not out["standin"]  # a test double, not the product

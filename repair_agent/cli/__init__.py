@@ -9,7 +9,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from . import bench, ci, fix, models, sandbox, traces
+from . import bench, ci, eval, fix, models, sandbox, traces
 from .console import broken_pipe
 from .options import PLAIN
 
@@ -50,6 +50,7 @@ app.add_typer(sandbox.sandbox_app, name="sandbox")
 app.add_typer(bench.bench_app, name="bench")
 app.add_typer(traces.traces_app, name="traces")
 app.add_typer(models.models_app, name="models")
+app.add_typer(eval.eval_app, name="eval")
 app.command(epilog=fix.FIX_EPILOG)(fix.fix)
 app.command()(fix.explain)
 app.command()(ci.ci)
