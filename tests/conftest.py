@@ -1,33 +1,16 @@
-"""Shared fixtures: fixture repositories made as real git repos, the Docker sandbox check."""
+"""Shared fixtures: fixture repositories made as real git repos, the Docker sandbox check, a guarded
+repository (helpers.py holds the plain helpers)."""
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
 collect_ignore = ["fixtures"]  # the fixture repos' own tests run only inside the sandbox
-sys.path.insert(0, str(Path(__file__).parent))
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid", "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(cwd)}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
-
-
-def fixture_repo(name: str, repo: Path) -> Path:
-    """Copy tests/fixtures/NAME to `repo`, a fresh git repository with one commit."""
-    shutil.copytree(FIXTURES / name, repo)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
-    return repo
+sys.path.insert(0, str(Path(__file__).parent))  # for `helpers` and `scripted_server`
+from helpers import FIXTURES, fixture_repo, git, leftovers, tree_hash  # noqa: E402, F401 (some modules take them from here)
 
 
 @pytest.fixture
@@ -36,15 +19,6 @@ def make_repo(tmp_path):
         return fixture_repo(name, tmp_path / (dest or name))
 
     return make
-
-
-def tree_hash(root: Path) -> str:
-    """A hash of every file under root, .git included: 'byte-identical' made checkable."""
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
 
 
 def pytest_collection_modifyitems(items):
@@ -71,3 +45,13 @@ def docker_ready():
 @pytest.fixture
 def runs_root(tmp_path):
     return tmp_path / "runs"
+
+
+@pytest.fixture
+def guarded(make_repo, runs_root, tmp_path, docker_ready):
+    """A wrong_index repository; after the test: tree byte-identical, nothing left behind."""
+    repo = make_repo("wrong_index")
+    before = tree_hash(repo)
+    yield repo
+    assert tree_hash(repo) == before
+    assert leftovers(tmp_path / "tmp", runs_root) == {"containers": 0, "temp": []}

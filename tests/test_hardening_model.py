@@ -9,20 +9,14 @@ container or temp dir left behind.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, tree_hash
+from helpers import FIXTURES, RIGHT, error_lines, leftovers, run_cli, tree_hash
 from scripted_server import ScriptedServer, answer
 
 pytestmark = pytest.mark.docker
-CLI = [sys.executable, "-m", "repair_agent"]
-RIGHT = "def second(items):\n    \"\"\"Return the second element of a list.\"\"\"\n    return items[1]\n"
 
 
 class StampedList(list):
@@ -37,38 +31,6 @@ class TimedScriptedServer(ScriptedServer):
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         self.requests = StampedList()
-
-
-def leftovers(tmp: Path, runs_root: Path) -> dict:
-    """What a run may leave behind: its containers (by scratch path), temp dirs (TMPDIR=tmp)."""
-    from repair_agent.sandbox import LABEL, docker_client
-
-    mine = [c for c in docker_client().containers.list(all=True, filters={"label": LABEL})
-            if c.labels.get(f"{LABEL}.workdir", "").startswith(str(runs_root))]
-    return {"containers": len(mine), "temp": sorted(p.name for p in tmp.glob("repair-agent-*"))}
-
-
-def run_cli(repo: Path, runs_root: Path, tmp: Path, *args, env: dict | None = None, timeout: float = 240):
-    tmp.mkdir(exist_ok=True)
-    full_env = {**os.environ, "TMPDIR": str(tmp), "REPAIR_AGENT_PER_TEST_TIMEOUT_S": "10",
-                "REPAIR_AGENT_STRATEGIES": "refine", **(env or {})}  # the model's loop, not the search
-    cmd = [*CLI, "fix", str(repo), "--run-dir", str(runs_root), "--test-timeout", "60", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
-
-
-def error_lines(proc) -> list[str]:
-    return [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-
-
-@pytest.fixture
-def guarded(make_repo, runs_root, tmp_path, docker_ready):
-    """A wrong_index repository; after the test: tree byte-identical, nothing left behind."""
-    repo = make_repo("wrong_index")
-    before = tree_hash(repo)
-    tmp = tmp_path / "tmp"
-    yield repo
-    assert tree_hash(repo) == before
-    assert leftovers(tmp, runs_root) == {"containers": 0, "temp": []}
 
 
 def test_model_connection_refused_exits_3(guarded, runs_root, tmp_path):

@@ -10,39 +10,22 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, tree_hash
+from helpers import FIXTURES, RIGHT, WRONG, error_lines, fix_command, leftovers, run_cli, tree_hash
 from scripted_server import ScriptedServer, answer
-from test_hardening_model import RIGHT, error_lines, leftovers, run_cli
 
 pytestmark = pytest.mark.docker
-CLI = [sys.executable, "-m", "repair_agent"]
-WRONG = "def second(items):\n    return items[0]\n"
-
-
-@pytest.fixture
-def guarded(make_repo, runs_root, tmp_path, docker_ready):
-    repo = make_repo("wrong_index")
-    before = tree_hash(repo)
-    yield repo
-    assert tree_hash(repo) == before
-    assert leftovers(tmp_path / "tmp", runs_root) == {"containers": 0, "temp": []}
 
 
 def start_cli(repo: Path, runs_root: Path, tmp: Path, *args) -> subprocess.Popen:
-    tmp.mkdir(exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(tmp), "REPAIR_AGENT_PER_TEST_TIMEOUT_S": "10",
-           "REPAIR_AGENT_STRATEGIES": "refine"}  # the model's loop, not the search
-    return subprocess.Popen([*CLI, "fix", str(repo), "--run-dir", str(runs_root), "--test-timeout", "60", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    cmd, env = fix_command(repo, runs_root, tmp, *args)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def wait_for(cond, timeout: float = 120) -> None:

@@ -10,39 +10,18 @@ network test listens on the host's 127.0.0.1 and shows the sandbox cannot reach 
 from __future__ import annotations
 
 import resource
-import shutil
 import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, git, tree_hash
+from helpers import FIXTURES, containers_for, hostile_repo, outcomes, tree_hash
 
-from repair_agent.sandbox import LABEL, OUTPUT_LIMIT, DockerSandbox, LocalSandbox, crash_note
+from repair_agent.sandbox import OUTPUT_LIMIT, DockerSandbox, LocalSandbox, crash_note
 
 pytestmark = pytest.mark.docker
 CASES = FIXTURES / "hostile" / "cases"
-
-
-def hostile_repo(tmp_path: Path, case: str, extra: dict[str, str] | None = None) -> Path:
-    """The `hostile/box` fixture plus tests/test_CASE.py, as a git repository."""
-    repo = tmp_path / "repo"
-    shutil.copytree(FIXTURES / "hostile" / "box", repo)
-    shutil.copy(CASES / f"{case}.py", repo / "tests" / f"test_{case}.py")
-    for rel, text in (extra or {}).items():
-        (repo / rel).write_bytes(text.encode("latin-1") if isinstance(text, str) else text)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "hostile")
-    return repo
-
-
-def containers_for(workdir: Path) -> list:
-    from repair_agent.sandbox import docker_client
-
-    return docker_client().containers.list(
-        all=True, filters={"label": f"{LABEL}.workdir={Path(workdir).resolve()}"})
 
 
 @pytest.fixture
@@ -60,10 +39,6 @@ def box(docker_ready):
         sb.close()
         assert containers_for(repo) == [], "a container outlived its sandbox"
         assert tree_hash(repo) == before, "the code under test changed the host's tree"
-
-
-def outcomes(run) -> dict[str, str]:
-    return {c["id"].split("::", 1)[1]: c["outcome"] for c in run["cases"]}
 
 
 def still_works(sb: DockerSandbox) -> None:

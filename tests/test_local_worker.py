@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from test_worker import assert_each_candidate_starts_clean, stateful_repo
+from helpers import assert_each_candidate_starts_clean, outcomes, stateful_repo
 
 from repair_agent.sandbox import TOOLS_DIR, LocalSandbox
 
@@ -23,10 +23,6 @@ WHERE = {**FIXED, "tests/test_where.py": "def test_where():\n    raise ValueErro
 
 def messages(run) -> dict[str, str]:
     return {c["id"].split("::", 1)[1]: c["message"] for c in run["cases"]}
-
-
-def outcomes(run) -> dict[str, str]:
-    return {c["id"].split("::", 1)[1]: c["outcome"] for c in run["cases"]}
 
 
 def test_the_local_worker_answers_as_the_plain_path(make_repo):

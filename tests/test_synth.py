@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, git
+from helpers import FIXTURES, git
 from scripted_server import ScriptedServer, answer
 
 from repair_agent.training import synth

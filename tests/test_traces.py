@@ -13,16 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import fixture_repo
+from helpers import RIGHT, WRONG, fixture_repo
 from scripted_server import ScriptedServer, answer
 
 from repair_agent.training import export as traces
 from repair_agent.bench.datasets import quixbugs_dir
 from repair_agent.config import Settings
 from repair_agent.fix import run_fix
-
-WRONG = "def second(items):\n    return items[0]\n"
-RIGHT = "def second(items):\n    \"\"\"Return the second element of a list.\"\"\"\n    return items[1]\n"
 
 
 @pytest.fixture(scope="module")

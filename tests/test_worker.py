@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import git, tree_hash
-from test_hardening_sandbox import containers_for, hostile_repo, outcomes
+from helpers import (assert_each_candidate_starts_clean, containers_for, git, hostile_repo, outcomes, stateful_repo,
+                     tree_hash)
 
 from repair_agent.bench.datasets import quixbugs_dir
 from repair_agent.errors import BadInput
@@ -84,41 +84,6 @@ def test_worker_and_exec_agree_on_all_of_quixbugs(tmp_path, boxes):
                 fixed_fails.append(rec["id"])  # the harness is wrong: the fixed programs pass
     assert differ == []
     assert fixed_fails == []
-
-
-def stateful_repo(tmp_path: Path) -> Path:
-    """A test that leaves a global list, a monkeypatched function of a module the worker itself
-    imported (pytest imports json), an environment variable and a file in the temporary folder."""
-    repo = tmp_path / "repo"
-    (repo / "tests").mkdir(parents=True)
-    (repo / "state.py").write_text("SEEN = []\n")
-    (repo / "tests" / "test_state.py").write_text(textwrap.dedent("""\
-        import json
-        import os
-        import tempfile
-
-        import state
-
-        def test_starts_clean():
-            assert state.SEEN == []
-            state.SEEN.append(1)
-            assert json.dumps([1]) == "[1]"
-            json.dumps = lambda *a, **k: "patched"
-            assert "LEAK" not in os.environ
-            os.environ["LEAK"] = "1"
-            leak = os.path.join(tempfile.gettempdir(), "leak")
-            assert not os.path.exists(leak)
-            open(leak, "w").write("x")
-        """))
-    git(repo, "init", "-q")
-    return repo
-
-
-def assert_each_candidate_starts_clean(sb) -> None:
-    for i in range(3):
-        run = sb.run_tests([], timeout=60, per_test_timeout=20, overlay={"state.py": f"SEEN = []  # {i}\n"})
-        assert run["runner"] == "worker", run.get("fallback")
-        assert outcomes(run) == {"test_starts_clean": "passed"}, run["output_tail"][-800:]
 
 
 def test_a_candidate_leaves_nothing_to_the_next(tmp_path, boxes):
