@@ -37,13 +37,6 @@ def root_cause(text: str) -> str:
     return ""
 
 
-def execution_simulation(text: str) -> str:
-    for name, body in sections(text).items():
-        if "simulation" in name.lower():
-            return body
-    return ""
-
-
 def _strip_code(text: str) -> str:
     return FENCE.sub("", text).strip()
 

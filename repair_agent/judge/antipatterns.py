@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import ast
 
+from .. import syntax
+
 
 def suspicions(old: str, new: str) -> list[str]:
     """What the edit from `old` to `new` (one file's texts) does that fixes seldom do."""
@@ -37,16 +39,9 @@ def suspicions(old: str, new: str) -> list[str]:
     return found
 
 
-def functions(tree: ast.AST, prefix: str = "") -> dict[str, ast.FunctionDef]:
-    """Every function by qualified name, nested ones included."""
-    out = {}
-    for node in ast.iter_child_nodes(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            out[prefix + node.name] = node
-            out.update(functions(node, f"{prefix}{node.name}."))
-        elif isinstance(node, ast.ClassDef):
-            out.update(functions(node, f"{prefix}{node.name}."))
-    return out
+def functions(tree: ast.AST) -> dict[str, ast.FunctionDef]:
+    """Every function by qualified name, nested ones included (not those under an `if` or a `try`)."""
+    return {name: fn for name, fn, _ in syntax.functions(tree, blocks=False)}
 
 
 def own_nodes(fn: ast.AST):

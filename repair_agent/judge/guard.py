@@ -42,6 +42,7 @@ from .. import patching
 from ..config import STRATEGIES
 from ..errors import RepairAgentError
 from ..policy import candidate_limits, candidate_timeout
+from ..syntax import first_line
 from .differential import call_text, clip, generate, lines, outcome_text, tail
 
 GUARD_DIR = ".repair-agent-guard"  # the plan and the patched files, in the scratch tree while the guard runs
@@ -204,8 +205,7 @@ def patched_files(root: Path, patch: str) -> dict[str, str]:
 def functions(tree: ast.Module) -> list[tuple[str, int, int]]:
     """(qualname, first line, last line) of each module-level function and method of a
     module-level class, decorators included."""
-    return [(name, min([fn.lineno] + [d.lineno for d in fn.decorator_list]), fn.end_lineno)
-            for name, fn in definitions(tree)]
+    return [(name, first_line(fn), fn.end_lineno) for name, fn in definitions(tree)]
 
 
 def definitions(tree: ast.Module):

@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..state import Location
+from ..syntax import first_line, functions
 
 # pytest long/short/auto: "pkg/mod.py:12: in func" and, for the last entry, "pkg/mod.py:12: ValueError"
 _PYTEST_FRAME = re.compile(r"^(?P<file>[^\s:][^:\n]*?\.py):(?P<line>\d+):(?: (?P<rest>.*))?$", re.M)
@@ -65,22 +66,7 @@ def _spans(path: str, mtime: float) -> tuple[tuple[int, int, int, str], ...]:
         tree = ast.parse(Path(path).read_text(errors="replace"))
     except (SyntaxError, ValueError, OSError):
         return ()
-    out: list[tuple[int, int, int, str]] = []
-
-    def walk(node, prefix: str):
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                q = f"{prefix}{child.name}"
-                start = min([child.lineno, *(d.lineno for d in child.decorator_list)])
-                out.append((start, child.end_lineno or child.lineno, child.lineno, q))
-                walk(child, q + ".")
-            elif isinstance(child, ast.ClassDef):
-                walk(child, f"{prefix}{child.name}.")
-            else:
-                walk(child, prefix)
-
-    walk(tree, "")
-    return tuple(out)
+    return tuple((first_line(fn), fn.end_lineno or fn.lineno, fn.lineno, name) for name, fn, _ in functions(tree))
 
 
 def function_spans(repo_dir: Path, file: str) -> tuple[tuple[int, int, int, str], ...]:

@@ -3,9 +3,8 @@
 Each mutant changes one thing in the statement that starts (or sits) on the line: an operator
 (comparison, arithmetic, bitwise, boolean, augmented assignment), a constant or an index by one,
 a name for another name in scope, an attribute for another attribute the file uses (the nearest
-NEAREST of either, see `closest`), the operands
-or arguments swapped, a `not` added or removed, the statement deleted, or a nearby statement
-copied before it. Only the source text of the mutated node is replaced (operators in place
+NEAREST of either, see `closest`), the operands or arguments swapped, a `not` added or removed,
+the statement deleted, or a nearby statement copied before or after it. Only the source text of the mutated node is replaced (operators in place
 between their operands), so every other byte of the file, the user's formatting included, is kept.
 
 Why not libcst or cosmic-ray: both rebuild or re-render a module per mutant, and cosmic-ray runs
@@ -17,25 +16,15 @@ from __future__ import annotations
 
 import ast
 import difflib
-import re
 from typing import Iterator
 
 from ..state import Location
+from ..syntax import ARITH, BITWISE, COMPARE, PAIRS, SYMBOL, Source, block_of, parameters
 from . import Edit, SearchContext
 from .schedule import normalized
 
-COMPARE = [ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq]
-ARITH = [ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Div, ast.Mod, ast.Pow]
-BITWISE = [ast.BitAnd, ast.BitOr, ast.BitXor, ast.LShift, ast.RShift]
-SYMBOL = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
-          ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in",
-          ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//", ast.Div: "/", ast.Mod: "%",
-          ast.Pow: "**", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<",
-          ast.RShift: ">>", ast.And: "and", ast.Or: "or"}
 BUILTIN_SWAPS = {"any": "all", "all": "any", "min": "max", "max": "min"}
-PAIRS = {ast.Is: [ast.IsNot, ast.Eq], ast.IsNot: [ast.Is, ast.NotEq], ast.In: [ast.NotIn], ast.NotIn: [ast.In]}
 NEAREST = 8  # alternatives per name or attribute: a real module has hundreds, and each is a test run
-GAP = re.compile(r"^([\s)]*)(.*?)([\s(]*)$", re.S)  # `) + (`: closers, operator, openers
 # a compound replacement needs parentheses unless its slot is delimited on both sides
 DELIMITED = {("Subscript", "slice"), ("Call", "args"), ("Return", "value"), ("Assign", "value"),
              ("AugAssign", "value"), ("If", "test"), ("While", "test"), ("Expr", "value"),
@@ -64,7 +53,7 @@ def _mutants(source: str, line: int) -> Iterator[tuple[str, str, str]]:
     stmt, func = _statement_at(tree, line)
     if stmt is None:
         return
-    text = Text(source)
+    text = Source(source)
     parents = {child: (node, name) for node in ast.walk(stmt) for name, child in _children(node)}
     names = _names_in_scope(func or tree)
     attrs: dict[str, set] = {}  # attribute -> the objects the file uses it on (`self`, `os.path`)
@@ -193,12 +182,12 @@ def _edits(stmt, text, parents, names, attrs, func):
 
 def _statement_edits(stmt, text, func):
     """Delete the statement; copy a nearby simple statement of the same block before or after it."""
-    lines = text.source.splitlines(keepends=True)
+    lines = [line.decode() for line in text.lines]
     a, b = stmt.lineno - 1, stmt.end_lineno
     indent = lines[a][: len(lines[a]) - len(lines[a].lstrip())]
-    block = _block_of(func, stmt) if func else None
+    block = block_of(func, stmt) if func else None
     if block and len(block) > 1 and not isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
-        yield "".join(lines[:a] + lines[b:]), "delete the statement"
+        yield text.drop_lines(stmt.lineno, stmt.end_lineno), "delete the statement"
     for other in (block or []):
         if other is stmt or abs(other.lineno - stmt.lineno) > 6 or other.lineno != other.end_lineno \
                 or isinstance(other, (ast.FunctionDef, ast.ClassDef, ast.Return)):
@@ -206,55 +195,6 @@ def _statement_edits(stmt, text, func):
         copy = indent + lines[other.lineno - 1].lstrip()
         yield "".join(lines[:a] + [copy] + lines[a:]), f"insert `{copy.strip()}` before"
         yield "".join(lines[:b] + [copy] + lines[b:]), f"insert `{copy.strip()}` after"
-
-
-class Text:
-    """The file's text with `ast` positions (UTF-8 byte columns) turned into edits of it."""
-
-    def __init__(self, source: str):
-        self.source = source
-        self.raw = source.encode()
-        self.starts = [0]
-        for line in self.raw.splitlines(keepends=True):
-            self.starts.append(self.starts[-1] + len(line))
-
-    def span(self, node) -> tuple[int, int]:
-        return (self.starts[node.lineno - 1] + node.col_offset,
-                self.starts[node.end_lineno - 1] + node.end_col_offset)
-
-    def get(self, node) -> str:
-        a, b = self.span(node)
-        return self.raw[a:b].decode()
-
-    def _splice(self, a: int, b: int, new: str) -> str:
-        return (self.raw[:a] + new.encode() + self.raw[b:]).decode()
-
-    def replace(self, node, new: str, wrap: bool = False) -> str:
-        return self._splice(*self.span(node), f"({new})" if wrap else new)
-
-    def replace_op(self, left, right, symbol: str) -> str:
-        """The operator between two operands; parentheses and spaces around it kept."""
-        a, b = self.span(left)[1], self.span(right)[0]
-        pre, _op, post = GAP.match(self.raw[a:b].decode()).groups()
-        if symbol[0].isalpha():  # `and`, `not in`: never glued to a neighbour
-            pre, post = (pre if pre.endswith(" ") else pre + " "), (post if post.startswith(" ") else " " + post)
-        return self._splice(a, b, pre + symbol + post)
-
-    def replace_ops(self, values, symbol: str) -> str:
-        out = self
-        for i in range(len(values) - 1, 0, -1):  # right to left: earlier offsets stay valid
-            left, right = values[i - 1], values[i]
-            out = Text(out.replace_op(left, right, symbol))
-        return out.source
-
-    def swap(self, a_node, b_node) -> str:
-        (a1, a2), (b1, b2) = self.span(a_node), self.span(b_node)
-        a_txt, b_txt = self.raw[a1:a2], self.raw[b1:b2]
-        return (self.raw[:a1] + b_txt + self.raw[a2:b1] + a_txt + self.raw[b2:]).decode()
-
-    def replace_attr(self, node: ast.Attribute, attr: str) -> str:
-        b = self.span(node)[1]
-        return self._splice(b - len(node.attr.encode()), b, attr)
 
 
 def _statement_at(tree, line: int):
@@ -296,15 +236,6 @@ def _children(node):
                 yield name, child
 
 
-def _block_of(func, stmt) -> list | None:
-    for node in ast.walk(func):
-        for name in ("body", "orelse", "finalbody"):
-            block = getattr(node, name, None)
-            if isinstance(block, list) and stmt in block:
-                return block
-    return None
-
-
 def closest(word: str, pool: list[str], prefer: set = frozenset(), k: int = NEAREST) -> list[str]:
     """The `k` alternatives to `word` in `pool` most like it (those in `prefer` first, then by
     spelling), in the pool's own order; the whole pool when it is that small."""
@@ -318,11 +249,7 @@ def closest(word: str, pool: list[str], prefer: set = frozenset(), k: int = NEAR
 
 def _names_in_scope(scope) -> list[str]:
     """Parameters and local names of the function (module names at top level), first seen first."""
-    names: list[str] = []
-    if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        args = scope.args
-        names += [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]]
-        names += [a.arg for a in (args.vararg, args.kwarg) if a]
+    names = parameters(scope) if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)) else []
     for node in ast.walk(scope):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.append(node.id)
@@ -344,8 +271,7 @@ def _compound(node) -> bool:
 
 
 def _paren(text: str, node) -> str:
-    return f"({text})" if isinstance(node, (ast.BinOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.UnaryOp,
-                                            ast.Lambda, ast.NamedExpr)) else text
+    return f"({text})" if _compound(node) else text
 
 
 def _wrap(node, where) -> bool:

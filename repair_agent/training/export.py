@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .. import answers
+from ..syntax import functions
 
 BUGGY = re.compile(r"^### Buggy Solution[ \t]*\n```[\w+-]*[^\n]*\n(.*?)^```", re.S | re.M)
 CONTEXT_HEADER = re.compile(r"^# \S+:\d+-\d+ \([^)]*\)\s*$", re.M)  # frames.context_for's block headers
@@ -103,9 +104,7 @@ def function_keys(code: str) -> set[str]:
         tree = _parse(chunk)
         if tree is None:
             continue
-        for node in ast.walk(_strip_docstrings(tree)):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                keys.add(ast.unparse(node))
+        keys.update(ast.unparse(fn) for _, fn, _ in functions(_strip_docstrings(tree)))
     return keys
 
 

@@ -28,21 +28,12 @@ from typing import Callable, Iterator
 
 from .. import patching
 from ..errors import BadInput, SandboxError
-from ..sandbox import open_sandbox
 from ..outcomes import counts, failing_ids, ran
+from ..sandbox import open_sandbox
+from ..syntax import SLIP, SYMBOL, Source, block_of, first_line, parameters, top_level
 
 KINDS = ("operator", "off_by_one", "comparison", "wrong_variable", "dropped_statement", "wrong_constant")
 
-BINOP_SWAP = {ast.Add: (ast.Sub, "-"), ast.Sub: (ast.Add, "+"), ast.Mult: (ast.FloorDiv, "//"),
-              ast.FloorDiv: (ast.Mult, "*"), ast.Div: (ast.Mult, "*"), ast.Mod: (ast.FloorDiv, "//"),
-              ast.BitAnd: (ast.BitOr, "|"), ast.BitOr: (ast.BitAnd, "&"), ast.LShift: (ast.RShift, ">>"),
-              ast.RShift: (ast.LShift, "<<"), ast.Pow: (ast.Mult, "*")}
-BINOP_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//", ast.Div: "/", ast.Mod: "%",
-              ast.BitAnd: "&", ast.BitOr: "|", ast.LShift: "<<", ast.RShift: ">>", ast.Pow: "**"}
-BOOLOP_SWAP = {ast.And: ("and", "or"), ast.Or: ("or", "and")}
-CMP_SWAP = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.GtE: (">=", ">"),
-            ast.Eq: ("==", "!="), ast.NotEq: ("!=", "=="), ast.Is: ("is", "is not"), ast.IsNot: ("is not", "is"),
-            ast.In: ("in", "not in"), ast.NotIn: ("not in", "in")}
 SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache", ".pytest_cache", "node_modules",
              "build", "dist", ".eggs"}
 
@@ -76,46 +67,14 @@ class Mutant:
 # edits at node offsets
 # --------------------------------------------------------------------------------------------
 
-class _Text:
-    """A function's source lines as bytes (ast column offsets count UTF-8 bytes)."""
-
-    def __init__(self, text: str, first_line: int):
-        self.lines = [ln.encode("utf-8") for ln in text.splitlines(keepends=True)]
-        self.first = first_line
-
-    def _index(self, lineno: int, col: int) -> int:
-        i = lineno - self.first
-        return sum(len(ln) for ln in self.lines[:i]) + col
-
-    def replace(self, start: tuple[int, int], end: tuple[int, int], new: str) -> str:
-        data = b"".join(self.lines)
-        a, b = self._index(*start), self._index(*end)
-        return (data[:a] + new.encode("utf-8") + data[b:]).decode("utf-8")
-
-    def segment(self, start: tuple[int, int], end: tuple[int, int]) -> str:
-        data = b"".join(self.lines)
-        return data[self._index(*start):self._index(*end)].decode("utf-8")
-
-    def drop_lines(self, first: int, last: int) -> str:
-        keep = self.lines[:first - self.first] + self.lines[last - self.first + 1:]
-        return b"".join(keep).decode("utf-8")
-
-
-def _start(n: ast.AST) -> tuple[int, int]:
-    return n.lineno, n.col_offset
-
-
-def _end(n: ast.AST) -> tuple[int, int]:
-    return n.end_lineno, n.end_col_offset
-
-
-def _swap_between(text: _Text, left: ast.AST, right: ast.AST, old: str, new: str) -> str | None:
-    """Replace the operator token `old` in the text between two operands with `new`."""
-    between = text.segment(_end(left), _start(right))
-    pos = between.split("#")[0].find(old)
-    if pos < 0:
-        return None
-    return text.replace(_end(left), _start(right), between[:pos] + new + between[pos + len(old):])
+def _slip(text: Source, line: int, kind: str, left: ast.AST, right: ast.AST, op: ast.AST, suffix: str = ""):
+    """The operator between two operands made its likeliest slip (`suffix`: "=" for `+=`)."""
+    old, new = SYMBOL[type(op)] + suffix, SYMBOL[SLIP[type(op)]] + suffix
+    a, b = text.between(left, right)
+    gap = text.raw[a:b].decode()
+    pos = gap.split("#")[0].find(old)
+    if pos >= 0:
+        yield kind, f"line {line}: `{old}` became `{new}`", text.splice(a, b, gap[:pos] + new + gap[pos + len(old):])
 
 
 def _is_docstring(node: ast.AST, fn: ast.AST) -> bool:
@@ -123,8 +82,7 @@ def _is_docstring(node: ast.AST, fn: ast.AST) -> bool:
 
 
 def _locals(fn: ast.FunctionDef) -> list[str]:
-    names = [a.arg for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs]
-    names += [a.arg for a in (fn.args.vararg, fn.args.kwarg) if a]
+    names = parameters(fn)
     for node in ast.walk(fn):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.append(node.id)
@@ -142,7 +100,7 @@ def _nested(fn: ast.AST) -> Iterator[ast.AST]:
                 stack.append(child)
 
 
-def _edits(fn: ast.FunctionDef, text: _Text) -> Iterator[tuple[str, str, str]]:
+def _edits(fn: ast.FunctionDef, text: Source) -> Iterator[tuple[str, str, str]]:
     """(kind, description, new function text) for each mutation site in `fn`."""
     local = _locals(fn)
     roots: set[int] = set()  # an index, a slice bound, a range() argument
@@ -161,47 +119,33 @@ def _edits(fn: ast.FunctionDef, text: _Text) -> Iterator[tuple[str, str, str]]:
     for node in _nested(fn):
         line = getattr(node, "lineno", fn.lineno)
         # operator swap
-        if isinstance(node, ast.BinOp) and type(node.op) in BINOP_SWAP:
-            old = BINOP_TEXT[type(node.op)]
-            _, new = BINOP_SWAP[type(node.op)]
-            out = _swap_between(text, node.left, node.right, old, new)
-            if out:
-                yield "operator", f"line {line}: `{old}` became `{new}`", out
-        elif isinstance(node, ast.AugAssign) and type(node.op) in BINOP_SWAP:
-            old = BINOP_TEXT[type(node.op)] + "="
-            new = BINOP_SWAP[type(node.op)][1] + "="
-            out = _swap_between(text, node.target, node.value, old, new)
-            if out:
-                yield "operator", f"line {line}: `{old}` became `{new}`", out
+        if isinstance(node, ast.BinOp) and type(node.op) in SLIP:
+            yield from _slip(text, line, "operator", node.left, node.right, node.op)
+        elif isinstance(node, ast.AugAssign) and type(node.op) in SLIP:
+            yield from _slip(text, line, "operator", node.target, node.value, node.op, "=")
         elif isinstance(node, ast.BoolOp) and len(node.values) == 2:
-            old, new = BOOLOP_SWAP[type(node.op)]
-            out = _swap_between(text, node.values[0], node.values[1], old, new)
-            if out:
-                yield "operator", f"line {line}: `{old}` became `{new}`", out
+            yield from _slip(text, line, "operator", *node.values, node.op)
         # comparison flip
-        if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in CMP_SWAP:
-            old, new = CMP_SWAP[type(node.ops[0])]
-            out = _swap_between(text, node.left, node.comparators[0], old, new)
-            if out:
-                yield "comparison", f"line {line}: `{old}` became `{new}`", out
+        if isinstance(node, ast.Compare) and len(node.ops) == 1:
+            yield from _slip(text, line, "comparison", node.left, node.comparators[0], node.ops[0])
         # off-by-one in an index, a slice bound or a range() argument
         int_const = isinstance(node, ast.Constant) and type(node.value) is int
         if id(node) in in_index and (int_const or id(node) in roots and (
                 isinstance(node, (ast.Name, ast.Call, ast.Attribute, ast.Subscript))
                 or isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)))):
-            seg = text.segment(_start(node), _end(node))
+            seg = text.get(node)
             if int_const:
                 for delta in (1, -1):
                     v = node.value + delta
                     if v >= 0 or node.value < 0:
                         yield "off_by_one", f"line {line}: `{seg}` became `{v}`", \
-                            text.replace(_start(node), _end(node), str(v))
+                            text.replace(node, str(v))
             elif not (isinstance(node, ast.BinOp) and isinstance(node.right, ast.Constant)):
                 wrap = seg  # a name, a call or a sum: `x + 1` needs no parentheses
                 for sign in ("+", "-"):
                     new = f"{wrap} {sign} 1"
                     yield "off_by_one", f"line {line}: `{seg}` became `{new}`", \
-                        text.replace(_start(node), _end(node), new)
+                        text.replace(node, new)
         # wrong constant (outside indices: those are off-by-ones)
         elif isinstance(node, ast.Constant) and not _is_docstring(node, fn) \
                 and not (int_const and id(node) in in_index):
@@ -216,52 +160,36 @@ def _edits(fn: ast.FunctionDef, text: _Text) -> Iterator[tuple[str, str, str]]:
                 continue
             else:
                 continue
-            seg = text.segment(_start(node), _end(node))
+            seg = text.get(node)
             if seg.startswith("-") or not seg:
                 continue
             yield "wrong_constant", f"line {line}: `{seg}` became `{new}`", \
-                text.replace(_start(node), _end(node), new)
+                text.replace(node, new)
         # wrong variable: a local read swapped for another local
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in local:
             for other in local:
                 if other != node.id:
                     yield "wrong_variable", f"line {line}: `{node.id}` became `{other}`", \
-                        text.replace(_start(node), _end(node), other)
+                        text.replace(node, other)
         # dropped statement: one that has its lines to itself, in a body with something left
         if isinstance(node, ast.stmt) and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            body = _body_of(fn, node)
+            body = block_of(fn, node)
             if body is not None and len([s for s in body if not _is_doc_stmt(s, fn)]) > 1 \
-                    and not _is_doc_stmt(node, fn) and _owns_lines(text, node):
-                first = text.segment((node.lineno, 0), _start(node)).strip()
-                if not first:
-                    yield "dropped_statement", f"line {line}: dropped `{_first_line(text, node)}`", \
-                        text.drop_lines(node.lineno, node.end_lineno)
+                    and not _is_doc_stmt(node, fn) and _alone(text, node):
+                yield "dropped_statement", f"line {line}: dropped `{text.line(node.lineno).strip()}`", \
+                    text.drop_lines(node.lineno, node.end_lineno)
 
 
 def _is_doc_stmt(s: ast.stmt, fn: ast.AST) -> bool:
     return isinstance(s, ast.Expr) and _is_docstring(s.value, fn)
 
 
-def _body_of(fn: ast.AST, stmt: ast.stmt) -> list | None:
-    for node in [fn, *_nested(fn)]:
-        for name in ("body", "orelse", "finalbody"):
-            body = getattr(node, name, None)
-            if isinstance(body, list) and any(s is stmt for s in body):
-                return body
-        for h in getattr(node, "handlers", []) or []:
-            if any(s is stmt for s in h.body):
-                return h.body
-    return None
-
-
-def _owns_lines(text: _Text, node: ast.stmt) -> bool:
-    i = node.end_lineno - text.first
-    rest = text.lines[i][node.end_col_offset:].decode("utf-8", "replace").split("#")[0].strip()
-    return rest == ""
-
-
-def _first_line(text: _Text, node: ast.stmt) -> str:
-    return text.lines[node.lineno - text.first].decode("utf-8", "replace").strip()
+def _alone(text: Source, stmt: ast.stmt) -> bool:
+    """Nothing before the statement on its first line, nothing but a comment after it on its last."""
+    a, b = text.span(stmt)
+    before = text.raw[text.offset(stmt.lineno, 0):a].decode()
+    after = text.raw[b:text.offset(stmt.end_lineno + 1, 0)].decode()
+    return not before.strip() and not after.split("#")[0].strip()
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,13 +212,9 @@ def source_files(repo: Path) -> list[str]:
 
 def functions(tree: ast.Module) -> Iterator[tuple[str, ast.FunctionDef]]:
     """Top-level functions and the methods of top-level classes, not tests."""
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("test"):
-            yield node.name, node
-        elif isinstance(node, ast.ClassDef) and not node.name.startswith("Test"):
-            for item in node.body:
-                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and not item.name.startswith("test"):
-                    yield f"{node.name}.{item.name}", item
+    for name, fn, cls in top_level(tree):
+        if not fn.name.startswith("test") and not (cls and cls.name.startswith("Test")):
+            yield name, fn
 
 
 def all_mutants(repo: Path) -> list[Mutant]:
@@ -305,7 +229,7 @@ def all_mutants(repo: Path) -> list[Mutant]:
             continue
         lines = source.splitlines(keepends=True)
         for qualname, fn in functions(tree):
-            start = min([fn.lineno] + [d.lineno for d in fn.decorator_list])
+            start = first_line(fn)
             original = "".join(lines[start - 1:fn.end_lineno])
             if not original.endswith("\n"):
                 original += "\n"
@@ -314,7 +238,7 @@ def all_mutants(repo: Path) -> list[Mutant]:
             except SyntaxError:
                 continue
             seen: set[str] = set()
-            for kind, desc, new in _edits(fn, _Text(original, start)):
+            for kind, desc, new in _edits(fn, Source(original, start)):
                 if not new.endswith("\n"):
                     new += "\n"
                 try:
