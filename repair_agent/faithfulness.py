@@ -27,8 +27,9 @@ import ast
 import re
 from pathlib import Path
 
-_SECTION = re.compile(r"^\s*#{2,4}\s*Execution Simulation\s*:?\s*$", re.I | re.M)
-_NEXT = re.compile(r"^\s*(#{2,4}\s|\[/?MONOLOGUE\]|\[/?Refined\]|\[/?ANSWER\])", re.I | re.M)
+from . import answers
+
+_TAG = re.compile(r"^\s*\[/?(?:MONOLOGUE|Refined|ANSWER)\]", re.I | re.M)  # a closing tag ends the section too
 _FENCE = re.compile(r"```.*?(```|\Z)", re.S)
 _LIT = (r"(?:-?\d+(?:\.\d+)?(?:e-?\d+)?|'[^'\n]*'|\"[^\"\n]*\"|\[[^\[\]\n]*(?:\[[^\[\]\n]*\][^\[\]\n]*)*\]"
         r"|\([^()\n]*\)|\{[^{}\n]*\}|True|False|None)")
@@ -55,15 +56,13 @@ _INCOMPLETE = {"truncated", "timeout", "killed", "depth_limit", "trace_lost"}
 
 
 def simulation_section(text: str) -> tuple[str, bool]:
-    """The Execution Simulation section without code blocks; (whole text, False) when absent."""
-    m = _SECTION.search(text or "")
-    if m:
-        rest = text[m.end():]
-        n = _NEXT.search(rest)
-        body, found = rest[:n.start()] if n else rest, True
-    else:
-        body, found = text or "", False
-    return _FENCE.sub("", body), found
+    """The Execution Simulation section as `answers.sections` cuts it, up to a closing tag and without
+    code blocks; (whole text, False) when absent."""
+    body = next((b for name, b in answers.sections(text or "").items() if name.lower() == "execution simulation"),
+                None)
+    if body is None:
+        return _FENCE.sub("", text or ""), False
+    return _FENCE.sub("", _TAG.split(body)[0]), True
 
 
 # -- parsing -------------------------------------------------------------------------------------
