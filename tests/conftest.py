@@ -10,7 +10,7 @@ import pytest
 
 collect_ignore = ["fixtures"]  # the fixture repos' own tests run only inside the sandbox
 sys.path.insert(0, str(Path(__file__).parent))  # for `helpers` and `scripted_server`
-from helpers import FIXTURES, fixture_repo, git, leftovers, tree_hash  # noqa: E402, F401 (some modules take them from here)
+from helpers import fixture_repo, leftovers, tree_hash  # noqa: E402
 
 
 @pytest.fixture

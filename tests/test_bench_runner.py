@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import git
+from helpers import git
 from scripted_server import ScriptedServer, answer
 
 from repair_agent.bench.datasets import load_quixbugs, load_repos, quixbugs_dir

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from conftest import git
+from helpers import git
 from github_standin import GitHubStandIn
 from scripted_server import ScriptedServer, answer
 

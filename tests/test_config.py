@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import fixture_repo
+from helpers import fixture_repo
 
 from repair_agent.config import REPO_SAFE, Settings
 

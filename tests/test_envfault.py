@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import git
+from helpers import git
 from scripted_server import ScriptedServer, answer
 
 from repair_agent.bench.datasets import load_repos

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import tree_hash
+from helpers import tree_hash
 from scripted_server import ScriptedServer, answer
 
 CODE = "def second(items):\n    return items[1]\n"

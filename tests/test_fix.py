@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import git, tree_hash
+from helpers import git, tree_hash
 from scripted_server import ScriptedServer, answer
 
 from repair_agent.sandbox import DockerSandbox

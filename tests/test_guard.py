@@ -12,7 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import git
+from helpers import git
 from github_standin import GitHubStandIn
 
 from repair_agent import patching

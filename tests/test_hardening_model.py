@@ -13,7 +13,7 @@ import socket
 import time
 
 import pytest
-from helpers import FIXTURES, RIGHT, error_lines, leftovers, run_cli, tree_hash
+from helpers import FIXTURES, RIGHT, error_lines, fixture_repo, leftovers, run_cli, tree_hash
 from scripted_server import ScriptedServer, answer
 
 pytestmark = pytest.mark.docker
@@ -127,8 +127,6 @@ KINDS = list(BAD_ANSWERS)
 @pytest.fixture(scope="module")
 def bad_answers_run(tmp_path_factory, docker_ready):
     """Round 0 answers empty; round 1 asks for len(KINDS) - 1 samples in one request."""
-    from conftest import fixture_repo
-
     base = tmp_path_factory.mktemp("bad_answers")
     repo = fixture_repo("wrong_index", base / "repo")
     before = tree_hash(repo)

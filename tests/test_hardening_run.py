@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, RIGHT, WRONG, error_lines, fix_command, leftovers, run_cli, tree_hash
+from helpers import FIXTURES, RIGHT, WRONG, error_lines, fix_command, git, leftovers, run_cli, tree_hash
 from scripted_server import ScriptedServer, answer
 
 pytestmark = pytest.mark.docker
@@ -202,8 +202,6 @@ def test_non_utf8_repository_is_fixed(make_repo, runs_root, tmp_path, docker_rea
     (repo / "tests" / "test_latin.py").write_bytes(
         b"# -*- coding: latin-1 -*-\nimport sys\n\nfrom latin import greet\n\n\ndef test_greet():\n"
         b"    sys.stdout.buffer.write(b'\\xff\\xfe caf\\xe9')\n    assert greet() == 'caf\xe9'\n")
-    from conftest import git
-
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "latin-1")
     before = tree_hash(repo)

@@ -13,7 +13,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from conftest import fixture_repo
+from helpers import fixture_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from conftest import tree_hash
+from helpers import tree_hash
 from model_server import running_server, smollm_gguf  # noqa: F401  (fixture)
 
 CLI = [sys.executable, "-m", "repair_agent", "fix"]  # with --strategies refine: the model's loop

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-from conftest import tree_hash
+from helpers import tree_hash
 from scripted_server import ScriptedServer
 
 from repair_agent.policy import Budget, candidate_timeout, rerun_timeout

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import git
+from helpers import git
 
 from repair_agent import patching
 from repair_agent.config import Settings

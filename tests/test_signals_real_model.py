@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import fixture_repo
+from helpers import fixture_repo
 from model_server import requires_llama_cpp, smollm_gguf  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.docker, requires_llama_cpp]
