@@ -184,7 +184,7 @@ def kill_between_candidates(tmp_path, boxes, kill: str, zygote_after: bool) -> N
     for _ in range(2):
         assert outcomes(worker_run(sb, [])) == {"test_starts_clean": "passed"}
     assert sb.last["zygote"]
-    sb.container.exec_run(["sh", "-c", "set -- $(for p in /proc/[0-9]*; do grep -q test_worke[r] $p/cmdline "
+    sb.container.exec_run(["sh", "-c", "set -- $(for p in /proc/[0-9]*; do grep -q warm_worke[r] $p/cmdline "
                                        f"2>/dev/null && echo ${{p#/proc/}}; done | sort -n); {kill}"])
     for _ in range(2):
         run = worker_run(sb, [])
@@ -286,7 +286,7 @@ def test_fallback_to_exec_is_said(tmp_path, boxes):
 
 
 def _kill_worker(sb: DockerSandbox) -> None:
-    sb.container.exec_run(["sh", "-c", "for p in /proc/[0-9]*; do grep -q test_worke[r] $p/cmdline 2>/dev/null "
+    sb.container.exec_run(["sh", "-c", "for p in /proc/[0-9]*; do grep -q warm_worke[r] $p/cmdline 2>/dev/null "
                                        "&& kill -KILL ${p#/proc/}; done"])
 
 
