@@ -1,6 +1,7 @@
 """Execution reasoning, measured (repair_agent/eval/reasoning.py): the answers' parser, the choice of
 items, and the scoring by running, on a small repository of the test's own, in the Docker sandbox,
-with crafted answers (one right, one wrong, per item and task) and with a real model's answers."""
+with crafted answers (one right, one wrong, per item and task; answers that are right only if
+evaluated) and with a real model's answers (the embedded Qwen2.5-Coder-0.5B)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import random
 
 import pytest
-from model_server import llama_server, smollm_gguf  # noqa: F401  (fixtures)
+from model_server import llama_server, requires_llama_cpp, running_server, smollm_gguf  # noqa: F401  (fixtures)
 
 from repair_agent.errors import BadInput
 from repair_agent.eval import reasoning
@@ -214,9 +215,17 @@ def test_right_and_wrong_answers_are_scored_by_running_in_the_sandbox(docker_rea
             it["input_prediction"] = {"parsed": parse_answer(f"{it['function']}({other_input[it['function']]})",
                                                              it["function"], "input")}
         wrong[1]["output_prediction"] = {"parsed": {"literal": "__import__('os').getcwd()"}}  # not a literal
-        reasoning.score(box, wrong + right)  # halt(-1) ends a run: the checks after it go on
+        # right only if evaluated: an expression is no literal, whatever its value would be
+        evaluated = dict(items[2])
+        evaluated["output_prediction"] = {"parsed": parse_answer("[ANSWER]\nlist(range(0, 7, 2))\n[/ANSWER]",
+                                                                 "evens", "output")}
+        evaluated["input_prediction"] = {"parsed": parse_answer("evens(len('abcdefg'))", "evens", "input")}
+        reasoning.score(box, wrong + right + [evaluated])  # halt(-1) ends a run: the checks after it go on
     assert verdicts(right, "output") == [True] * 5 and verdicts(right, "input") == [True] * 5
     assert verdicts(wrong, "output") == [False] * 5 and verdicts(wrong, "input") == [False] * 5
+    assert verdicts([evaluated], "output") == verdicts([evaluated], "input") == [False]
+    assert evaluated["output_prediction"]["verdict"]["why"] == "not a Python literal: ValueError"
+    assert evaluated["input_prediction"]["verdict"]["why"] == "not a Python literal: ValueError"
     why = {it["function"]: (it["output_prediction"]["verdict"]["why"], it["input_prediction"]["verdict"]["why"])
            for it in wrong}
     assert why["initials"][0] == "not a Python literal: ValueError"
@@ -224,6 +233,24 @@ def test_right_and_wrong_answers_are_scored_by_running_in_the_sandbox(docker_rea
     assert why["pair"][1] == "the function returns (-4, 4) on that input"
     assert why["halt"][1].startswith("the run ended here (exit code 3)")
     assert why["add"][1] == "the function returns [1, 2] on that input"
+
+
+@pytest.mark.slow
+def test_collect_caps_items_per_function_and_per_repository_by_the_seed(docker_ready):
+    repo = calc_repo()
+    quiet = lambda m: None  # noqa: E731
+    with reasoning.sandboxed(repo) as box:
+        both = reasoning.collect(repo, box, seed=0, per_function=2, limit=None, log=quiet)[0]
+        capped = [reasoning.collect(repo, box, seed=0, per_function=1, limit=2, log=quiet)[0] for _ in range(2)]
+        others = [reasoning.collect(repo, box, seed=s, per_function=1, limit=2, log=quiet)[0] for s in (1, 2, 3)]
+    # add is the one function its tests call twice: both calls are items with two per function
+    assert [it["function"] for it in both] == ["add", "add", "initials", "evens", "pair"]
+    assert {it["input"] for it in both if it["function"] == "add"} == {"2, 3", "'ab', 'c'"}
+    shown = [[(it["function"], it["input"]) for it in items] for items in capped + others]
+    assert len(shown[0]) == 2 and len({f for f, _ in shown[0]}) == 2
+    assert shown[0] == shown[1]  # the same seed, the same items
+    assert any(s != shown[0] for s in shown[2:])  # another seed, others
+    assert all(set(s) <= {(it["function"], it["input"]) for it in both} for s in shown)
 
 
 def recheck(box, items) -> list[bool]:
@@ -254,16 +281,27 @@ def same_literal(answer: str, expected: str) -> bool:
     return type(got) is type(want) and got == want
 
 
+QWEN = "qwen2.5-coder-0.5b"  # the embedded default
+
+
+@pytest.fixture(scope="module")
+def qwen_server():
+    """The embedded default model served by llama.cpp on loopback, as `fix` serves it."""
+    with running_server(QWEN, n_ctx=4096) as handle:
+        yield handle
+
+
+@requires_llama_cpp
 @pytest.mark.model
 @pytest.mark.slow
-def test_a_real_models_answers_are_scored_by_running(docker_ready, llama_server):
+def test_a_real_models_answers_are_scored_by_running(docker_ready, qwen_server):
     from repair_agent.llm.client import OpenAIModel
 
-    model = OpenAIModel(llama_server.base_url, batch_n=False)
+    model = OpenAIModel(qwen_server.base_url, batch_n=False)
     result = reasoning.evaluate(model, [calc_repo()], seed=0, per_function=1)
     items = result["items"]
     assert [it["function"] for it in items] == ["add", "initials", "evens", "pair"]
-    assert result["model"] == "smollm2-135m" and result["code"]
+    assert result["model"] == QWEN and result["profile"] == "qwen2.5-coder" and result["code"]
     for it in items:
         for key in reasoning.TASKS.values():
             assert it[key]["answer"] and it[key]["prompt"].count(it["code"]) == 1
@@ -278,6 +316,7 @@ def test_a_real_models_answers_are_scored_by_running(docker_ready, llama_server)
         again = recheck(box, parsed)
     assert [it["input_prediction"]["verdict"]["correct"] for it in parsed] == again
     assert not any(it["input_prediction"]["verdict"]["correct"] for it in items if it not in parsed)
+    assert parsed and any("literal" in it["output_prediction"]["parsed"] for it in items)  # it answered
     s = result["scores"]
     assert s["output"]["correct"] == sum(expected) and s["input"]["correct"] == sum(again)
     assert s["output"]["items"] == s["input"]["items"] == 4
