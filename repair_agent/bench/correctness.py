@@ -3,9 +3,11 @@
 A patch is *plausible* when the benchmark's tests pass on it: the tests the agent searched
 against. It is *correct* when it behaves like the reference (QuixBugs' fixed program,
 HumanEvalFix's canonical solution) on the tests' own inputs and on a few hundred generated ones.
-BugsInPy has no reference program to call, only the human fix: there a patch is correct when it
-makes the same program as the human fix (`same_as_human_fix`), and its correctness is unknown
-otherwise. The harness alone knows the reference, and asks only after the agent has finished.
+BugsInPy has no reference program, only the human fix: there a patch is correct when it makes the
+same program as the human fix (`same_as_human_fix`); else the project's tests of the fixed commit run
+on both, and then the changed functions of both programs run on the arguments those tests passed
+them and on inputs generated from those (`against_human_fix`). The harness alone knows the
+reference, and asks only after the agent has finished.
 
 The patched code is untrusted: both programs run inside the sandbox (`sandbox/tools/call_runner.py`),
 each call under a time limit. Inputs are generated on the host, as plain JSON, by the generator
@@ -25,8 +27,9 @@ from ..judge.differential import lines as _lines
 from ..judge.differential import outcome_text as _outcome
 from ..judge.differential import tail as _tail
 from ..errors import RepairAgentError
-from ..patching import apply_diff, changed_files
-from ..sandbox import open_sandbox
+from ..judge.guard import CALL, TARGET, VOTE, changed_functions
+from ..patching import apply_diff, changed_files, is_test_file
+from ..sandbox import open_sandbox, overlaid
 from .bugsinpy import reference_patch, with_fixed_test_folders
 from .datasets import reference_for
 from .tasks import Task
@@ -130,8 +133,8 @@ def same_as_human_fix(task: Task, patch: str, work: Path, settings=None) -> dict
 def project_tests(task: Task, trees: dict[str, Path], files: list[str], work: Path, settings, why: str) -> dict:
     """The fixed commit's test folders (not only the bug's tests), run on the human fix and on the
     patch in the task's environment. A test that passes with the human fix and fails with the patch,
-    twice (a flaky test is no verdict), makes the patch wrong; else correctness stays unknown: the
-    tests may not reach the difference."""
+    twice (a flaky test is no verdict), makes the patch wrong; else the changed functions of both
+    programs are compared on the calls those tests make (`against_human_fix`)."""
     sides = {}
     for name, tree in trees.items():  # each side as an overlay of the files that either patch changes
         if not all((tree / rel).is_file() for rel in files):
@@ -158,20 +161,119 @@ def project_tests(task: Task, trees: dict[str, Path], files: list[str], work: Pa
         first = outcomes(modules)
         suspects = broken(first)
         wrong = suspects and broken(outcomes(suspects))
+        passed = sum(o == "passed" for o in first["human fix"].values())
+        tests = {"passed_with_human_fix": passed, "broken": wrong or []}
+        if wrong:
+            return {"correct": False, "correct_reason": f"{len(wrong)} of the project's tests that pass with the "
+                    f"human fix fail with the patch, twice: {', '.join(wrong[:3])}", "first_difference": None,
+                    "correct_inputs": None, "project_tests": tests}
+        said = (f"{why}; the project's tests ({passed} pass with the human fix, in {len(modules)} modules) "
+                "pass alike with the patch")
+        found = against_human_fix(box, repo, sides["human fix"], sides["patch"], modules,
+                                  per_test=settings.per_test_timeout_s)
     except RepairAgentError as exc:
         return _unknown(f"{why}; the project's tests did not run: {exc}")
     finally:
         box.close()
-    passed = sum(o == "passed" for o in first["human fix"].values())
-    if not passed:
-        return _unknown(f"{why}; none of the project's tests ({len(modules)} modules) passed with the human fix")
-    if wrong:
-        return {"correct": False, "correct_reason": f"{len(wrong)} of the project's tests that pass with the human "
-                f"fix fail with the patch, twice: {', '.join(wrong[:3])}", "first_difference": None,
-                "correct_inputs": None, "project_tests": {"passed_with_human_fix": passed, "broken": wrong}}
-    return {**_unknown(f"{why}; the project's tests ({passed} pass with the human fix, in {len(modules)} "
-                       f"modules) pass alike with the patch"),
-            "project_tests": {"passed_with_human_fix": passed, "broken": []}}
+    return {**found, "correct_reason": f"{said}; {found['correct_reason']}", "project_tests": tests}
+
+
+def against_human_fix(box, root: Path, human: dict[str, str], patched: dict[str, str], test_args: list[str],
+                      examples: int = EXAMPLES, timeout: float = 1.0, budget: float = 60.0,
+                      per_test: float = 60.0, record_timeout: float = 900.0) -> dict:
+    """The differential check on real code. `root` holds the buggy tree (the one `box` sees);
+    `human` and `patched` map every file that either changes to its text after each. The functions
+    either changes are wrapped while `test_args` run on the human fix (the arguments of their
+    outermost calls are recorded, as the guard does), more inputs are generated from those, and
+    both programs run on all of them in the sandbox (`call_runner.py vote`, each call under
+    `timeout`). The human fix sets the expectations, as the reference does for QuixBugs: a
+    generated input on which it raises is outside the domain, one on which it times out tells
+    nothing; both are skipped. Same fields as `check`."""
+    targets = []
+    for rel in sorted(human):
+        old = root / rel
+        if not rel.endswith(".py") or is_test_file(rel) or not old.is_file():
+            continue
+        for side in (human, patched):
+            for name in changed_functions(old.read_text(encoding="utf-8", errors="replace"), side[rel]):
+                if {"file": rel, "qualname": name} not in targets:
+                    targets.append({"file": rel, "qualname": name})
+    if not targets:
+        return _unknown("neither the patch nor the human fix changes a function (only module-level code or tests)")
+    harness = root / HARNESS_DIR
+    shutil.rmtree(harness, ignore_errors=True)
+    for rel, text in patched.items():
+        (harness / "patch" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (harness / "patch" / rel).write_text(text, encoding="utf-8")
+    (harness / "targets.json").write_text(json.dumps(targets))
+    script = [box.python, box.tool("call_runner.py")]
+    try:
+        with overlaid(root, human):  # the recording and the human fix's own runs see its files
+            rc, out = box.run([*script, "calls", "--targets", f"{HARNESS_DIR}/targets.json", "--per-test",
+                               str(per_test), "--", *test_args], timeout=record_timeout)
+            found = {t["index"]: t for t in _lines(out, TARGET)}
+            for i, t in enumerate(targets):
+                t.update({k: found.get(i, {}).get(k, "") for k in ("module", "root", "error")}, examples=[])
+            seen = [c for c in _lines(out, CALL) if targets[c["target"]]["module"]]
+            if not seen:
+                wrapped = "; ".join(f"{t['qualname']}: {t['error']}" for t in targets if t["error"])
+                return _unknown(f"the tests made no call into {', '.join(t['qualname'] for t in targets)} that "
+                                f"can be replayed (exit code {rc}){'; ' + wrapped if wrapped else ''}: {_tail(out)}")
+            inputs = [{"target": c["target"], "source": "seen", "call": c["call"]} for c in seen]
+            called = sorted({c["target"] for c in seen})
+            why_not = []
+            for i in called:
+                made, why = generate([c["call"] for c in seen if c["target"] == i], examples // len(called))
+                inputs += [{"target": i, "source": "generated", "call": c} for c in made]
+                if why:
+                    why_not.append(f"{targets[i]['qualname']}: {why}")
+            plan = {"targets": targets, "inputs": [{k: x[k] for k in ("target", "call")} for x in inputs],
+                    "programs": [{"name": "human fix", "files": {}},
+                                 {"name": "patch", "files": {rel: f"{HARNESS_DIR}/patch/{rel}" for rel in patched}}],
+                    "runs": [list(range(len(inputs)))] * 2, "timeout": timeout, "budget": budget}
+            (harness / "plan.json").write_text(json.dumps(plan))
+            rc, out = box.run([*script, "vote", "--plan", f"{HARNESS_DIR}/plan.json"], timeout=budget + 60)
+    finally:
+        shutil.rmtree(harness, ignore_errors=True)
+    votes = _lines(out, VOTE)
+    if not votes:
+        return _unknown(f"running the two programs did not finish (exit code {rc}): {_tail(out)}")
+    res, where = compared(votes[-1], inputs)
+    name = targets[inputs[where]["target"]]["qualname"] if where is not None else ""
+    made = any(x["source"] == "generated" for x in inputs)  # a function without them still had its own calls
+    return verdict(res, "" if made else "; ".join(why_not), name, reference="the human fix")
+
+
+_KINDS = {"o": "ok", "r": "raise", "t": "timeout", "c": "crash"}
+
+
+def compared(vote: dict, inputs: list[dict]) -> tuple[dict, int | None]:
+    """call_runner.py's `@@VOTE` for two programs (the reference first) read as `compare`'s result,
+    and the index of the first differing input (None when none differs)."""
+    counts = {"seen": 0, "generated": 0, "skipped": 0}
+    shown = {d["i"]: d["outcomes"] for d in vote.get("details") or []}
+    slow = set(vote.get("slow") or [])
+    first = None
+    for i, x in enumerate(inputs):
+        lab, kind = vote["labels"][i], vote["kinds"][i]
+        if "-" in lab:  # the budget ended before this input ran
+            continue
+        if i in slow or kind[0] in "tc" or (kind[0] == "r" and x["source"] == "generated"):
+            counts["skipped"] += 1
+            continue
+        counts[x["source"]] += 1
+        if lab[0] != lab[1]:
+            first = i
+            break
+    res = {**counts, "budget_exhausted": any(vote.get("cut") or []), "first_difference": None}
+    if first is not None:
+        outcomes = shown.get(first) or [  # vote keeps the outcomes of the first input of each pattern only
+            {"kind": "ok", "value": {"$repr": "(not kept)"}, "objects": []} if k == "o" else {"kind": _KINDS[k],
+                                                                                           "type": "?"}
+            for k in vote["kinds"][first]]
+        res["first_difference"] = {"source": inputs[first]["source"], "input": inputs[first]["call"],
+                                   "reference": outcomes[0], "patched": outcomes[1]}
+    return res, first
 
 
 def _program(path: Path) -> str | None:
@@ -187,29 +289,29 @@ def _program(path: Path) -> str | None:
         return text
 
 
-def verdict(res: dict, why_not_generated: str = "", entry: str = "f") -> dict:
-    """The record fields from call_runner.py's result."""
+def verdict(res: dict, why_not_generated: str = "", entry: str = "f", reference: str = "the reference") -> dict:
+    """The record fields from call_runner.py's result (`reference`: what the patch is compared with)."""
     counts = {k: res.get(k, 0) for k in ("seen", "generated", "skipped")}
     diff = res.get("first_difference")
     if diff:
         where = "one of the tests' own inputs" if diff["source"] == "seen" else "a generated input"
-        return {"correct": False, "correct_reason": f"differs from the reference on {where}",
-                "first_difference": {**diff, "text": describe(diff, entry)}, "correct_inputs": counts}
+        return {"correct": False, "correct_reason": f"differs from {reference} on {where}",
+                "first_difference": {**diff, "text": describe(diff, entry, reference)}, "correct_inputs": counts}
     done = f"{counts['seen']} of the tests' inputs and {counts['generated']} generated ones " \
-           f"({counts['skipped']} skipped: the reference raised or timed out)"
+           f"({counts['skipped']} skipped: {reference} raised or timed out)"
     if why_not_generated:
-        return {**_unknown(f"agrees with the reference on {done}, but no inputs were generated: "
+        return {**_unknown(f"agrees with {reference} on {done}, but no inputs were generated: "
                            f"{why_not_generated}"), "correct_inputs": counts}
     if counts["generated"] == 0:
         return {**_unknown(f"no generated input could be compared: {done}"), "correct_inputs": counts}
     cut = "; the time budget ended first" if res.get("budget_exhausted") else ""
-    return {"correct": True, "correct_reason": f"agrees with the reference on {done}{cut}",
+    return {"correct": True, "correct_reason": f"agrees with {reference} on {done}{cut}",
             "first_difference": None, "correct_inputs": counts}
 
 
-def describe(diff: dict, entry: str) -> str:
+def describe(diff: dict, entry: str, reference: str = "the reference") -> str:
     """`gcd(4, 6): the reference returns 2, the patch 1`, objects written out after `where`."""
-    text = f"{call_text(diff['input'], entry)}: the reference {_outcome(diff['reference'])}, " \
+    text = f"{call_text(diff['input'], entry)}: {reference} {_outcome(diff['reference'])}, " \
            f"the patch {_outcome(diff['patched'])}"
     return text if len(text) <= 600 else text[:597] + "..."
 

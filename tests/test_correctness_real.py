@@ -1,0 +1,79 @@
+"""Correctness against the human fix on real code: the changed functions of the patched program and
+of the human-fixed one run, in the real Docker sandbox, on the arguments the project's tests passed
+them and on inputs generated from those (bench/correctness.against_human_fix)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from helpers import fixture_repo, tree_hash
+from repair_agent.bench.correctness import against_human_fix, compared
+from repair_agent.sandbox import open_sandbox
+
+PRICING = "shop/pricing.py"
+BUGGY = "    return price - price * percent / 10\n"
+HUMAN = "    return price - price * percent / 100\n"
+WRONG = "    return price - price * percent // 100\n"  # passes every test of the project: whole prices there
+REWRITE = "    return price * (100 - percent) / 100\n"  # the same function, written otherwise
+
+
+@pytest.fixture
+def shop(tmp_path):
+    """The two_module fixture (shop/cart.py calls shop/pricing.py's buggy apply_discount), and a
+    sandbox on it; the tree is as it was afterwards."""
+    repo = fixture_repo("two_module", tmp_path / "repo")
+    before = tree_hash(repo)
+    box = open_sandbox("docker", repo, log=lambda m: None)
+    yield repo, box
+    box.close()
+    assert tree_hash(repo) == before
+
+
+def judged(repo, box, line: str) -> dict:
+    text = (repo / PRICING).read_text()
+    assert BUGGY in text
+    return against_human_fix(box, repo, {PRICING: text.replace(BUGGY, HUMAN)}, {PRICING: text.replace(BUGGY, line)},
+                             ["tests"])
+
+
+def test_a_wrong_patch_is_wrong_with_its_input_and_a_rewrite_is_correct(shop, docker_ready):
+    repo, box = shop
+    wrong = judged(repo, box, WRONG)
+    assert wrong["correct"] is False, wrong["correct_reason"]
+    diff = wrong["first_difference"]
+    price, percent = diff["input"]["args"]
+    assert diff["patched"]["value"] == price - price * percent // 100  # what the patch computes there ...
+    assert not math.isclose(diff["reference"]["value"], price - price * percent // 100)  # ... is not the fix's
+    assert math.isclose(diff["reference"]["value"], price - price * percent / 100)
+    assert diff["text"].startswith(f"apply_discount({price}, {percent}): the human fix returns ")
+    assert wrong["correct_reason"].startswith("differs from the human fix on ")
+
+    right = judged(repo, box, REWRITE)
+    assert right["correct"] is True, right["correct_reason"]
+    counts = right["correct_inputs"]
+    assert counts["seen"] >= 3 and counts["generated"] > 50  # the tests' calls through cart.total, and more
+    assert f"{counts['seen']} of the tests' inputs and {counts['generated']} generated ones" \
+        in right["correct_reason"]
+
+
+def test_the_same_function_on_both_sides_needs_a_changed_function(shop, docker_ready):
+    repo, box = shop
+    text = (repo / PRICING).read_text()
+    res = against_human_fix(box, repo, {PRICING: text + "\nRATE = 100\n"}, {PRICING: text + "\nRATE = 10\n"},
+                            ["tests"])
+    assert res["correct"] == "unknown" and "changes a function" in res["correct_reason"]
+
+
+def test_compared_skips_what_the_human_fix_rejects_and_stops_at_the_first_difference():
+    inputs = [{"source": "seen", "call": {"args": [1]}}, {"source": "generated", "call": {"args": [2]}},
+              {"source": "generated", "call": {"args": [3]}}, {"source": "generated", "call": {"args": [4]}},
+              {"source": "generated", "call": {"args": [5]}}]
+    vote = {"labels": ["00", "01", "0-", "01", "01"], "kinds": ["oo", "ro", "o-", "oo", "oo"], "slow": [],
+            "details": [{"i": 1, "outcomes": [{"kind": "raise", "type": "ValueError"}, {"kind": "ok", "value": 0}]},
+                        ], "cut": [False, True]}
+    res, first = compared(vote, inputs)
+    assert first == 3 and res["first_difference"]["input"] == {"args": [4]}
+    assert (res["seen"], res["generated"], res["skipped"], res["budget_exhausted"]) == (1, 1, 1, True)
+    assert res["first_difference"]["patched"]["kind"] == "ok"  # not kept by vote: its kind still is
