@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from .sandbox.test_deps import PLUGIN_FIXTURES, SKIP_DIRS, option_plugin
 from .state import TestRun
 
 ERROR_LINE = re.compile(r"^(?:E\s+)?(\w+Error: .*)$", re.M)  # the exception pytest reports, last
@@ -25,11 +26,10 @@ FILE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
 CONFTEST = re.compile(r"while loading conftest '([^']+)'")
 FIXTURE = re.compile(r"fixture '(\w+)' not found")
 USAGE = re.compile(r"^(?:.*: error: (.+)|ERROR: (?!usage:)(.+))$", re.M)
-# pip names that differ from the import name or the fixture's name
+UNRECOGNIZED = re.compile(r"unrecognized arguments: (.+)")
+# pip names that differ from the import name, and the plugins that provide a fixture
 PACKAGES = {"yaml": "PyYAML", "PIL": "Pillow", "sklearn": "scikit-learn", "cv2": "opencv-python",
-            "bs4": "beautifulsoup4", "dateutil": "python-dateutil", "mocker": "pytest-mock",
-            "benchmark": "pytest-benchmark", "httpx_mock": "pytest-httpx", "requests_mock": "requests-mock"}
-SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "build", "dist"}
+            "bs4": "beautifulsoup4", "dateutil": "python-dateutil", **PLUGIN_FIXTURES}
 
 
 def env_fault(run: TestRun, tree: Path) -> str:
@@ -50,8 +50,12 @@ def env_fault(run: TestRun, tree: Path) -> str:
             where = m[1].removeprefix("/workspace/").removeprefix(f"{tree}/")
             _import_fault(text, where, tree, own, missing, other)
         elif m := USAGE.search(text):
-            other.append(f"pytest rejects its command line ({m[1] or m[2]}): fix --test or the pytest "
-                         "configuration, or install the plugin that provides the option (--deps PKG)")
+            said = m[1] or m[2]
+            options = (u[1].split() if (u := UNRECOGNIZED.search(said)) else [])
+            plugins = list(dict.fromkeys(p for o in options if (p := option_plugin(o))))
+            how = f"--deps {','.join(plugins)}" if plugins else "--deps PKG"
+            other.append(f"pytest rejects its command line ({said}): fix --test or the pytest "
+                         f"configuration, or install the plugin that provides the option ({how})")
     if missing:
         pkgs = list(dict.fromkeys(p or "PKG" for _, p in missing.values()))
         named = [f"{what} ({where})" for what, (where, _) in missing.items()]

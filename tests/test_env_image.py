@@ -1,16 +1,21 @@
-"""The dependency image of a small real repository with a requirements.txt: built once and reused, and
-a requirement that cannot install is one `error:` line with pip's words and exit 3.
+"""The dependency image of a small real repository: built once and reused, a requirement that cannot
+install is one `error:` line with pip's words and exit 3, and what test_deps finds in the tree (test
+extras, the plugins addopts needs, UTF-16 requirement files, pins without a wheel) is installed.
 
-Nothing here reaches an index: the dependency is a wheel built here, served from a folder through
---find-links with PIP_NO_INDEX=1; the test tools come from the tools image that
-`repair-agent sandbox build-base` makes once."""
+Only the `slow` ujson test reaches an index (PyPI); the others' dependencies are wheels built here,
+served from a folder through --find-links with PIP_NO_INDEX=1; the test tools come from the tools
+image that `repair-agent sandbox build-base` makes once."""
 
 from __future__ import annotations
 
 import base64
+import codecs
+import contextlib
 import hashlib
+import io
 import subprocess
 import sys
+import tarfile
 import uuid
 import zipfile
 from pathlib import Path
@@ -20,18 +25,20 @@ import pytest
 
 from repair_agent.sandbox import BASE_IMAGE, docker_client
 from repair_agent.errors import DependencyError
-from repair_agent.sandbox.images import PIP_CACHE_DIR, PIP_CACHE_VOLUME, _image_exists, env_image, env_tag, tools_tag
+from repair_agent.sandbox.images import (PIP_CACHE_DIR, PIP_CACHE_VOLUME, _image_exists, dependency_record, env_image,
+                                        env_tag, tools_tag)
 
 pytestmark = pytest.mark.docker
 
 
-def wheel(folder: Path, name: str, version: str, module: str) -> Path:
+def wheel(folder: Path, name: str, version: str, module: str, entry_points: str = "") -> Path:
     """A pure-Python wheel, written by hand (a zip with its dist-info and a RECORD of hashes)."""
     folder.mkdir(parents=True, exist_ok=True)
     info = f"{name}-{version}.dist-info"
     files = {f"{name}.py": module,
              f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+             **({f"{info}/entry_points.txt": entry_points} if entry_points else {})}
     record = ""
     for path, text in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
@@ -157,3 +164,165 @@ def test_pips_error_lines_are_what_the_message_keeps():
     missing = "Collecting tinydep==9.9\nERROR: Could not find a version\nERROR: No matching distribution found\n"
     assert pip_error(missing) == "ERROR: Could not find a version\nERROR: No matching distribution found"
     assert pip_error("a\nb\n" + "c\n" * 10) == "\n".join(["c"] * 8)
+
+
+# -- what the repository needs, found in its files (test_deps.py) ---------------------------------
+def sdist(folder: Path, name: str, version: str, build_error: str) -> Path:
+    """A source distribution whose build fails as a C extension's does without a compiler (its own
+    in-tree build backend, so that pip needs nothing from an index to try it)."""
+    base = f"{name}-{version}"
+    files = {"pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+             "backend.py": f"def build_wheel(*args, **kwargs):\n    raise RuntimeError({build_error!r})\n\n\n"
+                           "def build_sdist(*args, **kwargs):\n    raise RuntimeError('no')\n",
+             "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"}
+    out = folder / f"{base}.tar.gz"
+    with tarfile.open(out, "w:gz") as tar:
+        for rel, text in files.items():
+            data = text.encode()
+            member = tarfile.TarInfo(f"{base}/{rel}")
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    return out
+
+
+def tree(path: Path, files: dict[str, str | bytes]) -> Path:
+    """A repository of `files` and a test that needs tinydep; a dependency set of its own (a fresh
+    comment in requirements.txt), so that no image of an earlier run serves it."""
+    fresh = f"# {uuid.uuid4().hex}\n"
+    files = {"tests/test_calc.py": "import tinydep\n\n\ndef test_factor():\n    assert tinydep.FACTOR == 3\n",
+             "requirements.txt": "", **files}
+    if isinstance(files["requirements.txt"], str):  # the UTF-16 one has its own
+        files["requirements.txt"] += fresh
+    for rel, text in files.items():
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (path / rel).write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def sandbox_run(repo: Path, made: list, said: list, **kw) -> tuple[dict, dict]:
+    """The tests of `repo` in the Docker sandbox, and its dependency image's record."""
+    from repair_agent.sandbox import DockerSandbox
+
+    made.append(env_tag(repo, BASE_IMAGE, kw.get("deps"), kw.get("install_project", True)))
+    box = DockerSandbox(repo, image=BASE_IMAGE, log=said.append, **kw)
+    try:
+        run = box.run_tests(["tests"], timeout=120)
+        return run, dependency_record(box.client, box.image)
+    finally:
+        box.close()
+
+
+def test_a_test_dependency_declared_only_in_the_test_extras_is_installed(offline, tmp_path):
+    """As a BugsInPy project's: its requirements lack what a test module imports; setup.py's test extra
+    has it. setup.py is read, never run (it would stop the build here)."""
+    wheels, made = offline
+    repo = tree(tmp_path / "repo", {"setup.py": "raise SystemExit('never run me')\n"
+                                                "setup(name='calc', extras_require={'test': ['tinydep']})\n"})
+    said: list[str] = []
+    run, record = sandbox_run(repo, made, said, install_project=False)
+    assert [(c["id"], c["outcome"]) for c in run["cases"]] == [("tests/test_calc.py::test_factor", "passed")]
+    assert record["installed"] == [{"requirement": "tinydep", "source": "setup.py extras_require['test']"}]
+    assert "found for the tests: tinydep (setup.py extras_require['test'])" in said
+
+
+COV_STANDIN = """\
+import pytest
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("cov", "a stand-in for pytest-cov, made by the test")
+    group.addoption("--cov", action="append", nargs="?", const=True, default=[])
+    group.addoption("--cov-report", action="append", default=[])
+    group.addoption("--no-cov", action="store_true", default=False)
+
+
+def pytest_configure(config):
+    if config.getoption("cov") and not config.getoption("no_cov"):
+        raise pytest.UsageError("the stand-in would measure coverage here")
+"""
+
+
+def test_addopts_that_need_the_coverage_plugin_get_it_else_lose_the_options_with_a_warning(offline, tmp_path,
+                                                                                          monkeypatch):
+    """The plugin is a stand-in named pytest_cov, built here (no index is reached): it provides the
+    options and refuses to run unless the sandbox kept coverage off (--no-cov)."""
+    wheels, made = offline
+    wheel(wheels, "pytest_cov", "9.0", COV_STANDIN, entry_points="[pytest11]\npytest_cov = pytest_cov\n")
+    config = {"setup.cfg": "[tool:pytest]\naddopts = --cov=calc --cov-report term-missing -ra\n",
+              "requirements.txt": "tinydep==1.0\n"}
+    said: list[str] = []
+    run, record = sandbox_run(tree(tmp_path / "with", config), made, said)
+    assert [c["outcome"] for c in run["cases"]] == ["passed"], run["output_tail"]
+    assert record["plugins"] == [{"plugin": "pytest-cov", "source": "setup.cfg [tool:pytest] addopts",
+                                  "options": ["--cov", "--cov-report"]}]
+    assert record["pytest_addopts"] == ["--no-cov"] and record["warnings"] == []
+
+    only_tinydep = tmp_path / "only-tinydep"
+    wheel(only_tinydep, "tinydep", "1.0", "FACTOR = 3\n")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(only_tinydep))  # no pytest-cov to be had
+    said = []
+    run, record = sandbox_run(tree(tmp_path / "without", config), made, said)
+    assert [c["outcome"] for c in run["cases"]] == ["passed"], run["output_tail"]  # pytest took its command line
+    warning = "warning: --cov=calc --cov-report term-missing dropped from setup.cfg [tool:pytest] addopts " \
+              "(its plugin could not be installed)"
+    assert warning in said and record["warnings"][0] == warning
+    assert record["failed"][0]["plugin"] == "pytest-cov" and "pytest-cov" in record["failed"][0]["why"]
+    assert record["pytest_addopts"] == ["-o", "addopts=-ra"]
+
+
+def test_requirement_files_in_utf16_and_with_a_utf8_bom_are_read_as_pip_reads_them(offline, tmp_path):
+    wheels, made = offline
+    wheel(wheels, "otherdep", "2.0", "NAME = 'other'\n")
+    repo = tree(tmp_path / "repo", {
+        "requirements.txt": codecs.BOM_UTF16_LE + f"# saved on Windows {uuid.uuid4()}\ntinydep==1.0\n".encode("utf-16-le"),
+        "requirements-test.txt": codecs.BOM_UTF8 + b"otherdep\n",
+        "tests/test_other.py": "import otherdep\n\n\ndef test_other():\n    assert otherdep.NAME == 'other'\n"})
+    run, record = sandbox_run(repo, made, [], install_project=False)
+    assert sorted(c["outcome"] for c in run["cases"]) == ["passed", "passed"], run["output_tail"]
+    assert record["installed"] == [{"requirement": "otherdep", "source": "requirements-test.txt"}]
+
+
+def test_a_pin_without_a_wheel_for_the_sandboxs_python_moves_to_the_nearest_version_with_one(offline, tmp_path):
+    """fastcalc 1.0 is a source distribution that does not build here (as a C extension without a
+    compiler); 1.1 has a wheel. Both a requirement file's pin and a --deps pin move, recorded."""
+    wheels, made = offline
+    sdist(wheels, "fastcalc", "1.0", "fastcalc/_speedups.c: error: command 'gcc' failed: No such file or directory")
+    wheel(wheels, "fastcalc", "1.1", "VERSION = '1.1'\n")
+    wheel(wheels, "fastcalc", "0.9", "VERSION = '0.9'\n")
+    check = "tests/test_fast.py"
+    test = "import fastcalc\n\n\ndef test_version():\n    assert fastcalc.VERSION == '1.1'\n"
+    said: list[str] = []
+    run, record = sandbox_run(tree(tmp_path / "file", {"requirements.txt": "tinydep==1.0\nfastcalc==1.0\n", check: test}),
+                              made, said, install_project=False)
+    assert sorted(c["outcome"] for c in run["cases"]) == ["passed", "passed"], run["output_tail"]
+    assert record["replaced"] == [{"requirement": "fastcalc==1.0", "with": "fastcalc==1.1", "source": "requirements.txt",
+                                   "why": "no wheel of the pinned version for this Python"}]
+    assert "note: fastcalc==1.0 has no wheel for this Python; fastcalc==1.1 instead (requirements.txt)" in said
+    run, record = sandbox_run(tree(tmp_path / "deps", {check: test}), made, [], install_project=False,
+                              deps=["fastcalc==1.0", "tinydep==1.0"])
+    assert sorted(c["outcome"] for c in run["cases"]) == ["passed", "passed"], run["output_tail"]
+    assert [(r["requirement"], r["with"], r["source"]) for r in record["replaced"]] == [
+        ("fastcalc==1.0", "fastcalc==1.1", "--deps")]
+
+
+@pytest.mark.slow
+def test_a_real_pin_without_a_wheel_for_the_sandboxs_python_moves_to_the_nearest_release_with_one(tmp_path,
+                                                                                                 docker_ready):
+    """Against PyPI itself (the one test here that reaches an index: the dependency build's
+    container does): ujson 1.35 is a C extension published as a source distribution only, which
+    does not build on the plain bookworm base (no compiler); 5.5.0 is its oldest release with a
+    wheel for Python 3.11."""
+    made: list[str] = []
+    said: list[str] = []
+    test = "import ujson\n\n\ndef test_dumps():\n    assert ujson.dumps([1, 'a']) == '[1,\"a\"]'\n"
+    repo = tree(tmp_path / "repo", {"requirements.txt": "ujson==1.35\n", "tests/test_calc.py": test})
+    try:
+        run, record = sandbox_run(repo, made, said, install_project=False)
+    finally:
+        for tag in made:
+            with contextlib.suppress(Exception):
+                docker_client().images.remove(tag, force=True)
+    assert [c["outcome"] for c in run["cases"]] == ["passed"], run["output_tail"]
+    assert record["replaced"] == [{"requirement": "ujson==1.35", "with": "ujson==5.5.0", "source": "requirements.txt",
+                                   "why": "no wheel of the pinned version for this Python"}]
+    assert "note: ujson==1.35 has no wheel for this Python; ujson==5.5.0 instead (requirements.txt)" in said

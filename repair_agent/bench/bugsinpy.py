@@ -20,14 +20,12 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import BadInput
+from ..sandbox.install_deps import canonical, decode
 from ..sandbox.releases import release_for
+from ..sandbox.test_deps import runner_safe
 from .tasks import Task, extract, init_commit, select
 
 DEV_PROJECTS = ("thefuck", "tqdm", "youtube-dl")
-# Pins of the test runner that the sandbox brings itself (a newer pytest for its worker): dropped.
-RUNNER = {"pytest", "pluggy", "coverage"}
-# `pip freeze` on Debian/Ubuntu lists this one; it never existed on PyPI.
-NEVER_INSTALLABLE = {"pkg-resources", "pkg_resources"}
 KEY_VALUE = re.compile(r'^\s*([A-Za-z_]\w*)\s*=\s*"?(.*?)"?\s*$')
 
 
@@ -35,7 +33,7 @@ def read_info(path: Path) -> dict[str, str]:
     """`key="value"` lines (bug.info, project.info); BugsInPy's own reader also tolerates a space
     before the `=` (`fixed_commit_id ="..."`), so this one does too."""
     info = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in decode(path.read_bytes()).splitlines():
         if m := KEY_VALUE.match(line):
             info[m[1]] = m[2]
     return info
@@ -70,23 +68,18 @@ def unittest_id(dotted: str, test_files: list[str]) -> str:
 def requirements(text: str, project: str) -> list[str]:
     """The bug's `requirements.txt`, as packages for the sandbox's dependency image: without the
     project itself (the tree under test is the project), without entries that never installed, and
-    without the test runner's pins (the sandbox brings its own pytest; its plugins stay, unpinned)."""
-    own = _canonical(project)
+    without the test runner's pins (the sandbox brings its own pytest; its plugins stay, unpinned:
+    test_deps.runner_safe)."""
+    own = canonical(project)
     kept = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if not line or line.startswith("-"):
             continue  # a blank line, or pip options (-e, -r): not packages
-        name = re.split(r"[\s<>=!~;\[]", line, maxsplit=1)[0]
-        canon = _canonical(name)
-        if canon in (own, *map(_canonical, NEVER_INSTALLABLE), *RUNNER):
-            continue
-        kept.append(name if canon.startswith("pytest-") else line)
+        req = runner_safe(line)
+        if req is not None and canonical(re.split(r"[\s<>=!~;\[]", line, maxsplit=1)[0]) != own:
+            kept.append(req)
     return kept
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def bug_dirs(data: Path, project: str) -> list[Path]:
@@ -116,18 +109,33 @@ def load_bugsinpy(data: Path | str, repos: Path | str | None = None, projects: I
     for project in projects:
         if not (data / "projects" / project / "bugs").is_dir():
             raise BadInput(f"no BugsInPy project {project!r} in {data}")
-        url = read_info(data / "projects" / project / "project.info").get("github_url", "")
-        tasks += [bug_task(d, project, repos / project, url) for d in bug_dirs(data, project)]
+        info = data / "projects" / project / "project.info"
+        url = read_info(info).get("github_url", "") if info.is_file() else ""
+        tasks += [loaded(d, project, repos / project, url) for d in bug_dirs(data, project)]
     return select(tasks, lambda t: t.task_id, ids, limit)
+
+
+def loaded(bug: Path, project: str, clone: Path, url: str) -> Task:
+    """The bug's task; one whose files cannot be read is a task that says why (tasks.LOAD_ERROR), so
+    that the run records it as that task's error and goes on with the others."""
+    try:
+        return bug_task(bug, project, clone, url)
+    except (OSError, ValueError) as exc:
+        why = f"{project}-{bug.name} could not be loaded from {bug}: {type(exc).__name__}: {exc}"
+        return Task(task_id=f"{project}-{bug.name}", dataset="bugsinpy", files={}, test_args=[], failing_tests=None,
+                    problem="", meta={"project": project, "bug": int(bug.name), "load_error": why})
+
+
+def _text(path: Path) -> str:
+    """A bug's file as pip would read it (UTF-8, or the encoding its byte-order mark names), "" if absent."""
+    return decode(path.read_bytes()) if path.is_file() else ""
 
 
 def bug_task(bug: Path, project: str, clone: Path, url: str = "") -> Task:
     info = read_info(bug / "bug.info")
     test_files = [f.strip() for f in info.get("test_file", "").split(";") if f.strip()]
-    run_test = (bug / "run_test.sh").read_text(encoding="utf-8") if (bug / "run_test.sh").is_file() else ""
-    reqs = (bug / "requirements.txt").read_text(encoding="utf-8") if (bug / "requirements.txt").is_file() else ""
+    run_test, reqs, setup = _text(bug / "run_test.sh"), _text(bug / "requirements.txt"), _text(bug / "setup.sh")
     python = info.get("python_version") or None
-    setup = (bug / "setup.sh").read_text(encoding="utf-8") if (bug / "setup.sh").is_file() else ""
     meta = {"repo": str(clone), "github_url": url, "project": project, "bug": int(bug.name),
             "commit": info.get("buggy_commit_id"), "fixed_commit": info.get("fixed_commit_id"),
             "test_files": test_files, "python_version": python, "release": release_for(python),

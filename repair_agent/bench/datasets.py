@@ -37,17 +37,24 @@ QUIXBUGS_SUPPORT = (
 )
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read_jsonl(path: Path, keep_errors: bool = False) -> list[dict]:
+    """The JSON objects of a JSONL file. A line that is not one is an error, or with `keep_errors`
+    a `{"_error": why, "_line": n}` in its place (the line's task records it; the others run)."""
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace" if keep_errors else "strict") as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
             if not line:
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not JSON: {e}") from None
+                if not keep_errors:
+                    raise ValueError(f"{path}:{n}: not JSON: {e}") from None
+                row = {"_error": f"{path}:{n}: not JSON: {e}"}
+            if keep_errors and not isinstance(row, dict):
+                row = {"_error": f"{path}:{n}: not a JSON object"}
+            rows.append({**row, "_line": n} if keep_errors else row)
     return rows
 
 
@@ -243,25 +250,36 @@ def _pytest_args(cmd: str | list[str] | None) -> list[str]:
     return args
 
 
+def _repos_task(r: dict, path: Path) -> Task:
+    if "_error" in r:
+        raise ValueError(r["_error"])
+    repo = str(r["repo"])
+    if not looks_remote(repo):
+        p = Path(repo).expanduser()
+        repo = str(p if p.is_absolute() else (path.parent / p).resolve())
+    return Task(task_id=str(r["task_id"]), dataset="repos", files={},
+                test_args=_pytest_args(r.get("test_command")),
+                failing_tests=list(r["failing_tests"]) if r.get("failing_tests") else None,
+                problem=r.get("problem") or "", meta={"repo": repo, "commit": r.get("commit")})
+
+
 def load_repos(path: Path | str, ids: Iterable[str] | None = None,
                limit: int | None = None) -> list[Task]:
     """JSONL of `{"task_id", "repo", "commit", "test_command", "failing_tests"[, "problem"]}`.
 
     `repo` is a git URL or a local path (relative paths are relative to the JSONL file).
-    The repository is cloned at `commit` by `Task.materialize`.
+    The repository is cloned at `commit` by `Task.materialize`. A line that is not such a task is a
+    task that says why (its id, else `line-N`): the run records it as that task's error.
     """
     path = Path(path)
     tasks = []
-    for r in _read_jsonl(path):
-        repo = str(r["repo"])
-        if not looks_remote(repo):
-            p = Path(repo).expanduser()
-            repo = str(p if p.is_absolute() else (path.parent / p).resolve())
-        tasks.append(Task(task_id=str(r["task_id"]), dataset="repos", files={},
-                          test_args=_pytest_args(r.get("test_command")),
-                          failing_tests=list(r["failing_tests"]) if r.get("failing_tests") else None,
-                          problem=r.get("problem") or "",
-                          meta={"repo": repo, "commit": r.get("commit")}))
+    for r in _read_jsonl(path, keep_errors=True):
+        try:
+            tasks.append(_repos_task(r, path))
+        except (KeyError, TypeError, ValueError) as exc:  # that line's task says why; the others run
+            why = r.get("_error") or f"{path}:{r['_line']}: {type(exc).__name__}: {exc}"
+            tasks.append(Task(task_id=str(r.get("task_id") or f"line-{r['_line']}"), dataset="repos", files={},
+                              test_args=[], failing_tests=None, problem="", meta={"load_error": why}))
     return select(tasks, lambda t: t.task_id, ids, limit)
 
 

@@ -4,7 +4,9 @@ The task's failing tests must fail on the buggy tree, and (where the benchmark h
 BugsInPy's `bug_patch.txt`) pass once that fix is applied. A bug that does not reproduce is
 recorded as such and the agent does not run on it: its outcome would measure the benchmark, not the
 agent. The record also says which image ran the tests, how long building its dependencies took and
-which Python it has.
+which Python it has, and what its dependency image holds and why (`dependencies`: what test_deps
+found in the tree, what did not install, which pins moved to a version with a wheel). Every reason
+is one line.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def task_settings(task: Task, settings: Settings) -> Settings:
     the Python it was recorded on (unless an image was chosen) and its requirements."""
     update: dict = {"test": list(task.test_args), "problem": task.problem,
                     "failing_tests": list(task.failing_tests or []) if task.dataset in ("repos", "bugsinpy") else []}
-    if task.dataset == "bugsinpy":
+    if task.dataset == "bugsinpy" and not task.meta.get("load_error"):  # one that did not load fails at materialize
         from ..sandbox.releases import base_tag
 
         # with a compiler: old pins often have no wheel for the closest Python we have
@@ -40,6 +42,12 @@ def task_settings(task: Task, settings: Settings) -> Settings:
 
 def _as_list(deps) -> list[str]:
     return [deps] if isinstance(deps, str) else list(deps or [])
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """`text` as one line of at most `limit` characters (its end kept: an error's last words)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else "..." + line[-(limit - 3):]
 
 
 def still_passing(targets: list[str], run) -> list[str]:
@@ -56,6 +64,10 @@ def reproduce(task: Task, settings: Settings, work: Path, log=lambda m: None) ->
                        build=settings.build_image, install_project=settings.install_project)
     try:
         env = dict(getattr(box, "env", {}) or {})
+        if getattr(box, "client", None) is not None and getattr(box, "image", None):  # Docker: its record
+            from ..sandbox.images import dependency_record
+
+            env["dependencies"] = dependency_summary(dependency_record(box.client, box.image))
         rc, out = box.run([box.python, "-c", VERSION], timeout=60)
         env["python"] = out.strip().splitlines()[-1] if rc == 0 and out.strip() else f"unknown (exit {rc})"
         targets = list(task.failing_tests or [])
@@ -67,7 +79,7 @@ def reproduce(task: Task, settings: Settings, work: Path, log=lambda m: None) ->
             return {**record, "env_fault": fault, "reproduce": fault}
         if not ran(run):
             return {**record, "reproduce": f"no test ran on the buggy code (exit {run['returncode']}): "
-                                           f"{run['output_tail'][-300:].strip()}"}
+                                           f"{one_line(run['output_tail']) or 'no output'}"}
         passing = still_passing(targets, run) if targets else []
         if passing or not failing_ids(run):
             return {**record, "reproduce": f"passes on the buggy code: {', '.join(passing) or 'every test'}"}
@@ -75,7 +87,7 @@ def reproduce(task: Task, settings: Settings, work: Path, log=lambda m: None) ->
         if reference is not None:
             applied = apply_diff(repo, reference)
             if not applied.ok:
-                return {**record, "reproduce": f"the reference fix does not apply: {applied.reason}"}
+                return {**record, "reproduce": f"the reference fix does not apply: {one_line(applied.reason)}"}
             fixed = box.run_tests(targets, timeout=settings.test_timeout_s,
                                   per_test_timeout=settings.per_test_timeout_s)
             record["failing_with_reference"] = failing_ids(fixed)
@@ -83,8 +95,19 @@ def reproduce(task: Task, settings: Settings, work: Path, log=lambda m: None) ->
             if failing or not ran(fixed):
                 first = next((c["message"] for c in fixed["cases"] if c["outcome"] in ("failed", "error")), "")
                 return {**record, "reproduce": f"fails with the reference fix: {', '.join(failing or targets)}"
-                                               + (f" ({first[:300]})" if first else "")}
+                                               + (f" ({one_line(first)})" if first else "")}
         how = "fails on the buggy code" + (", passes with the reference fix" if reference is not None else "")
         return {**record, "reproduced": True, "reproduce": how}
     finally:
         box.close()
+
+
+def dependency_summary(record: dict) -> dict:
+    """The parts of a dependency image's record that a benchmark record keeps: what was found (and
+    from which file), what did not install, which pins moved, the options the sandbox adds."""
+    needs = record.get("needs") or {}
+    return {"found": [f"{p['requirement']} ({p['source']})" for p in needs.get("packages", [])]
+            + [f"{p['plugin']} ({p['source']})" for p in needs.get("plugins", [])],
+            "failed": [f"{f.get('requirement') or f.get('plugin')}: {f['why']}" for f in record.get("failed", [])],
+            "replaced": [f"{r['requirement']} -> {r['with']}" for r in record.get("replaced", [])],
+            "pytest_addopts": record.get("pytest_addopts", []), "warnings": record.get("warnings", [])}

@@ -22,14 +22,14 @@ import git
 
 from .. import __version__
 from ..config import Settings
-from ..errors import BadInput
+from ..errors import BadInput, ModelError
 from ..llm.factory import open_model
 from ..sandbox import clear_containers_under
 from .cluster import run_on_ray
 from .correctness import score
 from .datasets import load_dataset
 from .reproducibility import task_settings
-from .solve import run_task
+from .solve import failed_result, failure_status, run_task
 from .summary import RECORDS_FILE, SUMMARY_FILE, load_records, write_summary
 from .tasks import Task
 
@@ -58,7 +58,7 @@ def log_task(i: int, n: int, rec: dict, log: Callable[[str], None]) -> None:
     """The progress line of a finished task (threads and Ray alike)."""
     verdict = {True: "correct", False: "NOT correct"}.get(rec.get("correct"), "correctness unknown")
     mark = f"fixed, {verdict}" if rec["verified"] else rec["status"]
-    mark += f": {rec['error']}" if rec["status"] in ("env_error", "error") else ""
+    mark += f": {rec['error']}" if rec["status"] in ("env_error", "error", "not_reproduced") else ""
     where = f" on {rec['node']}" + (f", attempt {rec['attempts']}" if rec.get("attempts", 1) > 1 else "") \
         if rec.get("node") else ""
     log(f"[{i}/{n}] {rec['task_id']}: {mark} ({rec['duration_s']}s{where})")
@@ -86,7 +86,8 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
     clear_containers_under(out, stopping=False)  # what a killed earlier run into this OUT left behind
 
     def one(task: Task, model) -> dict:
-        record = run_task(task, settings, out, mode, model, code, data, log=log)
+        record = isolated(task, lambda: run_task(task, settings, out, mode, model, code, data, log=log),
+                          getattr(model, "name", ""), mode, code)
         with lock:
             if not stop.is_set():  # a task cut short by a stop is not recorded: the rerun does it again
                 append_record(out, record)
@@ -141,6 +142,23 @@ def run_benchmark(tasks: list[Task], settings: Settings, out: Path, mode: str = 
         raise
     clear_containers_under(out, stopping=False)  # on this machine, the containers of a Ray attempt that was killed
     return summary()
+
+
+def isolated(task: Task, run: Callable[[], dict], model: str, mode: str, code: str) -> dict:
+    """`run()`'s record of `task`; where it raised (a task its dataset could not describe, a step
+    before run_task's own guard), that task's error record instead: the others go on. A model that
+    failed still ends the run (every later task would fail the same way). A record that ended
+    before the agent ran (its 0.0 s) gets the task's wall time."""
+    started = time.monotonic()
+    try:
+        record = run()
+        return {**record, "duration_s": record.get("duration_s") or round(time.monotonic() - started, 1)}
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one task's failure is its record, not the run's end
+        return {**failed_result(*failure_status(exc)), "duration_s": round(time.monotonic() - started, 1),
+                "task_id": task.task_id, "dataset": task.dataset, "model": model, "mode": mode, "verified": False,
+                **score(task, {"status": "error"}, Path()), "code": code}
 
 
 def run_threads(todo: list[Task], work: Callable[[Task], dict], workers: int, stop: threading.Event):

@@ -24,6 +24,11 @@ _ACTOR_EMAIL = "bench@repair-agent.invalid"
 _COMMIT_DATE = "2000-01-01T00:00:00+0000"
 
 
+class LoadError(Exception):
+    """A task whose dataset entry could not be read: the loader kept it (meta["load_error"] says why)
+    so that it becomes that task's error record, not the end of the whole run."""
+
+
 @dataclass
 class Task:
     task_id: str
@@ -43,6 +48,8 @@ class Task:
         `repos` tasks are cloned (or copied) at their commit instead. Returns `dest`.
         """
         dest = Path(dest)
+        if self.meta.get("load_error"):
+            raise LoadError(self.meta["load_error"])
         if dest.exists() and any(dest.iterdir()):
             raise FileExistsError(f"{dest} exists and is not empty")
         if self.dataset == "repos" and self.meta.get("repo"):

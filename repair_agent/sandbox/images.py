@@ -1,10 +1,15 @@
 """Docker images: the engine client, the base image (debootstrap, no registry) and the per-repo
-environment image that holds the test tools and the repository's dependencies."""
+environment image that holds the test tools and the repository's dependencies: those its files
+declare, the test dependencies and pytest plugins that test_deps.py finds, and `--deps`
+(install_deps.py installs them inside the build). What was found, installed, left out or moved to
+another version is the image's label `repair-agent.deps` (dependency_record) and `--json`/records'
+business; its warnings are said each time the image is used."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shlex
 import subprocess
@@ -14,12 +19,16 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import BadInput, DependencyError, SandboxError
+from .install_deps import MARKER
+from .test_deps import TestNeeds, command_line, discover
 
 BASE_IMAGE = "repair-agent/base:bookworm"
 BASE_REPO = BASE_IMAGE.split(":")[0]  # any tag of it is built by build-base.sh when missing
 ENV_REPO = "repair-agent/env"
 TOOLS_REPO = "repair-agent/tools"  # base + a venv with TOOLS, under every env image
 LABEL = "repair-agent"  # every container we make carries this label, for cleanup checks
+DEPS_LABEL = f"{LABEL}.deps"  # the dependency image's record: what was found, installed, left out
+INSTALLER = "/opt/repair-agent-install/install_deps.py"  # where a dependency build sees install_deps.py
 TOOLS = ["pytest", "pytest-timeout", "coverage"]
 DEP_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "requirements-dev.txt",
              "requirements-test.txt", "test-requirements.txt")
@@ -87,7 +96,12 @@ def docker_available() -> bool:
         return False
 
 
-COMPILER = "gcc,libc6-dev,python3-dev"  # for requirements that have no wheel for the release's Python
+# The -cc bases' build tools and headers, for requirements that have no wheel for the release's Python:
+# C and C++ compilers, Python's headers, and the libraries the common C extensions build against:
+# libffi (cffi), OpenSSL (cryptography, pyOpenSSL), zlib and libjpeg (Pillow), libxml2 and libxslt
+# (lxml), libyaml (PyYAML's C loader), bzip2 and xz (compression modules)
+COMPILER = ("gcc,g++,make,pkg-config,libc6-dev,python3-dev,libffi-dev,libssl-dev,zlib1g-dev,libjpeg-dev,"
+            "libxml2-dev,libxslt1-dev,libyaml-dev,libbz2-dev,liblzma-dev")
 
 
 def build_base_image(tag: str = BASE_IMAGE, mirror: str | None = None, force: bool = False,
@@ -173,12 +187,14 @@ def packages(deps: list[str] | str | None) -> list[str]:
     return names
 
 
-def env_tag(repo: Path, image: str, deps: list[str] | str | None = None, install_project: bool = True) -> str:
-    """The dependency image's tag for `repo` on `image` with `deps`."""
-    return f"{ENV_REPO}:{dependency_key(repo, image, packages(deps), install_project)}"
+def env_tag(repo: Path, image: str, deps: list[str] | str | None = None, install_project: bool = True,
+            needs: TestNeeds | None = None) -> str:
+    """The dependency image's tag for `repo` on `image` with `deps` (and what test_deps finds there)."""
+    return f"{ENV_REPO}:{dependency_key(repo, image, packages(deps), install_project, needs)}"
 
 
-def dependency_key(repo: Path, image: str, deps: list[str] | str | None = None, install_project: bool = True) -> str:
+def dependency_key(repo: Path, image: str, deps: list[str] | str | None = None, install_project: bool = True,
+                   needs: TestNeeds | None = None) -> str:
     h = hashlib.sha256(f"{image}|{' '.join(TOOLS)}".encode())
     if not install_project:  # installed: the same key as before this choice existed
         h.update(b"project not installed\0")
@@ -188,6 +204,9 @@ def dependency_key(repo: Path, image: str, deps: list[str] | str | None = None, 
         f = repo / name
         if f.is_file() and (install_project or "requirements" in name):  # not installed: its metadata is moot
             h.update(name.encode() + b"\0" + f.read_bytes())
+    needs = needs or discover(repo)
+    if needs.found():  # nothing found beyond what was installed before discovery: the same key as then
+        h.update(b"found\0" + needs.key())
     return h.hexdigest()[:16]
 
 
@@ -202,48 +221,86 @@ def tools_image(client, base: str, log=print, workdir: Path | None = None) -> st
     tag = tools_tag(base)
     if not _image_exists(client, tag):
         log(f"installing the test tools ({' '.join(TOOLS)}) into {tag} (once per base image)")
-        _build_layer(client, base, f"set -e; python3 -m venv /opt/venv; /opt/venv/bin/pip install -q {' '.join(TOOLS)}",
+        _build_layer(client, base, ["sh", "-c", "set -e; python3 -m venv /opt/venv; "
+                                                f"/opt/venv/bin/pip install -q {' '.join(TOOLS)}"],
                      [], tag, "installing the test tools", {LABEL: "tools-build"}, workdir)
     return tag
 
 
 def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: list[str] | str | None = None,
               build: bool = True, install_project: bool = True) -> str:
-    """The image with the test tools, `workdir`'s dependencies and the packages `deps` on `base`,
-    built once per dependency set (keyed by the dependency files and `deps`) and kept. `build`: a
-    missing base image of ours is built first (see ensure_base). A failed install is a DependencyError
-    with pip's last lines: a project that does not install says so here, not as collection errors.
-    `install_project=False`: the requirements only (a benchmark whose own recipe does not install it)."""
+    """The image with the test tools, `workdir`'s dependencies, the test dependencies and plugins
+    that test_deps finds there, and the packages `deps`, on `base`: built once per dependency set
+    (its key: the dependency files, what was found, `deps`) and kept. `build`: a missing base image
+    of ours is built first (see ensure_base). A requirement, the project or `deps` that does not
+    install is a DependencyError with pip's last words (one line): a project that does not install
+    says so here, not as collection errors. A test dependency or plugin that was found but does not
+    install is left out with a warning. `install_project=False`: the requirements only (a benchmark
+    whose own recipe does not install it)."""
     ensure_base(client, base, build=build, log=log)
     extra = packages(deps)
-    tag = env_tag(workdir, base, extra, install_project)
+    needs = discover(workdir)
+    tag = env_tag(workdir, base, extra, install_project, needs)
     if _image_exists(client, tag):
+        for warning in dependency_record(client, tag).get("warnings", []):
+            log(warning)  # every time the image is used: never silently
         return tag
     tools = tools_image(client, base, log=log, workdir=workdir)
     log(f"installing the repository's test dependencies{' and ' + ' '.join(extra) if extra else ''} "
         f"into {tag} (once)")
-    script = (
-        "set -e; PIP=/opt/venv/bin/pip; cp -r /src /tmp/src; cd /tmp/src; "
-        "for r in requirements.txt requirements-dev.txt requirements-test.txt test-requirements.txt; do "
-        "  if [ -f $r ]; then $PIP install -q -r $r; fi; done"
-        + ("; if [ -f pyproject.toml ] || [ -f setup.py ]; then $PIP install -q .; fi" if install_project else "")
-        + (f"; $PIP install -q {' '.join(map(shlex.quote, extra))}" if extra else ""))
+    if found := [f"{x.get('requirement') or x['plugin']} ({x['source']})" for x in needs.packages + needs.plugins]:
+        log(f"found for the tests: {', '.join(found)}")
     from docker.types import Mount
 
-    whole = install_project and any((workdir / n).is_file() for n in ("pyproject.toml", "setup.py"))
-    mounts = [Mount("/src", str(workdir), type="bind", read_only=True)] if whole else [
-        Mount(f"/src/{n}", str(workdir / n), type="bind", read_only=True)
-        for n in DEP_FILES if (workdir / n).is_file()]
-    if not mounts:  # an empty /src still has to exist for the script
-        script = script.replace("cp -r /src /tmp/src", "mkdir -p /tmp/src")
-    _build_layer(client, tools, script, mounts, tag, "installing test dependencies",
-                 {**labels, LABEL: "env-build"}, workdir)
+    project = install_project and any((workdir / n).is_file() for n in ("pyproject.toml", "setup.py"))
+    plan = {"requirement_files": needs.requirement_files, "project": project, "packages": needs.packages,
+            "plugins": needs.plugins, "deps": extra}
+    mounts = [Mount("/src", str(workdir), type="bind", read_only=True),
+              Mount(INSTALLER, str(Path(__file__).with_name("install_deps.py")), type="bind", read_only=True)]
+
+    def finish(output: str) -> dict:
+        report = install_report(output)
+        tokens, warnings = command_line(needs, {p["plugin"] for p in report.get("plugins", [])})
+        warnings += [f"warning: {f.get('requirement') or f.get('plugin')} ({f['source']}) did not install, left "
+                     f"out: {f['why']}" for f in report.get("failed", [])]
+        warnings += [f"note: {r['requirement']} has no wheel for this Python; {r['with']} instead ({r['source']})"
+                     for r in report.get("replaced", [])]
+        for warning in warnings:
+            log(warning)
+        record = {"needs": needs.to_dict(), **report, "pytest_addopts": tokens, "warnings": warnings}
+        return {"Labels": {LABEL: "env", DEPS_LABEL: json.dumps(record, sort_keys=True)},
+                **({"Env": ["PYTEST_ADDOPTS=" + shlex.join(tokens)]} if tokens else {})}
+
+    _build_layer(client, tools, ["/opt/venv/bin/python", INSTALLER, json.dumps(plan)], mounts, tag,
+                 "installing test dependencies", {**labels, LABEL: "env-build"}, workdir, finish)
     return tag
 
 
-def _build_layer(client, image: str, script: str, mounts: list, tag: str, what: str, labels: dict,
-                 workdir: Path | None) -> None:
-    """Run `script` in a container of `image` (network on: it installs) and commit it as `tag`."""
+def install_report(output: str) -> dict:
+    """The report install_deps.py printed last (after MARKER), else {}."""
+    for line in reversed(output.splitlines()):
+        if line.startswith(MARKER):
+            try:
+                return json.loads(line[len(MARKER):])
+            except json.JSONDecodeError:
+                return {}
+    return {}
+
+
+def dependency_record(client, tag: str) -> dict:
+    """What the dependency image `tag` holds and why (its DEPS_LABEL): what test_deps found, what was
+    installed, left out (`failed`) or moved to another version (`replaced`), the pytest options the
+    sandbox adds (`pytest_addopts`) and the warnings. {} for an image without one."""
+    try:
+        return json.loads(client.images.get(tag).labels.get(DEPS_LABEL) or "{}")
+    except Exception:  # noqa: BLE001 - an image of before the record, or gone
+        return {}
+
+
+def _build_layer(client, image: str, command: list[str], mounts: list, tag: str, what: str, labels: dict,
+                 workdir: Path | None, finish=lambda output: {"Labels": {LABEL: "env"}}) -> None:
+    """Run `command` in a container of `image` (network on: it installs) and commit it as `tag`,
+    with the image configuration that `finish(its output)` gives."""
     # Mounts (not `volumes=`): docker commit would keep `volumes` as declared image volumes.
     from docker.types import Mount
 
@@ -252,17 +309,19 @@ def _build_layer(client, image: str, script: str, mounts: list, tag: str, what: 
               Mount(PIP_CACHE_DIR, PIP_CACHE_VOLUME, type="volume"),  # downloads and wheels, kept between builds
               *(Mount(d, d, type="bind", read_only=True) for d in links)]
     with new_container(workdir) if workdir else contextlib.nullcontext():
-        c = client.containers.run(image, ["sh", "-c", script], detach=True, mounts=mounts,
+        c = client.containers.run(image, command, detach=True, mounts=mounts,
                                   environment=environment, labels=labels)
     try:
         try:
-            rc = c.wait(timeout=900)["StatusCode"]
+            rc = c.wait(timeout=1800)["StatusCode"]
         except Exception as exc:  # requests' ReadTimeout, or the engine went away
             raise SandboxError(f"{what} did not finish: {exc}") from exc
+        output = c.logs().decode(errors="replace")
         if rc != 0:
-            raise DependencyError(f"{what} failed (exit {rc}): {pip_error(c.logs(tail=60).decode(errors='replace'))}")
+            said = "\n".join(ln for ln in output.splitlines()[-80:] if not ln.startswith(MARKER))
+            raise DependencyError(f"{what} failed (exit {rc}): {' | '.join(pip_error(said).splitlines())}")
         repo, name = tag.split(":")
-        c.commit(repository=repo, tag=name, conf={"Labels": {LABEL: "env"}})
+        c.commit(repository=repo, tag=name, conf=finish(output))
     finally:
         c.remove(force=True)
 

@@ -1,0 +1,259 @@
+"""Installs a repository's dependencies inside a dependency-image build (run there by images.py with
+the tools venv's Python; standard library only, so that any Python 3.8+ runs it). The host imports
+its helpers too: requirement files are read here as pip reads them, on either side.
+
+    python install_deps.py PLAN_JSON
+
+The plan (images.env_image's, from test_deps.discover): `requirement_files` (pip -r, must install),
+`project` (pip install . from a copy of /src, must install), `packages` (the test dependencies
+found, each with its source: best effort), `plugins` (what the pytest configuration needs: best
+effort), `deps` (--deps, must install, last so that their pins win). Binary wheels are preferred. Where a step that
+must install fails, each exact pin of it that has no wheel for this Python is moved to the nearest
+version that has one and the step is tried again; every such move is in the report. A best-effort
+package that still does not install is left out, and the report says why. The report (JSON) is
+written to REPORT, kept in the image, and printed after MARKER as the last line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+MARKER = "@@REPAIR_AGENT_DEPS@@"
+REPORT = "/opt/repair-agent-deps.json"
+PROBE = "/tmp/repair-agent-probe"  # where the wheel probes download to (pip's cache keeps them)
+PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;,#]+)\s*(;.*)?$")
+FROM_VERSIONS = re.compile(r"satisfies the requirement (\S+?)(?:\[[^\]]*\])?\s*(?:[<>=!~][^ ]*)? \(from versions: ([^)]*)\)")
+BOMS = [(codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")]  # utf-32-le's BOM begins utf-16-le's
+CODING = re.compile(rb"^#.*coding[:=]\s*([-\w.]+)")
+
+
+def decode(data: bytes) -> str:
+    """A requirement file's text as pip decodes it: a byte-order mark names the encoding (UTF-8,
+    UTF-16, UTF-32), else a `# -*- coding: X -*-` comment on one of the first two lines, else UTF-8."""
+    for bom, encoding in BOMS:
+        if data.startswith(bom):
+            return data[len(bom):].decode(encoding, errors="replace")
+    for line in data.split(b"\n")[:2]:
+        m = CODING.match(line)
+        if m:
+            try:
+                return data.decode(m.group(1).decode("ascii"), errors="replace")
+            except LookupError:
+                break
+    return data.decode("utf-8", errors="replace")
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def logical_lines(text: str) -> list[str]:
+    """A requirement file's lines as pip joins them: `\\` continues a line, `#` after a space (or at
+    the start) begins a comment."""
+    out, pending = [], ""
+    for raw in text.splitlines():
+        line = pending + raw
+        if line.endswith("\\"):
+            pending = line[:-1]
+            continue
+        pending = ""
+        line = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if line:
+            out.append(line)
+    if pending.strip():
+        out.append(pending.strip())
+    return out
+
+
+def _version_key(text: str):
+    """An ordering key for a version; None for a pre-release or one that does not parse."""
+    m = re.match(r"^v?(\d+(?:\.\d+)*)(?:\.?post\d+)?$", text.strip())
+    return tuple(int(x) for x in m.group(1).split(".")) if m else None
+
+
+def nearest(pinned: str, versions: list[str]) -> str | None:
+    """The version to take for `pinned` among those that have a wheel: the oldest newer one (old
+    pins lack wheels for a newer Python; the next release usually has them), else the newest older one."""
+    want = _version_key(pinned)
+    found = sorted((k, v) for v in versions if (k := _version_key(v)) is not None)
+    if want is None or not found:
+        return None
+    newer = [v for k, v in found if k > want]
+    older = [v for k, v in found if k < want]
+    return newer[0] if newer else (older[-1] if older else None)
+
+
+def pip(*args: str, quiet: bool = True) -> tuple[int, str]:
+    proc = subprocess.run([sys.executable, "-m", "pip", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, errors="replace")
+    if proc.returncode != 0 and not quiet:
+        print(proc.stdout, flush=True)
+    return proc.returncode, proc.stdout
+
+
+def install(*args: str, quiet: bool = True) -> tuple[int, str]:
+    return pip("install", "--prefer-binary", *args, quiet=quiet)
+
+
+def last_error(output: str) -> str:
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR:")]
+    return ((errors or lines or ["no output"])[-1])[:200]
+
+
+def without_wheels(requirements: list[str]) -> dict[str, str]:
+    """For each exact pin among `requirements` whose version exists but has no wheel for this Python,
+    the nearest version that has one: {requirement: the requirement at that version}. pip lists, in
+    its refusal, the versions it could take with binaries only; one pip call finds the next pin that
+    has none. A version that does not exist at all stays as it is (pip's error says so)."""
+    pins = {}
+    for req in requirements:
+        m = PIN.match(req)
+        if m:
+            pins[canonical(m.group(1))] = (req, m)
+    moved, todo = {}, dict(pins)
+    while todo:
+        rc, out = pip("download", "--no-deps", "--only-binary=:all:", "-d", PROBE, *[req for req, _ in todo.values()])
+        found = FROM_VERSIONS.search(out)
+        if rc == 0 or not found or canonical(found.group(1)) not in todo:
+            break  # every pin has a wheel, or something else failed: the pins stay as they are
+        req, m = todo.pop(canonical(found.group(1)))
+        versions = [v.strip() for v in found.group(2).split(",") if v.strip() not in ("", "none")]
+        other = nearest(m.group(3), versions)
+        if other and not missing(req):
+            moved[req] = f"{m.group(1)}{m.group(2) or ''}=={other}{(' ' + m.group(4)) if m.group(4) else ''}"
+    shutil.rmtree(PROBE, ignore_errors=True)
+    return moved
+
+
+def missing(requirement: str) -> bool:
+    """Whether pip finds no distribution at all of `requirement` (a version that never existed)."""
+    out = pip("download", "--no-deps", "-d", PROBE, requirement)[1]
+    name = canonical(PIN.match(requirement).group(1))
+    return any(canonical(requirement_name(m)) == name for m in re.findall(r"No matching distribution found for (\S+)", out))
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[@(]", requirement.strip(), maxsplit=1)[0]
+
+
+def file_pins(path: str, seen: set | None = None) -> list[tuple[str, str]]:
+    """(file, requirement line) of every line of the requirement file `path` and the files it
+    includes (-r), as pip reads them."""
+    seen = set() if seen is None else seen
+    if path in seen or not os.path.isfile(path):
+        return []
+    seen.add(path)
+    with open(path, "rb") as f:
+        lines = logical_lines(decode(f.read()))
+    out = []
+    for line in lines:
+        m = re.match(r"^(?:-r|--requirement)(?:\s+|=)(\S+)", line)
+        if m:
+            out += file_pins(os.path.join(os.path.dirname(path), m.group(1)), seen)
+        elif not line.startswith("-"):
+            out.append((path, line))
+    return out
+
+
+def rewrite(files: list[str], moved: dict[str, str]) -> None:
+    """Write the moved pins into the requirement files (copies under /tmp/src), UTF-8."""
+    by_file: dict[str, list[tuple[str, str]]] = {}
+    for path, line in [p for f in files for p in file_pins(f)]:
+        if line in moved:
+            by_file.setdefault(path, []).append((line, moved[line]))
+    for path, pairs in by_file.items():
+        with open(path, "rb") as f:
+            text = decode(f.read())
+        for old, new in pairs:
+            text = re.sub(rf"(?m)^\s*{re.escape(old)}", new, text)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def must_install(what: str, args: list[str], requirements: list[str], report: dict, source: str,
+                 files: list[str] = ()) -> None:
+    """Install, else move the pins without a wheel for this Python and try again, else stop the
+    build with pip's own words (exit 1)."""
+    rc, out = install(*args)
+    if rc == 0:
+        return
+    moved = without_wheels(requirements)
+    if moved:
+        report["replaced"] += [{"requirement": old, "with": new, "source": source,
+                                "why": "no wheel of the pinned version for this Python"} for old, new in moved.items()]
+        if files:
+            rewrite(list(files), moved)
+        else:
+            args = [moved.get(a, a) for a in args]
+        rc, out = install(*args)
+        if rc == 0:
+            return
+    print(out, flush=True)
+    print(f"{what} failed", flush=True)
+    finish(report, 1)
+
+
+def best_effort(items: list[dict], key: str, report: dict, done: str) -> None:
+    """Install every item (one pip call; where it fails, pins moved as above, then one by one):
+    those that do not install are left out, with pip's last error line."""
+    reqs = [i[key] for i in items]
+    if not reqs or install(*reqs)[0] == 0:
+        report[done] += items
+        return
+    moved = without_wheels(reqs)
+    for item in items:
+        req = moved.get(item[key], item[key])
+        if req != item[key]:
+            report["replaced"].append({"requirement": item[key], "with": req, "source": item.get("source", ""),
+                                       "why": "no wheel of the pinned version for this Python"})
+        rc, out = install(req)
+        if rc == 0:
+            report[done].append({**item, key: req})
+        else:
+            report["failed"].append({**item, "why": last_error(out)})
+
+
+def finish(report: dict, code: int) -> None:
+    text = json.dumps(report, sort_keys=True)
+    try:
+        with open(REPORT, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError:
+        pass
+    print(MARKER + " " + text, flush=True)
+    sys.exit(code)
+
+
+def main(plan: dict) -> None:
+    report = {"installed": [], "plugins": [], "failed": [], "replaced": []}
+    files = list(plan.get("requirement_files") or [])
+    if files or plan.get("project"):
+        shutil.copytree("/src", "/tmp/src", symlinks=True)  # pins may be rewritten, `-e .` writes: a copy
+        os.chdir("/tmp/src")
+    if files:
+        pins = [line for f in files for _, line in file_pins(f)]
+        must_install("installing " + " ".join(files), [a for f in files for a in ("-r", f)], pins, report,
+                     " ".join(files), files)
+    if plan.get("project"):
+        rc, out = install(".")
+        if rc != 0:
+            print(out, flush=True)
+            finish(report, 1)
+    best_effort(plan.get("packages") or [], "requirement", report, "installed")
+    best_effort(plan.get("plugins") or [], "plugin", report, "plugins")
+    deps = list(plan.get("deps") or [])
+    if deps:
+        must_install("installing --deps", deps, deps, report, "--deps")
+    finish(report, 0)
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))

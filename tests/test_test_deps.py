@@ -1,0 +1,150 @@
+"""What a repository needs to run its tests, read from its files (test_deps.py), without Docker:
+the sources of test dependencies and their order, setup.py read and never run, requirement files
+in the encodings pip reads, the plugins a configuration needs and the command line the sandbox
+gets when one is missing. The images these make are built in test_env_image.py."""
+
+from __future__ import annotations
+
+import codecs
+import json
+
+from repair_agent.sandbox.images import dependency_key
+from repair_agent.sandbox.install_deps import decode, nearest
+from repair_agent.sandbox.test_deps import command_line, discover, pytest_config, runner_safe
+
+SETUP_PY = """\
+import os
+open(os.path.join(os.path.dirname(__file__), 'RAN'), 'w').write('setup.py was executed')
+tests_require = ['pytest>=3', 'mock==2.0.0']
+extras = {'test': tests_require + ['pytest-mock==1.6'], 'docs': ['sphinx'], 'dev:python_version<"3"': ['enum34']}
+setup(name='calc-lib', tests_require=tests_require, extras_require=extras)
+"""
+
+
+def write(root, files: dict[str, str | bytes]):
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return root
+
+
+def found(needs) -> list[tuple[str, str]]:
+    return [(p["requirement"], p["source"]) for p in needs.packages]
+
+
+def test_every_source_of_test_dependencies_in_order_each_with_its_file(tmp_path):
+    repo = write(tmp_path, {
+        "pyproject.toml": '[project]\nname = "calc"\n[project.optional-dependencies]\n'
+                          'testing = ["hypothesis>=6", "calc[extra]"]\ndocs = ["sphinx"]\n',
+        "setup.py": SETUP_PY,
+        "setup.cfg": "[options]\ntests_require =\n    nose\n[options.extras_require]\ntest = freezegun; flaky\n",
+        "requirements.txt": "six==1.15.0\n",
+        "requirements-docs.txt": "furo\n",
+        "dev-requirements.txt": "-r requirements/base.txt\nresponses==0.10  # pinned\n-e .\n--index-url x\n",
+        "requirements/base.txt": "attrs\n",
+        "requirements/test.txt": "toolz\n",
+        "tox.ini": "[tox]\nenvlist = py39\n[testenv]\ndeps =\n    -r{toxinidir}/requirements/test.txt\n"
+                   "    py27: unittest2\n    parameterized\ncommands = pytest\n",
+        "Pipfile": '[packages]\nrequests = "*"\n[dev-packages]\nddt = "==1.4.1"\nmock = "*"\n',
+    })
+    needs = discover(repo)
+    assert found(needs) == [
+        ("hypothesis>=6", "pyproject.toml [project.optional-dependencies] testing"),
+        ("mock==2.0.0", "setup.py tests_require"),
+        ("pytest-mock", "setup.py extras_require['test']"),  # a plugin: unpinned, as the sandbox's pytest is new
+        ("enum34", "setup.py extras_require['dev:python_version<\"3\"']"),
+        ("nose", "setup.cfg [options] tests_require"),
+        ("freezegun", "setup.cfg [options.extras_require] test"), ("flaky", "setup.cfg [options.extras_require] test"),
+        ("attrs", "requirements/base.txt"), ("responses==0.10", "dev-requirements.txt"),
+        ("toolz", "requirements/test.txt"), ("parameterized", "tox.ini [testenv] deps"),
+        ("ddt==1.4.1", "Pipfile [dev-packages]")]
+    assert not (repo / "RAN").exists()  # read with ast, never executed
+    assert needs.requirement_files == ["requirements.txt"]  # pip reads it itself, as before
+    assert any("pytest>=3" in n and "its own test runner" in n for n in needs.notes)
+    assert any("`py27: unittest2`" in n for n in needs.notes)  # a factor's dependency: left out, said
+
+
+def test_requirement_files_are_read_as_pip_reads_them(tmp_path):
+    text = "# the test tools\ntinydep==1.0 \\\n    ; python_version >= '3'\n"
+    assert decode(codecs.BOM_UTF16_LE + text.encode("utf-16-le")) == text
+    assert decode(codecs.BOM_UTF8 + text.encode()) == text
+    assert decode("# -*- coding: latin-1 -*-\nna\xefve\n".encode("latin-1")) == "# -*- coding: latin-1 -*-\nna\xefve\n"
+    repo = write(tmp_path, {"requirements-test.txt": codecs.BOM_UTF16_LE + text.encode("utf-16-le"),
+                            "test-requirements.txt": codecs.BOM_UTF8 + b"otherdep\n"})
+    assert found(discover(repo)) == [("tinydep==1.0     ; python_version >= '3'", "requirements-test.txt"),
+                                     ("otherdep", "test-requirements.txt")]
+
+
+def test_addopts_options_map_to_their_plugins_and_a_missing_one_is_dropped_with_a_warning(tmp_path):
+    repo = write(tmp_path, {
+        "tox.ini": "[pytest]\naddopts = --cov calc --cov-report=term -n 4 --strict-markers -p pytest_mock --ff\n"
+                   "asyncio_mode = auto\n",
+        "setup.cfg": "[tool:pytest]\naddopts = --timeout 5\n",  # pytest reads tox.ini first: this one is moot
+    })
+    needs = discover(repo)
+    assert needs.config == "tox.ini [pytest]"
+    assert [(p["plugin"], p["options"]) for p in needs.plugins] == [
+        ("pytest-cov", ["--cov", "--cov-report"]), ("pytest-xdist", ["-n"]), ("pytest-mock", ["-p"]),
+        ("pytest-asyncio", [])]
+    tokens, warnings = command_line(needs, {"pytest-cov", "pytest-xdist", "pytest-mock", "pytest-asyncio"})
+    # all installed: only --ff goes (the sandbox runs without pytest's cache); coverage and xdist kept off
+    assert tokens == ["-o", "addopts=--cov calc --cov-report=term -n 4 --strict-markers -p pytest_mock",
+                      "--no-cov", "-n", "0"]
+    assert warnings == ["warning: --ff dropped from tox.ini [pytest] addopts (pytest's cache is off in the sandbox)"]
+    tokens, warnings = command_line(needs, {"pytest-mock"})
+    assert tokens == ["-o", "addopts=--strict-markers -p pytest_mock"]
+    assert warnings == ["warning: --cov calc --cov-report=term -n 4 --ff dropped from tox.ini [pytest] addopts "
+                        "(its plugin could not be installed)"]
+    assert command_line(discover(write(tmp_path / "plain", {"pytest.ini": "[pytest]\naddopts = -ra\n"})), set()) \
+        == ([], [])
+
+
+def test_pyproject_addopts_as_a_list_and_an_empty_pytest_ini_wins(tmp_path):
+    repo = write(tmp_path, {"pyproject.toml": '[tool.pytest.ini_options]\naddopts = ["--cov=calc", "-q"]\n'})
+    assert pytest_config(repo)[:2] == ("pyproject.toml [tool.pytest.ini_options]", ["--cov=calc", "-q"])
+    write(repo, {"pytest.ini": ""})
+    assert pytest_config(repo)[:2] == ("pytest.ini", [])
+
+
+def test_markers_and_fixtures_the_tests_use_name_their_plugins_unless_the_repository_defines_them(tmp_path):
+    repo = write(tmp_path, {
+        "tests/test_a.py": "import pytest\n\n@pytest.mark.asyncio\nasync def test_a(mocker, tmp_path):\n    pass\n\n\n"
+                           "def test_b(benchmark):\n    pass\n",
+        "tests/conftest.py": "import pytest\n\n@pytest.fixture\ndef benchmark():\n    return None\n",
+        "helpers.py": "def test_helper(requests_mock):\n    pass\n",  # not a test module
+    })
+    assert [(p["plugin"], p["source"]) for p in discover(repo).plugins] == [
+        ("pytest-asyncio", "the marker @pytest.mark.asyncio in tests/test_a.py"),
+        ("pytest-mock", "the fixture `mocker` in tests/test_a.py")]
+
+
+def test_what_is_found_keys_the_dependency_image(tmp_path):
+    repo = write(tmp_path, {"setup.py": "setup(name='x', extras_require={'docs': ['sphinx']})\n", "t.py": ""})
+    before = dependency_key(repo, "img", install_project=False)
+    write(repo, {"setup.py": "setup(name='x', extras_require={'docs': ['sphinx', 'furo']})\n"})
+    assert dependency_key(repo, "img", install_project=False) == before  # not a test extra: the same image
+    write(repo, {"setup.py": "setup(name='x', extras_require={'test': ['tinydep']})\n"})
+    assert dependency_key(repo, "img", install_project=False) != before
+    empty = write(tmp_path / "empty", {"t.py": ""})
+    assert not discover(empty).found()  # nothing found: the key is the one of before discovery
+
+
+def test_the_sandboxs_runner_stays_and_plugins_lose_their_pins():
+    assert runner_safe("pytest==3.0") is None and runner_safe("pkg_resources==0.0.0") is None
+    assert runner_safe("pytest-cov==2.5; python_version>'3'") == "pytest-cov"
+    assert runner_safe(" six==1.15.0 ") == "six==1.15.0"
+
+
+def test_the_nearest_version_with_a_wheel_is_the_next_newer_else_the_newest_older():
+    assert nearest("5.7.0", ["5.6.1", "5.8.0", "5.9.0", "6.0.0rc1"]) == "5.8.0"
+    assert nearest("9.9", ["1.0", "1.1"]) == "1.1"
+    assert nearest("1.0", []) is None and nearest("dev", ["1.0"]) is None
+
+
+def test_a_setup_py_of_python_2_is_a_note_not_a_failure(tmp_path):
+    repo = write(tmp_path, {"setup.py": "print 'hello'\nsetup(name='old')\n", "requirements-test.txt": "mock\n"})
+    needs = discover(repo)
+    assert found(needs) == [("mock", "requirements-test.txt")]
+    assert any(n.startswith("setup_py: not read (SyntaxError") for n in needs.notes)
+    json.dumps(needs.to_dict())  # the record is JSON
