@@ -22,19 +22,25 @@ def traces_export(
     include_benchmark: Optional[list[str]] = typer.Option(
         None, "--include-benchmark", help="Keep runs of this benchmark (e.g. quixbugs, humanevalfix; all are left out "
         "by default); repeatable."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="The model profile whose infill prompt a search "
+                                          "fix's record takes (default: the run's model's, else the embedded model's)."),
 ):
-    """Write one PyX-R record per validated fix.
+    """Write one record per validated fix.
 
-    Each record holds the fault, the response and metadata; duplicates are dropped."""
+    A refine fix: a PyX-R record (fault, response). A fix found by the search (mutate, infill):
+    the infill prompt with the fixed line as the answer, and the explanation prompt with its
+    checked answer. Duplicates and benchmark code are left out."""
     from ..training.export import export
 
     try:
-        stats = export(run_dirs, out, include_benchmarks=include_benchmark or [])
+        stats = export(run_dirs, out, include_benchmarks=include_benchmark or [], profile=profile)
     except FileNotFoundError as exc:
         console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
     console.print(f"{stats['records']} record(s) from {stats['runs']} run(s) -> {out} "
                   f"({stats['duplicates']} duplicate(s), excluded: {stats['excluded'] or 'none'})", highlight=False)
+    for why, n in stats["skipped"].items():
+        warn(f"{n} fix(es) skipped: {why}")
 
 
 @traces_app.command("synth")

@@ -34,14 +34,20 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
+import tempfile
 import textwrap
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
-from .. import answers
+from .. import answers, patching
+from ..llm.factory import DEFAULT_MODEL
+from ..llm.profiles import profile_for
+from ..search import SOURCES as SEARCH_SOURCES
 from ..syntax import functions
+from .benchmarks import code_refusal
+from .shapes import explain_record, infill_record
 
 BUGGY = re.compile(r"^### Buggy Solution[ \t]*\n```[\w+-]*[^\n]*\n(.*?)^```", re.S | re.M)
 CONTEXT_HEADER = re.compile(r"^# \S+:\d+-\d+ \([^)]*\)\s*$", re.M)  # frames.context_for's block headers
@@ -106,23 +112,6 @@ def function_keys(code: str) -> set[str]:
             continue
         keys.update(ast.unparse(fn) for _, fn, _ in functions(_strip_docstrings(tree)))
     return keys
-
-
-@lru_cache(maxsize=1)
-def benchmark_functions() -> dict[str, str]:
-    """Normalized function text -> benchmark name, for the benchmark programs shipped here."""
-    from ..bench.datasets import quixbugs_dir
-
-    out: dict[str, str] = {}
-    path = quixbugs_dir() / "quixbugs_python.jsonl"
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                for key in function_keys(rec.get("buggy_source", "")):
-                    if key.count("\n") >= 1:  # a one-line helper is too generic to call contaminated
-                        out.setdefault(key, "quixbugs")
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,22 +280,110 @@ def source_of(dataset: str) -> str:
     return "user" if not dataset else "synth" if dataset == "synth" else "benchmark"
 
 
-def export(run_dirs: list[Path], out: Path, include_benchmarks: list[str] | None = None) -> dict:
+def _result(run_dir: Path, events: list[dict]) -> dict:
+    for ev in reversed(events):
+        if ev.get("event") == "result" and isinstance(ev.get("result"), dict):
+            return ev["result"]
+    try:
+        res = json.loads((run_dir / "result.json").read_text())
+        return res if isinstance(res, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    """git with bytes in and out: a file's line endings are part of its blob hash."""
+    return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1"})
+
+
+def file_before(repo: Path, patch: str) -> tuple[str, str, str] | None:
+    """(file, its text before, after) for a one-file patch whose file before is found: the blob
+    its `index` line names in the repository's objects, else the file in the tree when its hash is
+    that blob's (a run keeps no copy of the tree; the repository is where the run read it)."""
+    files = patching.changed_files(patch)
+    index = re.search(r"^index ([0-9a-f]{7,})\.\.([0-9a-f]{7,})", patch, re.M)
+    repo = Path(repo)
+    if len(files) != 1 or not index or not repo.is_dir():
+        return None
+    file, (old, new) = files[0], index.groups()
+    blob = _git(repo, "cat-file", "blob", old)
+    before = blob.stdout if blob.returncode == 0 else None
+    if before is None and (repo / file).is_file() \
+            and _git(repo, "hash-object", "--", file).stdout.decode().startswith(old):
+        before = (repo / file).read_bytes()
+    if before is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="repair-agent-export-") as tmp:
+        path = Path(tmp) / file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(before)
+        if _git(Path(tmp), "apply", "-", stdin=patch.encode()).returncode != 0:
+            return None
+        after = path.read_bytes()
+    if not _git(repo, "hash-object", "--stdin", stdin=after).stdout.decode().startswith(new):
+        return None
+    try:
+        return file, before.decode("utf-8"), after.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def search_records(run_dir: Path, info: dict, events: list[dict], result: dict, profile_name: str | None) -> tuple[list[dict], str]:
+    """A fix found by the search (mutate, infill) as the records the agent's prompts would make:
+    the infill prompt of the model's profile with the fixed line as the fill, and the explanation
+    prompt with its checked answer when the run has one. Returns (records, why none)."""
+    settings = info.get("settings") or {}
+    profile = profile_for(_model_name(run_dir, events, info) or DEFAULT_MODEL, profile_name or settings.get("profile"))
+    found = file_before(Path(info.get("repo") or ""), result.get("patch") or "")
+    if found is None:
+        return [], "fixed file not found (the repository moved or changed, or the patch spans files)"
+    file, buggy, fixed = found
+    shaped = infill_record(buggy, fixed, profile, settings.get("infill_context_tokens"))
+    if shaped is None:
+        return [], "the fix is no masked line (a deletion, or more than one place)"
+    meta = {"kind": "infill", "fix_source": result.get("source"), "profile": profile.name, "file": file,
+            "line": shaped["line"], "mask": shaped["mask"], "refusal": code_refusal(buggy, file)}
+    out = [{"prompt": shaped["prompt"], "completion": shaped["completion"], "metadata": meta}]
+    explained = explain_record(events, result, profile)
+    if explained:
+        out.append({**explained, "metadata": {**meta, "kind": "explain"}})
+    return out, ""
+
+
+def export(run_dirs: list[Path], out: Path, include_benchmarks: list[str] | None = None,
+           profile: str | None = None) -> dict:
     """Write one record per validated fix found under `run_dirs` to `out` (JSONL); return stats.
 
-    Benchmark runs, and any run whose buggy code holds a shipped benchmark program, are left out
-    unless `include_benchmarks` names their dataset (e.g. "quixbugs", "humanevalfix").
+    A refine fix is a PyX-R record; a fix found by the search is an infill record (and an explain
+    record when the run's explanation passed its checks), for `profile` (default: the run's).
+    Benchmark runs, and any run whose buggy code is benchmark code (`benchmarks.code_refusal`),
+    are left out unless `include_benchmarks` names their dataset (e.g. "quixbugs", "humanevalfix").
     """
     included = {n.strip().lower() for n in include_benchmarks or [] if n.strip()}
-    known = benchmark_functions()
     folders = _Folders()
-    stats = {"runs": 0, "runs_with_proposals": 0, "fixed_candidates": 0, "records": 0, "duplicates": 0,
-             "excluded": {}, "skipped": {}}
+    stats = {"runs": 0, "runs_with_proposals": 0, "fixed_candidates": 0, "search_fixes": 0, "records": 0,
+             "duplicates": 0, "excluded": {}, "skipped": {}}
     seen: set[str] = set()
     records: list[dict] = []
 
     def skip(why: str) -> None:
         stats["skipped"][why] = stats["skipped"].get(why, 0) + 1
+
+    def refused(dataset: str, refusal: str) -> bool:
+        """Counts and says whether a record of this origin (and benchmark code found in it) is left out."""
+        benchmark = dataset if source_of(dataset) == "benchmark" else None
+        dropped = next((n for n in (benchmark, refusal.split(":")[0]) if n and n.lower() not in included), None)
+        if dropped:
+            stats["excluded"][dropped] = stats["excluded"].get(dropped, 0) + 1
+        return bool(dropped)
+
+    def keep(key: str, record: dict) -> None:
+        if key in seen:
+            stats["duplicates"] += 1
+            return
+        seen.add(key)
+        records.append(record)
 
     for run_dir in find_runs(run_dirs):
         stats["runs"] += 1
@@ -315,12 +392,26 @@ def export(run_dirs: list[Path], out: Path, include_benchmarks: list[str] | None
             info = json.loads((run_dir / "run.json").read_text())
         except (OSError, ValueError):
             info = {"run_id": events[0].get("run_id", run_dir.name) if events else run_dir.name}
-        if not any(e.get("event") == "propose" for e in events):
-            continue
-        stats["runs_with_proposals"] += 1
         run_id = str(info.get("run_id") or run_dir.name)
         where = origin(run_dir, info, folders)
         model = _model_name(run_dir, events, info)
+        base = {"source_run": run_id, "source": source_of(where.dataset), "task": str(where.task), "model": model}
+        result = _result(run_dir, events)
+        if result.get("status") == "fixed" and result.get("source") in SEARCH_SOURCES:
+            stats["search_fixes"] += 1
+            shaped, why = search_records(run_dir, info, events, result, profile)
+            if why:
+                skip(why)
+            for rec in shaped:
+                meta = rec["metadata"]
+                if refused(where.dataset, meta.pop("refusal")):
+                    break
+                rec["metadata"] = {**base, **meta, "dataset": where.dataset, "validated": True}
+                keep(meta["kind"] + "\0" + re.sub(r"\s+", " ", json.dumps(rec["prompt"])) + "\0" + rec["completion"], rec)
+            continue
+        if not any(e.get("event") == "propose" for e in events):
+            continue
+        stats["runs_with_proposals"] += 1
         faults: dict[int, str] = {}
         for ev in events:  # a resumed run may hold a round twice: the last word counts
             if ev.get("event") == "propose":
@@ -337,21 +428,11 @@ def export(run_dirs: list[Path], out: Path, include_benchmarks: list[str] | None
                 skip("no instruction or response")
                 continue
             buggy = buggy_code(fault)
-            dataset = where.dataset
-            hit = next((known[k] for k in function_keys(buggy) if k in known), None)
-            benchmark = dataset if source_of(dataset) == "benchmark" else None
-            dropped = next((n for n in (benchmark, hit) if n and n.lower() not in included), None)
-            if dropped:
-                stats["excluded"][dropped] = stats["excluded"].get(dropped, 0) + 1
+            if refused(where.dataset, code_refusal(buggy)):
                 continue
-            key = normalize(buggy) if buggy.strip() else normalize(fault)
-            if key in seen:
-                stats["duplicates"] += 1
-                continue
-            seen.add(key)
-            records.append({"fault": fault, "response": response, "metadata": {
-                "source_run": run_id, "source": source_of(dataset), "task": str(where.task), "model": model, "round": rnd, "index": idx,
-                "dataset": dataset, "validated": True}})
+            keep(normalize(buggy) if buggy.strip() else normalize(fault), {
+                "fault": fault, "response": response, "metadata": {
+                    **base, "round": rnd, "index": idx, "dataset": where.dataset, "validated": True}})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
