@@ -129,9 +129,9 @@ def grade_counts(rows: list[dict], rule) -> dict:
 
 def choice(rows: list[dict], labels: dict, leave_out: tuple[str, ...] = ()) -> dict:
     """The guard's pick against the first-found patch and a random pick (the expected share of
-    correct patches in the plausible set), on the tasks with several plausible patches all labelled
-    True or False."""
-    tasks = [f for f in rows if len(f["found"]) > 1 and f["task_id"] not in leave_out]
+    correct patches in the plausible set), on the graded tasks (the guard ran) with several plausible
+    patches, all labelled True or False."""
+    tasks = [f for f in rows if len(f["found"]) > 1 and f["task_id"] not in leave_out and f["confidence"] is not None]
     done, unlabelled = [], []
     for f in tasks:
         marks = [labels.get(p["key"]) for p in f["found"]]
@@ -146,22 +146,24 @@ def choice(rows: list[dict], labels: dict, leave_out: tuple[str, ...] = ()) -> d
 
 def signal_counts(rows: list[dict], labels: dict) -> dict:
     """For every distinct labelled plausible patch (the fixes and the others the search found): how
-    many correct and wrong patches each per-patch signal flags (what a rule built on it would reject)."""
-    seen: dict[str, dict] = {}
+    many correct and wrong patches each per-patch signal flags (what a rule built on it would reject).
+    A patch found in several runs is flagged when any run's guard flagged it (older runs kept no counts)."""
+    seen: dict[str, list[dict]] = {}
     for f in rows:
         for p in f["found"] or [{"key": f["key"], "patch": f["patch"], "guard": None, "suspect": []}]:
             if labels.get(p["key"]) in (True, False):
-                seen.setdefault(p["key"], {**p, "correct": labels[p["key"]]})
+                seen.setdefault(p["key"], []).append(p)
     flags = {"suspect (anti-pattern)": lambda p, s: bool(p.get("suspect")),
              "outvoted": lambda p, s: bool((p.get("guard") or {}).get("outvoted")),
              "changes a passing test's call": lambda p, s: bool((p.get("guard") or {}).get("passing_changed")),
              "fails a docstring example": lambda p, s: bool((p.get("guard") or {}).get("examples_failed")),
              "drops a check": lambda p, s: s["drops_check"], "adds a raise": lambda p, s: s["adds_raise"],
-             "adds try/except": lambda p, s: s["adds_try"], "more than 2 changed lines": lambda p, s: s["changed_lines"] > 2}
-    out = {"patches": len(seen), "correct": sum(p["correct"] is True for p in seen.values())}
+             "adds try/except": lambda p, s: s["adds_try"],
+             "more than 2 changed lines": lambda p, s: s["changed_lines"] > 2}
+    out = {"patches": len(seen), "correct": sum(labels[k] is True for k in seen)}
     for name, flag in flags.items():
-        hit = [p for p in seen.values() if flag(p, shape(p["patch"]))]
-        out[name] = {"correct": sum(p["correct"] is True for p in hit), "wrong": sum(p["correct"] is False for p in hit)}
+        hit = [k for k, ps in seen.items() if any(flag(p, shape(p["patch"])) for p in ps)]
+        out[name] = {"correct": sum(labels[k] is True for k in hit), "wrong": sum(labels[k] is False for k in hit)}
     return out
 
 
