@@ -55,11 +55,15 @@ def traces_synth(
     base_url: Optional[str] = typer.Option(None, help="With --run-agent: an OpenAI-compatible server."),
     model: Optional[str] = typer.Option(None, help="With --run-agent: the model name."),
     rounds: Optional[int] = typer.Option(None, min=1, help="With --run-agent: refinement rounds."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="The model profile whose infill prompt the "
+                                          "records take (default: the embedded model's)."),
     trust_repo_config: TrustRepo = False,
 ):
-    """Synthetic bugs: mutants the tests catch.
+    """Synthetic bugs: mutants the tests catch, as infill training records.
 
-    Non-test functions are mutated; a mutant is kept when the tests catch it."""
+    Non-test functions are mutated; a mutant is kept when the tests catch it, and becomes a record
+    shaped as the agent's infill prompt (the mutated line masked, the original the answer).
+    A repository holding QuixBugs, HumanEval or BugsInPy code is refused."""
     from ..config import Settings
     from ..sandbox import shell_args
     from ..training.synth import synth
@@ -68,10 +72,12 @@ def traces_synth(
         settings = Settings.load(repo, trust_repo=trust_repo_config, warn=warn, base_url=base_url, model=model,
                                  rounds=rounds, sandbox=sandbox, test=test) if run_agent else None
         summary = synth(repo, out, max_mutants=max_mutants, sandbox_kind=sandbox, seed=seed,
-                        test_args=shell_args(test), run_agent=run_agent or None, settings=settings, log=log)
+                        test_args=shell_args(test), run_agent=run_agent or None, settings=settings, profile=profile,
+                        log=log)
     except RepairAgentError as exc:
         fail(exc)
-    console.print(f"{summary['kept']} of {summary['tried']} mutant(s) kept -> {out / 'mutants.jsonl'}", highlight=False)
+    console.print(f"{summary['kept']} of {summary['tried']} mutant(s) kept -> {out / 'mutants.jsonl'}; "
+                  f"{summary['infill_records']} infill record(s) -> {out / 'infill.jsonl'}", highlight=False)
     if "agent" in summary:
         a = summary["agent"]
         console.print(f"agent fixed {a['fixed']} of {a['runs']}; {a['traces']} trace record(s) -> {a['traces_file']}",

@@ -9,7 +9,9 @@ replacing just that function's lines.
 `synth()` checks that the repository's tests pass, commits each mutant into its own git copy
 (`OUT/mutants/<id>/repo`), runs the tests in the sandbox and keeps the mutants that make at least
 one test fail (`OUT/mutants.jsonl`); the others are dropped with the reason (`OUT/discarded.jsonl`).
-With an agent, each kept mutant is then repaired by `run_fix` (`OUT/runs/RUN_ID`) and the validated
+Each kept mutant is a training record as the agent's infill prompt would ask for it (`shapes`):
+the mutated line masked, the original line the answer (`OUT/infill.jsonl`). A repository holding
+benchmark code (QuixBugs, HumanEval, BugsInPy's projects: `benchmarks.py`) is refused. With an agent, each kept mutant is then repaired by `run_fix` (`OUT/runs/RUN_ID`) and the validated
 repairs are exported as SFT records (`OUT/traces.jsonl`).
 """
 
@@ -28,9 +30,13 @@ from typing import Callable, Iterator
 
 from .. import patching
 from ..errors import BadInput, SandboxError
+from ..llm.factory import DEFAULT_MODEL
+from ..llm.profiles import profile_for
 from ..outcomes import counts, failing_ids, ran
 from ..sandbox import open_sandbox
 from ..syntax import SLIP, SYMBOL, Source, block_of, first_line, parameters, top_level
+from .benchmarks import repo_refusal
+from .shapes import infill_record
 
 KINDS = ("operator", "off_by_one", "comparison", "wrong_variable", "dropped_statement", "wrong_constant")
 
@@ -53,11 +59,15 @@ class Mutant:
     def apply(self, root: Path) -> None:
         """Replace the function's lines in `root/file` with the mutated ones."""
         path = Path(root) / self.file
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        path.write_text(self.applied_to(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+    def applied_to(self, text: str) -> str:
+        """The file's text `text` with the function's lines replaced by the mutated ones."""
+        lines = text.splitlines(keepends=True)
         if "".join(lines[self.start - 1:self.end]) != self.original:
             raise ValueError(f"{self.file}:{self.start}-{self.end} is not {self.function} as mutated")
         lines[self.start - 1:self.end] = [self.source]
-        path.write_text("".join(lines), encoding="utf-8")
+        return "".join(lines)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -342,18 +352,25 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 def synth(repo: Path, out_dir: Path, max_mutants: int = 20, sandbox_kind: str = "docker",
           run_agent: Callable[[Path, Path], dict] | bool | None = None, seed: int | None = 0,
           test_args: list[str] | None = None, image: str | None = None, timeout: float = 300,
-          per_test_timeout: int = 10, settings=None, log: Callable[[str], None] = print) -> dict:
+          per_test_timeout: int = 10, settings=None, profile: str | None = None,
+          log: Callable[[str], None] = print) -> dict:
     """Make mutants of `repo`, keep those its tests catch, optionally let the agent repair them.
 
     `run_agent`: a callable `(mutant_repo, runs_root) -> result dict`, or True for `run_fix` with
-    `settings` (default `Settings.load(repo)` with this sandbox). Returns a summary dict; files:
-    OUT/mutants.jsonl (kept), OUT/discarded.jsonl (with reasons), OUT/mutants/<id>/repo (a git
-    repository with the mutant committed), OUT/runs/ and OUT/traces.jsonl when the agent ran.
+    `settings` (default `Settings.load(repo)` with this sandbox). `profile`: the model profile whose
+    infill prompt the records take (default: the embedded model's). Returns a summary dict; files:
+    OUT/mutants.jsonl (kept), OUT/discarded.jsonl (with reasons), OUT/infill.jsonl (a record per
+    kept mutant with an infill shape), OUT/mutants/<id>/repo (a git repository with the mutant
+    committed), OUT/runs/ and OUT/traces.jsonl when the agent ran.
     """
     repo = Path(repo).resolve()
     out_dir = Path(out_dir).resolve()
     if not repo.is_dir():
         raise BadInput(f"path does not exist: {repo}")
+    refusal = repo_refusal(repo, source_files(repo))
+    if refusal:
+        raise BadInput(f"{repo} holds benchmark code ({refusal}): QuixBugs, HumanEval(Fix) and BugsInPy "
+                       f"code never becomes training data")
     args = list(test_args or [])
     said: set[str] = set()
 
@@ -412,14 +429,35 @@ def synth(repo: Path, out_dir: Path, max_mutants: int = 20, sandbox_kind: str = 
             log(f"[{i}/{len(made)}] {m.id}: discarded ({why})")
     _write_jsonl(out_dir / "mutants.jsonl", kept)
     _write_jsonl(out_dir / "discarded.jsonl", discarded)
+    records = infill_records(kept, base, profile_for(getattr(settings, "model", None) or DEFAULT_MODEL,
+                                                     profile or getattr(settings, "profile", None)))
+    _write_jsonl(out_dir / "infill.jsonl", records)
     summary = {"repo": str(repo), "out": str(out_dir), "tests": ran(before), "tried": len(made),
-               "kept": len(kept), "discarded": len(discarded),
+               "kept": len(kept), "discarded": len(discarded), "infill_records": len(records),
                "kinds": {k: sum(r["kind"] == k for r in kept) for k in KINDS}}
     if run_agent:
         summary["agent"] = _repair_all(kept, out_dir, run_agent, sandbox_kind, settings, repo, log)
     shutil.rmtree(base, ignore_errors=True)
     (out_dir / "synth.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def infill_records(kept: list[dict], base: Path, profile) -> list[dict]:
+    """A record per kept mutant whose fix is a masked line, as the agent's infill prompt asks for
+    it: the mutant's file with the hole, the original line(s) the answer; duplicates dropped."""
+    out, seen = [], set()
+    for row in kept:
+        fixed = (base / row["file"]).read_text(encoding="utf-8")
+        mutant = Mutant(**{k: row[k] for k in Mutant.__dataclass_fields__})
+        shaped = infill_record(mutant.applied_to(fixed), fixed, profile)
+        if shaped is None or (key := json.dumps([shaped["prompt"], shaped["completion"]])) in seen:
+            continue
+        seen.add(key)
+        out.append({"prompt": shaped["prompt"], "completion": shaped["completion"], "metadata": {
+            "kind": "infill", "source": "synth", "dataset": "synth", "task": row["id"], "mutation": row["kind"],
+            "profile": profile.name, "file": row["file"], "line": shaped["line"], "mask": shaped["mask"],
+            "validated": True}})
+    return out
 
 
 def _repair_all(kept: list[dict], out_dir: Path, run_agent, sandbox_kind: str, settings, repo: Path, log) -> dict:

@@ -1,0 +1,97 @@
+"""The data builder: `traces synth` turns the mutants a repository's tests catch into records
+shaped as the agent's infill prompt, and refuses benchmark code (QuixBugs, HumanEval, BugsInPy).
+
+The prompt check asks the agent's own infill source (search.infill.candidates, through the real
+OpenAI client) to fill each record's line of the mutant; its model is a SCRIPTED server on
+loopback (tests/scripted_server.py) that records the prompts it is sent, named like a Qwen model
+so the qwen2.5-coder profile's fill-in-the-middle layout is used. Its answers matter not.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from helpers import CLI, fixture_repo, git
+from scripted_server import ScriptedServer
+
+from repair_agent.bench.datasets import quixbugs_dir
+from repair_agent.config import Settings
+from repair_agent.errors import BadInput
+from repair_agent.llm.client import OpenAIModel
+from repair_agent.llm.profiles import load_profile
+from repair_agent.search import SearchContext
+from repair_agent.search.infill import candidates
+from repair_agent.training import synth
+from repair_agent.training.benchmarks import code_refusal
+
+TEST = "from bits.count import {name}\n\n\ndef test_it():\n    assert {name}({arg}) == {want}\n"
+
+
+def quixbugs(program: str) -> dict:
+    path = quixbugs_dir() / "quixbugs_python.jsonl"
+    return next(r for r in map(json.loads, path.read_text().splitlines()) if r["id"] == program)
+
+
+def tiny_repo(root: Path, source: str, name: str, arg: str, want: str) -> Path:
+    (root / "bits").mkdir(parents=True)
+    (root / "bits" / "__init__.py").write_text("")
+    (root / "bits" / "count.py").write_text(source)
+    (root / "tests").mkdir()
+    (root / "tests" / "test_count.py").write_text(TEST.format(name=name, arg=arg, want=want))
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    return root
+
+
+def test_a_repository_holding_a_quixbugs_program_is_refused(tmp_path):
+    """The fixed program, reformatted, commented and under another file name: still QuixBugs."""
+    fixed = quixbugs("bitcount")["fixed_source"]
+    disguised = "# my bit helpers\n" + fixed.replace("count = 0", "count = 0  # none yet").replace("\n\n\n", "\n\n")
+    repo = tiny_repo(tmp_path / "repo", disguised, "bitcount", "127", "7")
+    with pytest.raises(BadInput, match=r"benchmark code \(quixbugs:bitcount \(bits/count.py\)\)"):
+        synth.synth(repo, tmp_path / "out", max_mutants=2, log=lambda m: None)
+    proc = subprocess.run([*CLI, "traces", "synth", str(repo), "--out", str(tmp_path / "out2")], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0 and "quixbugs:bitcount" in " ".join(proc.stderr.split())
+    assert not (tmp_path / "out2" / "infill.jsonl").exists()
+
+
+def test_humaneval_and_bugsinpy_code_is_refused(tmp_path):
+    he = "def has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold for a in numbers for b in numbers)\n"
+    assert code_refusal(he) == "humanevalfix:has_close_elements"
+    assert code_refusal("def first(items):\n    return items[0]\n", "mylist/core.py") == ""
+    assert code_refusal("def f():\n    return 1\n", "youtube_dl/utils.py").startswith("bugsinpy:youtube-dl")
+    # a repository that is a BugsInPy project by its package, whatever its files hold
+    repo = tiny_repo(tmp_path / "repo", "def double(n):\n    return n * 2\n", "double", "2", "4")
+    (repo / "pyproject.toml").write_text('[project]\nname = "tqdm"\nversion = "0"\n')
+    with pytest.raises(BadInput, match="bugsinpy:tqdm"):
+        synth.synth(repo, tmp_path / "out", max_mutants=2, log=lambda m: None)
+
+
+def test_a_clean_repository_yields_records_shaped_as_the_agents_infill_prompt(tmp_path, docker_ready):
+    repo = fixture_repo("synth_repo", tmp_path / "synth_repo")
+    out = tmp_path / "out"
+    summary = synth.synth(repo, out, max_mutants=12, seed=0, sandbox_kind="docker", log=lambda m: None)
+    kept = [json.loads(line) for line in (out / "mutants.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "infill.jsonl").read_text().splitlines()]
+    assert records and summary["infill_records"] == len(records) <= len(kept)
+    assert len({(json.dumps(r["prompt"]), r["completion"]) for r in records}) == len(records)
+    profile = load_profile("qwen2.5-coder")
+    for rec in records:
+        row = next(r for r in kept if r["id"] == rec["metadata"]["task"])
+        mutant_repo = Path(row["repo"])
+        buggy = (mutant_repo / row["file"]).read_text()
+        # the answer is the original text of the masked line(s)
+        assert rec["completion"] in row["original"] and rec["completion"] not in buggy
+        assert rec["metadata"]["profile"] == "qwen2.5-coder" and rec["metadata"]["dataset"] == "synth"
+        with ScriptedServer([["    pass"]] * 10, model="qwen2.5-coder-0.5b") as srv:
+            ctx = SearchContext(root=mutant_repo, settings=Settings(infill_samples=1),
+                                model=OpenAIModel(srv.base_url, None), profile=profile, log=lambda m: None)
+            list(candidates({"file": row["file"], "line": rec["metadata"]["line"]}, ctx))
+            sent = [r["body"]["prompt"] for r in srv.requests if r["body"].get("n")]
+        assert rec["prompt"] in sent, textwrap.shorten(rec["prompt"], 200)
