@@ -77,3 +77,25 @@ def test_compared_skips_what_the_human_fix_rejects_and_stops_at_the_first_differ
     assert first == 3 and res["first_difference"]["input"] == {"args": [4]}
     assert (res["seen"], res["generated"], res["skipped"], res["budget_exhausted"]) == (1, 1, 1, True)
     assert res["first_difference"]["patched"]["kind"] == "ok"  # not kept by vote: its kind still is
+
+
+def test_calls_on_objects_that_cannot_be_generated_keep_them_and_vary_the_rest():
+    """A method's `self` and a file (objects of two classes: no graph to generate) are kept from a
+    recorded call; the plain arguments are drawn anew, in the domain the tests showed."""
+    from repair_agent.judge.differential import generate
+
+    def call(total, unit):
+        objects = [{"type": "tqdm", "attrs": {"fp": {"$obj": 1}}}, {"type": "StringIO", "attrs": {}}]
+        return {"args": [{"$obj": 0}, total], "kwargs": {"unit": unit}, "objects": objects}
+
+    seen = [call(10, "it"), call(100, "B"), call(3, "it"), call(50, "B")]
+    assert generate(seen, 50)[0] == []  # as before, unless asked
+    assert "StringIO, tqdm" in generate(seen, 50)[1]
+    made, why = generate(seen, 50, keep_objects=True)
+    assert why == "" and len(made) > 20
+    assert all(m["objects"] == seen[0]["objects"] and m["args"][0] == {"$obj": 0} for m in made)
+    assert all(isinstance(m["args"][1], int) and m["args"][1] > 0 and m["kwargs"]["unit"] in ("it", "B")
+               for m in made)
+    assert len({m["args"][1] for m in made}) > 10
+    only_objects = [{"args": [{"$obj": 0}], "kwargs": {}, "objects": c["objects"]} for c in seen]
+    assert "every argument refers to objects" in generate(only_objects, 50, keep_objects=True)[1]

@@ -223,7 +223,8 @@ def against_human_fix(box, root: Path, human: dict[str, str], patched: dict[str,
             called = sorted({c["target"] for c in seen})
             why_not = []
             for i in called:
-                made, why = generate([c["call"] for c in seen if c["target"] == i], examples // len(called))
+                made, why = generate([c["call"] for c in seen if c["target"] == i], examples // len(called),
+                                     keep_objects=True)  # real code's methods: `self` kept, the rest drawn
                 inputs += [{"target": i, "source": "generated", "call": c} for c in made]
                 if why:
                     why_not.append(f"{targets[i]['qualname']}: {why}")

@@ -227,8 +227,39 @@ def _has_cycle(objects: list[dict], link: str) -> bool:
     return any(i not in state and visit(i) for i in range(len(objects)))
 
 
-def generate(seen: list[dict], examples: int = EXAMPLES) -> tuple[list[dict], str]:
-    """Up to `examples` new inputs like the seen ones (deterministic), or ([], why not)."""
+def varied_calls(seen: list[dict]):
+    """Calls that keep one recorded call's objects, and the arguments that refer to them, and draw
+    its other arguments anew from the values seen at their places: for calls on objects whose graphs
+    cannot be generated (a method's `self`, an open file)."""
+    from hypothesis import strategies as st
+
+    shape = lambda c: (len(c["args"]), tuple(sorted(c.get("kwargs", {}))))  # noqa: E731
+    (nargs, keys), _ = Counter(map(shape, seen)).most_common(1)[0]
+    calls = [c for c in seen if shape(c) == (nargs, keys)]
+    places = [[c["args"][i] for c in calls] for i in range(nargs)] + [[c["kwargs"][k] for c in calls] for k in keys]
+    drawn: list = []
+    for values in places:
+        try:
+            drawn.append(None if '"$obj"' in json.dumps(values) else strategy_for(values))
+        except Unsupported:
+            drawn.append(None)  # kept as the recorded call had it
+    if all(s is None for s in drawn):
+        raise Unsupported("every argument refers to objects or holds values no strategy can generate")
+
+    @st.composite
+    def call(draw):
+        base = draw(st.sampled_from(calls))
+        own = list(base["args"]) + [base["kwargs"][k] for k in keys]
+        values = [v if s is None else draw(s) for v, s in zip(own, drawn)]
+        return {"args": values[:nargs], "kwargs": dict(zip(keys, values[nargs:])), "objects": base["objects"]}
+
+    return call()
+
+
+def generate(seen: list[dict], examples: int = EXAMPLES, keep_objects: bool = False) -> tuple[list[dict], str]:
+    """Up to `examples` new inputs like the seen ones (deterministic), or ([], why not). With
+    `keep_objects`, calls on objects that cannot be generated keep a recorded call's objects and
+    vary its other arguments (`varied_calls`)."""
     try:
         from hypothesis import HealthCheck, Phase, given, settings
     except ImportError:  # the dev extra has it; without it only the tests' own inputs are compared
@@ -236,7 +267,12 @@ def generate(seen: list[dict], examples: int = EXAMPLES) -> tuple[list[dict], st
     try:
         strategy = input_strategy(seen)
     except Unsupported as exc:
-        return [], str(exc)
+        if not keep_objects:
+            return [], str(exc)
+        try:
+            strategy = varied_calls(seen)
+        except Unsupported as again:
+            return [], f"{exc}; {again}"
     keys = {json.dumps(s, sort_keys=True) for s in seen}
     out: list[dict] = []
 
