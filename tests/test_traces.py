@@ -172,6 +172,25 @@ def test_a_run_holding_a_shipped_quixbugs_program_is_left_out(fixed_run, tmp_pat
     assert read(tmp_path / "b.jsonl")[0]["metadata"]["source"] == "user"
 
 
+def test_humaneval_and_bugsinpy_code_in_a_run_is_left_out(fixed_run, tmp_path):
+    """HumanEval by an entry point's name; BugsInPy by the package of the file the context shows."""
+    runs_root, result = fixed_run
+    cases = {"humanevalfix": "# he/task.py:1-2 (below_zero)\ndef below_zero(ops):\n    return sum(ops) < 0\n",
+             "bugsinpy": "# youtube_dl/utils.py:8-10 (second)\ndef second(items):\n    return items[2]\n"}
+    for name, shown in cases.items():
+        run = copy_run(runs_root, result["run_id"], tmp_path / name)
+        lines = []
+        for line in (run / "records.jsonl").read_text().splitlines():
+            ev = json.loads(line)
+            if ev["event"] == "propose":
+                user = ev["messages"][-1]
+                user["content"] = user["content"].replace(traces.buggy_code(user["content"]), shown)
+            lines.append(json.dumps(ev))
+        (run / "records.jsonl").write_text("\n".join(lines) + "\n")
+        stats = traces.export([run], tmp_path / f"{name}.jsonl")
+        assert stats["records"] == 0 and stats["excluded"] == {name: 1}
+
+
 def test_cli_leaves_benchmarks_out_by_default(fixed_run, tmp_path):
     runs_root, result = fixed_run
     bench = bench_folder(runs_root, result["run_id"], tmp_path, "quixbugs")

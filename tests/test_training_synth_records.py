@@ -73,6 +73,14 @@ def test_humaneval_and_bugsinpy_code_is_refused(tmp_path):
         synth.synth(repo, tmp_path / "out", max_mutants=2, log=lambda m: None)
 
 
+def test_the_sources_licence_is_read_for_the_data_card(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nlicense = {text = "BSD-3-Clause"}\n')
+    assert synth.licence_of(tmp_path) == "BSD-3-Clause (pyproject.toml)"
+    (tmp_path / "pyproject.toml").unlink()
+    (tmp_path / "LICENSE").write_text("\nMIT License\n\nCopyright ...\n")
+    assert synth.licence_of(tmp_path) == "MIT License (LICENSE)"
+
+
 def test_a_clean_repository_yields_records_shaped_as_the_agents_infill_prompt(tmp_path, docker_ready):
     repo = fixture_repo("synth_repo", tmp_path / "synth_repo")
     out = tmp_path / "out"
@@ -80,6 +88,7 @@ def test_a_clean_repository_yields_records_shaped_as_the_agents_infill_prompt(tm
     kept = [json.loads(line) for line in (out / "mutants.jsonl").read_text().splitlines()]
     records = [json.loads(line) for line in (out / "infill.jsonl").read_text().splitlines()]
     assert records and summary["infill_records"] == len(records) <= len(kept)
+    assert summary["licence"] == "unknown"  # the fixture states none: the data card must say so
     assert len({(json.dumps(r["prompt"]), r["completion"]) for r in records}) == len(records)
     profile = load_profile("qwen2.5-coder")
     for rec in records:

@@ -51,6 +51,7 @@ from .shapes import explain_record, infill_record
 
 BUGGY = re.compile(r"^### Buggy Solution[ \t]*\n```[\w+-]*[^\n]*\n(.*?)^```", re.S | re.M)
 CONTEXT_HEADER = re.compile(r"^# \S+:\d+-\d+ \([^)]*\)\s*$", re.M)  # frames.context_for's block headers
+CONTEXT_PATH = re.compile(CONTEXT_HEADER.pattern.replace(r"^# \S+", r"^# (\S+)", 1), re.M)  # its file
 BENCH_RECORDS = "records.jsonl"
 UNKNOWN = "unknown"
 
@@ -428,7 +429,8 @@ def export(run_dirs: list[Path], out: Path, include_benchmarks: list[str] | None
                 skip("no instruction or response")
                 continue
             buggy = buggy_code(fault)
-            if refused(where.dataset, code_refusal(buggy)):
+            in_files = (code_refusal("", path) for path in CONTEXT_PATH.findall(buggy))  # a BugsInPy package's
+            if refused(where.dataset, code_refusal(buggy) or next(filter(None, in_files), "")):
                 continue
             keep(normalize(buggy) if buggy.strip() else normalize(fault), {
                 "fault": fault, "response": response, "metadata": {

@@ -21,6 +21,7 @@ import ast
 import hashlib
 import json
 import random
+import re
 import shutil
 import subprocess
 import textwrap
@@ -432,7 +433,7 @@ def synth(repo: Path, out_dir: Path, max_mutants: int = 20, sandbox_kind: str = 
     records = infill_records(kept, base, profile_for(getattr(settings, "model", None) or DEFAULT_MODEL,
                                                      profile or getattr(settings, "profile", None)))
     _write_jsonl(out_dir / "infill.jsonl", records)
-    summary = {"repo": str(repo), "out": str(out_dir), "tests": ran(before), "tried": len(made),
+    summary = {"repo": str(repo), "licence": licence_of(repo), "out": str(out_dir), "tests": ran(before), "tried": len(made),
                "kept": len(kept), "discarded": len(discarded), "infill_records": len(records),
                "kinds": {k: sum(r["kind"] == k for r in kept) for k in KINDS}}
     if run_agent:
@@ -440,6 +441,25 @@ def synth(repo: Path, out_dir: Path, max_mutants: int = 20, sandbox_kind: str = 
     shutil.rmtree(base, ignore_errors=True)
     (out_dir / "synth.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def licence_of(repo: Path) -> str:
+    """The repository's licence as it states it (package metadata, else a licence file's first
+    line), with where it was read; "unknown" when it states none. For the data card."""
+    for meta, pattern in (("pyproject.toml", r"^\s*license\s*=\s*(?:\{\s*text\s*=\s*)?[\"']([^\"']+)"),
+                          ("setup.cfg", r"^\s*license\s*=\s*(.+)$"), ("setup.py", r"\blicense\s*=\s*[\"']([^\"']+)")):
+        try:
+            found = re.search(pattern, (repo / meta).read_text(encoding="utf-8", errors="replace"), re.M)
+        except OSError:
+            continue
+        if found and found.group(1).strip():
+            return f"{found.group(1).strip()} ({meta})"
+    for path in sorted(repo.glob("LICEN[CS]E*")) + sorted(repo.glob("COPYING*")):
+        first = next((ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()
+                      if ln.strip()), "")
+        if first:
+            return f"{first[:80]} ({path.name})"
+    return "unknown"
 
 
 def infill_records(kept: list[dict], base: Path, profile) -> list[dict]:
