@@ -305,6 +305,26 @@ def test_a_pin_without_a_wheel_for_the_sandboxs_python_moves_to_the_nearest_vers
         ("fastcalc==1.0", "fastcalc==1.1", "--deps")]
 
 
+def test_a_removed_pytest_api_that_a_conftest_calls_is_given_back(offline, tmp_path):
+    """As thefuck's conftest of 2018 (its autouse fixture calls `request.node.get_marker`, which pytest
+    4.1 removed): without the compat plugin every test errors in that fixture."""
+    wheels, made = offline
+    conftest = ("import pytest\n\n\n@pytest.fixture(autouse=True)\ndef functional(request):\n"
+                "    if request.node.get_marker('functional'):\n        pytest.skip('functional tests are off')\n\n\n"
+                "@pytest.fixture\ndef three(request):\n    return request.getfuncargvalue('tmp_path') and 3\n")
+    test = ("import pytest\nimport tinydep\n\n\ndef test_factor(three):\n    assert tinydep.FACTOR == three\n\n\n"
+            "@pytest.mark.functional\ndef test_functional():\n    assert False\n")
+    said: list[str] = []
+    repo = tree(tmp_path / "repo", {"tests/conftest.py": conftest, "tests/test_calc.py": test,
+                                    "requirements.txt": "tinydep==1.0\n"})
+    for use_worker in (True, False):  # the warm worker's pytest, and `docker exec`'s
+        run, record = sandbox_run(repo, made, said, use_worker=use_worker)
+        assert sorted((c["id"].split("::")[1], c["outcome"]) for c in run["cases"]) == [
+            ("test_factor", "passed"), ("test_functional", "skipped")], run["output_tail"]
+    assert record["pytest_addopts"] == ["-p", "repair_agent_pytest_compat"]
+    assert "note: the tests call Node.get_marker (removed in pytest 4.1) (tests/conftest.py): the sandbox's " \
+           "pytest gets it back (repair_agent_pytest_compat)" in said
+
 @pytest.mark.slow
 def test_a_real_pin_without_a_wheel_for_the_sandboxs_python_moves_to_the_nearest_release_with_one(tmp_path,
                                                                                                  docker_ready):

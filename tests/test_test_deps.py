@@ -148,3 +148,17 @@ def test_a_setup_py_of_python_2_is_a_note_not_a_failure(tmp_path):
     assert found(needs) == [("mock", "requirements-test.txt")]
     assert any(n.startswith("setup_py: not read (SyntaxError") for n in needs.notes)
     json.dumps(needs.to_dict())  # the record is JSON
+
+
+def test_a_removed_pytest_api_the_tests_call_loads_the_compat_plugin_with_a_note(tmp_path):
+    repo = write(tmp_path, {"tests/conftest.py": "import pytest\n\n@pytest.fixture(autouse=True)\ndef f(request):\n"
+                                                 "    if request.node.get_marker('functional'):\n        pass\n",
+                            "tests/test_a.py": "def test_a():\n    pass\n"})
+    needs = discover(repo)
+    assert needs.compat == [{"api": "Node.get_marker (removed in pytest 4.1)", "source": "tests/conftest.py"}]
+    assert command_line(needs, set()) == (["-p", "repair_agent_pytest_compat"], [
+        "note: the tests call Node.get_marker (removed in pytest 4.1) (tests/conftest.py): the sandbox's pytest "
+        "gets it back (repair_agent_pytest_compat)"])
+    before = dependency_key(repo, "img")
+    write(repo, {"tests/conftest.py": "def f(request):\n    return request.node.get_closest_marker('functional')\n"})
+    assert not discover(repo).found() and dependency_key(repo, "img") != before

@@ -29,6 +29,7 @@ TOOLS_REPO = "repair-agent/tools"  # base + a venv with TOOLS, under every env i
 LABEL = "repair-agent"  # every container we make carries this label, for cleanup checks
 DEPS_LABEL = f"{LABEL}.deps"  # the dependency image's record: what was found, installed, left out
 INSTALLER = "/opt/repair-agent-install/install_deps.py"  # where a dependency build sees install_deps.py
+COMPAT = "/opt/repair-agent-install/pytest_compat.py"  # and pytest_compat.py, which it copies where needed
 TOOLS = ["pytest", "pytest-timeout", "coverage"]
 DEP_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "requirements-dev.txt",
              "requirements-test.txt", "test-requirements.txt")
@@ -254,9 +255,10 @@ def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: l
 
     project = install_project and any((workdir / n).is_file() for n in ("pyproject.toml", "setup.py"))
     plan = {"requirement_files": needs.requirement_files, "project": project, "packages": needs.packages,
-            "plugins": needs.plugins, "deps": extra}
+            "plugins": needs.plugins, "deps": extra, "compat": COMPAT if needs.compat else ""}
     mounts = [Mount("/src", str(workdir), type="bind", read_only=True),
-              Mount(INSTALLER, str(Path(__file__).with_name("install_deps.py")), type="bind", read_only=True)]
+              *(Mount(inside, str(Path(__file__).with_name(Path(inside).name)), type="bind", read_only=True)
+                for inside in (INSTALLER, COMPAT))]
 
     def finish(output: str) -> dict:
         report = install_report(output)

@@ -7,10 +7,12 @@ its helpers too: requirement files are read here as pip reads them, on either si
 The plan (images.env_image's, from test_deps.discover): `requirement_files` (pip -r, must install),
 `project` (pip install . from a copy of /src, must install), `packages` (the test dependencies
 found, each with its source: best effort), `plugins` (what the pytest configuration needs: best
-effort), `deps` (--deps, must install, last so that their pins win). Binary wheels are preferred. Where a step that
-must install fails, each exact pin of it that has no wheel for this Python is moved to the nearest
-version that has one and the step is tried again; every such move is in the report. A best-effort
-package that still does not install is left out, and the report says why. The report (JSON) is
+effort), `deps` (--deps, must install, last so that their pins win), `compat` (where the tests call
+removed pytest APIs: pytest_compat.py's path, copied into this venv as COMPAT_MODULE). Binary
+wheels are preferred. Where a step that must install fails, each exact pin of it that has no wheel
+for this Python is moved to the nearest version that has one and the step is tried again; every
+such move is in the report. A best-effort package that still does not install is left out, and
+the report says why. The report (JSON) is
 written to REPORT, kept in the image, and printed after MARKER as the last line.
 """
 
@@ -23,8 +25,10 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 MARKER = "@@REPAIR_AGENT_DEPS@@"
+COMPAT_MODULE = "repair_agent_pytest_compat"  # test_deps loads it with -p
 REPORT = "/opt/repair-agent-deps.json"
 PROBE = "/tmp/repair-agent-probe"  # where the wheel probes download to (pip's cache keeps them)
 PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;,#]+)\s*(;.*)?$")
@@ -252,6 +256,8 @@ def main(plan: dict) -> None:
     deps = list(plan.get("deps") or [])
     if deps:
         must_install("installing --deps", deps, deps, report, "--deps")
+    if plan.get("compat"):
+        shutil.copy(plan["compat"], os.path.join(sysconfig.get_paths()["purelib"], COMPAT_MODULE + ".py"))
     finish(report, 0)
 
 

@@ -17,6 +17,9 @@ PLUGIN_INI_KEYS, PLUGIN_MARKERS, PLUGIN_FIXTURES). `command_line()` says what th
 must be told: the options of a plugin that could not be installed dropped from addopts (with a
 warning), and coverage and xdist, where installed for the configuration, kept off: the sandbox
 measures its own coverage and runs one test process.
+
+Removed pytest APIs: calls in the test files to what newer pytest removed (COMPAT_CALLS, e.g.
+`request.node.get_marker`) load the sandbox's pytest_compat plugin, which gives them back.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .install_deps import canonical, decode, file_pins, requirement_name
+from .install_deps import COMPAT_MODULE, canonical, decode, file_pins, requirement_name
 
 RUNNER = {"pytest", "pluggy", "coverage"}  # the sandbox's own: a repository's pin of them is left out
 NEVER_INSTALLABLE = {"pkg-resources"}  # `pip freeze` on Debian/Ubuntu lists it; it never existed on PyPI
@@ -90,6 +93,9 @@ PLUGIN_FIXTURES = {"mocker": "pytest-mock", "benchmark": "pytest-benchmark", "ht
                    "freezer": "pytest-freezer"}
 # installed for the configuration, but kept from changing how the sandbox runs the tests
 KEEP_OFF = {"pytest-cov": ["--no-cov"], "pytest-xdist": ["-n", "0"]}
+# calls of pytest APIs that the sandbox's pytest no longer has, which pytest_compat.py gives back
+COMPAT_CALLS = {"Node.get_marker (removed in pytest 4.1)": re.compile(r"\.get_marker\("),
+                "FixtureRequest.getfuncargvalue (removed in pytest 4.0)": re.compile(r"\.getfuncargvalue\(")}
 
 
 @dataclass
@@ -103,16 +109,18 @@ class TestNeeds:
     config: str = ""  # "setup.cfg [tool:pytest]"
     addopts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was read and left out, and why
+    compat: list[dict] = field(default_factory=list)  # removed pytest APIs the tests call: {"api", "source"}
     digest: str = ""  # of the bytes of the requirement files pip reads itself
 
     def found(self) -> bool:
         """Anything beyond what the image installed before discovery (requirements.txt, the project)."""
-        return bool(self.packages or self.plugins or self.dropped_without_plugin())
+        return bool(self.packages or self.plugins or self.compat or self.dropped_without_plugin())
 
     def key(self) -> bytes:
         """What keys the dependency image: everything that the build installs or changes."""
         return json.dumps({"packages": self.packages, "plugins": self.plugins, "addopts": self.addopts,
-                           "files": self.digest}, sort_keys=True).encode()
+                           "files": self.digest, **({"compat": self.compat} if self.compat else {})},
+                          sort_keys=True).encode()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -357,7 +365,8 @@ def _plugins(repo: Path, needs: TestNeeds, ini: dict, have: set[str]) -> None:
             want(plugin, f"{needs.config} {key}")
     for req in str(ini.get("required_plugins", "")).split():
         want(requirement_name(req), f"{needs.config} required_plugins")
-    markers, fixtures = _used_in_tests(repo)
+    markers, fixtures, calls = _used_in_tests(repo)
+    needs.compat = [{"api": api, "source": where} for api, where in calls.items()]
     for marker in sorted(markers & PLUGIN_MARKERS.keys()):
         want(PLUGIN_MARKERS[marker], f"the marker @pytest.mark.{marker} in {markers[marker]}")
     for fixture in sorted(fixtures & PLUGIN_FIXTURES.keys()):
@@ -372,11 +381,12 @@ USEFIXTURES = re.compile(r"usefixtures\(([^)]*)\)")
 DEF = re.compile(r"^[ \t]*(?:async\s+)?def\s+(\w+)", re.M)
 
 
-def _used_in_tests(repo: Path) -> tuple[dict, dict]:
+def _used_in_tests(repo: Path) -> tuple[dict, dict, dict]:
     """{marker: first file}, {fixture: first file} of the test modules and conftests, less the
-    fixtures the repository defines itself."""
+    fixtures the repository defines itself, and {removed API (COMPAT_CALLS): first file}."""
     markers: dict[str, str] = {}
     fixtures: dict[str, str] = {}
+    calls: dict[str, str] = {}
     own: set[str] = set()
     for path in test_files(repo):
         try:
@@ -393,7 +403,10 @@ def _used_in_tests(repo: Path) -> tuple[dict, dict]:
             if name.isidentifier():
                 fixtures.setdefault(name, rel)
         own.update(DEF.findall(text))
-    return markers, {k: v for k, v in fixtures.items() if k not in own}
+        for api, call in COMPAT_CALLS.items():
+            if api not in calls and call.search(text):
+                calls[api] = rel
+    return markers, {k: v for k, v in fixtures.items() if k not in own}, calls
 
 
 def test_files(repo: Path):
@@ -411,8 +424,9 @@ def test_files(repo: Path):
 
 def command_line(needs: TestNeeds, installed: set[str]) -> tuple[list[str], list[str]]:
     """`(PYTEST_ADDOPTS tokens, warnings)` for the dependency image, given the plugins `installed`
-    (canonical names): addopts without the options no installed plugin provides, and the off
-    switches of the plugins that would change how the sandbox runs the tests."""
+    (canonical names): addopts without the options no installed plugin provides, the off switches
+    of the plugins that would change how the sandbox runs the tests, and the compat plugin where the
+    tests call a removed pytest API (said in a note)."""
     have = {canonical(p) for p in installed} | SANDBOX_PLUGINS
     kept, dropped, skip = [], [], False
     for i, token in enumerate(needs.addopts):
@@ -451,6 +465,10 @@ def command_line(needs: TestNeeds, installed: set[str]) -> tuple[list[str], list
         used = any(option_plugin(t) == plugin for t in kept)
         if used and plugin in have:
             out += off
+    if needs.compat:
+        out += ["-p", COMPAT_MODULE]
+        warnings += [f"note: the tests call {c['api']} ({c['source']}): the sandbox's pytest gets it back "
+                     f"({COMPAT_MODULE})" for c in needs.compat]
     return out, warnings
 
 

@@ -1,0 +1,12 @@
+"""A pytest plugin that gives back the pytest APIs that old test suites call and newer pytest
+removed (the sandbox brings its own, newer pytest). test_deps finds the calls in a tree's test
+files; the dependency build copies this file into the tools venv as COMPAT_MODULE, and the image's
+PYTEST_ADDOPTS loads it (`-p`). Each old name calls its replacement."""
+
+from _pytest.fixtures import FixtureRequest
+from _pytest.nodes import Node
+
+if not hasattr(Node, "get_marker"):  # removed in pytest 4.1
+    Node.get_marker = lambda self, name: self.get_closest_marker(name)
+if not hasattr(FixtureRequest, "getfuncargvalue"):  # removed in pytest 4.0
+    FixtureRequest.getfuncargvalue = lambda self, name: self.getfixturevalue(name)
