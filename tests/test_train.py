@@ -101,6 +101,48 @@ def test_load_records_names_the_bad_line(tmp_path):
         data.load_records(path)
 
 
+# records shaped as the agent's prompts (traces export/synth): a raw fill-in-the-middle prompt, chat messages
+FIM = {"prompt": "<|fim_prefix|>def add(a, b):\n    # buggy: return a - b\n<|fim_suffix|><|fim_middle|>",
+       "completion": "    return a + b\n", "metadata": {"kind": "infill"}}
+CHAT = {"prompt": [{"role": "system", "content": "Explain."}, {"role": "user", "content": "Why a + b?"}],
+        "completion": "Because add adds.", "metadata": {"kind": "explain"}}
+
+
+def test_agent_shaped_records_keep_their_prompt_and_learn_only_the_answer():
+    tok = tiny.build_tokenizer([FIM["prompt"] + FIM["completion"], CHAT["completion"], "Explain. Why a + b?"])
+    ex = data.tokenize_record(FIM, tok)
+    prompt_ids = tok(FIM["prompt"])["input_ids"]  # the raw prompt as the completions endpoint gets it
+    n = len(prompt_ids)
+    assert ex["input_ids"][:n] == prompt_ids and ex["labels"][:n] == [data.IGNORE_INDEX] * n
+    assert ex["labels"][n:] == ex["input_ids"][n:] and tok.decode(ex["labels"][n:-1]) == FIM["completion"]
+    # chat messages go through the tokenizer's own chat template, as the server renders them
+    ex = data.tokenize_record(CHAT, tok)
+    rendered = tok.apply_chat_template(CHAT["prompt"], tokenize=False, add_generation_prompt=True)
+    assert rendered.startswith(tok.bos_token + "Explain.") and rendered.endswith(data.RESPONSE_HEADER)
+    n = len(tok(rendered, add_special_tokens=False)["input_ids"])
+    assert ex["input_ids"][:n] == tok(rendered, add_special_tokens=False)["input_ids"]
+    assert ex["input_ids"].count(tok.bos_token_id) == 1 and tok.decode(ex["labels"][n:-1]) == CHAT["completion"]
+
+
+def test_load_records_takes_both_shapes(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (RECORDS[0], FIM, CHAT)))
+    assert len(data.load_records(path)) == 3
+    path.write_text(json.dumps({"prompt": 3, "completion": "x"}) + "\n")
+    with pytest.raises(ValueError, match="mixed.jsonl:1"):
+        data.load_records(path)
+
+
+@pytest.mark.slow
+def test_agent_shaped_records_train_the_tiny_model(tmp_path):
+    path = tmp_path / "infill.jsonl"
+    path.write_text((json.dumps(FIM) + "\n") * 4 + json.dumps(CHAT) + "\n")
+    summary = sft.main(["--data", str(path), "--model", tiny.TINY_NAME, "--output-dir", str(tmp_path / "out"),
+                        "--max-steps", "6", "--lr", "1e-2", "--batch-size", "5", "--no-gradient-checkpointing"])
+    losses = [e["loss"] for e in summary["losses"]]
+    assert summary["examples"] == 5 and losses[-1] < losses[0], losses
+
+
 def test_detect_lora_targets():
     import torch
 

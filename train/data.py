@@ -4,10 +4,15 @@ A record is one JSON object per line, PyX-R shaped::
 
     {"fault": <instruction text>, "response": <monologue + [Refined] code>, "metadata": {...}}
 
-The prompt is rendered in SemCoder's (Magicoder's) instruction format: a system line, then
-``@@ Instruction``, the fault, then ``@@ Response``. The response follows and ends with EOS. Labels
-are -100 on every prompt token (and on padding), so the loss is on the response only, as SemCoder
-was trained.
+or shaped as a prompt the agent sends (`repair-agent traces export/synth`: infill and explain)::
+
+    {"prompt": <a raw completions prompt> | [<chat messages>], "completion": <answer>, "metadata": {...}}
+
+A PyX-R prompt is rendered in SemCoder's (Magicoder's) instruction format: a system line, then
+``@@ Instruction``, the fault, then ``@@ Response``. A raw prompt is taken as it is (the agent sends
+it so to /v1/completions: a fill-in-the-middle prompt); chat messages through the tokenizer's own
+chat template, as the server renders them. The answer follows and ends with EOS. Labels are -100
+on every prompt token (and on padding), so the loss is on the answer only, as SemCoder was trained.
 """
 
 from __future__ import annotations
@@ -62,22 +67,45 @@ def load_records(path: str | Path) -> list[dict[str, Any]]:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{lineno}: not JSON: {exc}") from exc
-            if not isinstance(rec, dict) or not isinstance(rec.get("fault"), str) \
-                    or not isinstance(rec.get("response"), str):
-                raise ValueError(f"{path}:{lineno}: a record needs string 'fault' and 'response'")
+            pyxr = isinstance(rec, dict) and isinstance(rec.get("fault"), str) and isinstance(rec.get("response"), str)
+            shaped = isinstance(rec, dict) and isinstance(rec.get("completion"), str) and (
+                isinstance(rec.get("prompt"), str) or isinstance(rec.get("prompt"), list)
+                and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in rec["prompt"]))
+            if not (pyxr or shaped):
+                raise ValueError(f"{path}:{lineno}: a record needs string 'fault' and 'response', or a 'prompt' "
+                                 f"(a string or chat messages) and a string 'completion'")
             records.append(rec)
     return records
 
 
+def is_pyxr(record: dict[str, Any]) -> bool:
+    return "fault" in record
+
+
+def prompt_and_answer(record: dict[str, Any], tokenizer=None) -> tuple[str, str, bool]:
+    """(prompt text, answer, whether the tokenizer adds its special tokens to the prompt) for
+    either record shape; chat messages need the tokenizer (its chat template); without one, their
+    contents joined (enough to build the tiny model's vocabulary)."""
+    if is_pyxr(record):
+        return render_prompt(record["fault"]), record["response"], True
+    prompt = record["prompt"]
+    if isinstance(prompt, str):
+        return prompt, record["completion"], True
+    if tokenizer is None:
+        return "\n".join(m["content"] for m in prompt), record["completion"], True
+    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True), record["completion"], False
+
+
 def tokenize_record(record: dict[str, Any], tokenizer, max_length: int | None = None) -> dict[str, list[int]]:
-    """input_ids = prompt + response + EOS; labels = -100 on the prompt, the ids elsewhere.
+    """input_ids = prompt + answer + EOS; labels = -100 on the prompt, the ids elsewhere.
 
     Prompt and response are tokenized separately, so the prompt ids are exactly what the model sees
     at inference and the mask boundary is exact. The sequence is truncated on the right to
     `max_length` (the EOS and the end of the response go first).
     """
-    prompt_ids = tokenizer(render_prompt(record["fault"]), add_special_tokens=True)["input_ids"]
-    response_ids = tokenizer(record["response"], add_special_tokens=False)["input_ids"]
+    prompt, answer, special = prompt_and_answer(record, tokenizer)
+    prompt_ids = tokenizer(prompt, add_special_tokens=special)["input_ids"]
+    response_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no EOS token")
     response_ids = list(response_ids) + [tokenizer.eos_token_id]

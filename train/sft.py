@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from .data import CHAT_TEMPLATE, Collator, load_records, render_prompt, tokenize_records
+from .data import CHAT_TEMPLATE, Collator, is_pyxr, load_records, prompt_and_answer, tokenize_records
 from .tiny import TINY_NAME, build_tiny
 
 log = logging.getLogger("train.sft")
@@ -152,7 +152,7 @@ def train(args: argparse.Namespace) -> dict:
 
     model_path = args.model
     if args.model == TINY_NAME:
-        texts = [render_prompt(r["fault"]) + r["response"] for r in records]
+        texts = ["".join(prompt_and_answer(r)[:2]) for r in records]
         model_path = str(build_tiny(texts, out / "tiny-base", seed=args.seed).resolve())
         log.info("built %s at %s", TINY_NAME, model_path)
 
@@ -161,7 +161,9 @@ def train(args: argparse.Namespace) -> dict:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token else tokenizer.unk_token
     tokenizer.padding_side = "right"
-    tokenizer.chat_template = CHAT_TEMPLATE  # serve the trained model in the format it learned
+    examples, dropped = tokenize_records(records, tokenizer, args.max_length)  # chat prompts: the model's template
+    if any(is_pyxr(r) for r in records):
+        tokenizer.chat_template = CHAT_TEMPLATE  # serve the trained model in the format it learned
 
     if dtype == torch.float16 and not args.lora:
         dtype = torch.float32  # full fine-tuning under fp16 autocast needs fp32 master weights
@@ -181,7 +183,6 @@ def train(args: argparse.Namespace) -> dict:
         model.print_trainable_parameters()
     lr = args.lr if args.lr is not None else (2e-4 if args.lora else 2e-5)
 
-    examples, dropped = tokenize_records(records, tokenizer, args.max_length)
     if dropped:
         log.warning("%d record(s) dropped: no response token left within --max-length %d", dropped, args.max_length)
     if not examples:
