@@ -128,3 +128,12 @@ def assert_each_candidate_starts_clean(sb) -> None:
         run = sb.run_tests([], timeout=60, per_test_timeout=20, overlay={"state.py": f"SEEN = []  # {i}\n"})
         assert run["runner"] == "worker", run.get("fallback")
         assert outcomes(run) == {"test_starts_clean": "passed"}, run["output_tail"][-800:]
+
+
+def write_repo(root: Path, files: dict[str, str]) -> Path:
+    """A tree of small files (relative path -> text, dedented) under `root`."""
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(textwrap.dedent(text))
+    return root

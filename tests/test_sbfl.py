@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
 from repair_agent.localize.frames import context_for, frames, function_at, is_test_file, rank_frames
 from repair_agent.localize.sbfl import ochiai, parse_spectrum, rank_functions, rank_lines, sbfl, spectrum
 from repair_agent.sandbox import LocalSandbox
+from helpers import write_repo
 
 # A package where a helper in one module has the bug and a function in another module calls it.
 # clamp() is wrong only for prices above the ceiling, so only the over-ceiling tests reach line 6.
@@ -72,14 +71,6 @@ TWO_MODULE = {
 }
 
 FAILING = ["tests/test_cart.py::test_total_ceiling", "tests/test_cart.py::test_total_ceiling_alone"]
-
-
-def write_repo(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(textwrap.dedent(text))
-    return root
 
 
 @pytest.fixture(scope="module")

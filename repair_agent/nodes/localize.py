@@ -1,4 +1,5 @@
-"""Where is the fault? Traceback frames inside the repo, plus spectrum-based ranking (SBFL)."""
+"""Where is the fault? Functions first, then lines (localize/rank.py): the spectrum, the traceback frames and
+the failure's data flow (a slice of the first failing test's trace); a name the test cannot import, said plainly."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import ast
 import re
 from pathlib import Path
 
-from ..localize import frames
+from .. import policy
+from ..errors import SandboxError
+from ..localize import frames, rank
 from ..policy import rerun_timeout
 from ..state import Location, RepairState
+from ..tracing import trace_test
 
 NUMBERED = re.compile(r"^[> ]?\s*\d+ \| ?", re.M)
 
@@ -18,30 +22,35 @@ def localize(state: RepairState, deps) -> dict:
     failed = [c["details"] or c["message"] for c in state["tests_before"]["cases"] if c["id"] in set(state["failing"])]
     locations = frames.rank_frames(failed, root)
     covers = None  # line -> the passing tests that ran it: validation runs those before the full suite
+    missing = rank.missing_name(failed, root, state["failing"])
     if deps.settings.use_sbfl:
         from ..localize import sbfl
 
         spec = sbfl.spectrum(deps.sandbox, state["test_args"], state["failing"], timeout=deps.settings.test_timeout_s,
                              per_test_timeout=rerun_timeout(state, deps.settings))
-        locations = combine(sbfl.with_functions(sbfl.rank_lines(spec), root), locations)
+        locations = rank.rank(spec, failed, root, state["failing"])
+        if locations and not missing and deps.settings.use_trace:  # the failure's data flow through the top functions
+            locations = rank.rank(spec, failed, root, state["failing"], trace=slice_trace(state, deps, locations))
         covers = spec.get("covers")
     if not locations:
         locations = imported_functions(root, state["failing"][0])
     context = plain_code(frames.context_for(root, locations[:5], budget_tokens=1500))
+    if missing:  # said plainly: no line of the code holds this bug yet
+        context = rank.missing_text(missing) + "\n\n" + context
+        deps.log(rank.missing_text(missing))
     deps.recorder.write("localize", locations=locations[:20], context=context)
     deps.log("suspects: " + ", ".join(f"{loc['file']}:{loc['line']} {loc['function']}" for loc in locations[:3]))
     return {"locations": locations, "context": context, "covers": covers}
 
 
-def combine(spectrum: list[Location], traceback: list[Location]) -> list[Location]:
-    """SBFL scores, with lines that also sit in a traceback lifted by half their frame score."""
-    bonus = {(t["file"], t["line"]): t["score"] / 2 for t in traceback}
-    merged = {(s["file"], s["line"]): {**s, "score": round(s["score"] + bonus.pop((s["file"], s["line"]), 0), 6)}
-              for s in spectrum}
-    for t in traceback:
-        if (t["file"], t["line"]) in bonus:
-            merged[(t["file"], t["line"])] = {**t, "score": round(bonus[(t["file"], t["line"])], 6)}
-    return sorted(merged.values(), key=lambda loc: -loc["score"])
+def slice_trace(state: RepairState, deps, locations: list[Location]) -> list[dict]:
+    """The first failing test traced through the top functions, for the slice ([] when it cannot run)."""
+    try:
+        return trace_test(deps.sandbox, state["failing"][0], rank.trace_targets(locations),
+                          timeout=policy.trace_timeout(deps.settings, state))
+    except SandboxError as exc:  # the slice helps; its absence must not end the run
+        deps.log(f"no trace for the slice: {exc}")
+        return []
 
 
 def imported_functions(root: Path, test_id: str) -> list[Location]:

@@ -1,0 +1,168 @@
+"""Functions first, then lines: one ranking from the spectrum, the tracebacks and the data-flow slice.
+
+- `rank(spec, failures, repo_dir, failing, trace=None)`: the ranked line `Location`s. Functions are
+  scored first, with Ochiai over function coverage (a test ran a function when it ran any of its
+  lines; spectrum methods are strongest at this level), ties broken by the slice, then the
+  traceback frames, then the best line's score. Inside each function its lines follow, ordered by
+  the slice (lines the failure's values came from first), the frames and their own Ochiai score;
+  the top functions' lines come one round at a time (the best line of each, then the second...), so
+  a tie among many lines becomes a choice among few functions.
+- `missing_name(failures, repo_dir)`: a name the failing test imports and the code lacks
+  (`ImportError: cannot import name ...`), as `(name, module, file)`; `rank` then ranks that module
+  alone and never a `def` line, and `missing_text` says it plainly.
+- `trace_targets(locations)`: the functions to trace for the slice.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from ..state import Location
+from . import frames, sbfl
+from .slice import dynamic_slice
+
+# py3.7+: "cannot import name 'X' from 'pkg.mod' (/path/pkg/mod.py)"; py3.6: "cannot import name 'X'"
+_CANNOT_IMPORT = re.compile(r"ImportError: cannot import name '?(?P<name>\w+)'?(?: from '(?P<module>[\w.]+)')?")
+_NO_ATTRIBUTE = re.compile(r"AttributeError: module '(?P<module>[\w.]+)' has no attribute '(?P<name>\w+)'")
+TOP_FUNCTIONS = 5  # functions whose lines are interleaved, best line of each first
+TRACED = 3  # functions traced for the slice
+
+
+def _module_file(repo_dir: Path, module: str) -> str | None:
+    for rel in (module.replace(".", "/") + ".py", module.replace(".", "/") + "/__init__.py",
+                "src/" + module.replace(".", "/") + ".py", "src/" + module.replace(".", "/") + "/__init__.py"):
+        if (repo_dir / rel).is_file() and not frames.is_test_file(rel):
+            return rel
+    return None
+
+
+def _importing_module(repo_dir: Path, test_file: str, name: str) -> str | None:
+    """The module that the test file's `from M import ... name` names."""
+    try:
+        tree = ast.parse((repo_dir / test_file).read_text(errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and any(a.name == name for a in node.names):
+            return node.module
+    return None
+
+
+def missing_name(failures: list[str], repo_dir: Path, failing: list[str] | None = None) -> tuple[str, str, str] | None:
+    """(NAME, MODULE, file of MODULE) when a failure says the test cannot import NAME from a module
+    of this repository, else None."""
+    repo_dir = Path(repo_dir)
+    for text in failures:
+        for rx in (_CANNOT_IMPORT, _NO_ATTRIBUTE):
+            for m in rx.finditer(text or ""):
+                name, module = m["name"], m["module"]
+                if not module:
+                    for test_id in failing or []:
+                        module = _importing_module(repo_dir, test_id.split("::")[0], name)
+                        if module:
+                            break
+                file = _module_file(repo_dir, module) if module else None
+                if file:
+                    return name, module, file
+    return None
+
+
+def missing_text(missing: tuple[str, str, str]) -> str:
+    name, module, file = missing
+    return (f"The failing test imports `{name}` from `{module}`, which does not define it: "
+            f"the fix must add `{name}` to `{module}` ({file}).")
+
+
+def _def_lines(repo_dir: Path, file: str) -> set[int]:
+    return {d for _s, _e, d, _q in frames.function_spans(repo_dir, file)}
+
+
+def _missing_ranking(missing: tuple[str, str, str], lines: list[Location], repo_dir: Path) -> list[Location]:
+    """The module's end first (where a new name goes), then the module's ranked lines, never a `def`."""
+    _name, _module, file = missing
+    text = (Path(repo_dir) / file).read_text(errors="replace").splitlines()
+    last = max((i + 1 for i, t in enumerate(text) if t.strip()), default=1)
+    defs = _def_lines(repo_dir, file)
+    out = [Location(file=file, function="<module>", line=last, score=1.0)]
+    out += [{**loc, "function": frames.function_at(repo_dir, file, loc["line"])} for loc in lines
+            if loc["file"] == file and loc["line"] not in defs and loc["line"] != last]
+    return out
+
+
+def _function_spectrum(spec: sbfl.Spectrum, repo_dir: Path) -> dict[tuple[str, str], tuple[int, int]]:
+    """(file, function) -> (ef, ep) over the function's lines: the tests that ran any of them. Passing
+    tests are counted exactly from `covers` where the spectrum has it, else as the most of any line."""
+    covers = spec.get("covers") or {}
+    ef: dict[tuple[str, str], int] = {}
+    ep: dict[tuple[str, str], int] = {}
+    for file, line, f, p in spec["lines"]:
+        key = (file, frames.function_at(repo_dir, file, int(line)))
+        ef[key] = max(ef.get(key, 0), f)
+        ep[key] = max(ep.get(key, 0), p)
+    if covers:
+        passing: dict[tuple[str, str], set[int]] = {}
+        for file, sets in covers.get("files", {}).items():
+            for set_index, ran in sets.items():
+                for line in ran:
+                    key = (file, frames.function_at(repo_dir, file, int(line)))
+                    if key in ef:
+                        passing.setdefault(key, set()).update(covers["sets"][int(set_index)])
+        for key, tests in passing.items():
+            ep[key] = max(ep[key], len(tests))
+    return {key: (ef[key], ep[key]) for key in ef}
+
+
+def rank(spec: sbfl.Spectrum, failures: list[str], repo_dir: Path, failing: list[str] | None = None,
+         trace: list[dict] | None = None) -> list[Location]:
+    """Ranked lines (non-test files), the top functions' lines first; see the module docstring."""
+    repo_dir = Path(repo_dir)
+    lines = sbfl.with_functions(sbfl.rank_lines(spec), repo_dir)
+    if missing := missing_name(failures, repo_dir, failing):
+        return _missing_ranking(missing, lines, repo_dir)
+    frame_score = {(loc["file"], loc["line"]): loc["score"] for loc in frames.rank_frames(failures, repo_dir)}
+    in_slice = dynamic_slice(trace or [], repo_dir)
+    nf = spec["n_failed"]
+    funcs = _function_spectrum(spec, repo_dir)
+    by_func: dict[tuple[str, str], list[Location]] = {}
+    known = set()
+    for loc in lines:
+        by_func.setdefault((loc["file"], loc["function"]), []).append(loc)
+        known.add((loc["file"], loc["line"]))
+    for (file, line), s in frame_score.items():  # a frame the spectrum missed (coverage off, a crash)
+        if (file, line) not in known:
+            func = frames.function_at(repo_dir, file, line)
+            by_func.setdefault((file, func), []).append(Location(file=file, function=func, line=line, score=0.0))
+            funcs.setdefault((file, func), (1, 0))
+
+    def line_key(loc: Location):
+        where = (loc["file"], loc["line"])
+        return (-(where in in_slice), -frame_score.get(where, 0.0), -loc["score"], loc["line"])
+
+    def func_key(key):
+        ef, ep = funcs.get(key, (0, 0))
+        own = by_func[key]
+        return (-sbfl.ochiai(ef, ep, nf or 1), -any((loc["file"], loc["line"]) in in_slice for loc in own),
+                -max(frame_score.get((loc["file"], loc["line"]), 0.0) for loc in own),
+                -max(loc["score"] for loc in own), key[0], min(loc["line"] for loc in own))
+
+    order = sorted(by_func, key=func_key)
+    ranked = [sorted(by_func[key], key=line_key) for key in order]
+    out: list[Location] = []
+    top = ranked[:TOP_FUNCTIONS]
+    for i in range(max((len(r) for r in top), default=0)):
+        out += [r[i] for r in top if i < len(r)]
+    for r in ranked[TOP_FUNCTIONS:]:
+        out += r
+    return out
+
+
+def trace_targets(locations: list[Location], n: int = TRACED) -> list[tuple[str, str]]:
+    """The first `n` distinct functions of a ranking (module level left out): what to trace."""
+    out: list[tuple[str, str]] = []
+    for loc in locations:
+        key = (loc["file"], loc["function"])
+        if loc["function"] and loc["function"] != "<module>" and key not in out:
+            out.append(key)
+    return out[:n]

@@ -1,0 +1,177 @@
+"""Localization by functions first, then lines (localize/rank.py): the function-level tie-break, the
+failure's data flow (localize/slice.py over a real trace), and a name the test imports that the code lacks."""
+
+from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
+
+import pytest
+from helpers import write_repo
+
+from repair_agent.config import Settings
+from repair_agent.localize import rank, sbfl
+from repair_agent.localize.slice import dynamic_slice
+from repair_agent.nodes.localize import localize
+from repair_agent.sandbox import LocalSandbox, open_sandbox
+from repair_agent.tracing import trace_test
+
+# halve() is right for the even numbers a passing test gives it and wrong for odd ones, so its
+# odd-only line ties with every line of scale(), which only the failing test runs at all.
+TIE = {
+    "calc/__init__.py": "",
+    "calc/ops.py": """\
+        def halve(n):
+            if n % 2 == 0:
+                return n // 2
+            return (n + 1) // 2
+
+
+        def scale(values, factor):
+            out = []
+            for v in values:
+                out.append(v * factor)
+            return out
+        """,
+    "tests/test_ops.py": """\
+        from calc.ops import halve, scale
+
+
+        def test_halve_even():
+            assert halve(4) == 2
+
+
+        def test_scale_and_halve_odd():
+            assert scale([halve(3)], 2) == [2]
+        """,
+}
+
+# The total is wrong because of `count`; `label` runs on the way but never feeds the result.
+SLICED = {
+    "shop/__init__.py": "",
+    "shop/bill.py": """\
+        def price(qty, unit):
+            label = "total for " + str(qty)
+            note = label.upper()
+            count = qty + 1
+            return count * unit
+        """,
+    "tests/test_bill.py": """\
+        from shop.bill import price
+
+
+        def test_price():
+            assert price(2, 3) == 6
+        """,
+}
+
+# The test imports a name the module does not define yet.
+MISSING = {
+    "textkit/__init__.py": "",
+    "textkit/case.py": """\
+        def lower(s):
+            return s.lower()
+
+
+        def upper(s):
+            return s.upper()
+        """,
+    "tests/test_case.py": """\
+        from textkit.case import lower, title
+
+
+        def test_lower():
+            assert lower("AB") == "ab"
+
+
+        def test_title():
+            assert title("ab cd") == "Ab Cd"
+        """,
+}
+
+
+def local_run(tmp_path, files, failing: str):
+    repo = write_repo(tmp_path, files)
+    box = LocalSandbox(repo, python=sys.executable)
+    run = box.run_tests([failing.split("::")[0]])
+    failed = [c for c in run["cases"] if c["outcome"] in ("failed", "error")]
+    return repo, box, failed
+
+
+def where(loc) -> tuple[str, int]:
+    return loc["file"], loc["line"]
+
+
+def test_function_first_breaks_a_tie_among_lines(tmp_path):
+    repo, box, failed = local_run(tmp_path, TIE, "tests/test_ops.py::test_scale_and_halve_odd")
+    try:
+        spec = sbfl.spectrum(box, ["tests/test_ops.py"], [c["id"] for c in failed])
+    finally:
+        box.close()
+    by_line = sbfl.rank_lines(spec)
+    tied = [where(loc) for loc in by_line if loc["score"] == pytest.approx(1.0)]
+    assert ("calc/ops.py", 4) in tied and ("calc/ops.py", 9) in tied  # halve's odd line ties with scale's
+    assert where(by_line[0]) == ("calc/ops.py", 4)  # lines alone: file order puts halve first
+    ranked = rank.rank(spec, [c["details"] for c in failed], repo, [c["id"] for c in failed])
+    # scale: no passing test entered it (function Ochiai 1.0); halve: a passing test did (0.71)
+    assert ranked[0]["function"] == "scale"
+    assert ranked.index(next(loc for loc in ranked if where(loc) == ("calc/ops.py", 4))) > 0
+
+
+def test_slice_ranks_the_line_that_fed_the_assertion_first(tmp_path):
+    test = "tests/test_bill.py::test_price"
+    repo, box, failed = local_run(tmp_path, SLICED, test)
+    try:
+        spec = sbfl.spectrum(box, ["tests/test_bill.py"], [test])
+        steps = trace_test(box, test, [("shop/bill.py", "price")])
+    finally:
+        box.close()
+    assert dynamic_slice(steps, repo) == {("shop/bill.py", 4), ("shop/bill.py", 5)}  # count, and the return
+    details = [c["details"] for c in failed]
+    without = [where(loc) for loc in rank.rank(spec, details, repo, [test])]
+    with_slice = [where(loc) for loc in rank.rank(spec, details, repo, [test], trace=steps)]
+    assert without.index(("shop/bill.py", 2)) < without.index(("shop/bill.py", 4))  # a tie, in file order
+    assert with_slice.index(("shop/bill.py", 4)) < with_slice.index(("shop/bill.py", 2))
+    assert with_slice.index(("shop/bill.py", 4)) < with_slice.index(("shop/bill.py", 3))
+
+
+def test_slice_follows_an_exception_to_where_its_operand_came_from(tmp_path):
+    files = {"m/__init__.py": "", "m/div.py": """\
+        def ratio(a, b):
+            unused = a * 2
+            d = b - b
+            return a / d
+        """, "tests/test_div.py": """\
+        from m.div import ratio
+
+
+        def test_ratio():
+            assert ratio(4, 2) == 2
+        """}
+    repo, box, _ = local_run(tmp_path, files, "tests/test_div.py::test_ratio")
+    try:
+        steps = trace_test(box, "tests/test_div.py::test_ratio", [("m/div.py", "ratio")])
+    finally:
+        box.close()
+    assert dynamic_slice(steps, repo) == {("m/div.py", 3), ("m/div.py", 4)}
+
+
+def test_missing_name_is_said_plainly_and_no_def_line_is_a_suspect(tmp_path, docker_ready):
+    repo = write_repo(tmp_path / "repo", MISSING)
+    box = open_sandbox("docker", repo, log=lambda m: None)
+    try:
+        run = box.run_tests(["tests/test_case.py"])
+        failing = [c["id"] for c in run["cases"] if c["outcome"] in ("failed", "error")]
+        assert failing, run["output_tail"]
+        logged: list[str] = []
+        deps = SimpleNamespace(workdir=repo, sandbox=box, settings=Settings(), log=logged.append,
+                               recorder=SimpleNamespace(write=lambda *a, **k: None))
+        out = localize({"tests_before": run, "failing": failing, "test_args": ["tests/test_case.py"]}, deps)
+    finally:
+        box.close()
+    assert out["context"].startswith("The failing test imports `title` from `textkit.case`, which does not "
+                                     "define it: the fix must add `title` to `textkit.case` (textkit/case.py).")
+    assert any("the fix must add `title` to `textkit.case`" in line for line in logged)
+    assert where(out["locations"][0]) == ("textkit/case.py", 6)  # the module's end, where a new name goes
+    assert {loc["file"] for loc in out["locations"]} == {"textkit/case.py"}
+    assert not {loc["line"] for loc in out["locations"]} & {1, 5}  # never a def line
