@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 from helpers import CLI
 from scripted_server import ScriptedServer
@@ -33,7 +32,8 @@ def export(tmp_path, *run_dirs) -> tuple[list[dict], str]:
     proc = subprocess.run([*CLI, "traces", "export", *map(str, run_dirs), "--out", str(out)], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()], " ".join((proc.stdout + proc.stderr).split())
+    said = " ".join((proc.stdout + proc.stderr).split())
+    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()], said
 
 
 def test_mutation_and_infill_fixes_become_the_agents_infill_prompt(make_repo, tmp_path, docker_ready):

@@ -62,7 +62,7 @@ def test_a_repository_holding_a_quixbugs_program_is_refused(tmp_path):
 
 
 def test_humaneval_and_bugsinpy_code_is_refused(tmp_path):
-    he = "def has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold for a in numbers for b in numbers)\n"
+    he = "def has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold for a in numbers)\n"
     assert code_refusal(he) == "humanevalfix:has_close_elements"
     assert code_refusal("def first(items):\n    return items[0]\n", "mylist/core.py") == ""
     assert code_refusal("def f():\n    return 1\n", "youtube_dl/utils.py").startswith("bugsinpy:youtube-dl")

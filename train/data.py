@@ -93,7 +93,8 @@ def prompt_and_answer(record: dict[str, Any], tokenizer=None) -> tuple[str, str,
         return prompt, record["completion"], True
     if tokenizer is None:
         return "\n".join(m["content"] for m in prompt), record["completion"], True
-    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True), record["completion"], False
+    rendered = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    return rendered, record["completion"], False  # the template writes its own special tokens
 
 
 def tokenize_record(record: dict[str, Any], tokenizer, max_length: int | None = None) -> dict[str, list[int]]:

@@ -330,7 +330,8 @@ def file_before(repo: Path, patch: str) -> tuple[str, str, str] | None:
         return None
 
 
-def search_records(run_dir: Path, info: dict, events: list[dict], result: dict, profile_name: str | None) -> tuple[list[dict], str]:
+def search_records(run_dir: Path, info: dict, events: list[dict], result: dict,
+                   profile_name: str | None) -> tuple[list[dict], str]:
     """A fix found by the search (mutate, infill) as the records the agent's prompts would make:
     the infill prompt of the model's profile with the fixed line as the fill, and the explanation
     prompt with its checked answer when the run has one. Returns (records, why none)."""
@@ -408,7 +409,8 @@ def export(run_dirs: list[Path], out: Path, include_benchmarks: list[str] | None
                 if refused(where.dataset, meta.pop("refusal")):
                     break
                 rec["metadata"] = {**base, **meta, "dataset": where.dataset, "validated": True}
-                keep(meta["kind"] + "\0" + re.sub(r"\s+", " ", json.dumps(rec["prompt"])) + "\0" + rec["completion"], rec)
+                prompt = re.sub(r"\s+", " ", json.dumps(rec["prompt"]))
+                keep(f"{meta['kind']}\0{prompt}\0{rec['completion']}", rec)
             continue
         if not any(e.get("event") == "propose" for e in events):
             continue

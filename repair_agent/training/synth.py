@@ -11,7 +11,8 @@ replacing just that function's lines.
 one test fail (`OUT/mutants.jsonl`); the others are dropped with the reason (`OUT/discarded.jsonl`).
 Each kept mutant is a training record as the agent's infill prompt would ask for it (`shapes`):
 the mutated line masked, the original line the answer (`OUT/infill.jsonl`). A repository holding
-benchmark code (QuixBugs, HumanEval, BugsInPy's projects: `benchmarks.py`) is refused. With an agent, each kept mutant is then repaired by `run_fix` (`OUT/runs/RUN_ID`) and the validated
+benchmark code (QuixBugs, HumanEval, BugsInPy's projects: `benchmarks.py`) is refused. With an
+agent, each kept mutant is then repaired by `run_fix` (`OUT/runs/RUN_ID`) and the validated
 repairs are exported as SFT records (`OUT/traces.jsonl`).
 """
 
@@ -433,7 +434,8 @@ def synth(repo: Path, out_dir: Path, max_mutants: int = 20, sandbox_kind: str = 
     records = infill_records(kept, base, profile_for(getattr(settings, "model", None) or DEFAULT_MODEL,
                                                      profile or getattr(settings, "profile", None)))
     _write_jsonl(out_dir / "infill.jsonl", records)
-    summary = {"repo": str(repo), "licence": licence_of(repo), "out": str(out_dir), "tests": ran(before), "tried": len(made),
+    summary = {"repo": str(repo), "licence": licence_of(repo), "out": str(out_dir), "tests": ran(before),
+               "tried": len(made),
                "kept": len(kept), "discarded": len(discarded), "infill_records": len(records),
                "kinds": {k: sum(r["kind"] == k for r in kept) for k in KINDS}}
     if run_agent:
