@@ -136,3 +136,23 @@ class Source:
 
     def drop_lines(self, first: int, last: int) -> str:
         return b"".join(self.lines[:first - self.first] + self.lines[last - self.first + 1:]).decode()
+
+    def indent_of(self, lineno: int) -> str:
+        line = self.line(lineno)
+        return line[: len(line) - len(line.lstrip())]
+
+    def insert_before(self, lineno: int, lines: list[str]) -> str:
+        """Whole lines (each without its newline) put before `lineno`, in the file's own newline."""
+        eol = self.lines[lineno - self.first][len(self.lines[lineno - self.first].rstrip(b"\r\n")):] or b"\n"
+        new = b"".join(line.encode() + eol for line in lines)
+        i = lineno - self.first
+        return b"".join(self.lines[:i] + [new] + self.lines[i:]).decode()
+
+    def wrap_lines(self, first: int, last: int, header: str, unit: str) -> str:
+        """Lines `first`..`last` indented by `unit` under `header` (a line such as `if x:`, put at
+        the first line's indentation); blank lines stay blank."""
+        a, b = first - self.first, last - self.first + 1
+        body = [line if not line.strip() else unit.encode() + line for line in self.lines[a:b]]
+        eol = self.lines[a][len(self.lines[a].rstrip(b"\r\n")):] or b"\n"
+        head = (self.indent_of(first) + header).encode() + eol
+        return b"".join(self.lines[:a] + [head] + body + self.lines[b:]).decode()

@@ -4,7 +4,9 @@ Each mutant changes one thing in the statement that starts (or sits) on the line
 (comparison, arithmetic, bitwise, boolean, augmented assignment), a constant or an index by one,
 a name for another name in scope, an attribute for another attribute the file uses (the nearest
 NEAREST of either, see `closest`), the operands or arguments swapped, a `not` added or removed,
-the statement deleted, or a nearby statement copied before or after it. Only the source text of the mutated node is replaced (operators in place
+the statement deleted, or a nearby statement copied before or after it; then, at most SHAPES of
+them, the shapes of real Python fixes (`fix_shapes.py`: guards, regular expressions, safer
+accesses...). Only the source text of the mutated node is replaced (operators in place
 between their operands), so every other byte of the file, the user's formatting included, is kept.
 
 Why not libcst or cosmic-ray: both rebuild or re-render a module per mutant, and cosmic-ray runs
@@ -16,14 +18,16 @@ from __future__ import annotations
 
 import ast
 import difflib
+from itertools import islice
 from typing import Iterator
 
 from ..state import Location
 from ..syntax import ARITH, BITWISE, COMPARE, PAIRS, SYMBOL, Source, block_of, parameters
-from . import Edit, SearchContext
+from . import Edit, SearchContext, fix_shapes
 from .schedule import normalized
 
 BUILTIN_SWAPS = {"any": "all", "all": "any", "min": "max", "max": "min"}
+SHAPES = 16  # fix-shape mutants a line, after the operators: ten lines add 160 runs at most to the budget
 NEAREST = 8  # alternatives per name or attribute: a real module has hundreds, and each is a test run
 # a compound replacement needs parentheses unless its slot is delimited on both sides
 DELIMITED = {("Subscript", "slice"), ("Call", "args"), ("Return", "value"), ("Assign", "value"),
@@ -61,7 +65,15 @@ def _mutants(source: str, line: int) -> Iterator[tuple[str, str, str]]:
         if isinstance(n, ast.Attribute):
             attrs.setdefault(n.attr, set()).add(ast.dump(n.value))
     seen = {ast.dump(tree)}
-    for new, note in _edits(stmt, text, parents, names, attrs, func):
+    yield from _unique(_edits(stmt, text, parents, names, attrs, func), seen)
+    head = _header_nodes(stmt)
+    nodes = [n for n in ast.walk(stmt) if hasattr(n, "lineno") and (head is None or n in head)]
+    yield from islice(_unique(fix_shapes.edits(stmt, nodes, line, text, tree, func), seen), SHAPES)
+
+
+def _unique(edits, seen: set) -> Iterator[tuple[str, str, str]]:
+    """The edits that parse and differ from the file and from every one before."""
+    for new, note in edits:
         dump = normalized(new)
         if dump is not None and dump not in seen:
             seen.add(dump)
