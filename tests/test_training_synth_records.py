@@ -21,6 +21,7 @@ from scripted_server import ScriptedServer
 from repair_agent.bench.datasets import quixbugs_dir
 from repair_agent.config import Settings
 from repair_agent.errors import BadInput
+from repair_agent.fix import run_fix
 from repair_agent.llm.client import OpenAIModel
 from repair_agent.llm.profiles import load_profile
 from repair_agent.search import SearchContext
@@ -104,3 +105,28 @@ def test_a_clean_repository_yields_records_shaped_as_the_agents_infill_prompt(tm
             list(candidates({"file": row["file"], "line": rec["metadata"]["line"]}, ctx))
             sent = [r["body"]["prompt"] for r in srv.requests if r["body"].get("n")]
         assert rec["prompt"] in sent, textwrap.shorten(rec["prompt"], 200)
+
+
+def test_the_agents_search_fixes_of_mutants_become_synth_infill_records(tmp_path, docker_ready):
+    """The agent (the mutation search alone, no model) repairs the kept mutants; each fix it finds
+    is exported from its run as an infill record labelled synth, the hole at the mutant's line."""
+    repo = fixture_repo("synth_repo", tmp_path / "synth_repo")
+    out = tmp_path / "out"
+
+    def agent(mutant_repo: Path, runs_root: Path) -> dict:
+        settings = Settings(sandbox="docker", strategies="mutate", test_timeout_s=120)
+        return run_fix(mutant_repo, settings, runs_root=runs_root, log=lambda m: None)
+
+    summary = synth.synth(repo, out, max_mutants=4, seed=0, sandbox_kind="docker", run_agent=agent,
+                          log=lambda m: None)
+    kept = [json.loads(line) for line in (out / "mutants.jsonl").read_text().splitlines()]
+    traces = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
+    fixed = [r for r in kept if r["agent_status"] == "fixed"]
+    assert fixed and summary["agent"]["traces"] == len(traces) == len(fixed)  # every fix here is one line
+    for rec in traces:
+        row = next(r for r in fixed if r["id"] == rec["metadata"]["task"])
+        meta = rec["metadata"]
+        assert (meta["kind"], meta["source"], meta["dataset"]) == ("infill", "synth", "synth")
+        assert meta["fix_source"] == "mutate"
+        assert meta["file"] == row["file"] and row["start"] <= meta["line"] <= row["end"]
+        assert rec["prompt"].startswith("<|fim_prefix|>") and rec["completion"].strip() in row["original"]
