@@ -321,3 +321,112 @@ def check_monologue(text: str, steps: list[dict], repo_dir: Path | None = None,
     score = None if checked == 0 else round(1 - contradicted / checked, 4)
     return {"claims": len(claims), "checked": checked, "contradicted": contradicted, "score": score,
             "contradictions": contradictions, "items": items}
+
+
+# -- an explanation's words: names, the changed expression, echoes of the prompt ---------------------
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+_PATH = re.compile(r"^[\w./-]+\.py(?::\d+)?$")
+# `math.gcd(` written without backticks; not a file name (`gcd.py (line 5)`)
+_PROSE_CALL = re.compile(r"(?<![\w./])([A-Za-z_]\w*(?:\.(?!py\b)[A-Za-z_]\w*)+)\s*\(")
+_PLACEHOLDER = re.compile(r"^\([^()`]{3,80}\)\.?$")  # `(one or two sentences)`: a template's blank handed back
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+
+
+def _builtin_names() -> set[str]:
+    import builtins
+    import keyword
+
+    names = set(dir(builtins)) | set(keyword.kwlist) | set(keyword.softkwlist)
+    for t in (str, list, dict, set, tuple, int, float, bytes, object):
+        names |= set(dir(t))
+    return names
+
+
+def code_names(text: str) -> list[str]:
+    """The code names an answer uses: every name and attribute in its backticked code (file paths
+    aside) and dotted calls in its prose, e.g. `math.gcd` -> ['math', 'gcd']."""
+    found: list[str] = []
+    spans = [s.strip() for s in _CODE_SPAN.findall(text or "")]
+    for span in spans:
+        if _PATH.match(span):
+            continue
+        try:
+            tree = ast.parse(span.rstrip(":"))
+        except SyntaxError:
+            found += [n for m in _PROSE_CALL.finditer(span) for n in m[1].split(".")]
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                found.append(node.id)
+            elif isinstance(node, ast.Attribute):
+                found.append(node.attr)
+    prose = _CODE_SPAN.sub(" ", text or "")
+    found += [n for m in _PROSE_CALL.finditer(prose) for n in m[1].split(".")]
+    return list(dict.fromkeys(found))
+
+
+def alien_names(text: str, known_code: str) -> list[str]:
+    """Names the answer uses that exist in neither `known_code` (the program, its test, the fix)
+    nor Python's builtins: code that exists nowhere."""
+    known = set(_IDENT.findall(known_code or "")) | _builtin_names()
+    return [n for n in code_names(text) if n not in known]
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text or "").replace("`", "")
+
+
+def names_change(text: str, expressions: list[str]) -> bool:
+    """Does the text quote the changed expression (before or after the fix), spaces aside?"""
+    flat = _squash(text)
+    return any(e and _squash(e) in flat for e in expressions)
+
+
+def echoes(text: str, prompt_chunks: list[str], cause: str = "") -> list[str]:
+    """The prompt's own words handed back: its instruction sentences (`prompt_chunks`, the template's
+    fixed text) found in the answer's words, and a root cause that is only a placeholder in
+    parentheses, as templates write them (`(one or two sentences)`)."""
+    flat = " ".join((text or "").split()).lower()
+    found = [c for c in prompt_chunks if c and " ".join(c.split()).lower() in flat]
+    return found + ([cause.strip()] if _PLACEHOLDER.match(" ".join(cause.split())) else [])
+
+
+def check_explanation(text: str, cause: str, before: list[dict], after: list[dict], repo_dir: Path | None,
+                      known_code: str, changed: list[str], prompt_chunks: list[str]) -> dict:
+    """Every checkable claim of an explanation: the monologue's values against the trace before the
+    fix (as `check_monologue`), the root cause's against both traces (it may speak of either), each
+    code name against the program and the fix, and an echo of the prompt (one claim, false when
+    found). `names_change`: the root cause quotes the changed expression (`changed`: before, after).
+    Same keys as `check_monologue`, with `alien`, `echo`, `names_change` (reported, not a problem: a
+    vague cause is not a false one) and `problems`: what to tell the model, a missing root cause too."""
+    sim = check_monologue(text, before, repo_dir)
+    said = check_monologue(cause, before + after, repo_dir) if cause.strip() else \
+        {"claims": 0, "checked": 0, "contradicted": 0, "contradictions": []}
+    names = code_names(text)
+    alien = alien_names(text, known_code)
+    echo = echoes(text, prompt_chunks, cause)
+    named = names_change(cause, changed)
+    false = sim["contradictions"] + said["contradictions"] + \
+        [f"`{n}` exists in neither the program nor the fix" for n in alien] + \
+        [f"you repeated the prompt's words \"{c}\" instead of answering" for c in echo[:1]]
+    vague = [] if cause.strip() else ["the answer gives no root cause"]
+    checked = sim["checked"] + said["checked"] + len(names) + 1
+    contradicted = sim["contradicted"] + said["contradicted"] + len(alien) + bool(echo)
+    return {"claims": sim["claims"] + said["claims"] + len(names) + 1, "checked": checked,
+            "contradicted": contradicted, "score": round(1 - contradicted / checked, 4),
+            "contradictions": false[:5], "alien": alien, "echo": echo,
+            "names_change": named, "problems": false + vague}
+
+
+def values_at(steps: list[dict], file: str, line: int, expr: str) -> list:
+    """The value of `expr` on the traced locals each time the code reached file:line (before the
+    line ran), where the trace holds every name it needs."""
+    out, last = [], None
+    for f, ln, env in _Trace(steps).states:
+        if (f, ln) == (file, line) and last != (f, ln):
+            try:
+                out.append(_eval(expr, env))
+            except Exception:
+                pass
+        last = (f, ln)
+    return out

@@ -170,7 +170,11 @@ def shape_result(state: RepairState, model_name: str, duration: float) -> dict:
         "run_id": state.get("run_id", ""),
         "model": model_name,
         "stop_reason": state.get("stop_reason", ""),
-        "faithfulness": mean_faithfulness(state.get("candidates", [])),
+        # the model's loop: the mean over its candidates; a search fix: its explanation's check
+        "faithfulness": mean_faithfulness(state.get("candidates", []) or ([best] if best else [])),
+        "evidence": (best or {}).get("evidence"),  # what the traces showed the fix changed (evidence.py)
+        "explanation": {**best["explanation"], "check": best.get("faithfulness")} if best and best.get(
+            "explanation") else None,
         "source": (best.get("source") or "refine") if best else None,  # which search source found the fix
         "search": state.get("search") or {},
         "candidates_tried": (state.get("search") or {}).get("tried", 0) + len(state.get("candidates", [])),

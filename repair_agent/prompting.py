@@ -7,6 +7,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import jinja2.meta
+
+from . import prompts
 from .faithfulness import check_monologue
 from .state import RepairState
 
@@ -17,6 +20,19 @@ def faithfulness(text: str, state: RepairState, deps) -> dict | None:
         return None
     report = check_monologue(text, state["trace"], deps.workdir)
     return {k: report[k] for k in ("claims", "checked", "contradicted", "score", "contradictions")}
+
+
+def prompt_chunks(template: str) -> list[str]:
+    """A template's own instruction text, with nothing filled in, cut at each value: the words an
+    answer that echoes the prompt hands back (faithfulness.echoes)."""
+    source = prompts.text(template)
+    names = jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(source))
+    blank = prompts.render(template, **{n: "" for n in names})
+    chunks = []
+    for line in blank.splitlines():
+        if not line.strip().startswith(("#", "```", "[")):
+            chunks += [c.strip() for c in line.split("``") if len(c.strip()) >= 20]
+    return chunks
 
 
 def problem_statement(state: RepairState, deps) -> str:

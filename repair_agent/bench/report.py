@@ -56,6 +56,12 @@ def _metric_rows(s: dict) -> list[tuple[str, str]]:
         ("wall time per fix (s)", _fmt(s.get("wall_s_per_fix"))),
         ("mean faithfulness", _fmt(s.get("mean_faithfulness"), digits=3)
          + (f" (n={s['faithfulness_n']})" if s.get("faithfulness_n") else "")),
+        ("fixes with evidence, with a checked explanation", f"{_fmt(s.get('fixes_with_evidence', 0))}, "
+                                                             f"{_fmt(s.get('fixes_explained_checked', 0))}"),
+        ("root causes naming the changed expression (set aside)",
+         f"{_fmt(s.get('root_causes_naming_the_change', 0))} ({_fmt(s.get('explanations_set_aside', 0))})"),
+        ("last answers naming code found nowhere, echoing the prompt",
+         f"{_fmt(s.get('answers_with_alien_names', 0))}, {_fmt(s.get('answers_echoing_the_prompt', 0))}"),
     ] + ([("model server", server)] if server else []) + ([
         ("nodes used (Ray)", _fmt(len(s["nodes"]))),
         ("wall time per node (s), tasks", "; ".join(f"{k}: {v['wall_s']:,.1f}, {v['tasks']}"

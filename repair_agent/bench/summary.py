@@ -179,6 +179,7 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
             "duration_s": _num(r.get("duration_s")),
             "faithfulness": _num(r.get("faithfulness")),
             "root_cause": (r.get("root_cause") or "").strip(),
+            "explanation": _explained(r),
             "error": r.get("error") or "",
             "run_id": r.get("run_id"),
             "source": r.get("source") if is_fixed(r) else None,
@@ -221,6 +222,7 @@ def summarize(records: list[dict], settings: dict | None = None, **labels: Any) 
         "median_wall_s_per_task": _median([_num(r.get("duration_s")) or 0.0 for r in records]),
         "mean_faithfulness": sum(faith) / len(faith) if faith else None,
         "faithfulness_n": len(faith),
+        **explanations(records),
         "settings": dict(settings or {}),
         # the commits that ran; >1: a resumed run spans versions; "unknown": records older than `code`
         "code_versions": sorted({str(r.get("code") or "unknown") for r in records}),
@@ -343,3 +345,30 @@ def compare(dirs: list[Path | str], out: Path | str | None = None,
         rows.append(row)
     print_comparison(rows, console)
     return rows, plot_comparison(runs, Path(out) if out is not None else Path(dirs[0]).resolve().parent)
+
+
+def _explained(r: dict) -> dict | None:
+    """A fix's explanation check in a line: kept or set aside, names the change, what was false."""
+    e = r.get("explanation") or {}
+    check = e.get("check") or {}
+    if not check:
+        return None
+    return {"replaced": e.get("replaced"), "names_change": e.get("names_change"),
+            "contradicted": check.get("contradicted"), "alien": check.get("alien") or [],
+            "echo": bool(check.get("echo"))}
+
+
+def explanations(records: list[dict]) -> dict:
+    """Of the fixes: how many carry the evidence and a checked explanation; of the root causes, how many
+    name the changed expression, and of the model's answers (as checked, before any set aside) how many
+    named code that exists nowhere or echoed the prompt."""
+    fixes = [r for r in records if is_fixed(r)]
+    checked = [x for x in (_explained(r) for r in fixes) if x]
+    return {
+        "fixes_with_evidence": sum(1 for r in fixes if (r.get("evidence") or {}).get("text")),
+        "fixes_explained_checked": len(checked),
+        "root_causes_naming_the_change": sum(1 for x in checked if x["names_change"]),
+        "explanations_set_aside": sum(1 for x in checked if x["replaced"]),
+        "answers_with_alien_names": sum(1 for x in checked if x["alien"]),
+        "answers_echoing_the_prompt": sum(1 for x in checked if x["echo"]),
+    }

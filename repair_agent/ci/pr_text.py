@@ -156,6 +156,7 @@ def pr_body(result: dict, base_sha: str, base_branch: str | None) -> str:
         "",
         root,
         "",
+        *_evidence_lines(result),
         *_confidence_lines(result),
         "### Tests",
         "",
@@ -183,6 +184,23 @@ def pr_body(result: dict, base_sha: str, base_branch: str | None) -> str:
     if shown is not patch:
         diff.append("\n_The diff is truncated here; the full change is on the branch._")
     return "\n".join(head + diff + tail)
+
+
+def _evidence_lines(result: dict) -> list[str]:
+    """What the traces showed the fix changed, and how the explanation above fared in its check."""
+    lines = []
+    if (result.get("evidence") or {}).get("text"):
+        text = result["evidence"]["text"]
+        fence = _fence(text)
+        lines += ["Evidence, read from the real execution of the failing test before and after the fix:", "",
+                  f"{fence}text", text, fence, ""]
+    explained = result.get("explanation") or {}
+    if check := explained.get("check"):
+        verdict = ("set aside: the root cause above is written from the evidence" if explained.get("replaced")
+                   else "kept")
+        lines += [f"The model's explanation, checked against the traces and the code: {check['checked']} claim(s), "
+                  f"{check['contradicted']} false (faithfulness {check['score']}); {verdict}.", ""]
+    return lines
 
 
 def _confidence_lines(result: dict) -> list[str]:

@@ -31,9 +31,17 @@ def show(result: dict) -> None:
         out.print(f"deciding test: {test['file']} (the input on which the patches disagree, with patch #1's "
                   "result: check it; --apply or --branch NAME with --add-tests adds it as "
                   f"{test['path']})", markup=False, highlight=False, soft_wrap=True)
+    explained = result.get("explanation") or {}
     if result["root_cause"]:
-        title = "root cause (the model's words)" if result.get("model") else "what changed (no model asked)"
-        out.print(Panel(result["root_cause"], title=title))
+        title = ("root cause (from the traces: the model's words were set aside)" if explained.get("replaced") else
+                 "root cause (the model's words)" if result.get("model") else "what changed (no model asked)")
+        out.print(Panel(escape(result["root_cause"]), title=title))
+    if result.get("evidence"):
+        out.print(Panel(escape(result["evidence"]["text"]), title="evidence (read from the traces)"))
+    if check := explained.get("check"):
+        out.print(f"explanation checked: {check['checked']} claims, {check['contradicted']} false (score "
+                  f"{check['score']}); names the changed expression: {'yes' if explained['names_change'] else 'no'}"
+                  f"; {explained['attempts']} answer(s)", highlight=False, markup=False)
     if result["patch"]:
         out.print(Syntax(result["patch"], "diff", theme="ansi_dark", background_color="default"))
     if result.get("best_attempt"):

@@ -1,64 +1,123 @@
-"""Once the judge has picked the search's fix, the model explains it: SemCoder's monologue
-(execution simulation, root cause), given the fix and the real traces of the failing test before
-and after it. The monologue's claims are checked against the trace before the fix, as for
-refinement answers."""
+"""Once the judge has picked the search's fix, say what it changed and why.
+
+First the evidence (evidence.py), read from the real traces of the failing test before and after the
+fix: the input, what the changed line computed before and after, what the test expected. It is
+true by construction and always kept. Then the model turns it into a root cause, SemCoder's
+monologue (execution simulation, root cause), and every checkable claim of the answer is checked
+(faithfulness.check_explanation): values against the traces, code names against the program and the
+fix, an echo of the prompt. An answer that fails is asked once more with its problems stated; if it
+fails again, the root cause is written from the evidence, with a note saying so."""
 
 from __future__ import annotations
 
-from .. import answers, patching, policy, prompts
+from pathlib import Path
+
+from .. import answers, evidence, patching, policy, prompts
 from ..errors import SandboxError
-from ..prompting import faithfulness, problem_statement, test_source
+from ..faithfulness import check_explanation, names_change
+from ..prompting import problem_statement, prompt_chunks, test_source
 from ..state import RepairState
 from ..tracing import around, trace_test, trace_text
 
 TRACE_TOKENS = 150  # each trace, cut to the steps near the changed line: the whole one cost ~1,000 tokens
+CHECKED = ("claims", "checked", "contradicted", "score", "contradictions", "alien", "echo", "names_change")
 
 
 def explain_fix(state: RepairState, deps) -> dict:
     best = dict(state["best"])
-    if deps.model is None:  # no model asked for: say what changed, and that nothing explained it
-        cause = f"{best['file']}:{best['line']}: {best['note']} (found by {best['source']}; no model was asked)"
-        return {"root_cause": cause}
+    before, after = state.get("trace") or [], traced_after(state, deps)
+    ev = evidence.build(before, after, best["patch"], failure_message(state))
+    best["evidence"] = {**ev, "text": evidence.text(ev)}
+    if deps.model is None:  # no model asked for: the evidence says what changed, and that nothing explained it
+        return {"best": best, "root_cause": f"{evidence.sentence(ev)} (Found by {best['source']}; no model was asked.)"}
     diff = "\n".join(ln for ln in best["patch"].splitlines() if not ln.startswith(("diff --git", "index ")))
+    changed = ev["changed_before"] or ev["changed_after"]
     messages = [{"role": "system", "content": prompts.text("system.txt").strip()},
                 {"role": "user", "content": prompts.render(
                     "explain_fix.j2", problem=problem_statement(state, deps), code=state["context"],
                     test=test_source(deps.workdir, state["failing"][0]), diff=diff.strip(),
-                    trace_before=trace_near(state.get("trace") or [], best, radius=1),
-                    trace_after=trace_after(state, deps))}]
-    gen = deps.model.generate(deps.profile.render(messages), policy.explain_sampling(deps.profile, deps.settings))
-    text = gen.completions[0]["text"] if gen.completions else ""
-    best.update(response=text, finish_reason=gen.completions[0]["finish_reason"] if gen.completions else "",
-                faithfulness=faithfulness(text, state, deps))
-    tokens = state.get("tokens") or {"prompt": 0, "completion": 0}
-    tokens = {"prompt": tokens["prompt"] + gen.prompt_tokens,
-              "completion": tokens["completion"] + gen.completion_tokens}
-    # small models often answer in plain prose, without the sections: then the prose is the cause
-    prose = " ".join(text.replace("[MONOLOGUE]", "").split())[:800] if "```" not in text else ""
-    cause = answers.root_cause(text) or prose or f"{best['file']}:{best['line']}: {best['note']}"
-    deps.recorder.write("explain_fix", messages=messages, response=text, prompt_tokens=gen.prompt_tokens,
-                        completion_tokens=gen.completion_tokens, seconds=round(gen.seconds, 2))
-    deps.log(f"explained the fix in {gen.seconds:.1f}s, {gen.completion_tokens} tokens")
+                    trace_before=trace_near(before, best, radius=1), trace_after=trace_near(after, best, radius=2),
+                    evidence=best["evidence"]["text"], changed=changed)}]
+    known = "\n".join([state["context"], diff, known_source(state, deps, best["file"]),
+                       " ".join(str(s.get("function")) + " " + " ".join(s.get("locals") or {}) for s in before)])
+    chunks = prompt_chunks("explain_fix.j2") + [problem_statement(state, deps)]
+    tokens = dict(state.get("tokens") or {"prompt": 0, "completion": 0})
+    problems_by_answer = []
+    for attempt in (1, 2):
+        text, finish = ask(messages, deps, tokens)
+        cause = root_cause_of(text)
+        check = check_explanation(text, cause, before, after, deps.workdir, known,
+                                  [ev["changed_before"], ev["changed_after"]], chunks)
+        problems_by_answer.append(check["problems"][:5])
+        if not check["problems"] or attempt == 2:
+            break
+        messages = messages + [{"role": "assistant", "content": text},
+                               {"role": "user", "content": prompts.render("explain_retry.j2",
+                                                                          problems=check["problems"][:5],
+                                                                          changed=changed)}]
+    replaced = bool(check["problems"])
+    if replaced:  # the model's words failed twice: the evidence speaks, and says why
+        said = "; ".join(p.replace("you said", "it said").replace("you repeated", "it repeated")
+                         for p in check["problems"][:3])
+        cause = f"{evidence.sentence(ev)} (Written from the traces: the model's explanation was set aside: {said}.)"
+    best.update(response=text, finish_reason=finish, faithfulness={k: check[k] for k in CHECKED})
+    best["explanation"] = {"attempts": attempt, "replaced": replaced, "problems": problems_by_answer,
+                           "names_change": names_change(cause, [ev["changed_before"], ev["changed_after"]])}
+    deps.log(f"explained the fix ({attempt} answer(s){', set aside for the evidence' if replaced else ''})")
     return {"best": best, "root_cause": cause, "tokens": tokens}
 
 
-def trace_after(state: RepairState, deps) -> str:
+def ask(messages: list[dict], deps, tokens: dict) -> tuple[str, str]:
+    """One greedy answer; its tokens are added to `tokens` and it is written to the run record."""
+    gen = deps.model.generate(deps.profile.render(messages), policy.explain_sampling(deps.profile, deps.settings))
+    text = gen.completions[0]["text"] if gen.completions else ""
+    tokens["prompt"] += gen.prompt_tokens
+    tokens["completion"] += gen.completion_tokens
+    deps.recorder.write("explain_fix", messages=messages, response=text, prompt_tokens=gen.prompt_tokens,
+                        completion_tokens=gen.completion_tokens, seconds=round(gen.seconds, 2))
+    return text, gen.completions[0]["finish_reason"] if gen.completions else ""
+
+
+def root_cause_of(text: str) -> str:
+    """The Root Cause Analysis section; small models often answer in plain prose, without the
+    sections: then the prose is the cause."""
+    prose = " ".join(text.replace("[MONOLOGUE]", "").split())[:800] if "```" not in text else ""
+    return answers.root_cause(text) or prose
+
+
+def failure_message(state: RepairState) -> str:
+    """The first failing test's failure line in the run before any fix."""
+    cases = (state.get("tests_before") or {}).get("cases") or []
+    return next((c.get("message") or "" for c in cases if c["id"] == state["failing"][0]), "")
+
+
+def known_source(state: RepairState, deps, file: str) -> str:
+    """The changed file and the failing test's file, whole: the names an explanation may use."""
+    out = []
+    for rel in (file, state["failing"][0].split("::")[0]):
+        try:
+            out.append((Path(deps.workdir) / rel).read_text(errors="replace"))
+        except OSError:
+            pass
+    return "\n".join(out)
+
+
+def traced_after(state: RepairState, deps) -> list[dict]:
     """The failing test traced through the fixed code (the fix applied to the scratch tree)."""
     if not deps.settings.use_trace:
-        return ""
+        return []
     best = state["best"]
     try:
         if not patching.apply_diff(deps.workdir, best["patch"]).ok:
-            return ""
-        steps = trace_test(deps.sandbox, state["failing"][0], [(best["file"], fn) for fn in
-                                                             {loc["function"] for loc in state["locations"][:3]
-                                                              if loc["file"] == best["file"] and loc["function"]}],
-                           timeout=policy.trace_timeout(deps.settings))
+            return []
+        return trace_test(deps.sandbox, state["failing"][0], [(best["file"], fn) for fn in
+                                                            {loc["function"] for loc in state["locations"][:3]
+                                                             if loc["file"] == best["file"] and loc["function"]}],
+                          timeout=policy.trace_timeout(deps.settings))
     except SandboxError:
-        return ""
+        return []
     finally:
         patching.reset(deps.workdir)
-    return trace_near(steps, best, radius=2)  # an inserted line moves the fixed one
 
 
 def trace_near(steps: list[dict], best: dict, radius: int) -> str:
