@@ -27,6 +27,7 @@ class Edit(TypedDict, total=False):
     note: str  # what changed, e.g. "`<` -> `<=`" or the infilled line
     logprob: float  # the model's mean log-probability of the line (infill, when the server gives it)
     tree: str  # `normalized(text)`, when the source has it already
+    chain: list  # a second edit (chain.py): the notes of the first edit and of this one
 
 
 @dataclass
@@ -38,6 +39,7 @@ class SearchContext:
     model: object = None  # None when no model source is asked for
     profile: object = None
     tokens: dict = field(default_factory=lambda: {"prompt": 0, "completion": 0})
+    bases: object = None  # chain.Bases: the candidates that progressed, for the second edits
     log: Callable[[str], None] = print
 
     def source_text(self, file: str) -> str:
