@@ -58,7 +58,7 @@ def collect_one(task, work: Path) -> dict:
     from repair_agent.bench.reproducibility import task_settings
     from repair_agent.config import Settings
     from repair_agent.sandbox import open_sandbox
-    from repair_agent.tracing import trace_test
+    from repair_agent.localize.slice import trace_last_call
 
     settings = task_settings(task, Settings(sandbox="docker", test_timeout_s=300, per_test_timeout_s=60))
     repo = task.materialize(work / task.task_id)
@@ -74,7 +74,7 @@ def collect_one(task, work: Path) -> dict:
         t3 = time.monotonic()
         targets = rank.trace_targets(rank.rank(spec, [c["details"] or c["message"] for c in failed], repo,
                                                [c["id"] for c in failed]))
-        steps = trace_test(box, failed[0]["id"], targets, max_steps=1500, timeout=30) if failed and targets else []
+        steps = trace_last_call(box, failed[0]["id"], targets, timeout=30) if failed and targets else []
         t4 = time.monotonic()
     finally:
         box.close()

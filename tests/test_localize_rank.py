@@ -11,7 +11,7 @@ from helpers import write_repo
 
 from repair_agent.config import Settings
 from repair_agent.localize import rank, sbfl
-from repair_agent.localize.slice import dynamic_slice
+from repair_agent.localize.slice import dynamic_slice, trace_last_call
 from repair_agent.nodes.localize import localize
 from repair_agent.sandbox import LocalSandbox, open_sandbox
 from repair_agent.tracing import trace_test
@@ -175,3 +175,32 @@ def test_missing_name_is_said_plainly_and_no_def_line_is_a_suspect(tmp_path, doc
     assert where(out["locations"][0]) == ("textkit/case.py", 6)  # the module's end, where a new name goes
     assert {loc["file"] for loc in out["locations"]} == {"textkit/case.py"}
     assert not {loc["line"] for loc in out["locations"]} & {1, 5}  # never a def line
+
+
+def test_the_slice_is_taken_from_the_last_call_the_test_made(tmp_path):
+    files = {"m/__init__.py": "", "m/acc.py": """\
+        def bump(i):
+            j = i + 1
+            k = i * 2
+            return j
+        """, "tests/test_acc.py": """\
+        from m.acc import bump
+
+
+        def test_many():
+            for i in range(200):
+                bump(i)
+            assert bump(1000) == 0
+        """}
+    test = "tests/test_acc.py::test_many"
+    repo, box, _ = local_run(tmp_path, files, test)
+    try:
+        everything = trace_test(box, test, [("m/acc.py", "bump")], max_steps=60)
+        last = trace_last_call(box, test, [("m/acc.py", "bump")], max_steps=60)
+    finally:
+        box.close()
+    # traced from the start, the step limit ends the record long before the call the test checked
+    assert not any(s["event"] == "call" and s["locals"].get("i") == "1000" for s in everything)
+    calls = [s for s in last if s["event"] == "call"]
+    assert len(calls) == 1 and calls[0]["locals"] == {"i": "1000"}
+    assert dynamic_slice(last, repo) == {("m/acc.py", 2), ("m/acc.py", 4)}  # j and the return, not k

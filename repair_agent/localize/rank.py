@@ -2,11 +2,11 @@
 
 - `rank(spec, failures, repo_dir, failing, trace=None)`: the ranked line `Location`s. Functions are
   scored first, with Ochiai over function coverage (a test ran a function when it ran any of its
-  lines; spectrum methods are strongest at this level), ties broken by the slice, then the
-  traceback frames, then the best line's score. Inside each function its lines follow, ordered by
-  the slice (lines the failure's values came from first), the frames and their own Ochiai score;
+  lines; spectrum methods are strongest at this level), ties broken by their best line. Lines
+  come in this order: those the failure depended on (the slice: where its values came from; the
+  traceback's lines) first, then by their Ochiai score plus half their frame score (as before);
   the top functions' lines come one round at a time (the best line of each, then the second...), so
-  a tie among many lines becomes a choice among few functions.
+  a tie among many lines becomes a choice among few functions. A line's `score` is its place.
 - `missing_name(failures, repo_dir)`: a name the failing test imports and the code lacks
   (`ImportError: cannot import name ...`), as `(name, module, file)`; `rank` then ranks that module
   alone and never a `def` line, and `missing_text` says it plainly.
@@ -86,9 +86,8 @@ def _missing_ranking(missing: tuple[str, str, str], lines: list[Location], repo_
     last = max((i + 1 for i, t in enumerate(text) if t.strip()), default=1)
     defs = _def_lines(repo_dir, file)
     out = [Location(file=file, function="<module>", line=last, score=1.0)]
-    out += [{**loc, "function": frames.function_at(repo_dir, file, loc["line"])} for loc in lines
-            if loc["file"] == file and loc["line"] not in defs and loc["line"] != last]
-    return out
+    out += [loc for loc in lines if loc["file"] == file and loc["line"] not in defs and loc["line"] != last]
+    return by_place(out)
 
 
 def _function_spectrum(spec: sbfl.Spectrum, repo_dir: Path) -> dict[tuple[str, str], tuple[int, int]]:
@@ -136,16 +135,16 @@ def rank(spec: sbfl.Spectrum, failures: list[str], repo_dir: Path, failing: list
             by_func.setdefault((file, func), []).append(Location(file=file, function=func, line=line, score=0.0))
             funcs.setdefault((file, func), (1, 0))
 
+    depends = in_slice | set(frame_score)  # lines the failure depended on: its data flow, its traceback
+
     def line_key(loc: Location):
         where = (loc["file"], loc["line"])
-        return (-(where in in_slice), -frame_score.get(where, 0.0), -loc["score"], loc["line"])
+        return (-(where in depends), -(loc["score"] + frame_score.get(where, 0.0) / 2), loc["line"])
 
     def func_key(key):
         ef, ep = funcs.get(key, (0, 0))
-        own = by_func[key]
-        return (-sbfl.ochiai(ef, ep, nf or 1), -any((loc["file"], loc["line"]) in in_slice for loc in own),
-                -max(frame_score.get((loc["file"], loc["line"]), 0.0) for loc in own),
-                -max(loc["score"] for loc in own), key[0], min(loc["line"] for loc in own))
+        own = [line_key(loc) for loc in by_func[key]]
+        return (-sbfl.ochiai(ef, ep, nf or 1), min(own), key[0])
 
     order = sorted(by_func, key=func_key)
     ranked = [sorted(by_func[key], key=line_key) for key in order]
@@ -155,7 +154,14 @@ def rank(spec: sbfl.Spectrum, failures: list[str], repo_dir: Path, failing: list
         out += [r[i] for r in top if i < len(r)]
     for r in ranked[TOP_FUNCTIONS:]:
         out += r
-    return out
+    return by_place(out)
+
+
+def by_place(locations: list[Location]) -> list[Location]:
+    """The same locations scored by their place (1 for the first, falling evenly): later steps that
+    sort by score (the search's line order) keep this order."""
+    n = len(locations)
+    return [{**loc, "score": round((n - i) / n, 6)} for i, loc in enumerate(locations)]
 
 
 def trace_targets(locations: list[Location], n: int = TRACED) -> list[tuple[str, str]]:

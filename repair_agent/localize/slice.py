@@ -8,6 +8,10 @@ needed joins the slice, and the names that line reads (found with `ast`) are nee
 A traced call made by a slice line (its steps lie between that line and the one before it) is
 sliced from its return the same way. Arguments stop the walk: the caller's side is the test's.
 Lines the failure never depended on, though they ran, stay out.
+
+`trace_last_call(sandbox, node_id, targets)` records what the slice needs: the tracer's
+`--last-call` keeps only the last outermost call of the targets, the one the failing assertion
+checked (a test that calls the function twenty times fails on the last call it made).
 """
 
 from __future__ import annotations
@@ -16,7 +20,20 @@ import ast
 from functools import lru_cache
 from pathlib import Path
 
+from ..tracing import parse_trace
+
 LINE_EVENTS = ("line", "exception")
+
+
+def trace_last_call(sandbox, node_id: str, targets: list[tuple[str, str]], timeout: float = 20.0,
+                    max_steps: int = 1500) -> list[dict]:
+    """The steps of the last outermost call of `targets` ((file, function) pairs) while `node_id` runs."""
+    cmd = [sandbox.python, sandbox.tool("tracer.py"), "--last-call", "--max-steps", str(max_steps),
+           "--timeout", str(timeout)]
+    for file, func in targets:
+        cmd += ["--target", f"{file}::{func}"]
+    _rc, out = sandbox.run([*cmd, "--", node_id], timeout=timeout + 60)  # + pytest start-up
+    return parse_trace(out)[0]
 
 
 @lru_cache(maxsize=256)
@@ -80,8 +97,8 @@ def dynamic_slice(steps: list[dict], repo_dir: Path) -> set[tuple[str, int]]:
         start = next(i for i in range(begin, exits[-1] + 1) if steps[i]["event"] in ("exception", "raise"))
     elif exits:
         start = exits[-1]
-    else:  # cut short (a timeout): the last step recorded
-        start = len(steps) - 1
+    else:  # cut short (a hang, the step limit): no value reached the test
+        return set()
     out: set[tuple[str, int]] = set()
     _walk(steps, calls, start, repo_dir, out, budget=[5000])
     return out

@@ -10,9 +10,9 @@ from pathlib import Path
 from .. import policy
 from ..errors import SandboxError
 from ..localize import frames, rank
+from ..localize.slice import trace_last_call
 from ..policy import rerun_timeout
 from ..state import Location, RepairState
-from ..tracing import trace_test
 
 NUMBERED = re.compile(r"^[> ]?\s*\d+ \| ?", re.M)
 
@@ -46,8 +46,8 @@ def localize(state: RepairState, deps) -> dict:
 def slice_trace(state: RepairState, deps, locations: list[Location]) -> list[dict]:
     """The first failing test traced through the top functions, for the slice ([] when it cannot run)."""
     try:
-        return trace_test(deps.sandbox, state["failing"][0], rank.trace_targets(locations),
-                          timeout=policy.trace_timeout(deps.settings, state))
+        return trace_last_call(deps.sandbox, state["failing"][0], rank.trace_targets(locations),
+                               timeout=policy.trace_timeout(deps.settings, state))
     except SandboxError as exc:  # the slice helps; its absence must not end the run
         deps.log(f"no trace for the slice: {exc}")
         return []

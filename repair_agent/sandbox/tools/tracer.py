@@ -1,7 +1,7 @@
 """Line-by-line trace of chosen functions while one pytest test runs. Runs inside the sandbox.
 
     python tracer.py --target FILE::FUNC [--target ...] [--max-steps N] [--loop-keep K]
-                     [--max-depth D] [--timeout S] -- NODEID [pytest args]
+                     [--max-depth D] [--timeout S] [--last-call] -- NODEID [pytest args]
 
 FUNC is a function name or a qualified name (`Class.method`); FILE is relative to the cwd (the
 repository). Only frames of the targets are traced; comprehensions and lambdas inside them are not
@@ -15,7 +15,9 @@ still leaves its partial trace in the output; the run ends with `@@END {json}`. 
   after the first K, its last run follows); depth_limit / truncated / timeout: markers.
 Bounds: the first `loop-keep` runs of a line per call are kept, then only the last; at most
 `max-depth` nested traced frames; at most `max-steps` steps and `max-bytes` of output; reprs go
-through reprlib and are cut at 80 characters. On `--timeout` (checked on every traced event, and
+through reprlib and are cut at 80 characters. With `--last-call` only the last outermost traced call
+is printed, at the end (its steps are held until the next outermost call replaces them, and the
+bounds count per call): the call whose value a failing assertion checked, however many came before. On `--timeout` (checked on every traced event, and
 by SIGALRM for code stuck outside traced lines) the held steps are flushed and the process exits.
 """
 
@@ -68,7 +70,7 @@ class Frame:
 
 class Tracer:
     def __init__(self, targets, out, max_steps=400, loop_keep=3, max_depth=8, timeout=20.0,
-                 max_bytes=56_000):
+                 max_bytes=56_000, last_call=False):
         root = os.getcwd()
         self.targets: dict[str, set[str]] = {}
         for file, func in targets:
@@ -88,21 +90,40 @@ class Tracer:
         self.flags: dict[str, bool] = {}
         self.events = 0
         self.on_timeout = None  # called after the partial trace is flushed
+        self.last_call = last_call
+        self.held_call: list[str] = []  # --last-call: the current outermost call's lines
+        self.call_full = False
 
     # -- output ----------------------------------------------------------------------------------
     def emit(self, step: dict) -> None:
         if self.stopped:
             return
         if self.steps >= self.max_steps or self.bytes >= self.max_bytes:
+            if self.last_call:  # this call's record is full; the next outermost call starts afresh
+                self.call_full = True
+                return
             self.stop("truncated")
             return
         line = STEP + json.dumps(step, separators=(",", ":")) + "\n"
-        self.out.write(line)
-        self.out.flush()
+        if self.last_call:
+            self.held_call.append(line)
+        else:
+            self.out.write(line)
+            self.out.flush()
         self.steps += 1
         self.bytes += len(line)
 
+    def release(self) -> None:
+        """--last-call: print the held call (and whether it was cut)."""
+        held, self.held_call = self.held_call, []
+        if self.call_full:
+            held.append(STEP + json.dumps({"file": "", "line": 0, "event": "truncated", "locals": {}}) + "\n")
+            self.call_full = False
+        self.out.write("".join(held))
+        self.out.flush()
+
     def marker(self, event: str, **extra) -> None:
+        self.release()
         line = STEP + json.dumps({"file": "", "line": 0, "event": event, "locals": {}, **extra}) + "\n"
         self.out.write(line)
         self.out.flush()
@@ -163,6 +184,8 @@ class Tracer:
                 self.flags["depth_limit"] = True
                 self.marker("depth_limit", depth=self.depth)
             return None
+        if self.last_call and self.depth == 0:  # a new outermost call: the one before is not the last
+            self.held_call, self.call_full, self.steps, self.bytes = [], False, 0, 0
         self.depth += 1
         rel = os.path.relpath(frame.f_code.co_filename, self.root)
         st = Frame(self.depth, name, rel)
@@ -269,6 +292,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--max-depth", type=int, default=8)
     ap.add_argument("--max-bytes", type=int, default=56_000)
     ap.add_argument("--timeout", type=float, default=20.0)
+    ap.add_argument("--last-call", action="store_true", help="print only the last outermost traced call")
     opts = ap.parse_args(own)
     targets = []
     for t in opts.target:
@@ -281,10 +305,11 @@ def main(argv: list[str]) -> int:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # pytest's own console output is not wanted (stderr stays, for crashes)
     tracer = Tracer(targets, out, opts.max_steps, opts.loop_keep, opts.max_depth, opts.timeout,
-                    opts.max_bytes)
+                    opts.max_bytes, opts.last_call)
     outcome = {"outcome": None}
 
     def finish(extra: dict) -> None:
+        tracer.release()
         out.write(FINISH + json.dumps({**outcome, "steps": tracer.steps, **tracer.flags, **extra}) + "\n")
         out.flush()
 
