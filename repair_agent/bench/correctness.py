@@ -168,7 +168,8 @@ def project_tests(task: Task, trees: dict[str, Path], files: list[str], work: Pa
                     f"human fix fail with the patch, twice: {', '.join(wrong[:3])}", "first_difference": None,
                     "correct_inputs": None, "project_tests": tests}
         said = (f"{why}; the project's tests ({passed} pass with the human fix, in {len(modules)} modules) "
-                "pass alike with the patch")
+                "pass alike with the patch" if passed else
+                f"{why}; none of the project's tests ({len(modules)} modules) passed with the human fix")
         found = against_human_fix(box, repo, sides["human fix"], sides["patch"], modules,
                                   per_test=settings.per_test_timeout_s)
     except RepairAgentError as exc:
