@@ -19,7 +19,8 @@ in CACHE/<bug>.json, so scoring is repeatable without Docker.
   the test cannot import sends localization to its module).
 A bug's human-fix lines come from BugsInPy's bug_patch.txt (read here only, by the scorer; the agent
 never reads it): the buggy side's removed lines, and for a pure insertion the lines on either side.
-Its functions are the functions holding those lines. A bug counts at statement level top-k when one
+A fix line inside a multi-line statement also counts as the statement's first line (coverage and the
+tracer see a statement there). Its functions are the functions holding those lines. A bug counts at statement level top-k when one
 of the first k ranked lines is a fix line, at function level when one of the first k distinct ranked
 functions holds one. The tree the lines refer to is the task's materialized buggy tree.
 """
@@ -27,6 +28,7 @@ functions holds one. The tree the lines refer to is the task's materialized bugg
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import shutil
@@ -137,6 +139,25 @@ def fix_lines(patch: str) -> dict[str, set[int]]:
     return {f: lines for f, lines in out.items() if not frames.is_test_file(f)}
 
 
+def statement_lines(repo: Path, fix: dict[str, set[int]]) -> dict[str, set[int]]:
+    """The fix lines plus the first line of the statement holding each (coverage and tracing see a
+    statement at its first line: a fix inside a multi-line statement is that statement)."""
+    out = {f: set(lines) for f, lines in fix.items()}
+    for f, lines in fix.items():
+        try:
+            tree = ast.parse((repo / f).read_text(errors="replace"))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.stmt):
+                continue
+            body = getattr(node, "body", None)
+            head_end = body[0].lineno - 1 if isinstance(body, list) and body and hasattr(body[0], "lineno") \
+                else node.end_lineno
+            out[f].update(node.lineno for line in lines if node.lineno < line <= head_end)
+    return out
+
+
 def ranks(locations: list[dict], fix: dict[str, set[int]], repo: Path) -> tuple[int | None, int | None]:
     """1-based rank of the first fix line, and of the first function holding one (None: not ranked)."""
     fix_funcs = {(f, frames.function_at(repo, f, line)) for f, lines in fix.items() for line in lines}
@@ -191,7 +212,7 @@ def score(args) -> int:
                 rows.append({**row, "error": rec.get("error") or "no failing test"})
                 continue
             repo = task.materialize(Path(tmp) / task.task_id)
-            fix = fix_lines(reference_patch(task) or "")
+            fix = statement_lines(repo, fix_lines(reference_patch(task) or ""))
             row["fix"] = {k: sorted(v) for k, v in fix.items()}
             for method, ranking in (("main", main_ranking), ("new", new_ranking)):
                 t0 = time.monotonic()

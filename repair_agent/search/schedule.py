@@ -5,6 +5,11 @@ mutation costs one test run, an infill sample costs model tokens too. Candidates
 tree equals one already tried are skipped. The search stops at the first candidate that `check`
 calls a fix, or when the candidates, the tokens or the wall time run out. A fix that matches an
 anti-pattern (`judge/antipatterns.py`) is kept but does not stop the search: a clean one may follow.
+
+The mutants are evidence too (mutation-based fault localization, as Metallaxis and MUSE): a line
+whose mutants change the failing tests' outcome (they pass, or fail differently) depends on what
+the failure depends on; a line whose every mutant leaves the failure as it was likely does not.
+Each later source visits its locations in that order (`by_evidence`), within the same budget.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import ast
 import importlib
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -26,6 +32,7 @@ class Outcome:
     tried: int = 0
     stop_reason: str = ""
     by_source: dict = field(default_factory=dict)  # source -> {"tried", "seconds", "tokens"}
+    evidence: dict = field(default_factory=dict)  # (file, line) -> the failure signature of each mutant there
 
 
 def source(name: str):
@@ -44,6 +51,7 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
     seen: set[str] = set()
     first_at, clean = 0, 0  # a suspect fix (an anti-pattern, see antipatterns.py) does not end the search
     for name, locations in plan:
+        locations = by_evidence(locations, out.evidence)
         stats = out.by_source.setdefault(name, {"tried": 0, "seconds": 0.0, "tokens": 0})
         for loc in locations:
             before = ctx.tokens["prompt"] + ctx.tokens["completion"]
@@ -59,6 +67,8 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
                 out.tried += 1
                 stats["tried"] += 1
                 record = check(edit)
+                if name == "mutate":
+                    out.evidence.setdefault((edit["file"], edit["line"]), []).append(failure_signature(record))
                 if record["status"] == "fixed":
                     out.fixes.append(record)
                     if record.get("suspect"):
@@ -76,6 +86,36 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
                 return out
     out.stop_reason = out.stop_reason or "every candidate of the search tried"
     return out
+
+
+def failure_signature(record: dict) -> str:
+    """How the failing tests ended with a candidate: "passed", "timed out", or their failures."""
+    if record.get("status") != "failed":
+        return "passed"
+    run = (record.get("tests") or {}).get("failing") or {}
+    if run.get("timed_out"):
+        return "timed out"
+    cases = [f"{c['id']} {c['outcome']}: {(c.get('message') or '').strip()[:200]}" for c in run.get("cases", [])
+             if c.get("outcome") != "passed"]
+    return "\n".join(cases) or record.get("reason", "")
+
+
+def by_evidence(locations: list[Location], evidence: dict) -> list[Location]:
+    """Lines whose mutants changed the failing tests' outcome first (the larger share first), then
+    lines without mutants, then lines whose every mutant left the failure as it was; otherwise in
+    the given order. The failure as it was: the signature most mutants share."""
+    if not evidence:
+        return list(locations)
+    untouched = Counter(sig for sigs in evidence.values() for sig in sigs).most_common(1)[0][0]
+
+    def key(loc: Location):
+        sigs = evidence.get((loc["file"], loc["line"]))
+        if not sigs:
+            return (1, 0.0)
+        changed = sum(sig != untouched for sig in sigs) / len(sigs)
+        return (0, -changed) if changed else (2, 0.0)
+
+    return sorted(locations, key=key)
 
 
 def normalized(text: str) -> str | None:
