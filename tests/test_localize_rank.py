@@ -204,3 +204,29 @@ def test_the_slice_is_taken_from_the_last_call_the_test_made(tmp_path):
     calls = [s for s in last if s["event"] == "call"]
     assert len(calls) == 1 and calls[0]["locals"] == {"i": "1000"}
     assert dynamic_slice(last, repo) == {("m/acc.py", 2), ("m/acc.py", 4)}  # j and the return, not k
+
+
+def test_a_method_is_sliced_on_a_python_without_qualified_code_names(tmp_path, docker_ready):
+    """Before Python 3.11 a code object has no qualified name: the tracer matches a method by its own name."""
+    files = {"shop/__init__.py": "", "shop/cart.py": """\
+        class Cart:
+            def total(self, qty, unit):
+                label = str(qty)
+                count = qty + 1
+                return count * unit
+        """, "tests/test_cart.py": """\
+        from shop.cart import Cart
+
+
+        def test_total():
+            assert Cart().total(2, 3) == 6
+        """}
+    repo = write_repo(tmp_path / "repo", files)
+    box = open_sandbox("docker", repo, image="repair-agent/base:bullseye", log=lambda m: None)
+    try:
+        _rc, version = box.run([box.python, "-c", "import sys; print(sys.version_info[:2])"], timeout=60)
+        steps = trace_last_call(box, "tests/test_cart.py::test_total", [("shop/cart.py", "Cart.total")])
+    finally:
+        box.close()
+    assert "(3, 9)" in version
+    assert dynamic_slice(steps, repo) == {("shop/cart.py", 4), ("shop/cart.py", 5)}

@@ -156,10 +156,15 @@ class Tracer:
         name = None
         funcs = self.targets.get(os.path.realpath(code.co_filename)) if code.co_filename else None
         if funcs:
-            qual = getattr(code, "co_qualname", code.co_name)
-            plain = qual.replace(".<locals>", "")  # nested functions: `outer.inner`, as localize names them
+            qual = getattr(code, "co_qualname", None)
+            if qual is None:  # before Python 3.11 a code object knows only its own name: match on that
+                hit = any(code.co_name == f.rsplit(".", 1)[-1] for f in funcs)
+                qual = code.co_name
+            else:
+                plain = qual.replace(".<locals>", "")  # nested functions: `outer.inner`, as localize names them
+                hit = any(code.co_name == f or plain == f or plain.endswith("." + f) for f in funcs)
             # comprehensions, lambdas and genexprs are not traced: their result shows on their line
-            if any(code.co_name == f or plain == f or plain.endswith("." + f) for f in funcs):
+            if hit:
                 name = qual
         self.code_cache[code] = name
         return name
