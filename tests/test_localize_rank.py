@@ -16,33 +16,29 @@ from repair_agent.nodes.localize import localize
 from repair_agent.sandbox import LocalSandbox, open_sandbox
 from repair_agent.tracing import trace_test
 
-# halve() is right for the even numbers a passing test gives it and wrong for odd ones, so its
-# odd-only line ties with every line of scale(), which only the failing test runs at all.
+# Only the failing test runs this code, so every line ties; build() comes first in the file and has
+# six lines, the faulty comparison in accept() one.
 TIE = {
     "calc/__init__.py": "",
     "calc/ops.py": """\
-        def halve(n):
-            if n % 2 == 0:
-                return n // 2
-            return (n + 1) // 2
+        def build(n):
+            a = n + 1
+            b = a * 2
+            c = b - 3
+            d = c // 2
+            e = d + a
+            return e
 
 
-        def scale(values, factor):
-            out = []
-            for v in values:
-                out.append(v * factor)
-            return out
+        def accept(x):
+            return x > 100
         """,
     "tests/test_ops.py": """\
-        from calc.ops import halve, scale
+        from calc.ops import accept, build
 
 
-        def test_halve_even():
-            assert halve(4) == 2
-
-
-        def test_scale_and_halve_odd():
-            assert scale([halve(3)], 2) == [2]
+        def test_accept():
+            assert accept(build(3))
         """,
 }
 
@@ -102,20 +98,20 @@ def where(loc) -> tuple[str, int]:
     return loc["file"], loc["line"]
 
 
-def test_function_first_breaks_a_tie_among_lines(tmp_path):
-    repo, box, failed = local_run(tmp_path, TIE, "tests/test_ops.py::test_scale_and_halve_odd")
+def test_function_first_turns_a_tie_among_lines_into_a_choice_among_functions(tmp_path):
+    test = "tests/test_ops.py::test_accept"
+    repo, box, failed = local_run(tmp_path, TIE, test)
     try:
-        spec = sbfl.spectrum(box, ["tests/test_ops.py"], [c["id"] for c in failed])
+        spec = sbfl.spectrum(box, ["tests/test_ops.py"], [test])
     finally:
         box.close()
-    by_line = sbfl.rank_lines(spec)
-    tied = [where(loc) for loc in by_line if loc["score"] == pytest.approx(1.0)]
-    assert ("calc/ops.py", 4) in tied and ("calc/ops.py", 9) in tied  # halve's odd line ties with scale's
-    assert where(by_line[0]) == ("calc/ops.py", 4)  # lines alone: file order puts halve first
-    ranked = rank.rank(spec, [c["details"] for c in failed], repo, [c["id"] for c in failed])
-    # scale: no passing test entered it (function Ochiai 1.0); halve: a passing test did (0.71)
-    assert ranked[0]["function"] == "scale"
-    assert ranked.index(next(loc for loc in ranked if where(loc) == ("calc/ops.py", 4))) > 0
+    by_line = [where(loc) for loc in sbfl.rank_lines(spec)]
+    assert len({loc["score"] for loc in sbfl.rank_lines(spec)}) == 1  # every line ties
+    assert by_line.index(("calc/ops.py", 11)) == 6  # lines alone: after build()'s six
+    ranked = rank.rank(spec, [c["details"] for c in failed], repo, [test])
+    assert [where(loc) for loc in ranked[:2]] == [("calc/ops.py", 2), ("calc/ops.py", 11)]  # each function's best
+    assert [loc["function"] for loc in ranked[:2]] == ["build", "accept"]
+    assert [loc["score"] for loc in ranked] == sorted((loc["score"] for loc in ranked), reverse=True)
 
 
 def test_slice_ranks_the_line_that_fed_the_assertion_first(tmp_path):

@@ -1,12 +1,14 @@
 """Functions first, then lines: one ranking from the spectrum, the tracebacks and the data-flow slice.
 
 - `rank(spec, failures, repo_dir, failing, trace=None)`: the ranked line `Location`s. Functions are
-  scored first, with Ochiai over function coverage (a test ran a function when it ran any of its
-  lines; spectrum methods are strongest at this level), ties broken by their best line. Lines
-  come in this order: those the failure depended on (the slice: where its values came from; the
-  traceback's lines) first, then by their Ochiai score plus half their frame score (as before);
-  the top functions' lines come one round at a time (the best line of each, then the second...), so
-  a tie among many lines becomes a choice among few functions. A line's `score` is its place.
+  ranked first, by their best line (its Ochiai score plus half its traceback frame score, as the
+  line ranking had it; ties in file order). Inside a function, the lines the failure depended on
+  come first (the slice: where its values came from; the traceback's lines), then the others by
+  score. The top functions' lines come one round at a time (the best line of each, then the
+  second...), so a tie among many lines becomes a choice among few functions. A line's `score` is
+  its place. (Ochiai over whole functions, and the slice or the frames deciding between functions,
+  ranked the fixed function lower on the BugsInPy dev bugs: a failure's own reporting code, such as
+  an exception's constructor, runs in the failing test alone.)
 - `missing_name(failures, repo_dir)`: a name the failing test imports and the code lacks
   (`ImportError: cannot import name ...`), as `(name, module, file)`; `rank` then ranks that module
   alone and never a `def` line, and `missing_text` says it plainly.
@@ -27,7 +29,8 @@ from .slice import dynamic_slice
 _CANNOT_IMPORT = re.compile(r"ImportError: cannot import name '?(?P<name>\w+)'?(?: from '(?P<module>[\w.]+)')?")
 _NO_ATTRIBUTE = re.compile(r"AttributeError: module '(?P<module>[\w.]+)' has no attribute '(?P<name>\w+)'")
 TOP_FUNCTIONS = 5  # functions whose lines are interleaved, best line of each first
-TRACED = 3  # functions traced for the slice
+TRACED = 3
+MODE = {"func": "function", "top": TOP_FUNCTIONS, "line": "d_first"}  # functions traced for the slice
 
 
 def _module_file(repo_dir: Path, module: str) -> str | None:
@@ -90,29 +93,6 @@ def _missing_ranking(missing: tuple[str, str, str], lines: list[Location], repo_
     return by_place(out)
 
 
-def _function_spectrum(spec: sbfl.Spectrum, repo_dir: Path) -> dict[tuple[str, str], tuple[int, int]]:
-    """(file, function) -> (ef, ep) over the function's lines: the tests that ran any of them. Passing
-    tests are counted exactly from `covers` where the spectrum has it, else as the most of any line."""
-    covers = spec.get("covers") or {}
-    ef: dict[tuple[str, str], int] = {}
-    ep: dict[tuple[str, str], int] = {}
-    for file, line, f, p in spec["lines"]:
-        key = (file, frames.function_at(repo_dir, file, int(line)))
-        ef[key] = max(ef.get(key, 0), f)
-        ep[key] = max(ep.get(key, 0), p)
-    if covers:
-        passing: dict[tuple[str, str], set[int]] = {}
-        for file, sets in covers.get("files", {}).items():
-            for set_index, ran in sets.items():
-                for line in ran:
-                    key = (file, frames.function_at(repo_dir, file, int(line)))
-                    if key in ef:
-                        passing.setdefault(key, set()).update(covers["sets"][int(set_index)])
-        for key, tests in passing.items():
-            ep[key] = max(ep[key], len(tests))
-    return {key: (ef[key], ep[key]) for key in ef}
-
-
 def rank(spec: sbfl.Spectrum, failures: list[str], repo_dir: Path, failing: list[str] | None = None,
          trace: list[dict] | None = None) -> list[Location]:
     """Ranked lines (non-test files), the top functions' lines first; see the module docstring."""
@@ -122,8 +102,6 @@ def rank(spec: sbfl.Spectrum, failures: list[str], repo_dir: Path, failing: list
         return _missing_ranking(missing, lines, repo_dir)
     frame_score = {(loc["file"], loc["line"]): loc["score"] for loc in frames.rank_frames(failures, repo_dir)}
     in_slice = dynamic_slice(trace or [], repo_dir)
-    nf = spec["n_failed"]
-    funcs = _function_spectrum(spec, repo_dir)
     by_func: dict[tuple[str, str], list[Location]] = {}
     known = set()
     for loc in lines:
@@ -133,18 +111,18 @@ def rank(spec: sbfl.Spectrum, failures: list[str], repo_dir: Path, failing: list
         if (file, line) not in known:
             func = frames.function_at(repo_dir, file, line)
             by_func.setdefault((file, func), []).append(Location(file=file, function=func, line=line, score=0.0))
-            funcs.setdefault((file, func), (1, 0))
 
     depends = in_slice | set(frame_score)  # lines the failure depended on: its data flow, its traceback
 
-    def line_key(loc: Location):
-        where = (loc["file"], loc["line"])
-        return (-(where in depends), -(loc["score"] + frame_score.get(where, 0.0) / 2), loc["line"])
+    def line_score(loc: Location) -> float:
+        return loc["score"] + frame_score.get((loc["file"], loc["line"]), 0.0) / 2
 
-    def func_key(key):
-        ef, ep = funcs.get(key, (0, 0))
-        own = [line_key(loc) for loc in by_func[key]]
-        return (-sbfl.ochiai(ef, ep, nf or 1), min(own), key[0])
+    def line_key(loc: Location):
+        return (-((loc["file"], loc["line"]) in depends), -line_score(loc), loc["line"])
+
+    def func_key(key):  # ties in file order, as the line ranking had them
+        own = by_func[key]
+        return (-max(line_score(loc) for loc in own), key[0], min(loc["line"] for loc in own))
 
     order = sorted(by_func, key=func_key)
     ranked = [sorted(by_func[key], key=line_key) for key in order]
