@@ -56,7 +56,9 @@ def reproducible() -> list[str]:
 
 
 # -- collect -------------------------------------------------------------------------------------
-def collect_one(task, work: Path) -> dict:
+def collect_one(task, work: Path, cached: dict | None = None) -> dict:
+    """The bug's runs; with `cached` (an earlier record), only the trace again, through the functions
+    the current ranking puts first."""
     from repair_agent.bench.reproducibility import task_settings
     from repair_agent.config import Settings
     from repair_agent.sandbox import open_sandbox
@@ -69,10 +71,14 @@ def collect_one(task, work: Path) -> dict:
                        install_project=settings.install_project)
     try:
         t1 = time.monotonic()
-        run = box.run_tests(list(task.failing_tests or task.test_args), timeout=300, per_test_timeout=60)
-        failed = [c for c in run["cases"] if c["outcome"] in ("failed", "error")]
+        if cached:
+            failed, spec = cached["failed"], cached["spectrum"]
+        else:
+            run = box.run_tests(list(task.failing_tests or task.test_args), timeout=300, per_test_timeout=60)
+            failed = [c for c in run["cases"] if c["outcome"] in ("failed", "error")]
         t2 = time.monotonic()
-        spec = sbfl.spectrum(box, list(task.test_args), [c["id"] for c in failed], timeout=600)
+        if not cached:
+            spec = sbfl.spectrum(box, list(task.test_args), [c["id"] for c in failed], timeout=600)
         t3 = time.monotonic()
         targets = rank.trace_targets(rank.rank(spec, [c["details"] or c["message"] for c in failed], repo,
                                                [c["id"] for c in failed]))
@@ -80,10 +86,12 @@ def collect_one(task, work: Path) -> dict:
         t4 = time.monotonic()
     finally:
         box.close()
+    seconds = {"sandbox": round(t1 - t0, 1), "tests": round(t2 - t1, 1), "coverage": round(t3 - t2, 1),
+               "trace": round(t4 - t3, 1)}
+    if cached:  # the first collection's test and coverage times stand
+        seconds = {**cached["seconds"], "trace": seconds["trace"]}
     return {"task": task.task_id, "failed": [{k: c[k] for k in ("id", "outcome", "message", "details")} for c in failed],
-            "spectrum": spec, "targets": targets, "trace": steps,
-            "seconds": {"sandbox": round(t1 - t0, 1), "tests": round(t2 - t1, 1), "coverage": round(t3 - t2, 1),
-                        "trace": round(t4 - t3, 1)}}
+            "spectrum": spec, "targets": targets, "trace": steps, "seconds": seconds}
 
 
 def collect(args) -> int:
@@ -92,14 +100,18 @@ def collect(args) -> int:
     with tempfile.TemporaryDirectory(prefix="locbench-") as tmp:
         for task in load_bugsinpy(args.data, args.repos, ids=ids):
             out = args.cache / f"{task.task_id}.json"
-            if out.is_file() and not args.again:
+            cached = json.loads(out.read_text()) if out.is_file() else None
+            if cached and not (args.again or args.retrace):
+                continue
+            if args.retrace and (not cached or cached.get("error")):
                 continue
             start = time.monotonic()
             try:
-                record = collect_one(task, Path(tmp))
+                record = collect_one(task, Path(tmp), cached if args.retrace else None)
             except Exception as exc:  # noqa: BLE001 - one bug's failure is its record, not the run's end
                 record = {"task": task.task_id, "error": f"{type(exc).__name__}: {exc}"}
-            record["total_s"] = round(time.monotonic() - start, 1)
+            record["total_s"] = round(sum(record["seconds"].values()), 1) if args.retrace and "seconds" in record \
+                else round(time.monotonic() - start, 1)
             out.write_text(json.dumps(record))
             shutil.rmtree(Path(tmp) / task.task_id, ignore_errors=True)
             print(task.task_id, record.get("error") or record["seconds"], record["total_s"], flush=True)
@@ -252,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, required=True, help="one JSON per bug: what its runs printed")
     ap.add_argument("--ids", default="", help="comma-separated bug ids (default: the reproducible dev bugs)")
     ap.add_argument("--again", action="store_true", help="collect bugs already in the cache again")
+    ap.add_argument("--retrace", action="store_true", help="cached bugs: only the trace again (the ranking changed)")
     ap.add_argument("--json", type=Path, help="score: write the summary and per-bug rows here")
     args = ap.parse_args(argv)
     return collect(args) if args.step == "collect" else score(args)
