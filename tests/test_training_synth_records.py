@@ -66,6 +66,7 @@ def test_humaneval_and_bugsinpy_code_is_refused(tmp_path):
     he = "def has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold for a in numbers)\n"
     assert code_refusal(he) == "humanevalfix:has_close_elements"
     assert code_refusal("def first(items):\n    return items[0]\n", "mylist/core.py") == ""
+    assert code_refusal("class Box:\n    def has_close_elements(self):\n        return 1\n") == ""  # a method
     assert code_refusal("def f():\n    return 1\n", "youtube_dl/utils.py").startswith("bugsinpy:youtube-dl")
     # a repository that is a BugsInPy project by its package, whatever its files hold
     repo = tiny_repo(tmp_path / "repo", "def double(n):\n    return n * 2\n", "double", "2", "4")

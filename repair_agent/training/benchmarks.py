@@ -6,10 +6,10 @@ Three checks, each cheap and each saying what it found:
   unparsed) of every function of at least two lines in the shipped programs, buggy and fixed
   (`repair_agent/data/quixbugs`). A function equal to one of them is QuixBugs code whatever its
   file is called; reformatting or comments do not hide it.
-- HumanEval (and HumanEvalFix, which reuses its functions), by name: a function named like one of
-  HumanEval's entry points. Names that ordinary code uses too (`add`, `median`, `is_prime`...) are
-  left out of the list: they would refuse half the package index. HumanEval's data is not shipped,
-  so its content cannot be hashed here.
+- HumanEval (and HumanEvalFix, which reuses its functions), by name: a module-level function named
+  like one of HumanEval's entry points. Names that ordinary code uses too (`add`, `median`,
+  `is_prime`...) are left out of the list: they would refuse half the package index. HumanEval's
+  data is not shipped, so its content cannot be hashed here.
 - BugsInPy, by project: a repository whose distribution name, top-level package or git remote is
   one of BugsInPy's 17 projects, and a file under such a package (`youtube_dl/...`).
 
@@ -33,9 +33,10 @@ BUGSINPY_PACKAGES = {
     "tornado": "tornado", "tqdm": "tqdm", "youtube-dl": "youtube_dl",
 }
 
-# HumanEval's entry points (HumanEval/0..163), the names ordinary code also uses left out
+# HumanEval's entry points (HumanEval/0..163), the names ordinary code also uses left out (among them
+# intersperse, get_row, is_nested and closest_integer: found in 6 of 121 packages of our environment)
 HUMANEVAL_NAMES = frozenset("""
-has_close_elements separate_paren_groups truncate_number below_zero mean_absolute_deviation intersperse
+has_close_elements separate_paren_groups truncate_number below_zero mean_absolute_deviation
 parse_nested_parens filter_by_substring sum_product rolling_max make_palindrome string_xor
 greatest_common_divisor all_prefixes string_sequence count_distinct_characters parse_music how_many_times
 sort_numbers find_closest_elements rescale_to_unit filter_integers largest_divisor filter_by_prefix
@@ -44,11 +45,11 @@ car_race_collision incr_list pairs_sum_to_zero change_base fib4 decode_shift enc
 below_threshold same_chars correct_bracketing largest_prime_factor sum_to_n fibfib vowels_count
 circular_shift digitSum fruit_distribution strange_sort_list will_it_fly smallest_change total_match
 is_multiply_prime is_simple_power iscube hex_key decimal_to_binary is_happy numerical_letter_grade
-prime_length starts_one_ends anti_shuffle get_row next_smallest is_bored any_int skjkasdkd
-check_dict_case count_up_to count_upper closest_integer make_a_pile words_string choose_num rounded_avg
+prime_length starts_one_ends anti_shuffle next_smallest is_bored any_int skjkasdkd
+check_dict_case count_up_to count_upper make_a_pile words_string choose_num rounded_avg
 unique_digits by_length even_odd_palindrome count_nums move_one_ball reverse_delete odd_count
 minSubArraySum max_fill select_words get_closest_vowel match_parens add_elements get_odd_collatz
-is_nested check_if_last_char_is_a_letter can_arrange largest_smallest_integers compare_one
+check_if_last_char_is_a_letter can_arrange largest_smallest_integers compare_one
 is_equal_to_sum_even special_factorial fix_spaces file_name_check words_in_sentence order_by_points
 specialFilter get_max_triples sorted_list_sum x_or_y double_the_difference Strongest_Extension
 cycpattern_check even_odd_count int_to_mini_roman right_angle_triangle find_max do_algebra
@@ -87,10 +88,10 @@ def code_refusal(code: str, path: str = "") -> str:
     hit = next((known[k] for k in function_keys(code) if k in known), None)
     if hit:
         return hit
-    try:
-        names = {n.name for n in ast.walk(ast.parse(code)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    try:  # HumanEval's entry points are module-level functions, never methods
+        names = {n.name for n in ast.parse(code).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     except (SyntaxError, ValueError):
-        names = set(re.findall(r"^\s*def\s+(\w+)", code, re.M))
+        names = set(re.findall(r"^def\s+(\w+)", code, re.M))
     named = sorted(names & HUMANEVAL_NAMES)
     return f"humanevalfix:{named[0]}" if named else ""
 
