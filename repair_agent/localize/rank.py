@@ -2,13 +2,13 @@
 
 - `rank(spec, failures, repo_dir, failing, trace=None)`: the ranked line `Location`s. Functions are
   ranked first, by their best line (its Ochiai score plus half its traceback frame score, as the
-  line ranking had it; ties in file order). Inside a function, the lines the failure depended on
-  come first (the slice: where its values came from; the traceback's lines), then the others by
-  score. The top functions' lines come one round at a time (the best line of each, then the
-  second...), so a tie among many lines becomes a choice among few functions. A line's `score` is
-  its place. (Ochiai over whole functions, and the slice or the frames deciding between functions,
-  ranked the fixed function lower on the BugsInPy dev bugs: a failure's own reporting code, such as
-  an exception's constructor, runs in the failing test alone.)
+  line ranking had it; ties in file order). Lines come by that score; among equal scores, the
+  lines the failure depended on first (the slice: where its values came from; the traceback's
+  lines), then one line of each function per round (each function's best, then its second...), in
+  the functions' order: a tie among many lines becomes a choice among few functions. A line's
+  `score` is its place. (Ochiai over whole functions, and the slice or the frames deciding between
+  functions, ranked the fixed function lower on the BugsInPy dev bugs: a failure's own reporting
+  code, such as an exception's constructor, runs in the failing test alone.)
 - `missing_name(failures, repo_dir)`: a name the failing test imports and the code lacks
   (`ImportError: cannot import name ...`), as `(name, module, file)`; `rank` then ranks that module
   alone and never a `def` line, and `missing_text` says it plainly.
@@ -28,9 +28,7 @@ from .slice import dynamic_slice
 # py3.7+: "cannot import name 'X' from 'pkg.mod' (/path/pkg/mod.py)"; py3.6: "cannot import name 'X'"
 _CANNOT_IMPORT = re.compile(r"ImportError: cannot import name '?(?P<name>\w+)'?(?: from '(?P<module>[\w.]+)')?")
 _NO_ATTRIBUTE = re.compile(r"AttributeError: module '(?P<module>[\w.]+)' has no attribute '(?P<name>\w+)'")
-TOP_FUNCTIONS = 5  # functions whose lines are interleaved, best line of each first
-TRACED = 3
-MODE = {"func": "function", "top": TOP_FUNCTIONS, "line": "d_first"}  # functions traced for the slice
+TRACED = 3  # functions traced for the slice
 
 
 def _module_file(repo_dir: Path, module: str) -> str | None:
@@ -118,20 +116,17 @@ def rank(spec: sbfl.Spectrum, failures: list[str], repo_dir: Path, failing: list
         return loc["score"] + frame_score.get((loc["file"], loc["line"]), 0.0) / 2
 
     def line_key(loc: Location):
-        return (-((loc["file"], loc["line"]) in depends), -line_score(loc), loc["line"])
+        return (-line_score(loc), -((loc["file"], loc["line"]) in depends), loc["line"])
 
     def func_key(key):  # ties in file order, as the line ranking had them
         own = by_func[key]
         return (-max(line_score(loc) for loc in own), key[0], min(loc["line"] for loc in own))
 
-    order = sorted(by_func, key=func_key)
-    ranked = [sorted(by_func[key], key=line_key) for key in order]
-    out: list[Location] = []
-    top = ranked[:TOP_FUNCTIONS]
-    for i in range(max((len(r) for r in top), default=0)):
-        out += [r[i] for r in top if i < len(r)]
-    for r in ranked[TOP_FUNCTIONS:]:
-        out += r
+    placed = []  # (score, the slice or frames, round, function's place): one line per function per round
+    for place, key in enumerate(sorted(by_func, key=func_key)):
+        for i, loc in enumerate(sorted(by_func[key], key=line_key)):
+            placed.append(((*line_key(loc)[:2], i, place), loc))
+    out = [loc for _, loc in sorted(placed, key=lambda p: p[0])]
     return by_place(out)
 
 
