@@ -162,7 +162,9 @@ def test_missing_name_is_said_plainly_and_no_def_line_is_a_suspect(tmp_path, doc
         logged: list[str] = []
         deps = SimpleNamespace(workdir=repo, sandbox=box, settings=Settings(), log=logged.append,
                                recorder=SimpleNamespace(write=lambda *a, **k: None))
-        out = localize({"tests_before": run, "failing": failing, "test_args": ["tests/test_case.py"]}, deps)
+        state = {"tests_before": run, "failing": failing, "test_args": ["tests/test_case.py"]}
+        out = localize(state, deps)
+        no_spectrum = localize(state, SimpleNamespace(**{**vars(deps), "settings": Settings(use_sbfl=False)}))
     finally:
         box.close()
     assert out["context"].startswith("The failing test imports `title` from `textkit.case`, which does not "
@@ -171,6 +173,7 @@ def test_missing_name_is_said_plainly_and_no_def_line_is_a_suspect(tmp_path, doc
     assert where(out["locations"][0]) == ("textkit/case.py", 6)  # the module's end, where a new name goes
     assert {loc["file"] for loc in out["locations"]} == {"textkit/case.py"}
     assert not {loc["line"] for loc in out["locations"]} & {1, 5}  # never a def line
+    assert [where(loc) for loc in no_spectrum["locations"]] == [("textkit/case.py", 6)]  # nor without a spectrum
 
 
 def test_the_slice_is_taken_from_the_last_call_the_test_made(tmp_path):

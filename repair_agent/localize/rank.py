@@ -80,7 +80,7 @@ def _def_lines(repo_dir: Path, file: str) -> set[int]:
     return {d for _s, _e, d, _q in frames.function_spans(repo_dir, file)}
 
 
-def _missing_ranking(missing: tuple[str, str, str], lines: list[Location], repo_dir: Path) -> list[Location]:
+def missing_ranking(missing: tuple[str, str, str], lines: list[Location], repo_dir: Path) -> list[Location]:
     """The module's end first (where a new name goes), then the module's ranked lines, never a `def`."""
     _name, _module, file = missing
     text = (Path(repo_dir) / file).read_text(errors="replace").splitlines()
@@ -97,7 +97,7 @@ def rank(spec: sbfl.Spectrum, failures: list[str], repo_dir: Path, failing: list
     repo_dir = Path(repo_dir)
     lines = sbfl.with_functions(sbfl.rank_lines(spec), repo_dir)
     if missing := missing_name(failures, repo_dir, failing):
-        return _missing_ranking(missing, lines, repo_dir)
+        return missing_ranking(missing, lines, repo_dir)
     frame_score = {(loc["file"], loc["line"]): loc["score"] for loc in frames.rank_frames(failures, repo_dir)}
     in_slice = dynamic_slice(trace or [], repo_dir)
     by_func: dict[tuple[str, str], list[Location]] = {}

@@ -32,6 +32,8 @@ def localize(state: RepairState, deps) -> dict:
         if locations and not missing and deps.settings.use_trace:  # the failure's data flow through the top functions
             locations = rank.rank(spec, failed, root, state["failing"], trace=slice_trace(state, deps, locations))
         covers = spec.get("covers")
+    elif missing:
+        locations = rank.missing_ranking(missing, [], root)
     if not locations:
         locations = imported_functions(root, state["failing"][0])
     context = plain_code(frames.context_for(root, locations[:5], budget_tokens=1500))
