@@ -56,7 +56,7 @@ def reproducible() -> list[str]:
 
 
 # -- collect -------------------------------------------------------------------------------------
-def collect_one(task, work: Path, cached: dict | None = None) -> dict:
+def collect_one(task, work: Path, cached: dict | None = None, per_test: int = 60, coverage_s: float = 600) -> dict:
     """The bug's runs; with `cached` (an earlier record), only the trace again, through the functions
     the current ranking puts first."""
     from repair_agent.bench.reproducibility import task_settings
@@ -78,7 +78,8 @@ def collect_one(task, work: Path, cached: dict | None = None) -> dict:
             failed = [c for c in run["cases"] if c["outcome"] in ("failed", "error")]
         t2 = time.monotonic()
         if not cached:
-            spec = sbfl.spectrum(box, list(task.test_args), [c["id"] for c in failed], timeout=600)
+            spec = sbfl.spectrum(box, list(task.test_args), [c["id"] for c in failed], timeout=coverage_s,
+                                 per_test_timeout=per_test)
         t3 = time.monotonic()
         targets = rank.trace_targets(rank.rank(spec, [c["details"] or c["message"] for c in failed], repo,
                                                [c["id"] for c in failed]))
@@ -107,7 +108,8 @@ def collect(args) -> int:
                 continue
             start = time.monotonic()
             try:
-                record = collect_one(task, Path(tmp), cached if args.retrace else None)
+                record = collect_one(task, Path(tmp), cached if args.retrace else None, args.per_test_timeout,
+                                     args.coverage_timeout)
             except Exception as exc:  # noqa: BLE001 - one bug's failure is its record, not the run's end
                 record = {"task": task.task_id, "error": f"{type(exc).__name__}: {exc}"}
             record["total_s"] = round(sum(record["seconds"].values()), 1) if args.retrace and "seconds" in record \
@@ -264,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, required=True, help="one JSON per bug: what its runs printed")
     ap.add_argument("--ids", default="", help="comma-separated bug ids (default: the reproducible dev bugs)")
     ap.add_argument("--again", action="store_true", help="collect bugs already in the cache again")
+    ap.add_argument("--per-test-timeout", type=int, default=60, help="collect: one test's limit in the coverage run")
+    ap.add_argument("--coverage-timeout", type=float, default=600, help="collect: the coverage run's limit")
     ap.add_argument("--retrace", action="store_true", help="cached bugs: only the trace again (the ranking changed)")
     ap.add_argument("--json", type=Path, help="score: write the summary and per-bug rows here")
     args = ap.parse_args(argv)
