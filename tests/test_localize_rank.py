@@ -229,3 +229,26 @@ def test_a_method_is_sliced_on_a_python_without_qualified_code_names(tmp_path, d
         box.close()
     assert "(3, 9)" in version
     assert dynamic_slice(steps, repo) == {("shop/cart.py", 4), ("shop/cart.py", 5)}
+
+
+def test_a_missing_name_close_to_an_existing_one_points_at_that_function_too(tmp_path):
+    repo = write_repo(tmp_path, {"pkg/__init__.py": "", "pkg/text.py": """\
+        import re
+
+
+        def fix_xml_all_ampersand(xml):
+            return xml.replace('&', '&amp;')
+
+
+        def shout(s):
+            return s.upper()
+        """})
+    failure = ("E   ImportError: cannot import name 'fix_xml_ampersands' from 'pkg.text' "
+               f"({tmp_path}/pkg/text.py)")
+    missing = rank.missing_name([failure], repo)
+    assert missing == ("fix_xml_ampersands", "pkg.text", "pkg/text.py")
+    assert rank.missing_text(missing, repo).endswith("A similar name there: `fix_xml_all_ampersand` (renamed?).")
+    spec = {"n_failed": 1, "n_passed": 0, "lines": [["pkg/text.py", 1, 1, 0], ["pkg/text.py", 4, 1, 0],
+                                                    ["pkg/text.py", 8, 1, 0]], "covers": None}
+    ranked = [where(loc) for loc in rank.rank(spec, [failure], repo, ["tests/test_text.py::test_fix"])]
+    assert ranked == [("pkg/text.py", 9), ("pkg/text.py", 5), ("pkg/text.py", 1)]  # the end, the body; no def

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import ast
+import difflib
 import re
 from pathlib import Path
 
@@ -70,10 +71,19 @@ def missing_name(failures: list[str], repo_dir: Path, failing: list[str] | None 
     return None
 
 
-def missing_text(missing: tuple[str, str, str]) -> str:
+def missing_text(missing: tuple[str, str, str], repo_dir: Path | None = None) -> str:
     name, module, file = missing
-    return (f"The failing test imports `{name}` from `{module}`, which does not define it: "
+    text = (f"The failing test imports `{name}` from `{module}`, which does not define it: "
             f"the fix must add `{name}` to `{module}` ({file}).")
+    like = [q for q, _ in _similar(missing, repo_dir)] if repo_dir else []
+    return text + (f" A similar name there: `{like[0]}` (renamed?)." if like else "")
+
+
+def _similar(missing: tuple[str, str, str], repo_dir: Path) -> list[tuple[str, tuple[int, int, int]]]:
+    """Top-level functions of the module whose names are close to the missing one: (name, (start, end, def line))."""
+    name, _module, file = missing
+    spans = {q: (s, e, d) for s, e, d, q in frames.function_spans(Path(repo_dir), file) if "." not in q}
+    return [(q, spans[q]) for q in difflib.get_close_matches(name, list(spans), n=2, cutoff=0.75)]
 
 
 def _def_lines(repo_dir: Path, file: str) -> set[int]:
@@ -81,14 +91,17 @@ def _def_lines(repo_dir: Path, file: str) -> set[int]:
 
 
 def missing_ranking(missing: tuple[str, str, str], lines: list[Location], repo_dir: Path) -> list[Location]:
-    """The module's end first (where a new name goes), then the module's ranked lines, never a `def`."""
+    """The module's end first (where a new name goes), then the bodies of functions with a similar name
+    (a rename), then the module's ranked lines; never a `def` line."""
     _name, _module, file = missing
     text = (Path(repo_dir) / file).read_text(errors="replace").splitlines()
     last = max((i + 1 for i, t in enumerate(text) if t.strip()), default=1)
     defs = _def_lines(repo_dir, file)
     out = [Location(file=file, function="<module>", line=last, score=1.0)]
-    out += [loc for loc in lines if loc["file"] == file and loc["line"] not in defs and loc["line"] != last]
-    return by_place(out)
+    out += [Location(file=file, function=q, line=line, score=0.0) for q, (_s, end, d) in _similar(missing, repo_dir)
+            for line in range(d + 1, end + 1) if line != last]
+    out += [loc for loc in lines if loc["file"] == file and loc["line"] not in defs]
+    return by_place(list({(loc["file"], loc["line"]): loc for loc in reversed(out)}.values())[::-1])
 
 
 def rank(spec: sbfl.Spectrum, failures: list[str], repo_dir: Path, failing: list[str] | None = None,

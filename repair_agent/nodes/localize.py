@@ -38,8 +38,8 @@ def localize(state: RepairState, deps) -> dict:
         locations = imported_functions(root, state["failing"][0])
     context = plain_code(frames.context_for(root, locations[:5], budget_tokens=1500))
     if missing:  # said plainly: no line of the code holds this bug yet
-        context = rank.missing_text(missing) + "\n\n" + context
-        deps.log(rank.missing_text(missing))
+        context = rank.missing_text(missing, root) + "\n\n" + context
+        deps.log(rank.missing_text(missing, root))
     deps.recorder.write("localize", locations=locations[:20], context=context)
     deps.log("suspects: " + ", ".join(f"{loc['file']}:{loc['line']} {loc['function']}" for loc in locations[:3]))
     return {"locations": locations, "context": context, "covers": covers}
