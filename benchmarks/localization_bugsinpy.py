@@ -211,7 +211,8 @@ def main_ranking(rec: dict, repo: Path) -> list[dict]:
 
 def new_ranking(rec: dict, repo: Path) -> list[dict]:
     details = [c["details"] or c["message"] for c in rec["failed"]]
-    return rank.rank(rec["spectrum"], details, repo, [c["id"] for c in rec["failed"]], trace=rec.get("trace"))
+    locations = rank.rank(rec["spectrum"], details, repo, [c["id"] for c in rec["failed"]], trace=rec.get("trace"))
+    return locations or imported_functions(repo, rec["failed"][0]["id"])  # as nodes/localize.py falls back
 
 
 def score(args) -> int:
