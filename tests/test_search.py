@@ -66,19 +66,19 @@ def test_a_test_that_failed_before_and_is_not_asked_about_is_the_baseline(make_r
     assert proc.returncode == 1 and result["status"] == "not_fixed" and result["baseline"] == []
 
 
-def test_a_fix_that_only_tests_let_through_is_reported_with_low_confidence(make_repo, runs_root, tmp_path,
-                                                                          docker_ready):
-    """The only mutant that passes turns `while True` into `while hare`: detect_cycle then returns
-    None where it returned False, which the truthiness tests accept (an anti-pattern)."""
+def test_a_real_fix_shape_is_found_where_only_an_anti_pattern_passed(make_repo, runs_root, tmp_path, docker_ready):
+    """Before the real fix shapes, the only mutant that passed turned `while True` into `while hare`
+    (detect_cycle then returns None for False, which the truthiness tests accept: an anti-pattern).
+    Now the search writes the guard the real fix needs (the hare without a successor ends the walk),
+    not suspect, and keeps the outcome of the passing tests' calls: high."""
     out = tmp_path / "result.json"
     proc = run(make_repo("falsy_cycle"), "--strategies", "mutate", "--json", str(out), runs_root=runs_root)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    assert result["status"] == "fixed" and "+    while hare:" in result["patch"]
-    assert result["confidence"] == "low"
-    assert "return None" in result["search"]["confidence_reason"]
-    assert result["search"]["stop_reason"] != "the fix's line searched to its end"  # it looked on for a clean fix
-    assert all(p["suspect"] for p in result["search"]["plausible"])
+    assert result["status"] == "fixed" and "+    while hare:" not in result["patch"]
+    assert '+        if getattr(hare, "successor", None) is None:' in result["patch"]
+    assert not any(p["suspect"] for p in result["search"]["plausible"])
+    assert result["confidence"] == "high"
 
 
 def test_when_nothing_fixes_the_closest_attempt_is_shown_with_its_diff(make_repo, runs_root, tmp_path,
