@@ -399,7 +399,8 @@ def check_explanation(text: str, cause: str, before: list[dict], after: list[dic
     found). `names_change`: the root cause quotes the changed expression (`changed`: before, after).
     Same keys as `check_monologue`, with `alien`, `echo`, `names_change` (reported, not a problem: a
     vague cause is not a false one) and `problems`: what to tell the model, a missing root cause too."""
-    sim = check_monologue(text, before, repo_dir)
+    # the root cause's claims are checked once, on their own, against both traces
+    sim = check_monologue(text.replace(cause, "") if cause.strip() else text, before, repo_dir)
     said = check_monologue(cause, before + after, repo_dir) if cause.strip() else \
         {"claims": 0, "checked": 0, "contradicted": 0, "contradictions": []}
     names = code_names(text)

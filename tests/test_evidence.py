@@ -140,6 +140,13 @@ def test_a_contradicted_claim_and_an_alien_name_are_caught_on_real_traces(sandbo
     assert not result["names_change"] and result["score"] < 1
 
 
+
+def test_a_false_claim_made_twice_is_one_problem(sandbox):
+    """The root cause is checked within the whole answer and on its own: the model is told once."""
+    claim = "`second([4, 5, 6])` returns 4."
+    result = check(sandbox, "test_second", f"### Execution Simulation\n{claim}\n\n### Root Cause Analysis\n{claim}")
+    assert len([p for p in result["problems"] if "returns 4" in p]) == 1
+
 @pytest.mark.parametrize("echoed", [
     # the template's instruction, handed back with the changed expression filled in
     "Under Root Cause Analysis, say in your own words why `items[2]` was wrong and what the fix computes instead.",
