@@ -244,7 +244,8 @@ def world(tmp_path, monkeypatch):
                                              "failing": ["tests/test_gcd.py::test_same"]},
               "tests_after": {"passed": 4, "failed": 0, "errors": 0, "skipped": 0, "failing": []},
               "tokens": {"prompt": 0, "completion": 0}, "duration_s": 3.0, "run_id": "run-1", "model": "",
-              "search": {"plausible": plausible}, "confidence": "low",
+              "search": {"plausible": plausible, "guard": {"functions": ["gcd"], "compared_tests": 4,
+                                                          "compared_generated": 199}}, "confidence": "low",
               "confidence_reason": "the 2 plausible patches disagree on 57 of 203 inputs",
               "disagreement": {"kind": "patches disagree",
                                "text": "gcd(46, 436): patch #1 returns 2; patch #2 returns 1"}}
@@ -275,6 +276,7 @@ def test_ci_holds_a_low_confidence_fix_and_opens_a_high_one(world, tmp_path, mon
     assert opened["action"] == "updated" and opened["held"] is None
     body = world.gh.requests_to("PATCH", r"/pulls/\d+$")[-1].json["body"]
     assert "### Confidence" in body and "**high**: the 2 plausible patches agree on 203 inputs" in body
+    assert "Checked: `gcd` run with each plausible patch on 4 input(s) from the tests and 199 generated." in body
     world.result.pop("confidence")  # a result from before the guard: unknown, held at high
     assert publish(world, min_confidence="high")["held"] and publish(world, min_confidence="unknown")["held"] is None
 

@@ -212,6 +212,11 @@ def _confidence_lines(result: dict) -> list[str]:
     text = (result.get("disagreement") or {}).get("text")
     if text:
         lines.append(f"First disagreement: `{text}`")
+    guard = (result.get("search") or {}).get("guard") or {}
+    if guard.get("functions"):  # what the verdict rests on
+        names = ", ".join(f"`{f}`" for f in guard["functions"])
+        lines += ["", f"Checked: {names} run with each plausible patch on {guard.get('compared_tests', 0)} "
+                      f"input(s) from the tests and {guard.get('compared_generated', 0)} generated."]
     return lines + [""] + _deciding_test_lines(result)
 
 
