@@ -2,7 +2,7 @@
 
 Three checks, each cheap and each saying what it found:
 
-- QuixBugs, by content: the normalized text (`export.function_keys`: parsed, docstrings dropped,
+- QuixBugs, by content: the normalized text (`normalize.function_keys`: parsed, docstrings dropped,
   unparsed) of every function of at least two lines in the shipped programs, buggy and fixed
   (`repair_agent/data/quixbugs`). A function equal to one of them is QuixBugs code whatever its
   file is called; reformatting or comments do not hide it.
@@ -24,6 +24,8 @@ import re
 import subprocess
 from functools import lru_cache
 from pathlib import Path
+
+from .normalize import function_keys
 
 # BugsInPy's projects (BugsInPy/projects/*): project -> its top-level package
 BUGSINPY_PACKAGES = {
@@ -61,8 +63,6 @@ string_to_md5 generate_integers
 def quixbugs_functions() -> dict[str, str]:
     """Normalized function text -> "quixbugs:PROGRAM", for QuixBugs' buggy and fixed programs."""
     from ..bench.datasets import quixbugs_dir
-    from .export import function_keys
-
     out: dict[str, str] = {}
     path = quixbugs_dir() / "quixbugs_python.jsonl"
     for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
@@ -77,8 +77,6 @@ def quixbugs_functions() -> dict[str, str]:
 
 def code_refusal(code: str, path: str = "") -> str:
     """Why `code` (a file's text or a localized context) is benchmark code, or "" when it is not."""
-    from .export import function_keys
-
     top = Path(path).parts[:2] if path else ()
     for part in top[:1] + (top[1:] if top[:1] == ("src",) else ()):
         project = next((p for p, pkg in BUGSINPY_PACKAGES.items() if pkg == part), None)

@@ -31,12 +31,10 @@ benchmark when
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import subprocess
 import tempfile
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -45,74 +43,24 @@ from .. import answers, patching
 from ..llm.factory import DEFAULT_MODEL
 from ..llm.profiles import profile_for
 from ..search import SOURCES as SEARCH_SOURCES
-from ..syntax import functions
 from .benchmarks import code_refusal
+from .normalize import CONTEXT_HEADER, normalize
 from .shapes import explain_record, infill_record
 
 BUGGY = re.compile(r"^### Buggy Solution[ \t]*\n```[\w+-]*[^\n]*\n(.*?)^```", re.S | re.M)
-CONTEXT_HEADER = re.compile(r"^# \S+:\d+-\d+ \([^)]*\)\s*$", re.M)  # frames.context_for's block headers
 CONTEXT_PATH = re.compile(CONTEXT_HEADER.pattern.replace(r"^# \S+", r"^# (\S+)", 1), re.M)  # its file
 BENCH_RECORDS = "records.jsonl"
 UNKNOWN = "unknown"
 
 
 # --------------------------------------------------------------------------------------------
-# normalization
+# the buggy code of an instruction (normalize.py holds the normalization)
 # --------------------------------------------------------------------------------------------
 
 def buggy_code(fault: str) -> str:
     """The content of the `### Buggy Solution` python block of a refine instruction ("" if none)."""
     m = BUGGY.search(fault)
     return m.group(1) if m else ""
-
-
-def _strip_docstrings(tree: ast.AST) -> ast.AST:
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
-    return tree
-
-
-def _parse(code: str) -> ast.Module | None:
-    try:
-        return ast.parse(textwrap.dedent(code))
-    except (SyntaxError, ValueError):
-        return None
-
-
-def _chunks(code: str) -> list[str]:
-    """The blocks of a localized context (split on its `# file:a-b (name)` headers), or the whole."""
-    parts = [p for p in CONTEXT_HEADER.split(code) if p.strip()]
-    return parts or [code]
-
-
-def normalize(code: str) -> str:
-    """Code with formatting, comments and docstrings normalized away (ast.unparse) when it parses,
-    block by block; lines that do not parse keep their text with comments and blank lines dropped
-    and runs of whitespace collapsed."""
-    out = []
-    for chunk in _chunks(code):
-        tree = _parse(chunk)
-        if tree is not None:
-            out.append(ast.unparse(_strip_docstrings(tree)))
-        else:
-            lines = [re.sub(r"\s+", " ", re.sub(r"(^|\s)#.*$", "", ln)).strip() for ln in chunk.splitlines()]
-            out.append("\n".join(ln for ln in lines if ln))
-    return "\n".join(o for o in out if o).strip()
-
-
-def function_keys(code: str) -> set[str]:
-    """Normalized text of every function that parses in `code` (top level and in classes)."""
-    keys = set()
-    for chunk in _chunks(code):
-        tree = _parse(chunk)
-        if tree is None:
-            continue
-        keys.update(ast.unparse(fn) for _, fn, _ in functions(_strip_docstrings(tree)))
-    return keys
 
 
 # --------------------------------------------------------------------------------------------
