@@ -32,6 +32,7 @@ from . import Edit, SearchContext
 MARKER = "<FILL>"  # the hole in the chat cloze prompt
 HUNK = 2  # logical lines the hunk mask replaces
 CHARS_PER_TOKEN = 4  # roughly, for code; sizes the prompt's context
+CONTEXT_TOKENS = 1024  # the prompt's context when the settings name none
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,9 @@ def candidates(loc: Location, ctx: SearchContext) -> Iterator[Edit]:
         return
     text = ctx.source_text(loc["file"])
     lines = text.splitlines(keepends=True)
-    tree = _parse(text)
+    tree = parse(text)
     seen = {ast.dump(tree)} if tree else set()  # the original and every candidate so far, as trees
-    budget = getattr(ctx.settings, "infill_context_tokens", 1024) * CHARS_PER_TOKEN
+    budget = getattr(ctx.settings, "infill_context_tokens", CONTEXT_TOKENS) * CHARS_PER_TOKEN
     samples = max(1, getattr(ctx.settings, "infill_samples", 8))
     first = max(1, samples // 2)
     for mask in masks(text, loc["line"], tree):
@@ -76,7 +77,7 @@ def candidates(loc: Location, ctx: SearchContext) -> Iterator[Edit]:
             found = []
             for new, logprob in ranked(gen.completions, mask):
                 edited = splice(lines, mask, new)
-                key = ast.dump(new_tree) if (new_tree := _parse(edited)) else None
+                key = ast.dump(new_tree) if (new_tree := parse(edited)) else None
                 if key is None or key in seen:
                     continue
                 seen.add(key)
@@ -190,8 +191,16 @@ def _ask(ctx: SearchContext, profile, mask: Mask, prefix: str, suffix: str, n: i
         stop += ["\n"] if mask.lines == 1 else ["\n\n"] + (["\n" + after] if after else [])
     sampling = infill_sampling(profile, ctx.settings, n, mask.lines, stop, seed_offset)
     if fmt.fim:
-        return ctx.model.complete(fim_prompt(fmt.fim, prefix, suffix), sampling, logprobs=True)
-    return ctx.model.generate(profile.render(chat_prompt(prefix, suffix, mask)), sampling)
+        return ctx.model.complete(prompt(profile, prefix, suffix, mask), sampling, logprobs=True)
+    return ctx.model.generate(prompt(profile, prefix, suffix, mask), sampling)
+
+
+def prompt(profile, prefix: str, suffix: str, mask: Mask) -> str | list[dict]:
+    """What `profile`'s model is sent for the hole: the raw fill-in-the-middle text (for
+    /v1/completions) where the profile has one, else the chat cloze prompt's messages."""
+    if profile.infill.fim:
+        return fim_prompt(profile.infill.fim, prefix, suffix)
+    return profile.render(chat_prompt(prefix, suffix, mask))
 
 
 # -- answers -------------------------------------------------------------------------------------
@@ -262,7 +271,7 @@ def _start(node: ast.AST) -> int:
     return min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
 
 
-def _parse(text: str) -> ast.Module | None:
+def parse(text: str) -> ast.Module | None:
     try:
         return ast.parse(text)
     except (SyntaxError, ValueError):

@@ -20,9 +20,6 @@ from __future__ import annotations
 from ..llm.profiles import Profile
 from ..search import infill
 
-CONTEXT_TOKENS = 1024  # the infill prompt's context when the settings name none (as search.infill)
-
-
 def fill(buggy: str, fixed: str) -> tuple[infill.Mask, list[str]] | None:
     """The search's first mask at the changed line whose fill turns `buggy` into `fixed`, with
     the fill's lines (their own text, line endings kept); None when no mask does."""
@@ -32,7 +29,7 @@ def fill(buggy: str, fixed: str) -> tuple[infill.Mask, list[str]] | None:
     head = 0
     while head < min(len(old), len(new)) and old[head] == new[head]:
         head += 1
-    tree = infill._parse(buggy)
+    tree = infill.parse(buggy)
     for line in dict.fromkeys(n for n in (head + 1, head) if 0 < n <= len(old)):  # the change, or an insertion
         for mask in infill.masks(buggy, line, tree):
             kept_after = len(old) - mask.end
@@ -49,15 +46,12 @@ def infill_record(buggy: str, fixed: str, profile: Profile, context_tokens: int 
     if found is None:
         return None
     mask, lines = found
-    budget = (context_tokens or CONTEXT_TOKENS) * infill.CHARS_PER_TOKEN
-    prefix, suffix = infill.context(buggy.splitlines(keepends=True), infill._parse(buggy), mask, budget)
-    if profile.infill.fim:  # sent raw to /v1/completions; the answer is the text of the hole
-        prompt: str | list[dict] = infill.fim_prompt(profile.infill.fim, prefix, suffix)
-        completion = "".join(lines)
-    else:
-        prompt = profile.render(infill.chat_prompt(prefix, suffix, mask))
-        completion = "".join(lines).rstrip("\r\n")
-    return {"prompt": prompt, "completion": completion, "mask": mask.kind, "line": mask.start}
+    budget = (context_tokens or infill.CONTEXT_TOKENS) * infill.CHARS_PER_TOKEN
+    prefix, suffix = infill.context(buggy.splitlines(keepends=True), infill.parse(buggy), mask, budget)
+    # a raw completion answers with the hole's text; a chat answer without the last line ending
+    completion = "".join(lines) if profile.infill.fim else "".join(lines).rstrip("\r\n")
+    return {"prompt": infill.prompt(profile, prefix, suffix, mask), "completion": completion,
+            "mask": mask.kind, "line": mask.start}
 
 
 def explain_record(events: list[dict], result: dict, profile: Profile) -> dict | None:
