@@ -13,6 +13,7 @@ from ..errors import SandboxError
 from ..state import TestRun
 from .base import OUTPUT_LIMIT, TOOLS_DIR, junit_run, overlaid, overlay_path, pytest_command
 from .images import BASE_IMAGE, LABEL, _image_exists, docker_client, env_image, env_tag, new_container
+from .test_deps import discover
 from .worker import SCRIPT, Worker, WorkerDied, refusal
 
 # -- the in-container wrapper ----------------------------------------------------------------------
@@ -83,10 +84,11 @@ class DockerSandbox:
         self.worker_deaths = 0  # the worker is restarted once after it died, not again
         try:
             self.workspace_size = max(512 << 20, 2 * _tree_size(self.workdir) + (256 << 20))
-            built = not _image_exists(self.client, env_tag(self.workdir, self.base, deps, install_project))
+            needs = discover(self.workdir)  # once: it keys the image and decides what the build installs
+            built = not _image_exists(self.client, env_tag(self.workdir, self.base, deps, install_project, needs))
             started = time.monotonic()
             self.image = env_image(self.client, self.workdir, self.base, self.labels, log=self.log, deps=deps,
-                                   build=build, install_project=install_project)
+                                   build=build, install_project=install_project, needs=needs)
             # for benchmark records: the dependency image, and the seconds its build took (0: it was there)
             self.env = {"image": self.image, "base": self.base,
                         "image_build_s": round(time.monotonic() - started, 1) if built else 0.0}

@@ -229,7 +229,7 @@ def tools_image(client, base: str, log=print, workdir: Path | None = None) -> st
 
 
 def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: list[str] | str | None = None,
-              build: bool = True, install_project: bool = True) -> str:
+              build: bool = True, install_project: bool = True, needs: TestNeeds | None = None) -> str:
     """The image with the test tools, `workdir`'s dependencies, the test dependencies and plugins
     that test_deps finds there, and the packages `deps`, on `base`: built once per dependency set
     (its key: the dependency files, what was found, `deps`) and kept. `build`: a missing base image
@@ -237,10 +237,10 @@ def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: l
     install is a DependencyError with pip's last words (one line): a project that does not install
     says so here, not as collection errors. A test dependency or plugin that was found but does not
     install is left out with a warning. `install_project=False`: the requirements only (a benchmark
-    whose own recipe does not install it)."""
+    whose own recipe does not install it). `needs`: what test_deps found, when the caller has it."""
     ensure_base(client, base, build=build, log=log)
     extra = packages(deps)
-    needs = discover(workdir)
+    needs = needs or discover(workdir)
     tag = env_tag(workdir, base, extra, install_project, needs)
     if _image_exists(client, tag):
         for warning in dependency_record(client, tag).get("warnings", []):
