@@ -55,9 +55,9 @@ def top_level(tree: ast.Module) -> list[tuple[str, ast.AST, ast.ClassDef | None]
             if not owners or len(owners) == 1 and isinstance(owners[0], ast.ClassDef)]
 
 
-def first_line(fn: ast.AST) -> int:
-    """A definition's first line, its decorators included."""
-    return min([fn.lineno, *(d.lineno for d in fn.decorator_list)])
+def first_line(stmt: ast.AST) -> int:
+    """A statement's first line, a definition's decorators included."""
+    return min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
 
 
 def parameters(fn: ast.AST) -> list[str]:

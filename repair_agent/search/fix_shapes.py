@@ -35,13 +35,13 @@ QUANTIFIER = re.compile(r"(?<!\\)[+*](?!\?)")
 PUNCTUATION = set("&\"'/#:=,;<>@%!~`")
 
 
-def edits(stmt, nodes: list, line: int, text: Source, tree, func) -> Iterator[tuple[str, str]]:
+def edits(stmt, nodes: list, line: int, text: Source, module_nodes: list, func) -> Iterator[tuple[str, str]]:
     """(new source, what changed) for each shape that fits the statement's `nodes` (a compound
-    statement's header only), those on `line` first."""
+    statement's header only), those on `line` first; `module_nodes`: every node of the module."""
     nodes = sorted(nodes, key=lambda n: n.lineno != line)  # a statement over many lines: the suspicious one first
-    imported = {(a.asname or a.name).split(".")[0] for n in ast.walk(tree)
+    imported = {(a.asname or a.name).split(".")[0] for n in module_nodes
                 if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
-    uses_os = any(isinstance(n, ast.alias) and n.name == "os" and not n.asname for n in ast.walk(tree))
+    uses_os = any(isinstance(n, ast.alias) and n.name == "os" and not n.asname for n in module_nodes)
     lambdas = {child: fn for fn in nodes if isinstance(fn, ast.Lambda) for child in ast.walk(fn.body)}
     for node in nodes:
         if isinstance(node, ast.Constant) and node.value in OS_CONSTANTS and uses_os:
@@ -87,7 +87,7 @@ def edits(stmt, nodes: list, line: int, text: Source, tree, func) -> Iterator[tu
             if handler.lineno == line and handler.type is not None:
                 yield text.replace(handler.type, "Exception"), \
                     f"`except {text.get(handler.type)}` -> `except Exception`"
-    yield from _other_literals([n for n in nodes if n.lineno == line], text, tree)
+    yield from _other_literals([n for n in nodes if n.lineno == line], text, module_nodes)
 
 
 def _moved_arguments(outer: ast.Call, text: Source) -> Iterator[tuple[str, str]]:
@@ -217,10 +217,10 @@ def _regex_edits(node, text: Source) -> Iterator[tuple[str, str]]:
         yield text.replace(node, prefix + quote + new_body + quote), note
 
 
-def _other_literals(nodes, text: Source, tree) -> Iterator[tuple[str, str]]:
+def _other_literals(nodes, text: Source, module_nodes: list) -> Iterator[tuple[str, str]]:
     """Each short string literal of the line (three at most) for the two most alike other string
     literals of the module (a module holds hundreds)."""
-    pool = list(dict.fromkeys(n.value for n in ast.walk(tree) if _is_str(n) and "\n" not in n.value))
+    pool = list(dict.fromkeys(n.value for n in module_nodes if _is_str(n) and "\n" not in n.value))
     strings = [n for n in nodes if _is_str(n) and "\n" not in n.value and 0 < len(n.value) < 80]
     for node in strings[:3]:
         alike = sorted((s for s in pool if s != node.value and s.strip()),

@@ -8,6 +8,8 @@ the statement deleted, or a nearby statement copied before or after it; then, at
 them, the shapes of real Python fixes (`fix_shapes.py`: guards, regular expressions, safer
 accesses...). Only the source text of the mutated node is replaced (operators in place
 between their operands), so every other byte of the file, the user's formatting included, is kept.
+A mutant is checked (does it parse, is it new) by parsing its statement's lines alone and splicing
+their tree into the file's (`_spliced_keys`): the file is parsed once a line, not once a mutant.
 
 Why not libcst or cosmic-ray: both rebuild or re-render a module per mutant, and cosmic-ray runs
 its own test loop; column offsets from `ast` give the exact span to replace, which is all a
@@ -19,10 +21,10 @@ from __future__ import annotations
 import ast
 import difflib
 from itertools import islice
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..state import Location
-from ..syntax import ARITH, BITWISE, COMPARE, PAIRS, SYMBOL, Source, block_of, parameters
+from ..syntax import ARITH, BITWISE, COMPARE, PAIRS, SYMBOL, Source, block_of, first_line, parameters
 from . import Edit, SearchContext, fix_shapes
 from .schedule import normalized
 
@@ -48,8 +50,9 @@ def mutants(source: str, line: int) -> Iterator[tuple[str, str]]:
         yield text, note
 
 
-def _mutants(source: str, line: int) -> Iterator[tuple[str, str, str]]:
-    """The mutants with their dumped syntax trees (a big module's parse is what a mutant costs here)."""
+def _mutants(source: str, line: int, keys=None) -> Iterator[tuple[str, str, str]]:
+    """The mutants with their dumped syntax trees. `keys(text, tree, stmt)` gives the file's tree
+    dump and `normalized` for the edits of the statement (`_spliced_keys` unless given)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -58,26 +61,110 @@ def _mutants(source: str, line: int) -> Iterator[tuple[str, str, str]]:
     if stmt is None:
         return
     text = Source(source)
+    whole, key = (keys or _spliced_keys)(text, tree, stmt)
     parents = {child: (node, name) for node in ast.walk(stmt) for name, child in _children(node)}
     names = _names_in_scope(func or tree)
+    module_nodes = list(ast.walk(tree))  # walked once a line: a big module has 100,000 nodes
     attrs: dict[str, set] = {}  # attribute -> the objects the file uses it on (`self`, `os.path`)
-    for n in ast.walk(tree):
+    for n in module_nodes:
         if isinstance(n, ast.Attribute):
             attrs.setdefault(n.attr, set()).add(ast.dump(n.value))
-    seen = {ast.dump(tree)}
-    yield from _unique(_edits(stmt, text, parents, names, attrs, func), seen)
+    seen = {whole}
+    yield from _unique(_edits(stmt, text, parents, names, attrs, func), seen, key)
     head = _header_nodes(stmt)
     nodes = [n for n in ast.walk(stmt) if hasattr(n, "lineno") and (head is None or n in head)]
-    yield from islice(_unique(fix_shapes.edits(stmt, nodes, line, text, tree, func), seen), SHAPES)
+    yield from islice(_unique(fix_shapes.edits(stmt, nodes, line, text, module_nodes, func), seen, key), SHAPES)
 
 
-def _unique(edits, seen: set) -> Iterator[tuple[str, str, str]]:
+def _unique(edits, seen: set, key) -> Iterator[tuple[str, str, str]]:
     """The edits that parse and differ from the file and from every one before."""
     for new, note in edits:
-        dump = normalized(new)
+        dump = key(new)
         if dump is not None and dump not in seen:
             seen.add(dump)
             yield new, note, dump
+
+
+class _Hole:
+    """Stands for a statement in the file's dump: its text, a NUL, is nowhere else in a dump."""
+
+    def __repr__(self):
+        return "\0"
+
+
+def _spliced_keys(text: Source, tree, stmt) -> tuple[str, Callable[[str], str | None]]:
+    """The file's `normalized` dump, and `normalized` of an edit of the statement's lines at the
+    cost of parsing those lines alone (a big module's parse per mutant was what a mutant cost).
+
+    The edit's lines are parsed after a `pass` at their indentation, under `if 1:`, and their
+    statements' dumps put in the file's in place of the statement's. Exact when the lines hold
+    whole statements and nothing else: a text that parses alone then parses the same way in the
+    file (it ends outside any bracket or string, where the statement ended). The innermost
+    statement around `stmt` that has its lines to itself is the one replaced; an edit outside its
+    lines, or one that does not parse alone, is parsed whole."""
+    for block, i in reversed(_ancestors(tree, stmt)):
+        if _own_lines(text, block[i]):
+            break
+    else:
+        return ast.dump(tree), normalized
+    old = block[i]
+    block[i] = _Hole()
+    try:
+        head, tail = ast.dump(tree).split("\0")
+    finally:
+        block[i] = old
+    first, last = first_line(old), old.end_lineno
+    prefix = text.raw[:text.starts[first - 1]].decode()
+    suffix = text.raw[text.starts[last]:].decode()
+    indent = text.indent_of(first)
+
+    def key(new: str) -> str | None:
+        if len(new) < len(prefix) + len(suffix) or not (new.startswith(prefix) and new.endswith(suffix)):
+            return normalized(new)
+        lines = new[len(prefix):len(new) - len(suffix)]
+        try:
+            body = ast.parse(f"if 1:\n{indent}pass\n{lines}").body[0].body[1:] if indent else ast.parse(lines).body
+        except (SyntaxError, ValueError):
+            return normalized(new)
+        if body:
+            return head + ", ".join(map(ast.dump, body)) + tail
+        if len(block) == 1:
+            return normalized(new)  # the block left empty
+        return head[:-2] + tail if i else head + tail[2:]  # the list's separator goes with the statement
+
+    return head + ast.dump(old) + tail, key
+
+
+def _ancestors(tree, stmt) -> list[tuple[list, int]]:
+    """(the block, the index in it) of each statement from the module's down to `stmt`."""
+    out, node = [], tree
+    where = (stmt.lineno, stmt.col_offset), (stmt.end_lineno, stmt.end_col_offset)
+    while node is not stmt:
+        block, i = next((b, i) for b in _blocks(node) for i, s in enumerate(b)
+                        if (s.lineno, s.col_offset) <= where[0] and where[1] <= (s.end_lineno, s.end_col_offset))
+        out.append((block, i))
+        node = block[i]
+    return out
+
+
+def _blocks(node) -> Iterator[list]:
+    """The statement lists right under `node` (its `except` clauses' and `case`s' included)."""
+    for part in [node, *getattr(node, "handlers", []), *getattr(node, "cases", [])]:
+        for name in ("body", "orelse", "finalbody"):
+            value = getattr(part, name, None)
+            if isinstance(value, list):
+                yield value
+
+
+def _own_lines(text: Source, stmt) -> bool:
+    """Whether the statement's lines (its decorators' included) hold nothing else but comments,
+    and the line before does not run on into them."""
+    first = first_line(stmt)
+    start = next(n for n in [*getattr(stmt, "decorator_list", []), stmt] if n.lineno == first)
+    before = text.lines[first - 1][:start.col_offset].strip()
+    after = text.lines[stmt.end_lineno - 1][stmt.end_col_offset:].strip()
+    run_on = first > 1 and text.lines[first - 2].rstrip(b"\r\n").endswith(b"\\")
+    return before == (b"" if start is stmt else b"@") and after[:1] in (b"", b"#") and not run_on
 
 
 def _edits(stmt, text, parents, names, attrs, func):
@@ -216,7 +303,10 @@ def _statement_at(tree, line: int):
     def walk(node, fn):
         nonlocal best, func
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.stmt) and child.lineno <= line <= child.end_lineno:
+            if not isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)) \
+                    or hasattr(child, "lineno") and not child.lineno <= line <= child.end_lineno:
+                continue  # a statement sits only in a statement (or clause) that spans its lines
+            if isinstance(child, ast.stmt):
                 if best is None or child.lineno == line or best.lineno != line:
                     best, func = child, fn
             inner = child if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else fn
