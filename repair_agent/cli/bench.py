@@ -68,6 +68,10 @@ BenchLimit = Annotated[Optional[int], typer.Option(help="Run only the first N ta
 BenchWorkers = Annotated[int, typer.Option(help="Tasks in parallel.")]
 SingleShot = Annotated[bool, typer.Option("--single-shot", help="One greedy request, no loop (baseline).")]
 PerTestTimeout = Annotated[int, typer.Option(min=1, help="Seconds one test may run before it fails.")]
+RayAddress = Annotated[Optional[str], typer.Option("--ray", metavar="[ADDRESS]", help=(
+    "Run the tasks on a Ray cluster (the `cluster` extra): its address, `auto` (RAY_ADDRESS), or no "
+    "value for a local Ray with --workers sandbox slots. Each node offers a \"sandbox\" resource; "
+    "each task opens --base-url on its node, and reads the paths it is given (--data, --repos) on it."))]
 BugsInPyRepos = Annotated[Optional[Path], typer.Option(metavar="DIR", help=(
     "BugsInPy: one clone per project, DIR/PROJECT (default: DATA/repos); `git clone` them where the network allows."))]
 
@@ -84,11 +88,7 @@ def _bench_command(dataset: str, needs_data: bool):
         sandbox: SandboxKind = None, image: Image = None, no_build: NoBuild = False, deps: Deps = None,
         no_trace: NoTrace = False, no_sbfl: NoSbfl = False, no_worker: NoWorker = False,
         strategies: Strategies = None, max_candidates: MaxCandidates = None, per_test_timeout: PerTestTimeout = 5,
-        ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=(
-            "Run the tasks on a Ray cluster (the `cluster` extra): its address, `auto` (RAY_ADDRESS), or no "
-            "value for a local Ray with --workers sandbox slots. Each node offers a \"sandbox\" resource; "
-            "each task opens --base-url on its node.")),
-        index_url: IndexUrl = None, find_links: FindLinks = None,
+        ray: RayAddress = None, index_url: IndexUrl = None, find_links: FindLinks = None,
     ):
         pip_pass_through(index_url, find_links)
         if needs_data and data is None:
@@ -120,7 +120,7 @@ def bench_bugsinpy(
     sandbox: SandboxKind = None, image: Image = None, no_build: NoBuild = False, deps: Deps = None,
     no_trace: NoTrace = False, no_sbfl: NoSbfl = False, no_worker: NoWorker = False,
     strategies: Strategies = None, max_candidates: MaxCandidates = None, per_test_timeout: PerTestTimeout = 5,
-    index_url: IndexUrl = None, find_links: FindLinks = None,
+    ray: RayAddress = None, index_url: IndexUrl = None, find_links: FindLinks = None,
 ):
     """Run the agent over BugsInPy's real bugs.
 
@@ -132,7 +132,7 @@ def bench_bugsinpy(
     flags = settings_flags(locals())
     loader = {"repos": repos, "evaluation": evaluation,
               "projects": [p.strip() for p in projects.split(",") if p.strip()] if projects else None}
-    _bench("bugsinpy", data, out, ids, limit, workers, single_shot, flags, per_test_timeout, loader=loader)
+    _bench("bugsinpy", data, out, ids, limit, workers, single_shot, flags, per_test_timeout, ray, loader)
 
 
 @bench_app.command("rescore")
