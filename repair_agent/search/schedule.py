@@ -15,6 +15,7 @@ Each later source visits its locations in that order (`by_evidence`), within the
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib
 import time
 from collections import Counter
@@ -48,7 +49,7 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
     alternatives to a fix sit beside it), for at most `budget.after_first` more candidates; a fix
     from the model ends the search at once (more samples would cost tokens)."""
     out = Outcome()
-    seen: set[str] = set()
+    seen: set[bytes] = set()  # digests: a tree's dump is 370 KB on youtube-dl's utils.py
     first_at, clean = 0, 0  # a suspect fix (an anti-pattern, see antipatterns.py) does not end the search
     for name, locations in plan:
         locations = by_evidence(locations, out.evidence)
@@ -61,7 +62,7 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
                 if out.stop_reason:
                     break
                 key = edit.get("tree") or normalized(edit["text"])
-                if key is None or (key := edit["file"] + key) in seen:
+                if key is None or (key := hashlib.sha256(f"{edit['file']}\0{key}".encode()).digest()) in seen:
                     continue
                 seen.add(key)
                 out.tried += 1
