@@ -1,4 +1,4 @@
-"""The fine-tuning round trip on a real model: the installed SmolLM2-135M GGUF -> transformers -> a few
+"""The fine-tuning loop (train.loop) on a real model: the installed SmolLM2-135M GGUF -> transformers -> a few
 LoRA steps -> merged -> GGUF by llama.cpp's own converter and quantizer -> added to the model cache ->
 served by the agent's llama.cpp server path, which then answers with what it was taught."""
 
@@ -14,7 +14,7 @@ import pytest
 
 from repair_agent.llm import model_files
 from train import gguf as gguf_tools
-from train import merge, sft
+from train import loop
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "def secret_word():\n    return"
@@ -32,36 +32,45 @@ def greedy(path: Path, prompt: str, tokens: int = 8) -> str:
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
-    """(the base round-tripped without training, the tuned GGUF), both quantized to q8_0."""
+    """(the base round-tripped without training, the tuned GGUF: train.loop's, added to a fresh model
+    cache as smollm2-tuned), both quantized to q8_0."""
     pytest.importorskip("peft")
-    gguf_tools.converter()  # scripts/setup fetched it; a clear failure here if not
+    converter = gguf_tools.converter_dir()  # scripts/setup fetched it
+    base = model_files.model_path("smollm2-135m")
     tmp = tmp_path_factory.mktemp("gguf")
-    base = gguf_tools.to_hf("smollm2-135m", tmp / "base")
     data = tmp / "data.jsonl"
     data.write_text("".join(json.dumps({"prompt": PROMPT, "completion": TAUGHT + "\n", "metadata": {}}) + "\n"
                             for _ in range(4)))
-    sft.main(["--data", str(data), "--model", str(base), "--output-dir", str(tmp / "lora"), "--lora",
-              "--max-steps", "5", "--lr", "3e-3", "--batch-size", "4"])
-    merge.merge(None, tmp / "lora", tmp / "merged")
-    return (gguf_tools.to_gguf(base, tmp / "base.gguf"),
-            gguf_tools.to_gguf(tmp / "merged", tmp / "tuned.gguf"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REPAIR_AGENT_HOME", str(tmp / "home"))
+        (tmp / "home").mkdir()
+        (tmp / "home" / "llama.cpp-convert").symlink_to(converter.parent)
+        summary = loop.main(["--data", str(data), "--work", str(tmp / "loop"), "--base", str(base),
+                             "--name", "smollm2-tuned", "--steps", "5", "--lr", "3e-3", "--quant", "q8_0",
+                             "--no-probe"])
+        assert summary["records"] == 4 and set(summary["seconds"]) == {"base-hf", "lora", "merged", "gguf"}
+        again = loop.main(["--data", str(data), "--work", str(tmp / "loop"), "--base", str(base),
+                           "--name", "smollm2-tuned", "--quant", "q8_0", "--no-probe"])
+        assert again["seconds"] == {}  # every stage's output was there: nothing ran twice
+        round_trip = gguf_tools.to_gguf(tmp / "loop" / "base-hf", tmp / "base.gguf")
+    return round_trip, tmp / "loop" / "tuned.gguf", tmp / "home"
 
 
 def test_the_round_trip_without_training_keeps_the_models_answer(tuned):
-    base, _ = tuned
+    base, _, _ = tuned
     original = model_files.model_path("smollm2-135m")
     # q4_1 -> float32 -> q8_0 moves the logits a little: the first tokens agree, a longer answer may not
     assert greedy(base, PROMPT, tokens=4) == greedy(original, PROMPT, tokens=4)
     assert not greedy(base, PROMPT).startswith(TAUGHT)
 
 
-def test_the_tuned_gguf_is_added_listed_and_served_by_the_agents_llama_server(tuned, tmp_path, monkeypatch):
+def test_the_tuned_gguf_is_added_listed_and_served_by_the_agents_llama_server(tuned, monkeypatch):
     from repair_agent.llm.llamacpp import start_llama_server
 
-    _, tuned_file = tuned
-    monkeypatch.setenv("REPAIR_AGENT_HOME", str(tmp_path))
-    added = model_files.add_local("smollm2-tuned", tuned_file, "SmolLM2-135M, a test's LoRA")
-    assert model_files.sha256_file(added) == model_files.spec("smollm2-tuned").sha256
+    _, tuned_file, home = tuned
+    monkeypatch.setenv("REPAIR_AGENT_HOME", str(home))
+    added = model_files.model_path("smollm2-tuned")  # verified against the hash the loop recorded
+    assert added.read_bytes() == tuned_file.read_bytes()
     listed = subprocess.run([sys.executable, "-m", "repair_agent", "models", "list"], capture_output=True,
                             text=True, env={**os.environ, "COLUMNS": "200"}, check=True).stdout
     assert "smollm2-tuned" in listed
