@@ -5,15 +5,20 @@ or, with --compare, several models side by side as the agent serves them.
     python benchmarks/model_speed.py --model smollm2-135m --threads 2 --runs 5 --json out.json
     python benchmarks/model_speed.py --compare qwen2.5-coder-0.5b,qwen2.5-coder-1.5b --runs 5 --json out.json
 
---compare: every model is served by llama.cpp's server on loopback (as `fix`, `explain` and `bench`
-serve the embedded model), all at once, and the rounds alternate between them, so that a change in
+--compare: every model is served on loopback twice, by llama-cpp-python's server and by the agent's
+(as `fix`, `explain` and `bench` serve the embedded model), all at once, and the rounds alternate between them, so that a change in
 the machine's load falls on every model alike. Per round and model:
   - prompt tokens/s: a QuixBugs program and its test file as a raw prompt, one token generated; a
     line that names the round comes first, so no earlier prompt is in llama.cpp's cache;
   - generated tokens/s: the greedy chat prompt below, --tokens tokens, its prompt cached;
   - fill-in-the-middle samples/s: the search's infill prompt for --task with its buggy line masked
     (repair_agent.search.infill: masks, context, and _ask's sampling: T 0.8, stop at a newline),
-    --fim-samples samples, one request each as with llama.cpp, the prefix cached by a warm-up.
+    --fim-samples samples, one request each to llama-cpp-python's own server (`fim_samples_per_s`),
+    the prefix cached by a warm-up;
+  - batched samples/s: the same, one request for all samples to the server the agent starts
+    (repair_agent.llm.llama_server: the samples decoded together, `batched_samples_per_s`); the
+    two infill measurements take turns going first, and `batched_speedup` is the median of the
+    rounds' ratios.
 Medians over --runs rounds are reported.
 
 Each backend runs in its own child process so that peak RSS (VmHWM) is measured per backend:
@@ -111,14 +116,32 @@ def infill_prompt(task_id: str):
     return mask, prefix, suffix, text + "\n\n" + tests
 
 
-def compare_round(model, r: int, task: tuple, tokens: int, fim_samples: int) -> dict:
-    """One round of the three measurements for one served model."""
+def fim_round(model, r: int, task: tuple, samples: int) -> dict:
+    """The search's infill request (infill._ask) for `samples` samples, its prefix cached by a warm-up."""
     from types import SimpleNamespace
 
     from repair_agent.llm.profiles import profile_for
     from repair_agent.search import infill
 
-    mask, prefix, suffix, program = task
+    mask, prefix, suffix, _ = task
+    profile = profile_for(model.name)
+    ctx = SimpleNamespace(model=model, settings=SimpleNamespace(seed=1000 * r))
+    t = time.monotonic()
+    infill._ask(ctx, profile, mask, prefix, suffix, n=1)  # warm-up: the prefix into the cache
+    warmup = time.monotonic() - t
+    t = time.monotonic()
+    g = infill._ask(ctx, profile, mask, prefix, suffix, n=samples, seed_offset=1)
+    dt = time.monotonic() - t
+    return dict(prompt_tokens=g.prompt_tokens // max(g.requests, 1), warmup_s=warmup, samples_per_s=samples / dt,
+                tokens_per_sample=g.completion_tokens / samples, requests=g.requests,
+                answers=[c["text"] for c in g.completions])
+
+
+def compare_round(model, batched, r: int, task: tuple, tokens: int, fim_samples: int) -> dict:
+    """One round of the measurements for one served model: prompt eval, generation and infill on
+    llama-cpp-python's server (one request per sample), and infill on the batched server (one
+    request for all samples), the two infill measurements in turn, who goes first alternating."""
+    program = task[3]
     fresh = f"# round {r} of the prompt-eval measurement\n{program}"  # a new first line: nothing cached
     t = time.monotonic()
     g = model.complete(fresh, Sampling(n=1, temperature=0.0, max_tokens=1))
@@ -130,19 +153,18 @@ def compare_round(model, r: int, task: tuple, tokens: int, fim_samples: int) -> 
     g = model.generate(PROMPT, s)
     gen_rate, gen_tokens = g.completion_tokens / (time.monotonic() - t), g.completion_tokens
 
-    profile = profile_for(model.name)
-    ctx = SimpleNamespace(model=model, settings=SimpleNamespace(seed=1000 * r))
-    t = time.monotonic()
-    infill._ask(ctx, profile, mask, prefix, suffix, n=1)  # warm-up: the prefix into the cache
-    fim_warmup = time.monotonic() - t
-    t = time.monotonic()
-    g = infill._ask(ctx, profile, mask, prefix, suffix, n=fim_samples, seed_offset=1)
-    fim_s = time.monotonic() - t
+    fim = {}
+    for which in (("single", "batched") if r % 2 == 0 else ("batched", "single")):
+        fim[which] = fim_round(model if which == "single" else batched, r, task, fim_samples)
+    one, many = fim["single"], fim["batched"]
     return dict(prompt_tokens_per_s=prompt_rate, prompt_tokens=prompt_tokens,
                 generated_tokens_per_s=gen_rate, generated_tokens=gen_tokens,
-                fim_prompt_tokens=g.prompt_tokens // max(g.requests, 1), fim_warmup_s=fim_warmup,
-                fim_samples_per_s=fim_samples / fim_s, fim_tokens_per_sample=g.completion_tokens / fim_samples,
-                fim_answers=[c["text"] for c in g.completions])
+                fim_prompt_tokens=one["prompt_tokens"], fim_warmup_s=one["warmup_s"],
+                fim_samples_per_s=one["samples_per_s"], fim_tokens_per_sample=one["tokens_per_sample"],
+                fim_answers=one["answers"],
+                batched_samples_per_s=many["samples_per_s"], batched_tokens_per_sample=many["tokens_per_sample"],
+                batched_requests=many["requests"], batched_answers=many["answers"],
+                batched_speedup=many["samples_per_s"] / one["samples_per_s"])
 
 
 def compare(names: list[str], a) -> list[dict]:
@@ -159,21 +181,26 @@ def compare(names: list[str], a) -> list[dict]:
             install(name, log=lambda m: print(m, file=sys.stderr))
             t0 = time.monotonic()
             server = stack.enter_context(start_llama_server(name, n_ctx=a.n_ctx, n_threads=a.threads,
-                                                            die_with_parent=True))
-            model = OpenAIModel(server.base_url, None, batch_n=False)
+                                                            die_with_parent=True, batched=False))
+            model = OpenAIModel(server.base_url, None, batch_n=False)  # llama-cpp-python's: no `n`
             model.generate(PROMPT, Sampling(n=1, temperature=0.0, max_tokens=1))  # weights paged in
-            served[name] = (server, model, time.monotonic() - t0)
+            start = time.monotonic() - t0
+            batched_server = stack.enter_context(start_llama_server(name, n_ctx=a.n_ctx, n_threads=a.threads,
+                                                                    die_with_parent=True))
+            batched = OpenAIModel(batched_server.base_url, None)  # n samples in one request
+            served[name] = (server, model, start, batched_server, batched)
         rounds = {name: [] for name in names}
         for r in range(a.runs):
             for name in names if r % 2 == 0 else names[::-1]:  # alternate who goes first
-                rounds[name].append(compare_round(served[name][1], r, task, a.tokens, a.fim_samples))
+                _, model, _, _, batched = served[name]
+                rounds[name].append(compare_round(model, batched, r, task, a.tokens, a.fim_samples))
                 x = rounds[name][-1]
                 print(f"round {r + 1} {name}: prompt {x['prompt_tokens_per_s']:.0f} tok/s, generated "
-                      f"{x['generated_tokens_per_s']:.1f} tok/s, infill {x['fim_samples_per_s']:.2f} samples/s",
-                      file=sys.stderr, flush=True)
+                      f"{x['generated_tokens_per_s']:.1f} tok/s, infill {x['fim_samples_per_s']:.2f} samples/s, "
+                      f"batched {x['batched_samples_per_s']:.2f} samples/s", file=sys.stderr, flush=True)
         results = []
         for name in names:
-            server, model, start = served[name]
+            server, model, start, batched_server, batched = served[name]
             rs = rounds[name]
 
             def med(key: str, nd: int = 1):
@@ -183,23 +210,29 @@ def compare(names: list[str], a) -> list[dict]:
                 model=name, backend="server", threads=a.threads, runs=a.runs, task=a.task, start_s=round(start, 2),
                 prompt_tokens_per_s=med("prompt_tokens_per_s"), generated_tokens_per_s=med("generated_tokens_per_s"),
                 fim_samples_per_s=med("fim_samples_per_s", 2), fim_tokens_per_sample=med("fim_tokens_per_sample"),
+                batched_samples_per_s=med("batched_samples_per_s", 2),
+                batched_tokens_per_sample=med("batched_tokens_per_sample"),
+                batched_speedup=med("batched_speedup", 2), fim_samples=a.fim_samples,
                 prompt_tokens=rs[0]["prompt_tokens"], fim_prompt_tokens=rs[0]["fim_prompt_tokens"],
                 generated_tokens=[x["generated_tokens"] for x in rs],
                 per_round=[{k: (round(v, 2) if isinstance(v, float) else v) for k, v in x.items()} for x in rs],
-                peak_rss_mb=round(_vmhwm_mb(server.pid), 1)))
+                peak_rss_mb=round(_vmhwm_mb(server.pid), 1),
+                batched_peak_rss_mb=round(_vmhwm_mb(batched_server.pid), 1)))
     return results
 
 
 def print_compare(results: list[dict]) -> None:
     print(f"{'model':<22} {'prompt tok/s':>12} {'gen tok/s':>10} {'infill samples/s':>17} {'tok/sample':>10} "
-          f"{'peak RSS':>9} {'start':>6}")
+          f"{'batched samples/s':>18} {'speedup':>8} {'peak RSS':>9} {'start':>6}")
     for r in results:
         print(f"{r['model']:<22} {r['prompt_tokens_per_s']:>12.0f} {r['generated_tokens_per_s']:>10.1f} "
-              f"{r['fim_samples_per_s']:>17.2f} {r['fim_tokens_per_sample']:>10.1f} {r['peak_rss_mb']:>6.0f} MB "
+              f"{r['fim_samples_per_s']:>17.2f} {r['fim_tokens_per_sample']:>10.1f} "
+              f"{r['batched_samples_per_s']:>18.2f} {r['batched_speedup']:>7.2f}x {r['peak_rss_mb']:>6.0f} MB "
               f"{r['start_s']:>5.1f}s")
     r = results[0]
     print(f"medians of {r['runs']} rounds, {r['threads']} threads; prompt eval: {r['prompt_tokens']} tokens; "
-          f"infill: QuixBugs {r['task']} with its buggy line masked, {r['fim_prompt_tokens']} prompt tokens")
+          f"infill: QuixBugs {r['task']} with its buggy line masked, {r['fim_prompt_tokens']} prompt tokens, "
+          f"{r['fim_samples']} samples; speedup: median of the rounds' batched / infill samples/s")
 
 
 def main() -> None:

@@ -38,7 +38,8 @@ def install_model(name: str = MODEL) -> Path:
 
 @contextlib.contextmanager
 def running_server(name: str = MODEL, n_ctx: int = 2048, **kwargs):
-    """Start `python -m llama_cpp.server` with model `name` on a free loopback port."""
+    """Start the agent's llama.cpp server (`batched=False`: llama-cpp-python's own) with model `name` on a
+    free loopback port."""
     from repair_agent.llm.llamacpp import start_llama_server
 
     install_model(name)

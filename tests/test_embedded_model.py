@@ -1,7 +1,8 @@
 """The embedded default path: what `fix` starts with no --base-url (`open_model`: llama.cpp's server
 on loopback, the model from `repair-agent models`), here with SmolLM2-135M, not a scripted server.
 
-llama.cpp's server takes no `n`, so every sample is a request of its own; its access log counts them."""
+Its server answers `n` (repair_agent.llm.llama_server), so the samples of a prompt are one request;
+its access log counts them."""
 
 from __future__ import annotations
 
@@ -23,20 +24,25 @@ pytestmark = [pytest.mark.model, requires_llama_cpp]
 ASK = [{"role": "user", "content": "Write a Python function that returns the sum of two numbers."}]
 
 
-def test_embedded_server_gets_one_request_per_sample(smollm_gguf, tmp_path, monkeypatch):  # noqa: F811
+def test_embedded_server_gets_one_request_for_all_samples(smollm_gguf, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the server's log goes here
     heard: list[str] = []
     with open_model(Settings(model=MODEL), log=heard.append) as model:
         assert model.base_url.startswith("http://127.0.0.1:") and model.name == MODEL
-        assert model.batch_n is False  # it knows llama.cpp takes no `n`: no request asks for 3
         gen = model.generate(ASK, Sampling(n=3, temperature=1.0, top_p=0.95, max_tokens=24, seed=3))
+        fim = model.complete("def add(a, b):\n", Sampling(n=4, temperature=0.8, max_tokens=12, seed=3, stop=["\n"]),
+                             logprobs=True)  # as the search's infill asks
+        assert model.batch_n is True  # the server answered n: no fallback to a request per sample
         (log,) = tmp_path.glob("repair-agent-llama.cpp-*.log")
-        posts = re.findall(r'"POST /v1/chat/completions HTTP/1\.1" 200', log.read_text(errors="replace"))
+        posts = re.findall(r'"POST /v1/(chat/completions|completions) HTTP/1\.1" (\d+)', log.read_text(errors="replace"))
     assert heard == [f"serving {smollm_gguf.name} with llama.cpp on loopback"]
     assert len(gen.completions) == 3 and all(c["text"].strip() for c in gen.completions)
-    assert gen.requests == 3 and len(posts) == 3  # one request per sample
+    assert gen.requests == 1 and ("chat/completions", "200") in posts
     assert len({c["text"] for c in gen.completions}) > 1  # each with its own seed, else all alike
     assert gen.completion_tokens >= 3 and gen.prompt_tokens > 0
+    assert len(fim.completions) == 4 and fim.requests == 1
+    # completions: the logprobs probe (refused: the server keeps no logits) and one request for 4 samples
+    assert [p for p in posts if p[0] == "completions"] == [("completions", "500"), ("completions", "200")]
 
 
 @pytest.mark.docker

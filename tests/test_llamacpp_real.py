@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from model_server import MODEL, llama_server, private_llama_server, requires_llama_cpp, smollm_gguf  # noqa: E402,F401
+from model_server import (MODEL, llama_server, private_llama_server, requires_llama_cpp,  # noqa: E402,F401
+                          running_server, smollm_gguf)
 
 from repair_agent.errors import BadInput, ModelError  # noqa: E402
 from repair_agent.llm.client import OpenAIModel, Sampling  # noqa: E402
@@ -52,9 +53,10 @@ def test_max_tokens_caps_the_answer(llama_server):
     assert gen.completions[0]["finish_reason"] == "length"
 
 
-def test_n3_falls_back_to_one_request_per_sample(llama_server):
-    model = OpenAIModel(llama_server.base_url)  # batch_n=True: asks for n=3 in one request first
-    gen = model.generate(ASK, Sampling(n=3, temperature=0.9, top_p=0.95, max_tokens=16, seed=7))
+def test_n3_falls_back_to_one_request_per_sample(smollm_gguf):
+    with running_server(MODEL, batched=False) as stock:  # llama-cpp-python's own server: no `n`
+        model = OpenAIModel(stock.base_url)  # batch_n=True: asks for n=3 in one request first
+        gen = model.generate(ASK, Sampling(n=3, temperature=0.9, top_p=0.95, max_tokens=16, seed=7))
     assert len(gen.completions) == 3
     assert all(c["text"].strip() for c in gen.completions)
     assert model.batch_n is False  # llama.cpp answered one choice, so the client switched to several requests

@@ -17,6 +17,8 @@ import pytest
 from helpers import fixture_repo
 from model_server import requires_llama_cpp, smollm_gguf  # noqa: F401 - a fixture
 
+from repair_agent.llm.llamacpp import SERVER_MODULE
+
 pytestmark = [pytest.mark.docker, requires_llama_cpp]
 IDS = ["gcd", "flatten", "is_valid_parenthesization"]
 QUEUED = "one embedded llama.cpp server; the requests of 2 worker(s) queue on it"
@@ -89,7 +91,7 @@ def test_signal_stops_the_bench_and_its_real_llama_server_then_a_rerun_resumes(s
         while True:  # one task finished, another in its sandbox: then the signal comes
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "err1").read_text()
             mine = descendants(proc.pid)
-            running = {p for p in mine if "llama_cpp.server" in cmdline(p) and alive(p)}
+            running = {p for p in mine if SERVER_MODULE in cmdline(p) and alive(p)}
             assert len(running) <= 1  # two workers, one server
             servers |= running
             if finished(out) and containers(out):
@@ -136,7 +138,7 @@ def test_sigterm_stops_fix_and_its_real_llama_server_at_once(tmp_path, smollm_gg
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "COLUMNS": "400"})
     try:
         deadline = time.monotonic() + 120
-        while not (any("llama_cpp.server" in cmdline(p) for p in descendants(proc.pid)) and containers(runs)):
+        while not (any(SERVER_MODULE in cmdline(p) for p in descendants(proc.pid)) and containers(runs)):
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "err").read_text()
             time.sleep(0.2)
         before = descendants(proc.pid)

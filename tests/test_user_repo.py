@@ -21,6 +21,7 @@ from repair_agent.bench import report, runner
 from repair_agent.ci.pr_text import candidates_markdown, pr_body
 from repair_agent.cli import app
 from repair_agent.deciding_test import as_new_file, deciding_test
+from repair_agent.llm.llamacpp import SERVER_MODULE
 from repair_agent.sandbox.releases import python_for
 
 SHELL_CLI = " ".join(shlex.quote(part) for part in CLI)
@@ -207,7 +208,7 @@ def test_an_environment_fault_starts_no_model_server(make_repo, runs_root, tmp_p
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "not_installed_pkg_q7" in errors[0], err
     assert any("pytest" in c or "warm_worker" in c for c in children), children  # the watch sees the tests run
-    assert not any("llama_cpp.server" in c for c in children), children
+    assert not any(SERVER_MODULE in c for c in children), children
     assert "serving" not in err
 
 

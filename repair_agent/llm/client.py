@@ -60,7 +60,7 @@ class OpenAIModel:
         self.base_url = base_url
         self.retries = retries
         self.endpoint = endpoint
-        self.batch_n = batch_n  # False for servers that ignore `n` (llama.cpp): one request per sample
+        self.batch_n = batch_n  # False for servers that ignore `n` (llama-cpp-python's own): one request per sample
         self.logprobs: bool | None = None  # whether /v1/completions returns logprobs; None: not asked yet
         self.name = name or self._first_model()
 
@@ -115,7 +115,7 @@ class OpenAIModel:
 
     def _sample(self, request, sampling: Sampling) -> Generation:
         """`sampling.n` completions from `request(sampling, n)`: in one request where the server takes
-        `n` (vLLM), else one request per sample."""
+        `n` (vLLM, the embedded server: repair_agent.llm.llama_server), else one request per sample."""
         start = time.monotonic()
         requests = [sampling.n] if self.batch_n else [1] * sampling.n
         gen = Generation(completions=[], requests=len(requests))

@@ -38,7 +38,8 @@ def open_model(settings: Settings, log: Callable[[str], None] = print) -> Iterat
             # all cores: on 2 idle cores, 46 tok/s in-process vs 30 with llama.cpp's default of half
             # (benchmarks/model_speed.py --threads 2 | 1)
             server = stack.enter_context(start_llama_server(gguf, model_alias=alias, n_threads=os.cpu_count()))
-            return OpenAIModel(server.base_url, None, timeout=settings.model_timeout_s, batch_n=False)
+            # the server takes `n`: a hole's samples in one request, decoded together
+            return OpenAIModel(server.base_url, None, timeout=settings.model_timeout_s)
 
         yield ServedOnDemand(alias, serve)
 

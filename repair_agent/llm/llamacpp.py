@@ -1,7 +1,8 @@
 """llama.cpp backends: in-process (`LlamaCppModel`) and its OpenAI-compatible server.
 
 Both need the `local` extra (`pip install -e '.[local]'`, llama-cpp-python[server]).
-llama.cpp takes no `n`, so several samples are several calls.
+In-process, llama-cpp-python takes no `n`, so several samples are several calls; the server is
+llama-cpp-python's with `n` answered by batched sampling (repair_agent.llm.llama_server).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..errors import ModelError, RepairAgentError
 from .client import Completion, Generation, Sampling, mean_logprob
 
 LOCAL_HINT = "pip install -e '.[local]'"
+SERVER_MODULE = "repair_agent.llm.llama_server"  # llama-cpp-python's server, taking `n`
 
 
 class MissingExtra(RepairAgentError):
@@ -252,10 +254,11 @@ def launch(cmd: list[str], host: str, port: int, name: str, timeout: float, env:
 
 def llama_server_command(gguf: str | os.PathLike, port: int, n_ctx: int = 4096, host: str = "127.0.0.1",
                          n_threads: int | None = None, model_alias: str | None = None,
-                         logits_all: bool = False) -> list[str]:
+                         logits_all: bool = False, batched: bool = True) -> list[str]:
     # logits_all (the server's default) keeps every position's logits, and a request for logprobs then
     # sorts the whole vocabulary in Python for each token: infill samples ran 3 to 4 times slower
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", host, "--port", str(port),
+    module = SERVER_MODULE if batched else "llama_cpp.server"  # (llama-cpp-python's own: no `n`)
+    cmd = [sys.executable, "-m", module, "--model", str(gguf), "--host", host, "--port", str(port),
            "--n_ctx", str(n_ctx), "--logits_all", str(logits_all).lower()]
     if n_threads:
         cmd += ["--n_threads", str(n_threads), "--n_threads_batch", str(n_threads)]
@@ -267,11 +270,13 @@ def llama_server_command(gguf: str | os.PathLike, port: int, n_ctx: int = 4096, 
 def start_llama_server(gguf: str | os.PathLike, port: int | None = None, n_ctx: int = 4096,
                        host: str = "127.0.0.1", n_threads: int | None = None, model_alias: str | None = None,
                        timeout: float = 120, log_path: str | os.PathLike | None = None,
-                       die_with_parent: bool = True) -> ServerHandle:
-    """Run `python -m llama_cpp.server` on a free loopback port and wait until /v1/models answers.
+                       die_with_parent: bool = True, batched: bool = True) -> ServerHandle:
+    """Run llama-cpp-python's server (with `n`: SERVER_MODULE) on a free loopback port and wait until
+    /v1/models answers.
 
     `gguf` is a registry name (see repair_agent.llm.model_files) or a path. The model id the server lists is
-    `model_alias` (default: the registry name, else the file path).
+    `model_alias` (default: the registry name, else the file path). `batched=False`: llama-cpp-python's
+    own server, which answers one choice whatever `n` asks.
     """
     require_llama_cpp(server=True)
     from .model_files import MODELS, resolve_gguf
@@ -280,5 +285,5 @@ def start_llama_server(gguf: str | os.PathLike, port: int | None = None, n_ctx: 
     if model_alias is None and str(gguf) in MODELS:
         model_alias = str(gguf)
     port = port or free_port(host)
-    cmd = llama_server_command(path, port, n_ctx, host, n_threads, model_alias)
+    cmd = llama_server_command(path, port, n_ctx, host, n_threads, model_alias, batched=batched)
     return launch(cmd, host, port, "llama.cpp server", timeout, log_path=log_path, die_with_parent=die_with_parent)
