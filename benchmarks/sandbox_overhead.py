@@ -8,6 +8,11 @@ Cases:
            compiling ahead saves (worker against `--no-precompile`)
   batch  - --batch candidates for gcd (the buggy line rewritten in a dozen ways, each one distinct),
            run as validation runs them (`-x`, each candidate an overlay): candidates per second
+  youtube-dl-utils - a real project: youtube-dl-1 as `bench bugsinpy` builds it (the buggy commit of
+           the clone in --bugsinpy, the fixed commit's test file), its failing test, each run a
+           candidate that changes one line inside a function of youtube_dl/utils.py (3,887 lines,
+           imported by the package's 800 modules): `docker exec`, the worker, and the worker whose
+           zygote imports none of the tree (`--no-preload`)
 Ways:
   host         `python -m pytest` as a plain subprocess (LocalSandbox)
   docker exec  a fresh pytest through `docker exec` into the warm container (`fix --no-worker`)
@@ -16,10 +21,12 @@ Ways:
                that copies the zygote's memory while it waits (the default)
   no prefault  the same, but the spare copies nothing ahead (`--no-prefault`)
   no zygote    the same worker, each candidate a fork of the worker itself (`--no-zygotes`)
+  no preload   the same, but the zygote imports none of the tree's modules (`--no-preload`)
   docker run   a fresh container per run (gcd only, with --docker-run)
 Usage:
   .venv/bin/python benchmarks/sandbox_overhead.py [--program gcd] [--runs 10] [--batch 200]
-      [--host-python PY] [--docker-run] [--json FILE]
+      [--host-python PY] [--docker-run] [--bugsinpy DIR] [--cases gcd,heavy,package,youtube-dl-utils]
+      [--json FILE]
 """
 
 from __future__ import annotations
@@ -34,9 +41,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from repair_agent.bench.bugsinpy import load_bugsinpy
 from repair_agent.sandbox import DockerSandbox, LocalSandbox
+from repair_agent.sandbox.releases import base_tag
 
 QUIXBUGS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "quixbugs"
+BUGSINPY = Path(__file__).resolve().parents[2] / "bugsinpy"  # data/ and repos/youtube-dl
+UTILS = "youtube_dl/utils.py"  # youtube-dl-1's buggy line (in _match_one), and the candidates' change of it
+UTILS_LINE = "        '': lambda v: v is not None,\n"
+UTILS_CHANGE = "        '': lambda v: (v is True) if isinstance(v, bool) else (v is not None),  # candidate {}\n"
+CASES = ("gcd", "heavy", "package", "youtube-dl-utils")
 GCD_LINES = ["gcd(a % b, b)", "gcd(b, a % b)", "gcd(a, a % b)", "gcd(b % a, a)", "gcd(b, a // b)",
              "gcd(a - b, b)", "a % b", "gcd(b, a - b)", "gcd(a % b, a)", "b", "gcd(b, b % a)", "a"]
 HEAVY = {  # a test module that imports a heavy library, and the code it tests
@@ -88,7 +102,8 @@ def gcd_candidates(dest: Path, n: int) -> list[dict[str, str]]:
 
 WORKER_FLAGS = {"no prefault": ["--no-prefault"], "no zygote": ["--no-zygotes"]}  # the worker's other ways
 SECONDS = {"host": "host_s", "docker exec": "exec_s", "worker": "worker_s", "no prefault": "worker_no_prefault_s",
-           "no zygote": "worker_no_zygote_s", "no precompile": "worker_no_precompile_s", "worker cpu": "worker_cpu_s"}
+           "no zygote": "worker_no_zygote_s", "no precompile": "worker_no_precompile_s",
+           "no preload": "worker_no_preload_s", "worker cpu": "worker_cpu_s"}
 
 
 def ways(work: Path, host_python: str, docker_run: bool, more: dict[str, list[str]] | None = None) -> dict:
@@ -156,6 +171,49 @@ def batch(boxes: dict, args: list[str], candidates: list[dict[str, str]]) -> dic
     return {k: len(candidates) / s for k, s in spent.items()}
 
 
+def youtube_dl_case(tmp: Path, bugsinpy: Path, runs: int) -> dict:
+    """youtube-dl-1's failing test, `runs` candidates (each a one-line change inside a function of
+    utils.py) through each way, interleaved; the ways must agree on each candidate's outcomes."""
+    (task,) = load_bugsinpy(bugsinpy / "data", bugsinpy / "repos", ids=["youtube-dl-1"])
+    work = task.materialize(tmp / "youtube-dl-1")
+    source = (work / UTILS).read_text()
+    assert UTILS_LINE in source, f"{UTILS} of youtube-dl-1 lacks the buggy line"
+    candidates = [{UTILS: source.replace(UTILS_LINE, UTILS_CHANGE.format(i), 1)} for i in range(runs + 1)]
+    opened = dict(image=base_tag(task.meta["release"]), deps=task.meta["deps"],
+                  install_project=task.meta["install_project"], log=lambda m: None)
+    boxes = {"docker exec": DockerSandbox(work, use_worker=False, **opened), "worker": DockerSandbox(work, **opened),
+             "no preload": DockerSandbox(work, **opened)}
+    boxes["no preload"].worker_flags = ["--no-preload"]
+    times: dict[str, list[float]] = {k: [] for k in boxes}
+    cpu: list[float] = []
+    try:
+        for box in boxes.values():  # warm-up: env image, container, the worker, the zygote
+            box.run_tests(task.failing_tests, overlay=candidates[-1])
+        for overlay in candidates[:-1]:
+            seen = {}
+            for name, box in boxes.items():
+                start = time.perf_counter()
+                run = box.run_tests(task.failing_tests, overlay=overlay)
+                times[name].append(time.perf_counter() - start)
+                assert run["runner"] == ("exec" if name == "docker exec" else "worker"), run.get("fallback")
+                seen[name] = {c["id"]: c["outcome"] for c in run["cases"]}
+                if name == "worker":
+                    cpu.append(box.last["cpu_s"])
+            assert len({json.dumps(o, sort_keys=True) for o in seen.values()}) == 1 and seen["worker"], seen
+    finally:
+        for box in boxes.values():
+            box.close()
+    meds = {k: statistics.median(v) for k, v in times.items()}
+    print(f"youtube-dl-1, {task.failing_tests[0]}, a one-line change in a function of {UTILS}, "
+          f"{runs} candidates each way, medians (outcome {seen['worker']}):")
+    for name, med in meds.items():
+        print(f"  {name:12s} {med:7.3f} s   x{meds['docker exec'] / med:.1f} faster than exec")
+    print(f"  (the worker's child used {statistics.median(cpu):.3f} s of CPU; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    return {"task": task.task_id, "tests": task.failing_tests, "runs": runs, "outcomes": seen["worker"],
+            **in_seconds({**meds, "worker cpu": statistics.median(cpu)})}
+
+
 def show(title: str, meds: dict[str, float]) -> None:
     host = meds["host"]
     print(title)
@@ -164,6 +222,28 @@ def show(title: str, meds: dict[str, float]) -> None:
             print(f"  {name:12s} {med:7.3f} s   x{med / host:.2f} of host   x{meds['docker exec'] / med:.1f} faster than exec")
     print(f"  (the worker's child used {meds['worker cpu']:.3f} s of CPU, with what it copied ahead as a spare; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+
+
+def gcd_case(work: Path, args, host_python: str) -> dict:
+    """QuixBugs' program (gcd): its test file each way, then the batch of candidates."""
+    work.mkdir()
+    test = build(args.program, work)
+    boxes = ways(work, host_python, args.docker_run)
+    try:
+        gcd = medians(boxes, test, args.runs)
+        show(f"QuixBugs {args.program}, {args.runs} runs each, medians:", gcd)
+        result = in_seconds(gcd)
+        boxes.pop("docker run", None)
+        if args.batch and args.program == "gcd":
+            cps = batch(boxes, test, gcd_candidates(work, args.batch))
+            print(f"batch of {args.batch} gcd candidates (-x, overlay), candidates per second:")
+            for name, rate in cps.items():
+                print(f"  {name:12s} {rate:7.1f} /s")
+            result.update(candidates_per_s=cps["worker"], batch={"size": args.batch, **cps})
+    finally:
+        for box in boxes.values():
+            box.close()
+    return result
 
 
 def main() -> None:
@@ -175,37 +255,29 @@ def main() -> None:
                     help="interpreter for the host run (default: this one); a venv with only pytest, "
                          "pytest-timeout and coverage matches what the sandbox image holds")
     ap.add_argument("--docker-run", action="store_true", help="also a fresh container per run (gcd)")
+    ap.add_argument("--bugsinpy", type=Path, default=BUGSINPY,
+                    help="a BugsInPy checkout (data/) with its clones (repos/youtube-dl), for youtube-dl-utils")
+    ap.add_argument("--cases", default=",".join(CASES), help=f"which of {', '.join(CASES)} (comma-separated)")
     ap.add_argument("--json", type=Path, default=None, help="write the medians (seconds) to FILE")
     args = ap.parse_args()
+    cases = set(args.cases.split(","))
     host_python = args.host_python or sys.executable
     result: dict = {"program": args.program, "runs": args.runs}
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) / "quixbugs"
-        work.mkdir()
-        test = build(args.program, work)
-        boxes = ways(work, host_python, args.docker_run)
-        try:
-            gcd = medians(boxes, test, args.runs)
-            show(f"QuixBugs {args.program}, {args.runs} runs each, medians:", gcd)
-            result.update(in_seconds(gcd))
-            boxes.pop("docker run", None)
-            if args.batch and args.program == "gcd":
-                cps = batch(boxes, test, gcd_candidates(work, args.batch))
-                print(f"batch of {args.batch} gcd candidates (-x, overlay), candidates per second:")
-                for name, rate in cps.items():
-                    print(f"  {name:12s} {rate:7.1f} /s")
-                result.update(candidates_per_s=cps["worker"], batch={"size": args.batch, **cps})
-        finally:
-            for box in boxes.values():
-                box.close()
-        result["heavy"] = repo_case(
-            Path(tmp) / "heavy", HEAVY, host_python, args.runs,
-            lambda boxes: f"a test module importing numpy, {args.runs} runs each, medians "
-                          f"(the worker preloaded {', '.join(boxes['worker']._worker.hello['preloaded'])}):")
-        result["package"] = repo_case(
-            Path(tmp) / "package", package(), host_python, args.runs,
-            lambda boxes: f"a test importing a package of 200 modules, {args.runs} runs each, medians:",
-            more={"no precompile": ["--no-precompile"]})
+        if "gcd" in cases:
+            result.update(gcd_case(Path(tmp) / "quixbugs", args, host_python))
+        if "heavy" in cases:
+            result["heavy"] = repo_case(
+                Path(tmp) / "heavy", HEAVY, host_python, args.runs,
+                lambda boxes: f"a test module importing numpy, {args.runs} runs each, medians "
+                              f"(the worker preloaded {', '.join(boxes['worker']._worker.hello['preloaded'])}):")
+        if "package" in cases:
+            result["package"] = repo_case(
+                Path(tmp) / "package", package(), host_python, args.runs,
+                lambda boxes: f"a test importing a package of 200 modules, {args.runs} runs each, medians:",
+                more={"no precompile": ["--no-precompile"]})
+        if "youtube-dl-utils" in cases:
+            result["youtube-dl-utils"] = youtube_dl_case(Path(tmp), args.bugsinpy, args.runs)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -14,12 +14,14 @@ from ..state import TestRun
 from .base import OUTPUT_LIMIT, TOOLS_DIR, junit_run, overlaid, overlay_path, pytest_command
 from .images import BASE_IMAGE, LABEL, _image_exists, docker_client, env_image, env_tag, new_container
 from .test_deps import discover
+from .tools.warm_worker import WORKSPACE_SKIP
 from .worker import SCRIPT, Worker, WorkerDied, refusal
 
 # -- the in-container wrapper ----------------------------------------------------------------------
 # Each command runs through this script (dash), as `sh -c WRAPPER sh TIMEOUT LIMIT CMD...`:
 #  - /workspace is a tmpfs refilled from the read-only /src (the scratch tree) at every run, so the
 #    code under test can change or delete its workspace, or fill it, and the host tree never sees it;
+#    version control and tools' caches stay out (WORKSPACE_SKIP), as in the worker's workspace;
 #  - the command's stdout+stderr go through a FIFO into `tail -c LIMIT`: gigabytes of output cost
 #    no memory here or on the host, and the run goes on;
 #  - `timeout -s KILL` puts the command in its own process group and kills the group at the
@@ -32,7 +34,8 @@ keep=" $(ls /proc | grep -E '^[0-9]+$' | tr '\n' ' ') "
 oom() { sed -n 's/^oom_kill //p' /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null | head -n 1; }
 rm -rf /ra/* 2>/dev/null
 find /workspace -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null
-if ! cp -R /src/. /workspace/ 2>/ra/copy.err; then echo copy > /ra/failed; exit 0; fi
+if ! (cd /src && tar -cf - EXCLUDES .) 2>/ra/copy.err | tar -C /workspace -xmf - --no-same-owner 2>>/ra/copy.err
+then echo copy > /ra/failed; exit 0; fi
 oom > /ra/oom0
 mkfifo /ra/pipe
 tail -c "$n" < /ra/pipe > /ra/out & tp=$!
@@ -47,7 +50,7 @@ done
 wait "$tp"
 oom > /ra/oom1
 echo "$rc" > /ra/rc
-"""
+""".replace("EXCLUDES", " ".join(f"--exclude={name}" for name in sorted(WORKSPACE_SKIP)))
 WORKER_JUNIT = "/ra/worker-junit.xml"
 
 

@@ -10,13 +10,17 @@ each with one JSON line on stdout,
 or {"id", "error": why} when the workspace could not be made. Its first line is
 {"ready": true, "preloaded": [...], "seconds": s}.
 
-Per request: /workspace is refilled from /src (the scratch tree as it is now, so the host never
-has to say when it changed: copying a 200-file tree costs about 10 ms) and the overlay is written
-over it; /tmp is emptied; a child in its own process group runs pytest there, its stdout and stderr
-going into a pipe of which the parent keeps the last 64 KiB. The child is forked from a zygote, a
-child of the worker that has read pytest's configuration for the request's pytest arguments and
-started the session (see Zygote), or, the first time a zygote refuses or with `--no-zygotes`, from
-the worker itself, which then runs pytest.main(). The parent never imports the tree's own modules.
+Per request: /workspace is brought to /src (the scratch tree as it is now, so the host never has to
+say when it changed) with the overlay written over it, rewriting only the files that differ from
+what the worker wrote there or that the last candidate changed (see Workspace; version control and
+caches left out, on the exec path too); /tmp is emptied; a child in its own process group runs
+pytest there, its stdout and stderr going into a pipe of which the parent keeps the last 64 KiB.
+The child is forked from a zygote, a child of the worker that has read pytest's configuration for
+the request's pytest arguments, imported the tree's modules that the selected test files import
+(see Preloaded: a candidate that changes only function bodies gets its code swapped into the
+imported functions, any other change imports the tree anew) and started the session (see
+Zygote), or, the first time a zygote refuses or with `--no-zygotes`, from the worker itself,
+which then runs pytest.main(). The worker itself never imports the tree's own modules.
 At the deadline it kills the child's process group; after every child it kills what it left behind
 (forks that left the group, daemons), as the exec path's shell wrapper does. The parent is not dumpable, so the child cannot reopen its pipes through /proc.
 
@@ -29,23 +33,34 @@ limit is the host's rlimit, so no out-of-memory count is read.
 
 from __future__ import annotations
 
+import __future__
+import ast
 import base64
+import dis
 import errno
 import fcntl
+import functools
 import gc
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import json
+import linecache
+import operator
 import os
 import pathlib
 import re
 import select
 import shutil
 import signal
+import stat
 import sys
+import threading
 import time
 import traceback
+import types
+import warnings
 
 SRC, WORKSPACE, TMP = "/src", "/workspace", "/tmp"  # in the container; --local sets its own
 LOCAL = False
@@ -53,6 +68,9 @@ MARKER = ".repair-agent-private"  # what the local sandbox writes into its priva
 OUTPUT_LIMIT = 64 * 1024
 OOM_FILES = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events")
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "build", "dist"}
+# what the candidate's workspace leaves out, on both paths: version control and tools' caches
+# (bytecode in __pycache__ is never used there: the copies are newer than it, and no bytecode is written)
+WORKSPACE_SKIP = {".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".mypy_cache", ".pytest_cache"}
 IMPORT = re.compile(r"^[ \t]*(?:from|import)[ \t]+([A-Za-z_]\w*)", re.M)
 NEVER = {"this", "antigravity", "__main__"}  # stdlib modules whose import prints or opens things
 SCAN_FILES = 5000  # a bound on the start-up scan of a huge tree
@@ -209,32 +227,106 @@ def clear(folder: str) -> None:
                 pass
 
 
-def fresh_workspace(overlay: dict[str, str]) -> str:
-    """The tree with the overlay over it. Returns a fingerprint of what pytest's start-up reads: the
-    start-up files' text, every other non-Python file's size and time (outside .git). The scratch
-    tree changes between requests (a patch applied, then reset), and a zygote serves only its own."""
-    clear(WORKSPACE)
-    seen = hashlib.sha256()
+class Workspace:
+    """WORKSPACE kept equal to SRC (less WORKSPACE_SKIP) with the request's overlay over it, rewriting
+    only what differs: a full copy of a big tree costs more than a candidate's tests (youtube-dl's 900
+    files, about 35 ms). The worker records each file it wrote: what it wrote (SRC's file by its stat,
+    or the overlay's text) and the copy's stat (inode, size, times, mode). A file whose copy's stat
+    changed was written by the code under test (any write, chmod or utime changes its ctime, also
+    through a shared mmap), and one whose source changed is stale: both are written anew; what the
+    worker did not write goes. The exec path copies the same files (docker.py's WRAPPER)."""
 
-    def copy(src: str, dst: str) -> str:
-        name = os.path.basename(src)
-        if name in STARTUP_FILES:
-            with open(src, "rb") as f:
-                seen.update(src.encode() + b"\0" + f.read())
-        elif not name.endswith(".py") and "/.git/" not in src:
-            st = os.lstat(src)
-            seen.update(f"{src}\0{st.st_size}\0{st.st_mtime_ns}".encode())
-        return shutil.copy(src, dst)
+    def __init__(self):
+        self.made: dict[str, tuple] = {}  # relative path -> (what was written, the copy's stat)
+        self.py_files: frozenset[str] = frozenset()  # the tree's Python files, at the last sync
 
-    shutil.copytree(SRC, WORKSPACE, symlinks=True, dirs_exist_ok=True, copy_function=copy)
-    for rel, text in overlay.items():
-        path = os.path.normpath(os.path.join(WORKSPACE, rel))
-        if not path.startswith(WORKSPACE + "/"):
-            raise OSError(f"overlay path {rel!r} leaves the workspace")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+    def sync(self, overlay: dict[str, str]) -> str:
+        """Returns a fingerprint of what pytest's start-up reads: the start-up files' text, every
+        other non-Python file's size and time. The scratch tree changes between requests (a patch
+        applied, then reset), and a zygote serves only its own."""
+        want, dirs, seen = {}, {""}, []
+        for rel, name, st in walk(SRC):
+            if stat.S_ISDIR(st.st_mode):
+                dirs.add(rel)
+                continue
+            if name in STARTUP_FILES:
+                with open(os.path.join(SRC, rel), "rb") as f:
+                    seen.append(f"{rel}\0{hashlib.sha256(f.read()).hexdigest()}")
+            elif not name.endswith(".py"):
+                seen.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}")
+            if stat.S_ISLNK(st.st_mode):
+                want[rel] = ("link", os.readlink(os.path.join(SRC, rel)))
+            elif stat.S_ISREG(st.st_mode):
+                want[rel] = ("src", st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+        for rel, text in overlay.items():
+            path = os.path.normpath(os.path.join(WORKSPACE, rel))
+            if not path.startswith(WORKSPACE + "/"):
+                raise OSError(f"overlay path {rel!r} leaves the workspace")
+            rel = os.path.relpath(path, WORKSPACE)
+            want[rel] = ("overlay", text)
+            parent = os.path.dirname(rel)
+            while parent not in dirs:
+                dirs.add(parent)
+                parent = os.path.dirname(parent)
+        self.py_files = frozenset(rel for rel in want if rel.endswith(".py"))
+        kept = {}
+        for sub, _, st in walk(WORKSPACE, into=dirs):  # what is there now: kept where it is what the worker wrote
+            if stat.S_ISDIR(st.st_mode) and sub in dirs:
+                kept[sub] = None
+            elif stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(os.path.join(WORKSPACE, sub))
+            elif sub in want and self.made.get(sub) == (want[sub], signature(st)):
+                kept[sub] = self.made[sub]
+            else:
+                os.unlink(os.path.join(WORKSPACE, sub))
+        self.made = {}
+        for rel in sorted(dirs - {""} - kept.keys()):
+            os.makedirs(os.path.join(WORKSPACE, rel), exist_ok=True)
+        for rel, what in want.items():
+            self.made[rel] = kept.get(rel) or (what, write(rel, what))
+        return hashlib.sha256("\n".join(seen).encode()).hexdigest()
+
+    def reset(self) -> None:
+        """Forget what was written: the next sync empties the workspace and writes it all."""
+        self.made.clear()
+        clear(WORKSPACE)
+
+
+def walk(root: str, into: "set[str] | None" = None):
+    """(relative path, name, lstat) of what is under root: all of it but WORKSPACE_SKIP, or only in
+    the folders `into` names."""
+    todo = [""]
+    while todo:
+        rel = todo.pop()
+        prefix = rel + "/" if rel else ""
+        with os.scandir(os.path.join(root, rel)) as entries:
+            for entry in entries:
+                if into is None and entry.name in WORKSPACE_SKIP:
+                    continue
+                sub = prefix + entry.name
+                st = entry.stat(follow_symlinks=False)
+                yield sub, entry.name, st
+                if stat.S_ISDIR(st.st_mode) and (into is None or sub in into):
+                    todo.append(sub)
+
+
+def signature(st: os.stat_result) -> tuple:
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode
+
+
+def write(rel: str, what: tuple) -> tuple:
+    """Writes one file of the workspace; returns its stat's signature."""
+    path = os.path.join(WORKSPACE, rel)
+    if what[0] == "link":
+        os.symlink(what[1], path)
+    elif what[0] == "src":
+        shutil.copy(os.path.join(SRC, rel), path)
+    else:
         with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-    return seen.hexdigest()
+            f.write(what[1])
+        if os.path.isfile(os.path.join(SRC, rel)):  # the mode of the file it replaces, as on the exec path
+            shutil.copymode(os.path.join(SRC, rel), path)
+    return signature(os.lstat(path))
 
 
 def oom_kills() -> int:
@@ -383,17 +475,26 @@ class ZygoteDied(Exception):
 
 class Zygote:
     """A child of the worker that has read pytest's configuration for one argument list and one state
-    of the tree's start-up files (ini files, conftest.py: the fingerprint of `fresh_workspace`; a
+    of the tree's start-up files (ini files, conftest.py: the fingerprint of `Workspace.sync`; a
     candidate whose overlay changes one never reaches the worker) and started the session. Each
     candidate's process is forked from it and pays only for collection and its tests. The worker itself stays clean: only the zygote ran conftest.py, the same for every
     candidate, and it refuses where that imported more of the tree (`tree_modules`).
+
+    It imported the tree's modules that the selected tests import (`preimport`), from the tree as it
+    was without any overlay, and each candidate brings them up to its own workspace (`refresh`);
+    The worker names the files it wrote since the zygote started (a candidate's overlay, a file of
+    the scratch tree that changed, one that a test changed): "run [paths]"; "fresh [paths]" where
+    the tree's Python files are not those the zygote saw (a file added or removed could change what
+    an import finds): that candidate imports the tree anew.
 
     It speaks on two pipes, a line each: "run" -> its candidate's pid and the next one's, forked
     ahead as a spare (which the worker keeps alive as its own); "exited" when that candidate
     has exited (not yet reaped, so that its process group's id stays its own while the worker kills
     what it left); "reap" -> "STATUS CPU_SECONDS". Candidates write to the zygote's output pipe."""
 
-    def __init__(self, args: list[str], forget: list[str], base_path: list[str]):
+    def __init__(self, args: list[str], forget: list[str], base_path: list[str], workspace: Workspace):
+        self.base = dict(workspace.made)  # the workspace's files when it started, as the worker wrote them
+        self.py_files = workspace.py_files
         go_r, self.go = os.pipe()
         self.msg, msg_w = os.pipe()
         self.out, out_w = os.pipe()
@@ -439,11 +540,14 @@ class Zygote:
             del tail[:-2 * OUTPUT_LIMIT]
         return tail
 
-    def run(self, deadline: float, keep: set[int]) -> tuple[int, float, bool, bytearray]:
-        """One candidate: (its wait status, its CPU seconds, whether it timed out, its output's tail)."""
+    def run(self, deadline: float, keep: set[int], workspace: Workspace) -> tuple[int, float, bool, bytearray]:
+        """One candidate, on the workspace as it is: (its wait status, its CPU seconds, whether it
+        timed out, its output's tail)."""
         tail, pid, timed_out = bytearray(), None, False
+        changed = [rel for rel, made in workspace.made.items() if self.base.get(rel) is not made]
+        how = b"run " if workspace.py_files == self.py_files else b"fresh "
         try:
-            os.write(self.go, b"run\n")
+            os.write(self.go, how + json.dumps(changed).encode() + b"\n")
             pid, self.spare = map(int, self.line(time.monotonic() + 10).split())
             keep = keep | {self.spare}
             while b"exited\n" not in self.buf:
@@ -497,14 +601,19 @@ class Zygotes:
         return {pid for z in self.by_args.values() for pid in (z.pid, z.spare) if pid}
 
     def get(self, args: list[str], fingerprint: str, forget: list[str], base_path: list[str],
-            deadline: float) -> Zygote | None:
+            deadline: float, workspace: Workspace, overlay: dict[str, str]) -> Zygote | None:
         key = (*args, fingerprint)
         if key in self.refused:
             return None
         zygote = self.by_args.pop(key, None)
         if zygote is None:
-            zygote = Zygote(args, forget, base_path)
-            if not zygote.ready(deadline) or os.listdir(TMP):  # files in /tmp: every candidate's or none's
+            if overlay:  # it imports the tree as it is, not as this candidate changed it
+                workspace.sync({})
+            zygote = Zygote(args, forget, base_path, workspace)
+            ok = zygote.ready(deadline) and not os.listdir(TMP)  # files in /tmp: every candidate's or none's
+            if overlay:
+                workspace.sync(overlay)
+            if not ok:
                 zygote.close()
                 self.refused.add(key)
                 return None
@@ -611,27 +720,277 @@ def precompile(config) -> None:
     rewrite._rewrite_test = rewritten_test
 
 
+# -- the tree's own modules in the zygote ------------------------------------------------------------
+PRELOAD = True  # `--no-preload`: the zygote imports none of the tree (the benchmark's comparison)
+PRELOAD_PARSE_S = 1.0  # the zygote's time for reading the selected test files' imports
+CO_OPTIMIZED = 1  # a function's code (inspect.CO_OPTIMIZED); a class body's or a module's has not
+FUTURE_FLAGS = functools.reduce(operator.or_, (getattr(__future__, name).compiler_flag
+                                               for name in __future__.all_feature_names))
+FIRST_COLUMN_NOT = ("", " ", "\t", "#", ")", "]", "}", "\f", "\r")  # how no top-level statement begins
+
+
+class Preloaded:
+    """The tree's modules that the zygote imported for its candidates (`preimport`), and how each
+    candidate brings them up to its own workspace (`refresh`).
+
+    A candidate changes a file or two of the tree: most often inside a function. Where a module's
+    new text differs from what the zygote imported only inside the bodies of functions that did not
+    run during the import (their syntax trees equal once those bodies are left out), the new code
+    goes into the existing function objects (`__code__`), so that every module that did
+    `from .utils import f` sees it, and the functions after it get their shifted line numbers
+    (tracebacks read the workspace's file, the candidate's text). Anything else changed (a constant,
+    a default, a decorator, a class body, a module-level statement, a function that ran at import
+    time and may have left its results in the module) and the candidate forgets all the tree's
+    modules and imports them anew, as without preloading. A candidate is a fork: what its tests do
+    to the modules stays in it."""
+
+    def __init__(self):
+        self.names: list[str] = []  # the modules the import added under the tree's names
+        self.files: dict[str, tuple] = {}  # path -> (its source, its module code or None)
+        self.functions: dict[str, list] = {}  # path -> the function objects its code made
+        self.ran: set = set()  # the tree's code objects that ran during the import
+        self.fresh = False  # in a candidate: the tree's Python files are not those the zygote imported
+        self.changed: list[str] = []  # in a candidate: the files the worker wrote since the zygote started
+
+    def refresh(self) -> None:
+        """In a candidate: the tree's modules as its workspace has them (see the class)."""
+        for name in [name for name in linecache.cache if name.startswith(WORKSPACE + os.sep)]:
+            del linecache.cache[name]  # source lines are read from the candidate's files
+        if not self.names:
+            return
+        if self.fresh:
+            return self.forget()
+        for path in (os.path.join(WORKSPACE, rel) for rel in self.changed):
+            if path not in self.files:
+                continue
+            source, code = self.files[path]
+            try:
+                with open(path, "rb") as f:
+                    new = f.read()
+            except OSError:
+                return self.forget()
+            if new != source and not self.swap(path, source, new, code):
+                return self.forget()
+
+    def forget(self) -> None:
+        for name in self.names:
+            sys.modules.pop(name, None)
+
+    def swap(self, path: str, source: bytes, new: bytes, code) -> bool:
+        """The new text's code into the module's functions, if only their bodies changed (see the
+        class); False, having changed nothing, where it cannot."""
+        try:
+            a, b = importlib.util.decode_source(source).split("\n"), importlib.util.decode_source(new).split("\n")
+            n = min(len(a), len(b))  # the lines both begin with, and end with: what differs lies between
+            same = next((i for i in range(n) if a[i] != b[i]), n)
+            tail = next((i for i in range(n - same) if a[-1 - i] != b[-1 - i]), n - same)
+            # the top-level statements around the change, [lo, hi) in the old text's line numbers
+            starts = [line for _, line in dis.findlinestarts(code)
+                      if line and line <= len(a) and a[line - 1][:1] not in FIRST_COLUMN_NOT]
+            lo = max((line for line in starts if line <= same + 1), default=1)
+            hi = min((line for line in starts if line > len(a) - tail and line >= lo), default=len(a) + 1)
+            shift = len(b) - len(a)
+            old_part, new_part = "\n".join(a[lo - 1:hi - 1]), "\n".join(b[lo - 1:hi - 1 + shift])
+            flags = code.co_flags & FUTURE_FLAGS
+            if bodies_left_out(old_part, flags) != bodies_left_out(new_part, flags):
+                return False
+            part = compile("\n" * (lo - 1) + new_part, path, "exec", flags=flags, dont_inherit=True)
+            new_code: dict = {}
+            if not pair(codes_of(code, lo, hi), codes_of(part, lo, hi + shift), new_code, self.ran):
+                return False
+            swaps = []
+            for function in self.functions.get(path, ()):
+                old = function.__code__
+                if old in new_code:
+                    swaps.append((function, new_code[old]))
+                elif old.co_firstlineno >= hi and shift:
+                    swaps.append((function, shifted(old, shift)))
+                elif lo <= old.co_firstlineno < hi:
+                    return False  # made by code that ran at import time: not one the pairing knows
+        except Exception:  # a text that does not decode or parse, say: the import says it, as on the exec path
+            return False
+        for function, new_code in swaps:
+            function.__code__ = new_code
+        return True
+
+
+def bodies_left_out(text: str, flags: int) -> str:
+    """The text's syntax tree, every function's body left out but for its docstring."""
+    tree = compile(text, "<part>", "exec", flags | ast.PyCF_ONLY_AST, dont_inherit=True)
+    todo = [tree]
+    while todo:  # a body is left out before the walk would go into it
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.body = node.body[:1] if ast.get_docstring(node, clean=False) is not None else []
+        todo.extend(ast.iter_child_nodes(node))
+    return ast.dump(tree)
+
+
+def codes_of(code, lo: int, hi: int) -> list:
+    """The code objects that `code` makes on lines [lo, hi), in order."""
+    return [c for c in code.co_consts if isinstance(c, types.CodeType) and lo <= c.co_firstlineno < hi]
+
+
+def pair(olds: list, news: list, new_code: dict, ran: set) -> bool:
+    """Matches the old text's code objects with the new one's, the same statements in the same
+    order (their syntax trees are equal outside function bodies): a function's code is replaced
+    whole; a class body's functions are matched in turn; lambdas and comprehensions (outside any
+    function's body, so unchanged) take their new line numbers. False where a function ran at
+    import time, or its closure would not fit."""
+    if len(olds) != len(news):
+        return False
+    for old, new in zip(olds, news):
+        if old.co_name != new.co_name:
+            return False
+        if not old.co_flags & CO_OPTIMIZED:  # a class body
+            if not pair(codes_of(old, 0, 1 << 30), codes_of(new, 0, 1 << 30), new_code, ran):
+                return False
+            continue
+        if old.co_freevars != new.co_freevars or (old in ran and not old.co_name.startswith("<")):
+            return False
+        new_code[old] = new
+    return True
+
+
+def shifted(code, lines: int):
+    return code.replace(co_firstlineno=code.co_firstlineno + lines, co_consts=tuple(
+        shifted(c, lines) if isinstance(c, types.CodeType) else c for c in code.co_consts))
+
+
+def preimport(config) -> Preloaded:
+    """In the zygote: imports the tree's modules that the selected test files import at their top
+    level (`test_imports`), as their collection would, from the tree as the workspace holds it (the
+    worker makes a zygote from the tree without the request's overlay). Records what `refresh` needs:
+    each file's source and module code, the functions it made, the tree's code that ran. An
+    import that fails is undone; the warnings filters an import sets are undone, as pytest undoes
+    those of a collection."""
+    from importlib.machinery import SourceFileLoader
+
+    done, names = Preloaded(), test_imports(config)
+    if not names:
+        return done
+    source_to_code, codes, ran, before = SourceFileLoader.source_to_code, {}, set(), set(sys.modules)
+
+    def recorded(loader, data, path, *args, **kwargs):
+        codes[path] = source_to_code(loader, data, path, *args, **kwargs)
+        return codes[path]
+
+    cwd, tracer = os.getcwd(), sys.gettrace()
+    SourceFileLoader.source_to_code = recorded
+    sys.settrace(lambda frame, event, arg: ran.add(frame.f_code))  # calls only: no line events
+    try:
+        with warnings.catch_warnings():
+            for name in names:
+                loaded = set(sys.modules)
+                try:
+                    importlib.import_module(name)
+                except BaseException:  # not imported, as today: each candidate's own import says why
+                    for added in set(sys.modules) - loaded:
+                        del sys.modules[added]
+    finally:
+        sys.settrace(tracer)
+        SourceFileLoader.source_to_code = source_to_code
+        os.chdir(cwd)
+    top = top_names(WORKSPACE)
+    for name in set(sys.modules) - before:
+        path = getattr(sys.modules[name], "__file__", None)
+        mine = isinstance(path, str) and path.startswith(WORKSPACE + os.sep)
+        if mine or name.partition(".")[0] in top:
+            done.names.append(name)
+        if mine and path not in done.files:
+            with open(path, "rb") as f:
+                done.files[path] = (f.read(), codes.get(path))
+    done.ran = {code for code in ran if code.co_filename in done.files}
+    for obj in gc.get_objects():
+        if type(obj) is types.FunctionType and obj.__code__.co_filename in done.files:
+            done.functions.setdefault(obj.__code__.co_filename, []).append(obj)
+    return done
+
+
+def test_imports(config) -> list[str]:
+    """The tree's modules that the selected test files import at their top level (outside functions
+    and classes), in order. Only names that the tree's path resolves (its root, src/) as it does for
+    the test file: not one that the test file's own folder, which pytest puts first on the path,
+    also holds; not a test module or conftest."""
+    from _pytest.pathlib import fnmatch_ex
+
+    patterns = config.getini("python_files")
+    top, names, stop = top_names(WORKSPACE), [], time.monotonic() + PRELOAD_PARSE_S
+    for path in selected_files(config, patterns):
+        if time.monotonic() > stop:
+            break
+        folder = os.path.dirname(path)
+        while os.path.isfile(os.path.join(folder, "__init__.py")):  # pytest's rootdir of the test's package
+            folder = os.path.dirname(folder)
+        shadows = set() if folder in (WORKSPACE, os.path.join(WORKSPACE, "src")) else top_names(folder)
+        try:
+            with open(path, "rb") as f:
+                tree = ast.parse(f.read())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in top_level(tree):
+            found = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and not node.level and node.module else []
+            for name in found:
+                last = name.rpartition(".")[2]
+                if name.partition(".")[0] in top - shadows and name not in names and last != "conftest" \
+                        and not any(fnmatch_ex(pattern, last + ".py") for pattern in patterns):
+                    names.append(name)
+    return names
+
+
+def top_level(node):
+    """The statements of a module outside its functions and classes."""
+    for child in ast.iter_child_nodes(node):
+        if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            yield child
+            yield from top_level(child)
+
+
+def selected_files(config, patterns: list[str]):
+    """The test files that the session's arguments name, or hold (a bounded walk)."""
+    from _pytest.pathlib import fnmatch_ex
+
+    seen = 0
+    for arg in config.args:
+        path = os.path.join(str(config.invocation_params.dir), arg.split("::")[0])
+        if os.path.isfile(path) and path.endswith(".py"):
+            yield path
+        for dirpath, dirs, files in os.walk(path) if os.path.isdir(path) else ():
+            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+            for name in sorted(files):
+                seen += 1
+                if seen > SCAN_FILES:
+                    return
+                if name.endswith(".py") and any(fnmatch_ex(p, os.path.join(dirpath, name)) for p in patterns):
+                    yield os.path.join(dirpath, name)
+
+
 def serve(config, session, go: int, msg: int, run_session):
     """Where pytest would run the session: the zygote's loop. Returns only in a candidate, with the
     session's result (its exceptions are the session's, which pytest handles as usual)."""
-    if not fork_candidates(config, go, msg):
+    preloaded = fork_candidates(config, go, msg)
+    if preloaded is None:
         exit_now(0)  # the worker has gone, or dropped this zygote
     as_candidate()
     own_capture(config)
     importlib.invalidate_caches()  # the workspace was made anew
+    preloaded.refresh()
     return run_session(config, session)
 
 
-def fork_candidates(config, go: int, msg: int) -> bool:
-    """The zygote's side of the pipes (see Zygote); True in each candidate, False when done. Each
-    candidate's process is forked one request ahead, as a Spare; "run" starts it and forks the next."""
+def fork_candidates(config, go: int, msg: int) -> "Preloaded | None":
+    """The zygote's side of the pipes (see Zygote); in each candidate, what the zygote preloaded of
+    the tree (with the candidate's `fresh` set), None when done. Each candidate's process is forked
+    one request ahead, as a Spare; "run" (or "fresh", see Zygote) starts it and forks the next."""
     def say(text: str) -> None:
         os.write(msg, text.encode() + b"\n")
 
     def command() -> bytes:
+        """The worker's next line (it writes one and waits for the answer)."""
         line = b""
         while not line.endswith(b"\n"):
-            data = os.read(go, 1)
+            data = os.read(go, 1 << 16)
             if not data:
                 return b""
             line += data
@@ -641,13 +1000,23 @@ def fork_candidates(config, go: int, msg: int) -> bool:
         own = tree_modules()
         if own:  # the candidates would share this state of the tree's code
             say("refused: conftest.py imported " + ", ".join(own[:5]))
-            return False
+            return None
         precompile(config)
+        threads = threading.active_count()
+        preloaded = preimport(config) if PRELOAD else Preloaded()
+        if threading.active_count() > threads:  # a fork copies none of them
+            say("refused: the tree's import started a thread")
+            return None
+        # inspect's map of files to modules, which a failure's report reads: filled once here, for
+        # every module loaded so far, and not in each candidate (a realpath per module: ~20 ms
+        # with youtube-dl's 1,000)
+        inspect.getmodule(object(), os.path.join(WORKSPACE, "<no module>"))
         gc.freeze()
         say("ready")
         spare = Spare(go, msg)
-        while spare.pid and command() == b"run\n":
-            while spare.pid and not spare.begin():  # it died while it waited: one forked now instead
+        while spare.pid and (cmd := command()).startswith((b"run ", b"fresh ")):
+            how = cmd[:1] + cmd.partition(b" ")[2]  # "r" or "f", and the changed files
+            while spare.pid and not spare.begin(how):  # it died while it waited: one forked now instead
                 spare = Spare(go, msg)
             if not spare.pid:
                 break
@@ -662,11 +1031,12 @@ def fork_candidates(config, go: int, msg: int) -> bool:
             _, status, usage = os.wait4(pid, 0)
             say(f"{status} {usage.ru_utime + usage.ru_stime}")
         if not spare.pid:
-            spare.wait()
-            return True
+            how, changed = spare.wait()
+            preloaded.fresh, preloaded.changed = how == b"f", json.loads(changed)
+            return preloaded
     except BaseException:
         traceback.print_exc()
-    return False
+    return None
 
 
 class Spare:
@@ -689,10 +1059,11 @@ class Spare:
             os.close(start_r)
             os.close(ack_w)
 
-    def begin(self) -> bool:
-        """In the zygote: start it; False if it had died."""
+    def begin(self, how: bytes) -> bool:
+        """In the zygote: start it ("r" or "f", and the changed files' line: see Zygote); False if
+        it had died."""
         try:
-            os.write(self.start, b"g")
+            os.write(self.start, how)
             alive = os.read(self.ack, 1) == b"a"
         except OSError:
             alive = False
@@ -706,17 +1077,25 @@ class Spare:
             os.waitpid(self.pid, 0)
         return alive
 
-    def wait(self) -> None:
-        """In the spare: copy pages until started, then return as the candidate. The end of the pipe
-        without a start (the zygote dropped or killed) ends it."""
+    def wait(self) -> tuple[bytes, bytes]:
+        """In the spare: copy pages until started, then return as the candidate, with how it was
+        started ("r" or "f") and the rest of that line. The end of the pipe without a start (the
+        zygote dropped or killed) ends it."""
         prefault(self.start)
-        started = os.read(self.start, 1) == b"g"
+        how, rest = os.read(self.start, 1), b""
+        while how in (b"r", b"f") and not rest.endswith(b"\n"):
+            data = os.read(self.start, 1 << 16)
+            if not data:
+                how = b""
+            rest += data
+        started = how in (b"r", b"f")
         if started:
             os.write(self.ack, b"a")
         os.close(self.start)
         os.close(self.ack)
         if not started:
             exit_now(0)
+        return how, rest
 
 
 def prefault(start: int) -> None:
@@ -757,11 +1136,17 @@ def own_capture(config) -> None:
         capman.suspend_global_capture()
 
 
-def run(req: dict, keep: set[int], forget: list[str], base_path: list[str],
+def run(req: dict, keep: set[int], forget: list[str], base_path: list[str], workspace: Workspace,
         zygotes: "Zygotes | None" = None) -> dict:
+    overlay = req.get("overlay") or {}
     try:
-        fingerprint = fresh_workspace(req.get("overlay") or {})
+        try:
+            fingerprint = workspace.sync(overlay)
+        except OSError:  # what the code under test left there, say (a folder it cannot read): all anew
+            workspace.reset()
+            fingerprint = workspace.sync(overlay)
     except OSError as exc:
+        workspace.reset()
         return {"id": req["id"], "error": str(exc)[-300:]}
     clear(TMP)
     junit = req["junit"]
@@ -771,17 +1156,17 @@ def run(req: dict, keep: set[int], forget: list[str], base_path: list[str],
     start = time.monotonic()
     deadline = start + float(req["timeout"])
     if zygotes is not None:
-        zygote = zygotes.get(req["args"], fingerprint, forget, base_path, deadline)
+        zygote = zygotes.get(req["args"], fingerprint, forget, base_path, deadline, workspace, overlay)
         keep = keep | zygotes.pids()  # the worker's own, not a candidate's leftovers
         if zygote is not None:
             try:
-                status, cpu, timed_out, tail = zygote.run(deadline, keep)
+                status, cpu, timed_out, tail = zygote.run(deadline, keep, workspace)
             except ZygoteDied:  # the candidate killed it, say: the candidate runs again, the plain way
                 zygotes.drop(req["args"], fingerprint)
-                return run(req, keep, forget, base_path)
+                return run(req, keep, forget, base_path, workspace)
             return reply(req, status, cpu, timed_out, tail, start, oom0, zygote=True)
         # it refused: the plain way, from a fresh workspace and with the full time
-        return run(req, keep, forget, base_path)
+        return run(req, keep, forget, base_path, workspace)
     r, w = os.pipe()
     try:
         fcntl.fcntl(r, F_SETPIPE_SZ, 1 << 20)  # fewer wake-ups for a test that floods its output
@@ -873,15 +1258,19 @@ def main() -> None:
                           "seconds": round(time.monotonic() - start, 3)}) + "\n")
     out.flush()
     zygotes = None if "--no-zygotes" in sys.argv or not zygotes_work() else Zygotes()
-    # the benchmark's comparisons: spares that copy nothing ahead, zygotes that compile nothing
-    global PREFAULT_BYTES, PRECOMPILE_S
+    # the benchmark's comparisons: spares that copy nothing ahead, zygotes that compile nothing or
+    # import none of the tree
+    global PREFAULT_BYTES, PRECOMPILE_S, PRELOAD
     PREFAULT_BYTES = 0 if "--no-prefault" in sys.argv else PREFAULT_BYTES
     PRECOMPILE_S = 0 if "--no-precompile" in sys.argv else PRECOMPILE_S
+    PRELOAD = "--no-preload" not in sys.argv
+    workspace = Workspace()
+    workspace.reset()  # what was there before the worker is none of its own
     for line in sys.stdin.buffer:
         if line.strip():
             req = json.loads(line)
             req["args"] = [*startup, *req["args"]]
-            out.write(json.dumps(run(req, keep, forget, base_path, zygotes)) + "\n")
+            out.write(json.dumps(run(req, keep, forget, base_path, workspace, zygotes)) + "\n")
             out.flush()
 
 
