@@ -224,6 +224,17 @@ def show(title: str, meds: dict[str, float]) -> None:
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
+def code_commit() -> str:
+    """The commit of the repair_agent package measured, "+dirty" where its tree has changes."""
+    import repair_agent
+
+    here = Path(repair_agent.__file__).parent
+    head = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
 def gcd_case(work: Path, args, host_python: str) -> dict:
     """QuixBugs' program (gcd): its test file each way, then the batch of candidates."""
     work.mkdir()
@@ -262,7 +273,7 @@ def main() -> None:
     args = ap.parse_args()
     cases = set(args.cases.split(","))
     host_python = args.host_python or sys.executable
-    result: dict = {"program": args.program, "runs": args.runs}
+    result: dict = {"program": args.program, "runs": args.runs, "code": code_commit()}
     with tempfile.TemporaryDirectory() as tmp:
         if "gcd" in cases:
             result.update(gcd_case(Path(tmp) / "quixbugs", args, host_python))
