@@ -209,3 +209,45 @@ def test_the_workspace_is_the_tree_each_time(tmp_path, boxes):
             run = sb.run_tests([], overlay={"pkg/mod.py": "VALUE = 1\n"} if i == 1 else None)
             assert outcomes(run) == {"test_workspace_is_clean": "passed"}, run["output_tail"][-1500:]
     assert worker.last["zygote"]
+
+
+def test_a_test_module_that_changes_sys_path_imports_what_it_would(tmp_path, boxes):
+    """`helpers` is both the tree's root module and one in tests/fixtures, which the test modules put
+    first on sys.path before they import it (one with os.path calls, one through a variable): the
+    zygote does not preload the root's for them, and they get the fixtures' one, as on the exec path."""
+    repo = write_repo(tmp_path / "repo", {
+        "helpers.py": "WHERE = 'root'\n",
+        "tests/fixtures/helpers.py": "WHERE = 'fixtures'\n",
+        "tests/test_calls.py": """\
+            import os
+            import sys
+
+            sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+            import helpers
+
+
+            def test_calls():
+                assert helpers.WHERE == "fixtures"
+            """,
+        "tests/test_variable.py": """\
+            import os
+            import sys
+
+            FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+            sys.path.insert(0, FIXTURES)
+            import helpers
+
+
+            def test_variable():
+                assert helpers.WHERE == "fixtures"
+            """,
+    })
+    git(repo, "init", "-q")
+    worker, exec_ = boxes(repo), boxes(repo, use_worker=False)
+    for test in ("tests/test_calls.py", "tests/test_variable.py"):
+        name = test.split("/")[1][:-3]
+        for _ in range(2):
+            run = worker_run(worker, [test])
+            assert outcomes(run) == {name: "passed"}, run["output_tail"][-1500:]
+        assert worker.last["zygote"]
+        assert outcomes(exec_.run_tests([test])) == {name: "passed"}

@@ -909,12 +909,14 @@ def preimport(config) -> Preloaded:
 
 def test_imports(config) -> list[str]:
     """The tree's modules that the selected test files import at their top level (outside functions
-    and classes), in order. Only names that the tree's path resolves (its root, src/) as it does for
-    the test file: not one that the test file's own folder, which pytest puts first on the path,
-    also holds; not a test module or conftest."""
+    and classes), in order; not a test module or conftest. Only a name that resolves to the same
+    file from the zygote's path (the tree's root, src/) as from the path the test module imports it
+    with: pytest's rootdir of the test module (first, as --import-mode=prepend puts it), then what
+    the module's own `sys.path.insert/append(...)` of os.path calls made (youtube-dl's tests put the
+    tree's root first). After any other statement that touches sys.path, none of that file's."""
     from _pytest.pathlib import fnmatch_ex
 
-    patterns = config.getini("python_files")
+    patterns, mode = config.getini("python_files"), config.getoption("importmode", "prepend")
     top, names, stop = top_names(WORKSPACE), [], time.monotonic() + PRELOAD_PARSE_S
     for path in selected_files(config, patterns):
         if time.monotonic() > stop:
@@ -922,25 +924,60 @@ def test_imports(config) -> list[str]:
         folder = os.path.dirname(path)
         while os.path.isfile(os.path.join(folder, "__init__.py")):  # pytest's rootdir of the test's package
             folder = os.path.dirname(folder)
-        shadows = set() if folder in (WORKSPACE, os.path.join(WORKSPACE, "src")) else top_names(folder)
+        its_path = {"prepend": [folder, *sys.path], "append": [*sys.path, folder]}.get(mode, list(sys.path))
         try:
             with open(path, "rb") as f:
                 tree = ast.parse(f.read())
         except (OSError, SyntaxError, ValueError):
             continue
         for node in top_level(tree):
+            if isinstance(node, ast.stmt) and not isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                    isinstance(n, ast.Attribute) and n.attr == "path" and isinstance(n.value, ast.Name)
+                    and n.value.id == "sys" for n in ast.walk(node)) and not path_change(node, path, its_path):
+                break
             found = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module] if isinstance(node, ast.ImportFrom) and not node.level and node.module else []
             for name in found:
-                last = name.rpartition(".")[2]
-                if name.partition(".")[0] in top - shadows and name not in names and last != "conftest" \
-                        and not any(fnmatch_ex(pattern, last + ".py") for pattern in patterns):
+                first, last = name.partition(".")[0], name.rpartition(".")[2]
+                if first in top and name not in names and last != "conftest" \
+                        and not any(fnmatch_ex(pattern, last + ".py") for pattern in patterns) \
+                        and found_at(first, its_path) == found_at(first, sys.path):
                     names.append(name)
     return names
 
 
+def path_change(node, test_file: str, path: list[str]) -> bool:
+    """Makes the statement's change to `path` where it is `sys.path.insert(i, X)` or
+    `sys.path.append(X)` with X made of os.path calls, `__file__` and strings; False for any other."""
+    call = node.value if isinstance(node, ast.Expr) else None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and not call.keywords
+            and len(call.args) == {"insert": 2, "append": 1}.get(call.func.attr)
+            and ast.dump(call.func.value) == ast.dump(ast.parse("sys.path", mode="eval").body)):
+        return False
+    value = call.args[-1]
+    for n in ast.walk(value):
+        if isinstance(n, ast.Name) and n.id not in ("os", "__file__") or isinstance(n, ast.Attribute) \
+                and isinstance(n.value, ast.Name) and n.value.id == "os" and n.attr != "path":
+            return False
+    try:
+        folder = eval(compile(ast.Expression(value), test_file, "eval"), {"__builtins__": {}, "os": os,
+                                                                          "__file__": test_file})
+        path.insert(ast.literal_eval(call.args[0]) if call.func.attr == "insert" else len(path), str(folder))
+    except Exception:
+        return False
+    return True
+
+
+def found_at(name: str, path: list[str]):
+    """Where an import of the top-level `name` finds it on `path`."""
+    from importlib.machinery import PathFinder
+
+    spec = PathFinder.find_spec(name, path)
+    return None if spec is None else (spec.origin, list(spec.submodule_search_locations or ()))
+
+
 def top_level(node):
-    """The statements of a module outside its functions and classes."""
+    """The statements of a module outside its functions and classes, and their parts, in order."""
     for child in ast.iter_child_nodes(node):
         if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             yield child
