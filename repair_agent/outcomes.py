@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from .state import TestRun
 
 BAD = ("failed", "error")
+FRAME_END = re.compile(r"^(\S+?\.py):(\d+):")  # pytest's `path:line: Error` closing each frame
 
 
 def failing_ids(run: TestRun | None) -> list[str]:
@@ -40,6 +43,30 @@ def first_failure(run: TestRun | None, limit: int = 1500) -> str:
     if run and run.get("timed_out"):
         return "the test run timed out (an infinite loop or very slow code)"
     return ""
+
+
+def failure_lines(run: TestRun | None, among: list[str] | None = None, most: int = 6, width: int = 160) -> str:
+    """The first failure (of the tests `among`, when given) in a few lines, for the model: the failing
+    line of the test and the line of the code where it raised (`path:line: source`), then pytest's `E`
+    lines (the values an assert compared, or the exception with its message). Only what the run
+    printed; "" when it held nothing."""
+    case = next((c for c in (run or {}).get("cases", [])
+                 if c["outcome"] in BAD and (among is None or c["id"] in among)), None)
+    if case is None:
+        return "the test run timed out (an infinite loop or very slow code)" if run and run.get("timed_out") else ""
+    frames, said, source = [], [], None
+    for line in (case["details"] or "").splitlines():
+        if line.startswith(">"):
+            source = line[1:].strip()
+        elif line.startswith("E "):
+            said.append(line[1:].strip())
+        elif (end := FRAME_END.match(line)) and source:
+            frames.append(f"{end[1]}:{end[2]}: {source}")
+            source = None
+    if not frames and not said:  # another traceback layout: the message pytest gave
+        said = case["message"].splitlines()
+    kept = frames if len(frames) <= 2 else [frames[0], frames[-1]]  # the test, and where it raised
+    return "\n".join(line[:width] for line in [*kept, *said][:most])
 
 
 def trimmed(run: TestRun, limit: int = 2000) -> TestRun:

@@ -101,8 +101,11 @@ def test_a_clean_repository_yields_records_shaped_as_the_agents_infill_prompt(tm
         assert rec["completion"] in row["original"] and rec["completion"] not in buggy
         assert rec["metadata"]["profile"] == "qwen2.5-coder" and rec["metadata"]["dataset"] == "synth"
         with ScriptedServer([["    pass"]] * 10, model="qwen2.5-coder-0.5b") as srv:
+            # the search tells the model how the test fails: the record must say it alike
+            assert row["failure"] and "# A test fails:" in rec["prompt"]
             ctx = SearchContext(root=mutant_repo, settings=Settings(infill_samples=1),
-                                model=OpenAIModel(srv.base_url, None), profile=profile, log=lambda m: None)
+                                model=OpenAIModel(srv.base_url, None), profile=profile, log=lambda m: None,
+                                failure=row["failure"])
             list(candidates({"file": row["file"], "line": rec["metadata"]["line"]}, ctx))
             sent = [r["body"]["prompt"] for r in srv.requests if r["body"].get("n")]
         assert rec["prompt"] in sent, textwrap.shorten(rec["prompt"], 200)

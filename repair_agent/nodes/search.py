@@ -13,7 +13,7 @@ import time
 from .. import patching, policy
 from ..checks import run_checks
 from ..judge.antipatterns import suspicions
-from ..outcomes import counts, promise
+from ..outcomes import counts, failure_lines, promise
 from ..search import SOURCES, SearchContext, record_search
 from ..search.schedule import run_search
 from ..state import RepairState
@@ -26,7 +26,8 @@ def search(state: RepairState, deps) -> dict:
         sources.remove("infill")
     ranked = [loc for loc in ranked_lines(state["locations"], deps.workdir) if loc["line"] > 0]
     lines = ranked[:s.search_lines]
-    ctx = SearchContext(root=deps.workdir, settings=s, model=deps.model, profile=deps.profile, log=deps.log)
+    ctx = SearchContext(root=deps.workdir, settings=s, model=deps.model, profile=deps.profile, log=deps.log,
+                        failure=failure_lines(state["tests_before"], among=state["failing"]))
     timeout = policy.candidate_timeout(state, s)
     tried: list[dict] = []
     closest: dict = {}  # the failing candidate that came closest: shown when nothing fixes
@@ -64,7 +65,7 @@ def search(state: RepairState, deps) -> dict:
                "tried": out.tried if out else 0, "by_source": out.by_source if out else {},
                "stop_reason": out.stop_reason if out else "no search source asked for",
                "timeout_s": timeout, "plausible": [], "confidence": None, "confidence_reason": "",
-               "disagreement": None, "guard": None}
+               "disagreement": None, "guard": None, "failure": ctx.failure}
     if not fixes:
         record_search(summary, deps)
     return {"fixes": fixes, "search": summary, "tokens": tokens,

@@ -40,6 +40,7 @@ class SearchContext:
     profile: object = None
     tokens: dict = field(default_factory=lambda: {"prompt": 0, "completion": 0})
     bases: object = None  # chain.Bases: the candidates that progressed, for the second edits
+    failure: str = ""  # how the failing test fails, in a few lines (outcomes.failure_lines): the model's evidence
     log: Callable[[str], None] = print
 
     def source_text(self, file: str) -> str:

@@ -5,7 +5,9 @@ next line, a new line before it, a new line after it. Each mask is one prompt: t
 fill-in-the-middle layout from its profile (`[infill] fim`, sent raw to the completions endpoint),
 or a chat cloze prompt (`prompts/infill_chat.j2`) for models without one. The replaced lines are
 shown above the hole as `# buggy:` comments, and the prompt holds the enclosing function plus the
-module's imports, names and docstrings, not the whole file. Many short samples per mask, in two
+module's imports, names and docstrings, not the whole file; above it all, as comments, how the test
+fails (`outcomes.failure_lines`: its failing line, the code's line that raised, the values or the
+exception), which the model cannot guess from the code alone. Many short samples per mask, in two
 batches: the second only where the first's samples disagree (the model is unsure). Each is
 cut to its lines, re-indented, spliced into the file (every other byte kept) and kept only if
 the file parses and differs from the original and from the others. Candidates come best first:
@@ -60,7 +62,7 @@ def candidates(loc: Location, ctx: SearchContext) -> Iterator[Edit]:
     samples = max(1, getattr(ctx.settings, "infill_samples", 8))
     first = max(1, samples // 2)
     for mask in masks(text, loc["line"], tree):
-        prefix, suffix = context(lines, tree, mask, budget)
+        prefix, suffix = context(lines, tree, mask, budget, ctx.failure)
         # two batches: the first's candidates are tested before the second is asked for (a fix in
         # them saves it), and where the first's samples all agreed the model is sure: no second
         answers: set = set()
@@ -145,10 +147,12 @@ def scope(tree: ast.Module | None, line: int, n_lines: int) -> tuple[int, int]:
 
 
 # -- the prompt ----------------------------------------------------------------------------------
-def context(lines: list[str], tree: ast.Module | None, mask: Mask, budget: int) -> tuple[str, str]:
+def context(lines: list[str], tree: ast.Module | None, mask: Mask, budget: int,
+            failure: str = "") -> tuple[str, str]:
     """(prefix, suffix) around the hole: the scope's lines nearest the hole, then the module's
     imports, names and docstrings in file order while the budget (characters) lasts. The prefix
-    ends with the replaced lines as `# buggy:` comments."""
+    opens with `failure` as comments (outside the budget: it is a few lines) and ends with the
+    replaced lines as `# buggy:` comments."""
     top, bottom = scope(tree, mask.end, len(lines))  # mask.end is inside the scope for every kind
     before, after = list(lines[top - 1:mask.start - 1]), list(lines[mask.end:bottom])
     while before or after:  # drop the lines farthest from the hole, keeping about 2:1 before:after
@@ -167,7 +171,9 @@ def context(lines: list[str], tree: ast.Module | None, mask: Mask, budget: int) 
             (head if node.lineno < top else tail).append(chunk)
             left -= len(chunk)
     hint = "".join(f"{_indent(line)}# buggy: {line.strip()}\n" for line in lines[mask.start - 1:mask.end])
-    prefix = ("".join(head) + "\n" if head else "") + "".join(before) + hint
+    told = "".join(f"#   {line}\n" for line in failure.splitlines())
+    prefix = (f"# A test fails:\n{told}\n" if told else "") + ("".join(head) + "\n" if head else "")
+    prefix += "".join(before) + hint
     suffix = "".join(after) + ("\n" + "".join(tail) if tail else "")
     return prefix, suffix
 

@@ -289,7 +289,8 @@ def search_records(run_dir: Path, info: dict, events: list[dict], result: dict,
     if found is None:
         return [], "fixed file not found (the repository moved or changed, or the patch spans files)"
     file, buggy, fixed = found
-    shaped = infill_record(buggy, fixed, profile, settings.get("infill_context_tokens"))
+    told = next((ev.get("failure") or "" for ev in events if ev.get("event") == "search"), "")
+    shaped = infill_record(buggy, fixed, profile, settings.get("infill_context_tokens"), told)
     if shaped is None:
         return [], "the fix is no masked line (a deletion, or more than one place)"
     meta = {"kind": "infill", "fix_source": result.get("source"), "profile": profile.name, "file": file,

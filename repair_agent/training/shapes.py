@@ -39,15 +39,17 @@ def fill(buggy: str, fixed: str) -> tuple[infill.Mask, list[str]] | None:
     return None
 
 
-def infill_record(buggy: str, fixed: str, profile: Profile, context_tokens: int | None = None) -> dict | None:
+def infill_record(buggy: str, fixed: str, profile: Profile, context_tokens: int | None = None,
+                  failure: str = "") -> dict | None:
     """{"prompt", "completion", "mask", "line"} for the fix from `buggy` to `fixed` (one file's
-    texts), the prompt as `profile`'s model gets it from the infill source; None if no mask fits."""
+    texts), the prompt as `profile`'s model gets it from the infill source (with `failure`, how the
+    test fails: outcomes.failure_lines); None if no mask fits."""
     found = fill(buggy, fixed)
     if found is None:
         return None
     mask, lines = found
     budget = (context_tokens or infill.CONTEXT_TOKENS) * infill.CHARS_PER_TOKEN
-    prefix, suffix = infill.context(buggy.splitlines(keepends=True), infill.parse(buggy), mask, budget)
+    prefix, suffix = infill.context(buggy.splitlines(keepends=True), infill.parse(buggy), mask, budget, failure)
     # a raw completion answers with the hole's text; a chat answer without the last line ending
     completion = "".join(lines) if profile.infill.fim else "".join(lines).rstrip("\r\n")
     return {"prompt": infill.prompt(profile, prefix, suffix, mask), "completion": completion,

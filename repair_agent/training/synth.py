@@ -34,7 +34,7 @@ from .. import patching
 from ..errors import BadInput, SandboxError
 from ..llm.factory import DEFAULT_MODEL
 from ..llm.profiles import profile_for
-from ..outcomes import counts, failing_ids, ran
+from ..outcomes import counts, failing_ids, failure_lines, ran
 from ..sandbox import open_sandbox
 from ..syntax import SLIP, SYMBOL, Source, block_of, first_line, parameters, top_level
 from .benchmarks import repo_refusal
@@ -420,6 +420,7 @@ def synth(repo: Path, out_dir: Path, max_mutants: int = 20, sandbox_kind: str = 
         failing = failing_ids(run)
         row["tests"] = counts(run)
         row["failing"] = failing
+        row["failure"] = failure_lines(run)  # as the search tells the model
         if failing:
             kept.append(row)
             log(f"[{i}/{len(made)}] {m.id}: kept ({len(failing)} failing)")
@@ -471,7 +472,7 @@ def infill_records(kept: list[dict], base: Path, profile) -> list[dict]:
     for row in kept:
         fixed = (base / row["file"]).read_text(encoding="utf-8")
         mutant = Mutant(**{k: row[k] for k in Mutant.__dataclass_fields__})
-        shaped = infill_record(mutant.applied_to(fixed), fixed, profile)
+        shaped = infill_record(mutant.applied_to(fixed), fixed, profile, failure=row.get("failure", ""))
         if shaped is None or (key := json.dumps([shaped["prompt"], shaped["completion"]])) in seen:
             continue
         seen.add(key)
