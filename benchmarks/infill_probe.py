@@ -1,7 +1,7 @@
 """How often the infill source proposes the right fix when it is told the buggy line (QuixBugs).
 
     .venv/bin/python benchmarks/infill_probe.py [--model qwen2.5-coder-0.5b | --base-url URL]
-        [--samples 12] [--ids gcd,bitcount] [--limit N] [--tests] [--json OUT]
+        [--samples 12] [--ids gcd,bitcount] [--limit N] [--tests] [--evidence off|on|both] [--json OUT]
 
 A probe, not the agent: the location is the KNOWN buggy line (repair_agent.bench.datasets.
 quixbugs_bug_lines, ground truth that the agent never sees), and repair_agent.search.infill
@@ -11,6 +11,9 @@ proposes candidates exactly as in a run (same masks, prompts, sampling; seed 0).
 at most --max-tests candidates per program). Per program and mask: samples, distinct candidates,
 the rank of the first exact / plausible one, tokens and seconds. Without --base-url the GGUF is
 served by llama.cpp on loopback with all cores, as `repair-agent fix` does.
+--evidence on: the prompt opens with how the program's tests fail (outcomes.failure_lines, from one
+run of its tests, as the search's prompt does); both: each program probed without, then with it,
+side by side, and a summary for each.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from repair_agent.bench.datasets import _quixbugs_raw, load_quixbugs, quixbugs_bug_lines  # noqa: E402
 from repair_agent.llm.client import OpenAIModel, Sampling  # noqa: E402
 from repair_agent.llm.profiles import profile_for  # noqa: E402
+from repair_agent.bench.runner import code_version  # noqa: E402
+from repair_agent.outcomes import failure_lines  # noqa: E402
+from repair_agent.sandbox.base import pytest_command, read_junit  # noqa: E402
 from repair_agent.search import SearchContext, infill  # noqa: E402
 
 
@@ -70,7 +76,23 @@ def passes(task, program: str, text: str) -> bool:
         return run.returncode == 0
 
 
-def probe(pid: str, bug: dict, fixed: str, task, model, profile, args) -> dict:
+def failure_of(task, program: str, text: str) -> str:
+    """How the program's tests fail with `text`, as the search tells the model (the sandbox's pytest command)."""
+    with tempfile.TemporaryDirectory(prefix=f"infill-{task.task_id}-") as tmp:
+        for rel, content in {**task.files, program: text}.items():
+            (Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / rel).write_text(content)
+        try:
+            run = subprocess.run([sys.executable, *pytest_command(task.test_args, "junit.xml", 2)], cwd=tmp,
+                                 capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            return "the test run timed out (an infinite loop or very slow code)"
+        if not (Path(tmp) / "junit.xml").is_file():
+            return ""
+        return failure_lines(read_junit(Path(tmp) / "junit.xml", run.returncode, False, 0.0, run.stdout))
+
+
+def probe(pid: str, bug: dict, fixed: str, task, model, profile, args, failure: str = "") -> dict:
     root = Path(tempfile.mkdtemp(prefix=f"infill-probe-{pid}-"))
     text = task.files[bug["file"]]
     (root / bug["file"]).parent.mkdir(parents=True)
@@ -78,7 +100,7 @@ def probe(pid: str, bug: dict, fixed: str, task, model, profile, args) -> dict:
     line = bug["lines"][0]
     rec = Recorder(model)
     ctx = SearchContext(root=root, settings=SimpleNamespace(seed=0, infill_samples=args.samples), model=rec,
-                        profile=profile, log=lambda msg: None)
+                        profile=profile, log=lambda msg: None, failure=failure)
     kinds = [m.kind for m in infill.masks(text, line, ast.parse(text))]
     masks = [{"kind": k, "candidates": 0, "exact": None, "plausible": None, "notes": []} for k in kinds]
     want, tested, first = code_dump(fixed), 0, {}
@@ -98,7 +120,7 @@ def probe(pid: str, bug: dict, fixed: str, task, model, profile, args) -> dict:
     for m, gen in zip(masks, rec.calls):
         m.update(samples=len(gen.completions), prompt_tokens=gen.prompt_tokens // max(gen.requests, 1),
                  completion_tokens=gen.completion_tokens, seconds=round(gen.seconds, 2))
-    return {"id": pid, "line": line, "buggy": text.splitlines()[line - 1].strip(), "masks": masks,
+    return {"id": pid, "evidence": bool(failure), "line": line, "buggy": text.splitlines()[line - 1].strip(), "masks": masks,
             "exact": any(m["exact"] for m in masks), "exact_line_mask": bool(masks and masks[0]["exact"]),
             "plausible": any(m["plausible"] for m in masks), "first": first, "tested": tested}
 
@@ -138,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int)
     ap.add_argument("--tests", action="store_true", help="also run each program's tests on candidates")
     ap.add_argument("--max-tests", type=int, default=20, help="test runs per program at most")
+    ap.add_argument("--evidence", choices=["off", "on", "both"], default="off",
+                    help="the failing tests' evidence in the prompt: without, with, or both side by side")
     ap.add_argument("--json", type=Path, help="write the per-program results here")
     args = ap.parse_args(argv)
 
@@ -162,9 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         mask = infill.masks(text, bug["lines"][0], ast.parse(text))[0]
         prefix, suffix = infill.context(text.splitlines(keepends=True), ast.parse(text), mask, 4096)
         cache = cache_check(model, infill.fim_prompt(profile.infill.fim, prefix, suffix)) if profile.infill.fim else []
-        for pid, task in tasks.items():
+        ways = {"off": [False], "on": [True], "both": [False, True]}[args.evidence]
+        for pid, task, told in ((p, t, w) for p, t in tasks.items() for w in ways):
             t0 = time.monotonic()
-            r = probe(pid, bugs[pid], fixed[pid], task, model, profile, args)
+            failure = failure_of(task, bugs[pid]["file"], task.files[bugs[pid]["file"]]) if told else ""
+            r = probe(pid, bugs[pid], fixed[pid], task, model, profile, args, failure)
             r["seconds"] = round(time.monotonic() - t0, 1)
             results.append(r)
             kinds = " ".join(f"{m['kind']}:{m['candidates']}{'*' if m['exact'] else ''}" for m in r["masks"])
@@ -172,14 +198,24 @@ def main(argv: list[str] | None = None) -> int:
                   f"{kinds:<34} {r['seconds']:>6} s  {(r['first'].get('exact') or r['first'].get('plausible') or '')!r}",
                   flush=True)
             if args.json:  # after every program: a long run stopped halfway still tells
-                summary = summarize(results, model.name, profile.name, args, cache, time.monotonic() - start)
-                args.json.write_text(json.dumps({"summary": summary, "results": results}, indent=1))
+                args.json.write_text(json.dumps(report(results, model, profile, args, cache, start), indent=1))
     finally:
         if server:
             server.stop()
-    summary = summarize(results, model.name, profile.name, args, cache, time.monotonic() - start)
-    print(json.dumps(summary, indent=1))
+    out = report(results, model, profile, args, cache, start)
+    print(json.dumps({k: v for k, v in out.items() if k != "results"}, indent=1))
     return 0
+
+
+def report(results: list[dict], model, profile, args, cache: list[float], start: float) -> dict:
+    """{"summary"} for one way; with --evidence both, {"summary" (without), "summary_evidence"} too."""
+    wall = time.monotonic() - start
+    out = {"summary": summarize([r for r in results if not r["evidence"] or args.evidence == "on"],
+                                model.name, profile.name, args, cache, wall)}
+    if args.evidence == "both":
+        out["summary_evidence"] = summarize([r for r in results if r["evidence"]], model.name, profile.name, args,
+                                            cache, wall)
+    return {**out, "code": code_version(), "results": results}
 
 
 if __name__ == "__main__":
