@@ -41,18 +41,23 @@ from repair_agent.search import SearchContext, infill  # noqa: E402
 
 
 class Recorder:
-    """The model, with every call's Generation kept (one call per mask)."""
+    """The model, with every call's Generation kept, by mask: a mask's prompt is asked once or twice
+    (the search's second batch), and a new prompt is the next mask."""
 
     def __init__(self, model):
-        self.model, self.name, self.calls = model, model.name, []
+        self.model, self.name, self.calls, self.prompts = model, model.name, [], []
+
+    def _keep(self, prompt, gen):
+        if not self.prompts or self.prompts[-1] != prompt:
+            self.prompts.append(prompt)
+        self.calls.append((len(self.prompts) - 1, gen))
+        return gen
 
     def complete(self, prompt, sampling, logprobs=False):
-        self.calls.append(self.model.complete(prompt, sampling, logprobs=logprobs))
-        return self.calls[-1]
+        return self._keep(prompt, self.model.complete(prompt, sampling, logprobs=logprobs))
 
     def generate(self, messages, sampling):
-        self.calls.append(self.model.generate(messages, sampling))
-        return self.calls[-1]
+        return self._keep(messages, self.model.generate(messages, sampling))
 
 
 def code_dump(text: str) -> str:
@@ -105,7 +110,7 @@ def probe(pid: str, bug: dict, fixed: str, task, model, profile, args, failure: 
     masks = [{"kind": k, "candidates": 0, "exact": None, "plausible": None, "notes": []} for k in kinds]
     want, tested, first = code_dump(fixed), 0, {}
     for edit in infill.candidates({"file": bug["file"], "function": pid, "line": line, "score": 1.0}, ctx):
-        m = masks[len(rec.calls) - 1]  # the edits of a mask come after its call and before the next
+        m = masks[len(rec.prompts) - 1]  # the edits of a mask come after its calls and before the next
         m["candidates"] += 1
         m["notes"].append(edit["note"])
         exact = code_dump(edit["text"]) == want
@@ -117,9 +122,11 @@ def probe(pid: str, bug: dict, fixed: str, task, model, profile, args, failure: 
             if exact or passes(task, bug["file"], edit["text"]):
                 m["plausible"] = m["candidates"]
                 first.setdefault("plausible", edit["note"])
-    for m, gen in zip(masks, rec.calls):
-        m.update(samples=len(gen.completions), prompt_tokens=gen.prompt_tokens // max(gen.requests, 1),
-                 completion_tokens=gen.completion_tokens, seconds=round(gen.seconds, 2))
+    for i, m in enumerate(masks):
+        gens = [gen for no, gen in rec.calls if no == i]
+        m.update(samples=sum(len(g.completions) for g in gens),
+                 prompt_tokens=gens[0].prompt_tokens // max(gens[0].requests, 1) if gens else 0,
+                 completion_tokens=sum(g.completion_tokens for g in gens), seconds=round(sum(g.seconds for g in gens), 2))
     return {"id": pid, "evidence": bool(failure), "line": line, "buggy": text.splitlines()[line - 1].strip(), "masks": masks,
             "exact": any(m["exact"] for m in masks), "exact_line_mask": bool(masks and masks[0]["exact"]),
             "plausible": any(m["plausible"] for m in masks), "first": first, "tested": tested}
