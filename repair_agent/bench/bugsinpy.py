@@ -7,6 +7,13 @@ fix). The project's clone comes from `--repos DIR/P`. A task is the buggy commit
 fixed commit's test files, as a new one-commit repository (made in tasks.py). `bug_patch.txt` is
 read only by the harness (`reference_patch`), to check that the bug reproduces; no Task field holds it.
 
+A task's suite (its test arguments) is the project's tests, not only the bug's: every test module
+in the folders that hold the bug's test files (`project_suite`), as `fix` runs a user's repository's
+own suite. So the search checks a candidate as `fix` does (checks.run_checks): the bug's failing
+tests, then the tests that ran a changed line, then that suite; a candidate that breaks another of
+the project's tests is rejected there. Tests that already fail on the buggy tree and are not the
+bug's are the baseline (Settings.is_baseline), as in `fix`.
+
 Projects are split: the dev set (DEV_PROJECTS) is for development and tuning; every other project
 is held out for evaluation and is refused unless the caller says this is an evaluation run.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Iterable
 
@@ -136,25 +144,50 @@ def bug_task(bug: Path, project: str, clone: Path, url: str = "") -> Task:
     test_files = [f.strip() for f in info.get("test_file", "").split(";") if f.strip()]
     run_test, reqs, setup = _text(bug / "run_test.sh"), _text(bug / "requirements.txt"), _text(bug / "setup.sh")
     python = info.get("python_version") or None
+    buggy = info.get("buggy_commit_id")
     meta = {"repo": str(clone), "github_url": url, "project": project, "bug": int(bug.name),
-            "commit": info.get("buggy_commit_id"), "fixed_commit": info.get("fixed_commit_id"),
+            "commit": buggy, "fixed_commit": info.get("fixed_commit_id"),
             "test_files": test_files, "python_version": python, "release": release_for(python),
             "deps": requirements(reqs, project), "bug_dir": str(bug.resolve()),
             "install_project": bool(re.search(r"setup\.py\s+(install|develop)|pip3?\s+install\s+(-e\s+)?\.(\s|$)",
                                               setup))}
-    return Task(task_id=f"{project}-{bug.name}", dataset="bugsinpy", files={}, test_args=list(test_files),
+    return Task(task_id=f"{project}-{bug.name}", dataset="bugsinpy", files={},
+                test_args=project_suite(clone, buggy, test_files),
                 failing_tests=failing_tests(run_test, test_files) or None, problem="", meta=meta)
 
 
-def test_folders(task: Task) -> list[str]:
-    """The folders that hold the bug's test files: each up to its first part named test* (`tests`,
+def project_suite(clone: Path, buggy: str | None, test_files: list[str]) -> list[str]:
+    """The test modules of the buggy commit's test folders (`folders_of`) and the bug's test files
+    (the fixed commit's, which the task's tree has): the suite a task's candidates pass, as `fix`
+    would run it on the project. Named one by one, as a project's own naming (tqdm's
+    `tests_tqdm.py`) may not be pytest's default. Without the clone, the bug's files (the task then
+    fails where it is materialized, saying where the clone should be)."""
+    listed = subprocess.run(["git", "-C", str(clone), "ls-tree", "-r", "--name-only", buggy or "HEAD", "--",
+                             *folders_of(test_files)], capture_output=True, text=True) if clone.is_dir() else None
+    found = suite_modules(listed.stdout.splitlines()) if listed and listed.returncode == 0 else []
+    return sorted({*found, *test_files})
+
+
+def suite_modules(paths: Iterable[str]) -> list[str]:
+    """The paths that name a test module (test*.py, *_test.py)."""
+    return sorted({p for p in paths if p.endswith(".py") and (Path(p).name.startswith("test")
+                                                              or p.endswith("_test.py"))})
+
+
+def folders_of(test_files: list[str]) -> list[str]:
+    """The folders that hold these test files: each up to its first part named test* (`tests`,
     `tqdm/tests`), else the file's own folder."""
     out = []
-    for rel in task.meta["test_files"]:
+    for rel in test_files:
         parts = Path(rel).parts[:-1]
         first = next((i for i, p in enumerate(parts) if p.startswith("test")), len(parts) - 1)
         out.append("/".join(parts[:first + 1]) or ".")
     return sorted(set(out))
+
+
+def test_folders(task: Task) -> list[str]:
+    """The folders that hold the bug's test files (`folders_of`)."""
+    return folders_of(task.meta["test_files"])
 
 
 def with_fixed_test_folders(task: Task, dest: Path) -> list[str]:
@@ -168,8 +201,7 @@ def with_fixed_test_folders(task: Task, dest: Path) -> list[str]:
             shutil.rmtree(dest / rel, ignore_errors=True)
     extract(Path(task.meta["repo"]), task.meta["fixed_commit"], dest, task.task_id, folders)
     init_commit(dest, f"bugsinpy: {task.task_id}, the fixed commit's tests", force=True, allow_empty=True)
-    return sorted({p.relative_to(dest).as_posix() for rel in folders for p in (dest / rel).rglob("*.py")
-                   if p.name.startswith("test") or p.name.endswith("_test.py")})
+    return suite_modules(p.relative_to(dest).as_posix() for rel in folders for p in (dest / rel).rglob("*.py"))
 
 
 def reference_patch(task: Task) -> str | None:

@@ -14,7 +14,9 @@ is `--failing` where given (the ids of a prior run), else this run's own outcome
 
 `covers` maps each measured line to the passing tests that ran it, for the validator's test
 selection: `{"tests": [ids], "sets": [[test index, ...]], "files": {file: {set index: [lines]}}}`
-(lines that the same tests ran share a set). It is null where it would not fit the console tail.
+(lines that the same tests ran share a set; `passing`: how many passing tests there were). Where it
+would not fit the console tail, only the lines that a failing test ran are mapped (a big project's
+suite); where even that would not fit, it is null.
 """
 
 from __future__ import annotations
@@ -69,6 +71,23 @@ def encode(out: dict) -> str:
     return text
 
 
+def covers_map(measured: dict[str, dict], passing: set[str], only: set | None = None) -> dict:
+    """The passing tests that ran each line (of `only`'s (file, line) pairs, where given); `passing`:
+    how many passing tests there were, whether or not the map names them all."""
+    keep = {rel: {n: ctx & passing for n, ctx in by_line.items() if only is None or (rel, n) in only}
+            for rel, by_line in measured.items()}
+    tests = sorted(passing) if only is None else sorted({t for by_line in keep.values() for ctx in by_line.values()
+                                                         for t in ctx})
+    index, sets, files = {t: i for i, t in enumerate(tests)}, {}, {}
+    for rel, by_line in keep.items():
+        for lineno, ctx in by_line.items():
+            ran = tuple(sorted(index[t] for t in ctx))
+            if ran:
+                key = str(sets.setdefault(ran, len(sets)))
+                files.setdefault(rel, {}).setdefault(key, []).append(lineno)
+    return {"tests": tests, "sets": [list(s) for s in sets], "files": files, "passing": len(passing)}
+
+
 def main(argv: list[str]) -> int:
     if "--" in argv:
         i = argv.index("--")
@@ -104,31 +123,28 @@ def main(argv: list[str]) -> int:
     passing = {t for t, o in plugin.outcomes.items() if o == "passed" and t not in failing}
 
     lines: list[list] = []  # [file, line, failed_count, passed_count]
-    tests = sorted(passing)
-    index, sets, files = {t: i for i, t in enumerate(tests)}, {}, {}
+    measured: dict[str, dict] = {}  # file -> line -> the tests that ran it
     for path in sorted(data.measured_files()):
         rel = os.path.relpath(path, root)
         if rel.startswith(".."):
             continue
-        by_line = data.contexts_by_lineno(path)
-        for lineno, contexts in by_line.items():
-            ctx = set(contexts)
+        measured[rel] = {lineno: set(contexts) for lineno, contexts in data.contexts_by_lineno(path).items()}
+        for lineno, ctx in measured[rel].items():
             ef = len(ctx & failing)
             if ef:
                 lines.append([rel, lineno, ef, len(ctx & passing)])
-            ran = tuple(sorted(index[t] for t in ctx & passing))
-            if ran:
-                key = str(sets.setdefault(ran, len(sets)))
-                files.setdefault(rel, {}).setdefault(key, []).append(lineno)
     nf = len(failing)
     if len(lines) > opts.max_lines:  # keep the most suspicious
         lines.sort(key=lambda r: -(r[2] / math.sqrt(nf * (r[2] + r[3])) if nf else 0))
         lines = lines[:opts.max_lines]
     out = {"pytest_rc": int(rc), "failing": sorted(failing), "n_failed": nf, "n_passed": len(passing),
-           "n_tests": len(plugin.outcomes), "lines": lines,
-           "covers": {"tests": tests, "sets": [list(s) for s in sets], "files": files}}
+           "n_tests": len(plugin.outcomes), "lines": lines, "covers": covers_map(measured, passing)}
     text = encode(out)
-    if len(text) > MAX_OUT:  # the map is a saving, not a need: drop it before the spectrum breaks
+    if len(text) > MAX_OUT:  # the map is a saving, not a need: a big suite's map keeps the lines that a
+        # failing test ran (where a fix goes); then none, before the spectrum breaks
+        out["covers"] = covers_map(measured, passing, {(r[0], r[1]) for r in lines})
+        text = encode(out)
+    if len(text) > MAX_OUT:
         out["covers"] = None
         text = encode(out)
     real_stdout.write(f"\n{BEGIN}\n{text}\n{END}\n")
