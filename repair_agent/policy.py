@@ -55,7 +55,7 @@ class Budget:
 
     def enough(self, clean: int, source: str) -> bool:
         """Whether `clean` fixes (no anti-pattern) end the search: a model source's more samples cost tokens."""
-        return clean >= self.plausible or source != "mutate"
+        return clean >= self.plausible or source not in ("mutate", "chain")
 
 
 def search_budget(state, settings) -> Budget:

@@ -1,9 +1,13 @@
 """Two edits when one makes progress (search/chain.py): a fix that needs two edits is found only
 through a first edit that moved the failure on, with real pytest runs (the local sandbox)."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 
-from helpers import write_repo
+from helpers import fixture_repo, write_repo
 from repair_agent.outcomes import failing_ids
 from repair_agent.sandbox.local import LocalSandbox
 from repair_agent.search import SearchContext, chain, mutate
@@ -80,3 +84,18 @@ def test_progress_reads_the_failure_point_of_pytest_s_report():
     for note, record in (("same", same), ("later", later), ("other", other), ("passes", passes)):
         bases.offer({"file": "a.py", "line": 1, "note": note, "text": ""}, record)
     assert [e["note"] for e in bases.best()] == ["passes", "later"]  # most progress first, then the earlier
+
+
+def test_the_agent_finds_the_two_edit_fix_with_no_model(tmp_path, docker_ready):
+    """`fix --strategies mutate` on the same code as a repository: the search's chain step, after the
+    single mutants, finds it (Docker, the graph, the judge)."""
+    repo = fixture_repo("two_edits", tmp_path / "two_edits")
+    out = tmp_path / "result.json"
+    proc = subprocess.run([sys.executable, "-m", "repair_agent", "fix", str(repo), "--run-dir", str(tmp_path / "runs"),
+                           "--strategies", "mutate", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["status"] == "fixed" and result["source"] == "mutate"
+    assert "\n+    total = sum(values) * factor  # scaled\n" in result["patch"]  # the first edit
+    assert "\n-    mean = total / len(values) + 1\n" in result["patch"]  # and the second
+    assert result["search"]["by_source"]["chain"]["tried"] > 0

@@ -14,7 +14,7 @@ from .. import patching, policy
 from ..checks import run_checks
 from ..judge.antipatterns import suspicions
 from ..outcomes import counts, failure_lines, promise
-from ..search import SOURCES, SearchContext, record_search
+from ..search import SOURCES, SearchContext, chain, record_search
 from ..search.schedule import run_search
 from ..state import RepairState
 
@@ -27,7 +27,8 @@ def search(state: RepairState, deps) -> dict:
     ranked = [loc for loc in ranked_lines(state["locations"], deps.workdir) if loc["line"] > 0]
     lines = ranked[:s.search_lines]
     ctx = SearchContext(root=deps.workdir, settings=s, model=deps.model, profile=deps.profile, log=deps.log,
-                        failure=failure_lines(state["tests_before"], among=state["failing"]))
+                        failure=failure_lines(state["tests_before"], among=state["failing"]),
+                        bases=chain.Bases(state["tests_before"], state["failing"]) if "mutate" in sources else None)
     timeout = policy.candidate_timeout(state, s)
     tried: list[dict] = []
     closest: dict = {}  # the failing candidate that came closest: shown when nothing fixes
@@ -37,6 +38,8 @@ def search(state: RepairState, deps) -> dict:
         if record["status"] == "fixed" or not tests.get("failing", {}).get("passed"):
             return
         rank = promise(tests, patching.overlay_diff(deps.workdir, {edit["file"]: edit["text"]}))
+        if edit.get("chain") and closest and rank[0] <= closest["rank"][0]:
+            return  # two edits are the closer attempt only where they pass more of the failing tests
         if not closest or rank > closest["rank"]:
             closest.update(rank=rank, record=record, edit=edit, tests=tests)
 
@@ -54,8 +57,11 @@ def search(state: RepairState, deps) -> dict:
                      f"{record['status']}")
         return record
 
-    # a mutation costs one test run, an infill sample model time too: mutate visits twice the lines
+    # a mutation costs one test run, an infill sample model time too: mutate visits twice the lines;
+    # then second edits on the mutants that got further (chain.py), before the model is asked
     plan = [(name, lines if name == "infill" else ranked[:2 * s.search_lines]) for name in sources]
+    if ctx.bases is not None:
+        plan.insert(sources.index("mutate") + 1, ("chain", ranked[:2 * s.search_lines]))
     out = run_search(plan, ctx, check, policy.search_budget(state, s)) if sources else None
     tokens = state.get("tokens") or {"prompt": 0, "completion": 0}
     tokens = {k: tokens[k] + ctx.tokens[k] for k in ("prompt", "completion")}

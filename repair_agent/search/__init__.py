@@ -1,7 +1,8 @@
 """The search: many small candidate edits at the ranked locations, validated by running the tests.
 
 A *source* is a plain function `candidates(loc, ctx) -> Iterator[Edit]` in its own module:
-`mutate` (program mutations, no model) and `infill` (the model fills one masked line). The
+`mutate` (program mutations, no model) and `infill` (the model fills one masked line); after mutate,
+`chain` makes second edits on the mutants that got further than the buggy code (no model). The
 schedule (`schedule.py`) walks locations x sources cheapest first within a budget, drops
 duplicates by normalized syntax tree, and stops at the first candidate that passes the full suite.
 The SemCoder monologue with a rewritten function (`nodes/propose.py`) is the escalation when

@@ -68,6 +68,8 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
                 out.tried += 1
                 stats["tried"] += 1
                 record = check(edit)
+                if ctx.bases is not None:  # a first edit that got further is a base for two-edit candidates
+                    ctx.bases.offer(edit, record)
                 if name == "mutate":
                     out.evidence.setdefault((edit["file"], edit["line"]), []).append(failure_signature(record))
                 if record["status"] == "fixed":
