@@ -10,8 +10,9 @@ nothing), and a thread that runs the decode loop:
 
 - a request's prompt is evaluated once, into a prompt sequence, after the longest prefix it shares
   with a prompt evaluated before (a hole's second batch of samples evaluates one token);
-- each step decodes one token for every running sample of every request, and samples each with
-  its own sampler chain, the one llama-cpp-python builds for a single request
+- each step decodes one token for every running sample of every request (one for the samples of
+  a request that have sampled the same tokens so far), and samples each with its own sampler chain,
+  the one llama-cpp-python builds for a single request
   (`Llama._init_sampler`), seeded seed + i for sample i (as the clients seed one request a sample);
 - a request that arrives while others run joins them at the next step.
 
@@ -91,8 +92,8 @@ class BatchedSampler:
         params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         self.ctx = _internals.LlamaContext(model=llama._model, params=params, verbose=llama.verbose)
         self.cells, self.n_batch = self.ctx.n_ctx(), params.n_batch
-        self.batch = _internals.LlamaBatch(n_tokens=max(self.n_batch, max_sequences), embd=0, n_seq_max=1,
-                                           verbose=llama.verbose)
+        self.batch = _internals.LlamaBatch(n_tokens=max(self.n_batch, max_sequences), embd=0,
+                                           n_seq_max=max_sequences, verbose=llama.verbose)
         self.max_sequences = max_sequences
         self.free = list(range(max_sequences - 1, -1, -1))  # sequence ids not in use
         self.prompts: collections.OrderedDict[int, Prompt] = collections.OrderedDict()  # least recently used first
@@ -209,7 +210,7 @@ class BatchedSampler:
             self.prompts.move_to_end(best.seq)
         for start in range(keep, len(req.prompt), self.n_batch):
             chunk = req.prompt[start:start + self.n_batch]
-            self._decode([(t, start + i, seq, start + i == len(req.prompt) - 1) for i, t in enumerate(chunk)])
+            self._decode([(t, start + i, [seq], start + i == len(req.prompt) - 1) for i, t in enumerate(chunk)])
         last = len(chunk) - 1
         self.prompts.move_to_end(seq)
         while len(self.prompts) > self.cached_prompts and self._evict():
@@ -230,20 +231,29 @@ class BatchedSampler:
         return self.lib.Llama._init_sampler(owner, **req.sampling)
 
     def _step(self) -> None:
-        running = list(self.running)
+        """One token for every running sample. Samples of a request that have sampled the same tokens
+        so far (a confident model's often do) have the same next logits: one row of the batch
+        computes them, its cell carries all their sequence ids, and each samples from it."""
         self.most_requests = max(self.most_requests, len(self._requests()))
-        self._decode([(s.tokens[-1], len(s.request.prompt) + len(s.tokens) - 1, s.seq, True) for s in running])
-        for i, s in enumerate(running):
-            self._take(s, s.sampler.sample(self.ctx, i))
+        alike: dict[tuple, list[Sample]] = {}
+        for s in self.running:
+            alike.setdefault((id(s.request), *s.tokens), []).append(s)
+        rows = list(alike.values())
+        self._decode([(g[0].tokens[-1], len(g[0].request.prompt) + len(g[0].tokens) - 1, [s.seq for s in g], True)
+                      for g in rows])
+        for i, g in enumerate(rows):
+            for s in g:
+                self._take(s, s.sampler.sample(self.ctx, i))
 
-    def _decode(self, tokens: list[tuple[int, int, int, bool]]) -> None:
-        """One llama_decode of (token, position, sequence, logits wanted) rows; a full KV cache
+    def _decode(self, tokens: list[tuple[int, int, list[int], bool]]) -> None:
+        """One llama_decode of (token, position, sequences, logits wanted) rows; a full KV cache
         first gives up cached prompts no one uses."""
         b = self.batch.batch
         b.n_tokens = len(tokens)
-        for i, (token, pos, seq, logits) in enumerate(tokens):
-            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, pos, 1, logits
-            b.seq_id[i][0] = seq
+        for i, (token, pos, seqs, logits) in enumerate(tokens):
+            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, pos, len(seqs), logits
+            for j, seq in enumerate(seqs):
+                b.seq_id[i][j] = seq
         while (rc := self.lib.llama_decode(self.ctx.ctx, b)) == 1 and self._evict():
             pass
         if rc != 0:
