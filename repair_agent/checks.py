@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from . import patching
+from .policy import suite_limit
 from .localize import sbfl
 from .outcomes import failing_ids, ran, trimmed
 from .sandbox import crash_note
@@ -31,6 +32,7 @@ def run_checks(cand: Candidate, state: RepairState, deps, overlay: dict | None =
         return {**cand, "status": "failed", "stage": "failing", "reason": why,
                 "tests": {"failing": trimmed(target), "suite": None}}
     tests = {"failing": trimmed(target), "suite": None}
+    timeout = suite_limit(state, timeout)  # what follows runs more of the suite, maybe all of it
     baseline = set(state.get("baseline") or [])  # known failures: they may stay failing
     covering = selected_tests(cand, state, deps, overlay)
     if covering:  # -x again: a candidate that breaks one of them is rejected without the full suite

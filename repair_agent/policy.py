@@ -80,6 +80,15 @@ def candidate_limits(timeout: float) -> tuple[float, int]:
     return timeout * 3 + 30, max(1, round(timeout))
 
 
+def suite_limit(state, timeout: float) -> float:
+    """A candidate's run of the suite (or of the tests selected from it): its whole-run limit, or
+    thrice what the original suite took and half a minute, whichever is longer. A project's suite
+    of quick tests can outlast a limit derived from its slowest test; a hang is still cut at each
+    test's own limit."""
+    took = (state.get("tests_before") or {}).get("duration_s") or 0.0
+    return max(timeout, 3 * took + 30)
+
+
 def rerun_timeout(state, settings) -> int:
     """The per-test limit for running the original code again (coverage, trace): where a test hung
     at reproduce it will hang again, and a few seconds of it show as much as the full limit."""

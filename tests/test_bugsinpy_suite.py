@@ -112,3 +112,16 @@ def test_a_big_suites_coverage_map_keeps_the_lines_a_failing_test_ran():
     assert selected_tests({"patch": patch}, state, SimpleNamespace(), None) == ["a", "b"]
     assert selected_tests({"patch": patch}, {**state, "covers": covers_map(measured, passing)},
                           SimpleNamespace(), None) == ["a", "b"]
+
+
+def test_a_slow_suite_of_quick_tests_gets_the_time_it_took_not_its_slowest_tests():
+    """A candidate's limit comes from the slowest original test (policy.candidate_limits): youtube-dl's
+    2,282 tests take over a minute, each well under a second. Past the failing tests, the run of the
+    suite gets thrice what the original suite took (and half a minute), where that is longer."""
+    from repair_agent.policy import candidate_limits, candidate_timeout, suite_limit
+
+    quick = {"tests_before": {"duration_s": 70.0, "cases": [{"seconds": 0.05}] * 2000}}
+    run_timeout, per_test = candidate_limits(candidate_timeout(quick, Settings()))
+    assert (run_timeout, per_test) == (33.0, 1)
+    assert suite_limit(quick, run_timeout) == 240.0
+    assert suite_limit({"tests_before": {"duration_s": 1.0}}, run_timeout) == 33.0  # a small suite: as before
