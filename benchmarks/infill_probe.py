@@ -26,15 +26,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from repair_agent.bench.datasets import _quixbugs_raw, load_quixbugs, quixbugs_bug_lines  # noqa: E402
+from repair_agent.bench.runner import code_version  # noqa: E402
 from repair_agent.llm.client import OpenAIModel, Sampling  # noqa: E402
 from repair_agent.llm.profiles import profile_for  # noqa: E402
-from repair_agent.bench.runner import code_version  # noqa: E402
 from repair_agent.outcomes import failure_lines  # noqa: E402
 from repair_agent.sandbox.base import pytest_command, read_junit  # noqa: E402
 from repair_agent.search import SearchContext, infill  # noqa: E402
@@ -67,12 +68,19 @@ def code_dump(text: str) -> str:
     return ast.dump(tree)
 
 
-def passes(task, program: str, text: str) -> bool:
-    """The program's tests pass with `text` (2 s per test: candidates that loop must not cost much)."""
+@contextmanager
+def program_tree(task, program: str, text: str):
+    """A temporary folder holding the task's files with `text` as the program."""
     with tempfile.TemporaryDirectory(prefix=f"infill-{task.task_id}-") as tmp:
         for rel, content in {**task.files, program: text}.items():
             (Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
             (Path(tmp) / rel).write_text(content)
+        yield Path(tmp)
+
+
+def passes(task, program: str, text: str) -> bool:
+    """The program's tests pass with `text` (2 s per test: candidates that loop must not cost much)."""
+    with program_tree(task, program, text) as tmp:
         try:
             run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                                   "--timeout=2", *task.test_args], cwd=tmp, capture_output=True, timeout=60)
@@ -83,18 +91,15 @@ def passes(task, program: str, text: str) -> bool:
 
 def failure_of(task, program: str, text: str) -> str:
     """How the program's tests fail with `text`, as the search tells the model (the sandbox's pytest command)."""
-    with tempfile.TemporaryDirectory(prefix=f"infill-{task.task_id}-") as tmp:
-        for rel, content in {**task.files, program: text}.items():
-            (Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
-            (Path(tmp) / rel).write_text(content)
+    with program_tree(task, program, text) as tmp:
         try:
             run = subprocess.run([sys.executable, *pytest_command(task.test_args, "junit.xml", 2)], cwd=tmp,
                                  capture_output=True, text=True, timeout=120)
         except subprocess.TimeoutExpired:
             return "the test run timed out (an infinite loop or very slow code)"
-        if not (Path(tmp) / "junit.xml").is_file():
+        if not (tmp / "junit.xml").is_file():
             return ""
-        return failure_lines(read_junit(Path(tmp) / "junit.xml", run.returncode, False, 0.0, run.stdout))
+        return failure_lines(read_junit(tmp / "junit.xml", run.returncode, False, 0.0, run.stdout))
 
 
 def probe(pid: str, bug: dict, fixed: str, task, model, profile, args, failure: str = "") -> dict:
@@ -183,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         from repair_agent.llm.llamacpp import start_llama_server
 
         server = start_llama_server(args.model, n_threads=os.cpu_count())
-        model = OpenAIModel(server.base_url, None, batch_n=False)
+        model = OpenAIModel(server.base_url, None)  # the agent's server takes `n`: a hole's samples decoded together
     profile = profile_for(model.name)
     results, start = [], time.monotonic()
     try:
