@@ -7,7 +7,7 @@ import re
 from .state import TestRun
 
 BAD = ("failed", "error")
-FRAME_END = re.compile(r"^(\S+?\.py):(\d+):")  # pytest's `path:line: Error` closing each frame
+FRAME_END = re.compile(r"^(\S+\.py):(\d+):(?: ([A-Za-z_][\w.]*))?\s*$", re.M)  # pytest's `path:line: Error`, a frame's end
 
 
 def failing_ids(run: TestRun | None) -> list[str]:

@@ -11,23 +11,21 @@ candidate whose note and `chain` record both edits. At most `CANDIDATES` in all.
 
 from __future__ import annotations
 
-import re
 from typing import Iterator
 
-from ..outcomes import BAD
+from ..outcomes import BAD, FRAME_END
 from ..state import Location
 from . import Edit, SearchContext
 from .mutate import mutants
 
 BASES = 3  # progressing first edits kept, the most progress first
 CANDIDATES = 150  # second edits in all: each is a test run
-FRAME = re.compile(r"^(\S+\.py):(\d+):(?: ([A-Za-z_][\w.]*))?\s*$", re.M)  # pytest's `path:line: Error`
 
 
 def failure_point(case: dict) -> tuple[int, str]:
     """(the last line of the test's own file in the failure's traceback, the exception's name)."""
     test_file = case["id"].split("::")[0]
-    frames = FRAME.findall(case.get("details") or "")
+    frames = FRAME_END.findall(case.get("details") or "")
     lines = [int(line) for path, line, _ in frames if test_file.endswith(path) or path.endswith(test_file)]
     errors = [error for _, _, error in frames if error]
     return (lines[-1] if lines else 0), (errors[-1] if errors else "")
