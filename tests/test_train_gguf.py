@@ -74,7 +74,7 @@ def test_the_tuned_gguf_is_added_listed_and_served_by_the_agents_llama_server(tu
     listed = subprocess.run([sys.executable, "-m", "repair_agent", "models", "list"], capture_output=True,
                             text=True, env={**os.environ, "COLUMNS": "200"}, check=True).stdout
     assert "smollm2-tuned" in listed
-    with start_llama_server("smollm2-tuned", n_ctx=256, model_alias="smollm2-tuned") as server:
+    with start_llama_server("smollm2-tuned", n_ctx=256) as server:
         from openai import OpenAI
 
         answer = OpenAI(base_url=server.base_url, api_key="none").completions.create(

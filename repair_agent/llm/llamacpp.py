@@ -52,10 +52,10 @@ class LlamaCppModel:
         require_llama_cpp()
         import llama_cpp
 
-        from .model_files import MODELS, resolve_gguf
+        from .model_files import known, resolve_gguf
 
         path = resolve_gguf(gguf)
-        self.name = name or (str(gguf) if str(gguf) in MODELS else path.stem)
+        self.name = name or (str(gguf) if str(gguf) in known() else path.stem)
         self.endpoint = endpoint
         self.seed = seed
         self.n_ctx = n_ctx
@@ -279,10 +279,10 @@ def start_llama_server(gguf: str | os.PathLike, port: int | None = None, n_ctx: 
     own server, which answers one choice whatever `n` asks.
     """
     require_llama_cpp(server=True)
-    from .model_files import MODELS, resolve_gguf
+    from .model_files import known, resolve_gguf
 
     path = resolve_gguf(gguf)
-    if model_alias is None and str(gguf) in MODELS:
+    if model_alias is None and str(gguf) in known():  # a registry model or one trained here (models add)
         model_alias = str(gguf)
     port = port or free_port(host)
     cmd = llama_server_command(path, port, n_ctx, host, n_threads, model_alias, batched=batched)
