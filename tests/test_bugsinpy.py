@@ -98,6 +98,9 @@ def test_bug_info_and_run_test_sh_are_read_as_bugsinpy_writes_them(tmp_path):
                             "test_file": "a.py;b/c.py"}
     assert failing_tests("pytest t/a.py::test_x\npython3 -m pytest t/a.py::C::test_y -q\n", ["t/a.py"]) == \
         ["t/a.py::test_x", "t/a.py::C::test_y"]
+    # spaCy's run_test.sh says `py.test`, cookiecutter's `tox` (pytest under it): the same node ids
+    assert failing_tests("py.test spacy/tests/test_errors.py::test_add_codes\ntox t/a.py::C::test_z", ["t/a.py"]) == \
+        ["spacy/tests/test_errors.py::test_add_codes", "t/a.py::C::test_z"]
     assert failing_tests("python -m unittest -q test.test_utils.TestUtil.test_a test.test_utils.TestUtil.test_b\n",
                          ["test/test_utils.py"]) == ["test/test_utils.py::TestUtil::test_a",
                                                      "test/test_utils.py::TestUtil::test_b"]

@@ -47,14 +47,18 @@ def read_info(path: Path) -> dict[str, str]:
     return info
 
 
+PYTEST_WORDS = ("pytest", "py.test", "tox")  # tox: BugsInPy's cookiecutter runs `tox NODE_ID`, pytest under it
+
+
 def failing_tests(run_test: str, test_files: list[str]) -> list[str]:
     """pytest node ids of the tests that `run_test.sh` runs, one command a line: `pytest ID...`,
-    `python -m pytest ID...`, or `python -m unittest [-q] pkg.module.Class.method...`."""
+    `py.test ID...`, `python -m pytest ID...`, `tox ID...` (its env runs pytest with them), or
+    `python -m unittest [-q] pkg.module.Class.method...`."""
     ids: list[str] = []
     for line in run_test.splitlines():
         words = shlex.split(line, comments=True)
-        if "pytest" in words:
-            args = words[words.index("pytest") + 1:]
+        if runner := next((w for w in words if w in PYTEST_WORDS), None):
+            args = words[words.index(runner) + 1:]
             ids += [a for a in args if not a.startswith("-")]
         elif "unittest" in words:
             args = words[words.index("unittest") + 1:]
