@@ -305,6 +305,38 @@ def test_a_pin_without_a_wheel_for_the_sandboxs_python_moves_to_the_nearest_vers
         ("fastcalc==1.0", "fastcalc==1.1", "--deps")]
 
 
+def test_on_bullseye_too_a_pin_without_a_wheel_moves_to_the_nearest_version_with_one(tmp_path, monkeypatch,
+                                                                                      docker_ready):
+    """BugsInPy's bugs get bullseye's Python 3.9, whose own pip (20.3) names no versions when it
+    refuses a pin: the tools venv's pip (images.PIP) does, so the move works there as on bookworm.
+    Before, sanic-1's numpy==1.18.4 (no wheel for 3.9, its source build fails) stopped the build."""
+    from repair_agent.sandbox import DockerSandbox
+    from repair_agent.sandbox.images import ensure_base, tools_image
+
+    client, base = docker_client(), "repair-agent/base:bullseye"  # built here on first use (about 80 s)
+    ensure_base(client, base, log=lambda m: None)
+    tools_image(client, base, log=lambda m: None)  # from the index, before the wheels folder is the only source
+    wheels = tmp_path / "wheels"
+    wheel(wheels, "tinydep", "1.0", "FACTOR = 3\n")
+    sdist(wheels, "fastcalc", "1.0", "fastcalc/_speedups.c: error: command 'gcc' failed: No such file or directory")
+    wheel(wheels, "fastcalc", "1.1", "VERSION = '1.1'\n")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    repo = tree(tmp_path / "repo", {"requirements.txt": "tinydep==1.0\nfastcalc==1.0\n", "tests/test_fast.py":
+                                    "import fastcalc\n\n\ndef test_version():\n    assert fastcalc.VERSION == '1.1'\n"})
+    tag = env_tag(repo, base, install_project=False)
+    box = DockerSandbox(repo, image=base, log=lambda m: None, install_project=False)
+    try:
+        run = box.run_tests(["tests"], timeout=120)
+        record = dependency_record(box.client, box.image)
+    finally:
+        box.close()
+        with contextlib.suppress(Exception):
+            client.images.remove(tag, force=True)
+    assert sorted(c["outcome"] for c in run["cases"]) == ["passed", "passed"], run["output_tail"]
+    assert [(r["requirement"], r["with"]) for r in record["replaced"]] == [("fastcalc==1.0", "fastcalc==1.1")]
+
+
 def test_a_removed_pytest_api_that_a_conftest_calls_is_given_back(offline, tmp_path):
     """As thefuck's conftest of 2018 (its autouse fixture calls `request.node.get_marker`, which pytest
     4.1 removed): without the compat plugin every test errors in that fixture."""

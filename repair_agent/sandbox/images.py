@@ -31,6 +31,10 @@ DEPS_LABEL = f"{LABEL}.deps"  # the dependency image's record: what was found, i
 INSTALLER = "/opt/repair-agent-install/install_deps.py"  # where a dependency build sees install_deps.py
 COMPAT = "/opt/repair-agent-install/pytest_compat.py"  # and pytest_compat.py, which it copies where needed
 TOOLS = ["pytest", "pytest-timeout", "coverage"]
+# The tools venv's own pip, before the tools: bullseye's pip 20.3 names no versions when a pin has no
+# wheel (install_deps.without_wheels reads them from pip's refusal); 24.1 and later refuse the
+# non-PEP 440 versions and metadata of old pins
+PIP = "pip>=23.1,<24.1"
 DEP_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "requirements-dev.txt",
              "requirements-test.txt", "test-requirements.txt")
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
@@ -196,7 +200,7 @@ def env_tag(repo: Path, image: str, deps: list[str] | str | None = None, install
 
 def dependency_key(repo: Path, image: str, deps: list[str] | str | None = None, install_project: bool = True,
                    needs: TestNeeds | None = None) -> str:
-    h = hashlib.sha256(f"{image}|{' '.join(TOOLS)}".encode())
+    h = hashlib.sha256(f"{image}|{_tools_key()}".encode())
     if not install_project:  # installed: the same key as before this choice existed
         h.update(b"project not installed\0")
     if extra := packages(deps):  # no --deps: the same key as before they existed
@@ -212,8 +216,12 @@ def dependency_key(repo: Path, image: str, deps: list[str] | str | None = None, 
 
 
 def tools_tag(base: str) -> str:
-    key = hashlib.sha256(f"{base}|{' '.join(TOOLS)}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{base}|{_tools_key()}".encode()).hexdigest()[:16]
     return f"{TOOLS_REPO}:{key}"
+
+
+def _tools_key() -> str:
+    return f"{PIP} {' '.join(TOOLS)}"
 
 
 def tools_image(client, base: str, log=print, workdir: Path | None = None) -> str:
@@ -223,6 +231,7 @@ def tools_image(client, base: str, log=print, workdir: Path | None = None) -> st
     if not _image_exists(client, tag):
         log(f"installing the test tools ({' '.join(TOOLS)}) into {tag} (once per base image)")
         _build_layer(client, base, ["sh", "-c", "set -e; python3 -m venv /opt/venv; "
+                                                f"/opt/venv/bin/pip install -q '{PIP}'; "
                                                 f"/opt/venv/bin/pip install -q {' '.join(TOOLS)}"],
                      [], tag, "installing the test tools", {LABEL: "tools-build"}, workdir)
     return tag
