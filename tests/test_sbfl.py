@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -241,3 +242,74 @@ def test_sbfl_in_docker(two_module, docker_ready):
     names = [f["function"] for f in funcs]
     assert names.index("clamp") < names.index("total")
     assert sorted(p.name for p in two_module.iterdir()) == ["shop", "tests"]
+
+
+# The coverage tool's own process, and its parent: the Docker wrapper (`sh -c WRAPPER ...`). The
+# brackets keep this script's own command line from matching itself.
+KILL_WRAPPER = r"""
+for d in /proc/[0-9]*; do
+  if tr '\0' ' ' < $d/cmdline 2>/dev/null | grep -q 'cov[e]rage_contexts' && \
+     tr '\0' ' ' < $d/cmdline | grep -q 'oom_kil[l]'; then kill -KILL ${d#/proc/} && echo ${d#/proc/}; fi
+done
+"""
+
+
+def kill_wrappers(sb, times: int, stop):
+    """Kill the wrapper of each of the next `times` coverage runs in `sb`'s container, mid-run, as the
+    kernel's out-of-memory killer or a `docker exec` lost under load would: no exit code comes back."""
+    killed = []
+    while len(killed) < times and not stop.is_set():
+        try:
+            container = sb.container
+            if container is not None and container.exec_run(["sh", "-c", KILL_WRAPPER]).output.strip():
+                killed.append(container.id)
+                while sb.container is container and not stop.is_set():  # it goes with the run
+                    stop.wait(0.05)
+        except Exception:  # no container yet, or it is being removed
+            pass
+        stop.wait(0.1)
+    return killed
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("kills", [1, 2])
+def test_a_killed_coverage_run_is_said_so_and_runs_once_more(tmp_path, docker_ready, kills):
+    """The Docker wrapper killed 2 s into a 120 s coverage run: not a timeout. Once: the retry gives the
+    spectrum (and the log says so); twice: the error says killed, twice, and when."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from repair_agent.errors import SandboxError
+    from repair_agent.sandbox import DockerSandbox
+
+    repo = write_repo(tmp_path / "repo", {**TWO_MODULE, "tests/test_slow.py": """\
+        import time
+
+
+        def test_slow():  # a window for the kill
+            time.sleep(3)
+        """})
+    sb = DockerSandbox(repo, log=lambda *a: None)
+    stop, logged = threading.Event(), []
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            killer = pool.submit(kill_wrappers, sb, kills, stop)
+            try:
+                if kills == 1:
+                    spec = spectrum(sb, [], FAILING, timeout=120, log=logged.append)
+                else:
+                    with pytest.raises(SandboxError) as err:
+                        spectrum(sb, [], FAILING, timeout=120, log=logged.append)
+            finally:
+                stop.set()
+            assert len(killer.result()) == kills
+    finally:
+        sb.close()
+    assert len(logged) == 1 and logged[0].startswith("coverage run was killed after "), logged
+    assert "of its 120s (not a timeout" in logged[0] and logged[0].endswith("; running it again")
+    if kills == 1:
+        assert (spec["n_failed"], spec["n_passed"]) == (2, 5)
+    else:
+        assert "timed out" not in str(err.value)
+        assert re.fullmatch(r"coverage run was killed twice, after \d+s and \d+s of its 120s \(not a timeout: "
+                            r"killed, e\.g\. under memory or CPU pressure\)", str(err.value)), str(err.value)

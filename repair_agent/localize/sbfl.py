@@ -14,15 +14,18 @@ from __future__ import annotations
 import base64
 import json
 import math
+import signal
+import time
 import zlib
 from pathlib import Path
-from typing import TypedDict
+from typing import Callable, TypedDict
 
 from ..errors import SandboxError
 from ..state import Location
 from .frames import function_at, is_test_file
 
 BEGIN, END = "@@REPAIR_AGENT_SPECTRUM_BEGIN@@", "@@REPAIR_AGENT_SPECTRUM_END@@"
+KILLED = (128 + signal.SIGKILL, -signal.SIGKILL)  # SIGKILL: Docker's wrapper (no exit code came back), a subprocess
 
 
 class Spectrum(TypedDict):
@@ -53,18 +56,36 @@ def parse_spectrum(output: str) -> Spectrum:
 
 
 def spectrum(sandbox, test_args: list[str] | None = None, failing: list[str] | None = None,
-             timeout: float = 600, per_test_timeout: int | None = 60) -> Spectrum:
-    """Run the tests under coverage with per-test contexts in the sandbox."""
+             timeout: float = 600, per_test_timeout: int | None = 60,
+             log: Callable[[str], None] = lambda m: None) -> Spectrum:
+    """Run the tests under coverage with per-test contexts in the sandbox. A run killed before its
+    `timeout` runs once more (`log` says so); one that timed out does not."""
     cmd = [sandbox.python, sandbox.tool("coverage_contexts.py")]
     for f in failing or []:
         cmd += ["--failing", f]
     args = list(test_args or [])
     if per_test_timeout and not any(a.startswith("--timeout") for a in args):
         args = [f"--timeout={per_test_timeout}", *args]
-    rc, out = sandbox.run([*cmd, "--", *args], timeout=timeout)
-    if rc in (124, 137):
-        raise SandboxError(f"coverage run timed out after {timeout:.0f}s")
-    return parse_spectrum(out)
+    killed: list[float] = []  # the seconds at which each killed run ended
+    while True:
+        start = time.monotonic()
+        rc, out = sandbox.run([*cmd, "--", *args], timeout=timeout)
+        seconds = time.monotonic() - start
+        if rc not in (124, *KILLED):
+            return parse_spectrum(out)
+        if rc == 124 or seconds >= timeout:  # a retry would time out again
+            raise SandboxError(f"coverage run timed out after {seconds:.0f}s (the limit: {timeout:.0f}s)")
+        killed.append(seconds)
+        after = " and ".join(f"{s:.0f}s" for s in killed)
+        if getattr(sandbox, "last", {}).get("oom_killed"):  # the sandbox's own limit: it would again
+            raise SandboxError(f"coverage run was killed after {after} of its {timeout:.0f}s: it hit the "
+                               f"sandbox's memory limit")
+        # killed before its time, not by its own limit (Docker's wrapper left no exit code): memory or
+        # CPU pressure on the machine, which passes, so once more
+        why = "not a timeout: killed, e.g. under memory or CPU pressure"
+        if len(killed) == 2:
+            raise SandboxError(f"coverage run was killed twice, after {after} of its {timeout:.0f}s ({why})")
+        log(f"coverage run was killed after {after} of its {timeout:.0f}s ({why}); running it again")
 
 
 def rank_lines(spec: Spectrum, include_tests: bool = False) -> list[Location]:

@@ -27,7 +27,7 @@ def localize(state: RepairState, deps) -> dict:
         from ..localize import sbfl
 
         spec = sbfl.spectrum(deps.sandbox, state["test_args"], state["failing"], timeout=deps.settings.test_timeout_s,
-                             per_test_timeout=rerun_timeout(state, deps.settings))
+                             per_test_timeout=rerun_timeout(state, deps.settings), log=deps.log)
         locations = rank.rank(spec, failed, root, state["failing"])
         if locations and not missing and deps.settings.use_trace:  # the failure's data flow through the top functions
             locations = rank.rank(spec, failed, root, state["failing"], trace=slice_trace(state, deps, locations))
