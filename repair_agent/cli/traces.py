@@ -57,6 +57,8 @@ def traces_synth(
     rounds: Optional[int] = typer.Option(None, min=1, help="With --run-agent: refinement rounds."),
     profile: Optional[str] = typer.Option(None, "--profile", help="The model profile whose infill prompt the "
                                           "records take (default: the embedded model's)."),
+    path: Optional[list[str]] = typer.Option(None, "--path", help="Mutate only the files under this (a file or "
+                                             "folder of REPO, e.g. the package of an sdist); repeatable."),
     trust_repo_config: TrustRepo = False,
 ):
     """Synthetic bugs: mutants the tests catch, as infill training records.
@@ -73,7 +75,7 @@ def traces_synth(
                                  rounds=rounds, sandbox=sandbox, test=test) if run_agent else None
         summary = synth(repo, out, max_mutants=max_mutants, sandbox_kind=sandbox, seed=seed,
                         test_args=shell_args(test), run_agent=run_agent or None, settings=settings, profile=profile,
-                        log=log)
+                        paths=path or None, log=log)
     except RepairAgentError as exc:
         fail(exc)
     console.print(f"{summary['kept']} of {summary['tried']} mutant(s) kept -> {out / 'mutants.jsonl'}; "

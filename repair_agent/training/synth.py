@@ -208,12 +208,16 @@ def _alone(text: Source, stmt: ast.stmt) -> bool:
 # mutants
 # --------------------------------------------------------------------------------------------
 
-def source_files(repo: Path) -> list[str]:
-    """The repository's non-test Python files, relative, sorted."""
+def source_files(repo: Path, paths: list[str] | None = None) -> list[str]:
+    """The repository's non-test Python files, relative, sorted; with `paths` (files or folders,
+    relative) only those under one of them (an sdist ships docs/conf.py and noxfile.py too)."""
     repo = Path(repo)
+    under = [Path(p).as_posix().strip("/") for p in paths or []]
     out = []
     for p in sorted(repo.rglob("*.py")):
         rel = p.relative_to(repo)
+        if under and not any(rel.as_posix() == u or rel.as_posix().startswith(u + "/") for u in under):
+            continue
         if any(part in SKIP_DIRS or part.startswith(".") for part in rel.parts[:-1]):
             continue
         if patching.is_test_file(rel.as_posix()) or rel.name in ("setup.py", "conftest.py"):
@@ -229,11 +233,11 @@ def functions(tree: ast.Module) -> Iterator[tuple[str, ast.FunctionDef]]:
             yield name, fn
 
 
-def all_mutants(repo: Path) -> list[Mutant]:
-    """Every mutant of every non-test function, in file and line order."""
+def all_mutants(repo: Path, paths: list[str] | None = None) -> list[Mutant]:
+    """Every mutant of every non-test function (of the files under `paths`), in file and line order."""
     repo = Path(repo)
     out: list[Mutant] = []
-    for rel in source_files(repo):
+    for rel in source_files(repo, paths):
         try:
             source = (repo / rel).read_text(encoding="utf-8")
             tree = ast.parse(source)
@@ -271,10 +275,10 @@ def _parse_fn(text: str) -> ast.Module:
     return ast.parse(textwrap.dedent(text))
 
 
-def mutants(repo: Path, max_mutants: int = 20, seed: int | None = 0) -> list[Mutant]:
+def mutants(repo: Path, max_mutants: int = 20, seed: int | None = 0, paths: list[str] | None = None) -> list[Mutant]:
     """Up to `max_mutants` mutants, spread over functions and kinds (round robin over the
     (function, kind) pairs in a seeded random order), each one edit in one function."""
-    pool = all_mutants(repo)
+    pool = all_mutants(repo, paths)
     rng = random.Random(seed)
     buckets: dict[tuple[str, str, str], list[Mutant]] = {}
     for m in pool:
@@ -355,12 +359,13 @@ def synth(repo: Path, out_dir: Path, max_mutants: int = 20, sandbox_kind: str = 
           run_agent: Callable[[Path, Path], dict] | bool | None = None, seed: int | None = 0,
           test_args: list[str] | None = None, image: str | None = None, timeout: float = 300,
           per_test_timeout: int = 10, settings=None, profile: str | None = None,
-          log: Callable[[str], None] = print) -> dict:
+          paths: list[str] | None = None, log: Callable[[str], None] = print) -> dict:
     """Make mutants of `repo`, keep those its tests catch, optionally let the agent repair them.
 
     `run_agent`: a callable `(mutant_repo, runs_root) -> result dict`, or True for `run_fix` with
     `settings` (default `Settings.load(repo)` with this sandbox). `profile`: the model profile whose
-    infill prompt the records take (default: the embedded model's). Returns a summary dict; files:
+    infill prompt the records take (default: the embedded model's). `paths`: mutate only the files
+    under these (relative files or folders; the tests still run whole). Returns a summary dict; files:
     OUT/mutants.jsonl (kept), OUT/discarded.jsonl (with reasons), OUT/infill.jsonl (a record per
     kept mutant with an infill shape), OUT/mutants/<id>/repo (a git repository with the mutant
     committed), OUT/runs/ and OUT/traces.jsonl when the agent ran.
@@ -394,9 +399,10 @@ def synth(repo: Path, out_dir: Path, max_mutants: int = 20, sandbox_kind: str = 
     if failing_ids(before):
         bad = failing_ids(before)
         raise BadInput(f"the tests of {repo} must pass before mutating; {len(bad)} fail: {', '.join(bad[:3])}")
-    made = mutants(base, max_mutants=max_mutants, seed=seed)
+    made = mutants(base, max_mutants=max_mutants, seed=seed, paths=paths)
     if not made:
-        raise BadInput(f"no mutable functions found in {repo} (non-test .py files)")
+        where = f" under {', '.join(paths)}" if paths else ""
+        raise BadInput(f"no mutable functions found in {repo}{where} (non-test .py files)")
     log(f"{ran(before)} tests pass; trying {len(made)} mutants")
     kept: list[dict] = []
     discarded: list[dict] = []
@@ -449,6 +455,16 @@ def synth(repo: Path, out_dir: Path, max_mutants: int = 20, sandbox_kind: str = 
 def licence_of(repo: Path) -> str:
     """The repository's licence as it states it (package metadata, else a licence file's first
     line), with where it was read; "unknown" when it states none. For the data card."""
+    try:  # an sdist's core metadata (its headers end at the first blank line)
+        info = (repo / "PKG-INFO").read_text(encoding="utf-8", errors="replace").split("\n\n", 1)[0]
+    except OSError:
+        info = ""
+    # the SPDX expression, a one-word License field ("MIT"), the classifier, else the field's text
+    for pattern in (r"^License-Expression:\s*(\S.*)$", r"^License:\s*(\S+)\s*$",
+                    r"^Classifier:\s*License :: (?:OSI Approved :: )?(.+)$", r"^License:\s*(\S.*)$"):
+        found = re.search(pattern, info, re.M)
+        if found and found.group(1).strip() not in ("UNKNOWN", "OSI Approved"):
+            return f"{found.group(1).strip()[:80]} (PKG-INFO)"
     for meta, pattern in (("pyproject.toml", r"^\s*license\s*=\s*(?:\{\s*text\s*=\s*)?[\"']([^\"']+)"),
                           ("setup.cfg", r"^\s*license\s*=\s*(.+)$"), ("setup.py", r"\blicense\s*=\s*[\"']([^\"']+)")):
         try:
