@@ -374,3 +374,28 @@ def test_bench_repos_checks_that_the_bug_shows_and_records_its_environment(tmp_p
     # ended with exit 1 and no cases, so envfault's usage rule did not fire: not_reproduced, with the reason)
     assert records["no-such-test"]["status"] in ("env_error", "not_reproduced"), records["no-such-test"]["error"]
     assert "not found: " in records["no-such-test"]["error"] and "test_add" in records["no-such-test"]["error"]
+
+
+def test_the_files_the_fixed_tests_read_come_along_but_no_new_test_module_and_no_source(tmp_path):
+    """As cookiecutter-1's: the fixed commit's test reads a data file that the same commit adds (and
+    black-2's tests/data/*.py inputs): the task's tree has it; the fix's own source and a new test
+    module of that commit stay out."""
+    data, repos = tmp_path / "BugsInPy", tmp_path / "repos"
+    repo = git.Repo.init(repos / "thefuck")
+    commit(repo, {"calc.py": BUGGY_SRC, "tests/test_calc.py": OLD_TEST}, "start")
+    buggy = repo.head.commit.hexsha
+    reads = "from pathlib import Path\n\nfrom calc import add\n\n\ndef test_add_file():\n" \
+            "    a, b, s = map(int, (Path(__file__).parent / 'data' / 'sums.txt').read_text().split())\n" \
+            "    assert add(a, b) == s\n"
+    fixed = commit(repo, {"calc.py": FIXED_SRC, "tests/test_calc.py": reads, "tests/data/sums.txt": "2 3 5\n",
+                          "tests/data/case_input.py": "x = 1\n", "tests/test_signs.py": SIGNS_TEST}, "the fix")
+    bug(data, "thefuck", 1, {"python_version": "3.11.2", "buggy_commit_id": buggy, "fixed_commit_id": fixed,
+                             "test_file": "tests/test_calc.py"}, "pytest tests/test_calc.py::test_add_file\n")
+    t = load_bugsinpy(data, repos)[0]
+    assert t.meta["test_support"] == ["tests/data/case_input.py", "tests/data/sums.txt"]
+    d = t.materialize(tmp_path / "work")
+    assert (d / "tests/data/sums.txt").read_text() == "2 3 5\n" and (d / "calc.py").read_text() == BUGGY_SRC
+    assert not (d / "tests/test_signs.py").exists()
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *t.failing_tests],
+                         cwd=d, capture_output=True, text=True)
+    assert res.returncode == 1 and "assert -1 == 5" in res.stdout  # the bug, not a missing file

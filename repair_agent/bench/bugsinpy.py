@@ -151,13 +151,31 @@ def bug_task(bug: Path, project: str, clone: Path, url: str = "") -> Task:
     buggy = info.get("buggy_commit_id")
     meta = {"repo": str(clone), "github_url": url, "project": project, "bug": int(bug.name),
             "commit": buggy, "fixed_commit": info.get("fixed_commit_id"),
-            "test_files": test_files, "python_version": python, "release": release_for(python),
+            "test_files": test_files, "test_support": test_support(clone, buggy, info.get("fixed_commit_id"), test_files),
+            "python_version": python, "release": release_for(python),
             "deps": requirements(reqs, project), "bug_dir": str(bug.resolve()),
             "install_project": bool(re.search(r"setup\.py\s+(install|develop)|pip3?\s+install\s+(-e\s+)?\.(\s|$)",
                                               setup))}
     return Task(task_id=f"{project}-{bug.name}", dataset="bugsinpy", files={},
                 test_args=project_suite(clone, buggy, test_files),
                 failing_tests=failing_tests(run_test, test_files) or None, problem="", meta=meta)
+
+
+def test_support(clone: Path, buggy: str | None, fixed: str | None, test_files: list[str]) -> list[str]:
+    """The files that the fixed commit adds to the bug's test folders and that are not test modules
+    (data, helpers: cookiecutter-1's `tests/test-generate-context/non_ascii.json`): the fixed
+    commit's tests read them, so the task's tree has them beside those tests. Never a source file of
+    the project (only the test folders), never a new test module (the suite stays the buggy commit's)."""
+    if not (clone.is_dir() and buggy and fixed):
+        return []
+    folders = [f for f in folders_of(test_files) if f != "."]  # a test file at the root: no test folder
+    if not folders:
+        return []
+    added = subprocess.run(["git", "-C", str(clone), "diff", "--name-only", "--no-renames", "--diff-filter=A",
+                            buggy, fixed, "--", *folders], capture_output=True, text=True)
+    modules = set(suite_modules(added.stdout.splitlines()))
+    return [p for p in added.stdout.splitlines() if p and p not in modules and p not in test_files] \
+        if added.returncode == 0 else []
 
 
 def project_suite(clone: Path, buggy: str | None, test_files: list[str]) -> list[str]:

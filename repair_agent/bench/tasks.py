@@ -136,7 +136,7 @@ def _materialize_bugsinpy(task: Task, dest: Path) -> Path:
         raise FileNotFoundError(f"{task.task_id}: no clone of {task.meta['project']} at {clone}{how}")
     dest.mkdir(parents=True, exist_ok=True)
     extract(clone, buggy, dest, task.task_id)
-    for rel in task.meta["test_files"]:
+    for rel in [*task.meta["test_files"], *task.meta.get("test_support", [])]:  # and the files those tests read
         shown = subprocess.run(["git", "-C", str(clone), "show", f"{fixed}:{rel}"], capture_output=True)
         if shown.returncode != 0:
             raise FileNotFoundError(f"{task.task_id}: {rel} not in the fixed commit {fixed}")
