@@ -397,8 +397,9 @@ def check_explanation(text: str, cause: str, before: list[dict], after: list[dic
     fix (as `check_monologue`), the root cause's against both traces (it may speak of either), each
     code name against the program and the fix, and an echo of the prompt (one claim, false when
     found). `names_change`: the root cause quotes the changed expression (`changed`: before, after).
-    Same keys as `check_monologue`, with `alien`, `echo`, `names_change` (reported, not a problem: a
-    vague cause is not a false one) and `problems`: what to tell the model, a missing root cause too."""
+    Same keys as `check_monologue`, with `alien`, `echo`, `names_change` and `problems`: what to tell
+    the model. A missing root cause, or one that never names the changed code, is a problem (asked
+    again) but no contradiction: a vague cause is not a false one, and the score does not fall."""
     # the root cause's claims are checked once, on their own, against both traces
     sim = check_monologue(text.replace(cause, "") if cause.strip() else text, before, repo_dir)
     said = check_monologue(cause, before + after, repo_dir) if cause.strip() else \
@@ -410,7 +411,11 @@ def check_explanation(text: str, cause: str, before: list[dict], after: list[dic
     false = sim["contradictions"] + said["contradictions"] + \
         [f"`{n}` exists in neither the program nor the fix" for n in alien] + \
         [f"you repeated the prompt's words \"{c}\" instead of answering" for c in echo[:1]]
-    vague = [] if cause.strip() else ["the answer gives no root cause"]
+    vague = []
+    if not cause.strip():
+        vague = ["the answer gives no root cause"]
+    elif not named and any(changed):
+        vague = [f"the root cause does not name the changed code `{next(e for e in changed if e)}`"]
     checked = sim["checked"] + said["checked"] + len(names) + 1
     contradicted = sim["contradicted"] + said["contradicted"] + len(alien) + bool(echo)
     return {"claims": sim["claims"] + said["claims"] + len(names) + 1, "checked": checked,

@@ -2,7 +2,7 @@
 
 fix:      reproduce -> localize -> [trace] -> search -> judge -> explain_fix -> report   a fix found by the search
                                                 |
-                                                +-> propose -> validate -> judge -> report   the model's fix
+                                                +-> propose -> validate -> judge -> explain_fix -> report   the model's fix
                                                     ^             |
                                                     +-- refine <--+   no fix yet, rounds and budget left
 explain:  reproduce -> localize -> [trace] -> propose -> report   a diagnosis: nothing is validated or judged
@@ -76,9 +76,7 @@ def build_graph(deps: Deps, checkpointer=None, diagnose_only: bool = False):
     escalate = "refine" in deps.settings.strategy_list()
     g.add_conditional_edges("search", lambda s: "judge" if s.get("fixes") else (
         "propose" if escalate else "report"), ["judge", "propose", "report"])
-    # a search fix names its source and is explained next; the model's came with its monologue
-    g.add_conditional_edges("judge", lambda s: "explain_fix" if s["best"].get("source") else "report",
-                            ["explain_fix", "report"])
+    g.add_edge("judge", "explain_fix")  # every fix gets its evidence; a search fix its explanation too
     g.add_edge("explain_fix", "report")
     g.add_edge("propose", "report" if diagnose_only else "validate")
     g.add_conditional_edges("validate", lambda s: "judge" if s.get("best") else (

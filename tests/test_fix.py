@@ -49,7 +49,10 @@ def test_fixes_wrong_index_after_a_refinement_round(make_repo, runs_root, tmp_pa
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert result["status"] == "fixed" and result["fixed_round"] == 1
-    assert result["root_cause"] == "It reads index 2, not 1."
+    assert result["root_cause"] == "It reads index 2, not 1."  # the model's own fix keeps its monologue's cause
+    ev = result["evidence"]  # and gets the evidence, read from the traces, as a search fix does
+    assert (ev["changed_before"], ev["changed_after"], ev["computed_before"], ev["computed_after"]) == (
+        "items[2]", "items[1]", "returned 6", "returned 5")
     assert "-    return items[2]" in result["patch"] and "+    return items[1]" in result["patch"]
     assert result["tests_before"]["failed"] == 2 and result["tests_after"]["failed"] == 0
     assert result["tests_after"]["passed"] == 4

@@ -1,4 +1,5 @@
-"""Once the judge has picked the search's fix, say what it changed and why.
+"""Once the judge has picked the fix, say what it changed and why (the model's own fix, from
+refine, already came with its monologue: it gets the evidence only).
 
 First the evidence (evidence.py), read from the real traces of the failing test before and after the
 fix: the input, what the changed line computed before and after, what the test expected. It is
@@ -10,6 +11,7 @@ fails again, the root cause is written from the evidence, with a note saying so.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .. import answers, evidence, patching, policy, prompts
@@ -20,14 +22,20 @@ from ..state import RepairState
 from ..tracing import around, trace_test, trace_text
 
 TRACE_TOKENS = 150  # each trace, cut to the steps near the changed line: the whole one cost ~1,000 tokens
+WHOLE_SENTENCES = re.compile(r"(?s)(.*[.!?])(?:\s|$)")  # up to the last sentence end
 CHECKED = ("claims", "checked", "contradicted", "score", "contradictions", "alien", "echo", "names_change")
 
 
 def explain_fix(state: RepairState, deps) -> dict:
     best = dict(state["best"])
-    before, after = state.get("trace") or [], traced_after(state, deps)
+    if not best.get("file"):  # the model's own fix (refine) names no place: its diff does
+        edit = next(iter(evidence.edited_lines(best["patch"])), {})
+        best["file"], best["line"] = edit.get("file", ""), edit.get("old_line") or edit.get("new_line") or 0
+    before, after = state.get("trace") or [], traced_after(state, best, deps)
     ev = evidence.build(before, after, best["patch"], failure_message(state))
     best["evidence"] = {**ev, "text": evidence.text(ev)}
+    if not best.get("source"):  # the model's own fix came with its monologue, checked when validated
+        return {"best": best}
     if deps.model is None:  # no model asked for: the evidence says what changed, and that nothing explained it
         return {"best": best, "root_cause": f"{evidence.sentence(ev)} (Found by {best['source']}; no model was asked.)"}
     diff = "\n".join(ln for ln in best["patch"].splitlines() if not ln.startswith(("diff --git", "index ")))
@@ -45,7 +53,7 @@ def explain_fix(state: RepairState, deps) -> dict:
     problems_by_answer = []
     for attempt in (1, 2):
         text, finish = ask(messages, deps, tokens)
-        cause = root_cause_of(text)
+        cause = root_cause_of(text, cut=finish == "length")
         check = check_explanation(text, cause, before, after, deps.workdir, known,
                                   [ev["changed_before"], ev["changed_after"]], chunks)
         problems_by_answer.append(check["problems"][:5])
@@ -78,11 +86,14 @@ def ask(messages: list[dict], deps, tokens: dict) -> tuple[str, str]:
     return text, gen.completions[0]["finish_reason"] if gen.completions else ""
 
 
-def root_cause_of(text: str) -> str:
+def root_cause_of(text: str, cut: bool = False) -> str:
     """The Root Cause Analysis section; small models often answer in plain prose, without the
-    sections: then the prose is the cause."""
+    sections: then the prose is the cause. `cut`: the answer hit the token cap, so the cause ends at
+    its last whole sentence (a cause that stops mid-word reads as broken; 17 of 29 once did)."""
     prose = " ".join(text.replace("[MONOLOGUE]", "").split())[:800] if "```" not in text else ""
-    return answers.root_cause(text) or prose
+    cause = answers.root_cause(text) or prose
+    whole = WHOLE_SENTENCES.match(cause) if cut else None
+    return whole[1] if whole else cause
 
 
 def failure_message(state: RepairState) -> str:
@@ -102,11 +113,10 @@ def known_source(state: RepairState, deps, file: str) -> str:
     return "\n".join(out)
 
 
-def traced_after(state: RepairState, deps) -> list[dict]:
+def traced_after(state: RepairState, best: dict, deps) -> list[dict]:
     """The failing test traced through the fixed code (the fix applied to the scratch tree)."""
     if not deps.settings.use_trace:
         return []
-    best = state["best"]
     try:
         if not patching.apply_diff(deps.workdir, best["patch"]).ok:
             return []
