@@ -34,32 +34,81 @@ def run_checks(cand: Candidate, state: RepairState, deps, overlay: dict | None =
     tests = {"failing": trimmed(target), "suite": None}
     timeout = suite_limit(state, timeout)  # what follows runs more of the suite, maybe all of it
     baseline = set(state.get("baseline") or [])  # known failures: they may stay failing
+    rerun = Rerun(state, deps, overlay, timeout, per_test_timeout, tests)
     covering = selected_tests(cand, state, deps, overlay)
     if covering:  # -x again: a candidate that breaks one of them is rejected without the full suite
         near = deps.sandbox.run_tests(["-x", *covering], timeout=timeout,
                                       per_test_timeout=per_test_timeout, overlay=overlay)
         tests["covering"] = trimmed(near)
         broken = [t for t in failing_ids(near) if t not in baseline]
+        if broken and not near["timed_out"] and not crash_note(near):
+            broken = rerun.confirm(broken, "covering")
         if near["timed_out"] or broken or crash_note(near):
-            why = "timed out" if near["timed_out"] else f"breaks {broken[0]}" if broken else crash_note(near)
-            return {**cand, "status": "passed_failing", "stage": "covering", "tests": tests,
+            why = "timed out" if near["timed_out"] else f"breaks {broken[0]}{rerun.said(broken)}" if broken \
+                else crash_note(near)
+            return {**cand, **rerun.record(), "status": "passed_failing", "stage": "covering", "tests": tests,
                     "reason": f"{why} (of the {len(covering)} tests that ran a changed line; the full suite did not run)"}
     cand = {**cand, "stage": "suite"}
     suite = deps.sandbox.run_tests(state["test_args"], timeout=timeout,
                                    per_test_timeout=per_test_timeout, overlay=overlay)
     tests["suite"] = trimmed(suite)
     broken = [t for t in failing_ids(suite) if t not in baseline]
+    if broken and not suite["timed_out"]:
+        broken = rerun.confirm(broken, "suite")
+    cand = {**cand, **rerun.record()}
     if suite["timed_out"] or broken:
-        why = "the full suite timed out" if suite["timed_out"] else f"breaks {len(broken)} test(s): {', '.join(broken[:3])}"
+        why = "the full suite timed out" if suite["timed_out"] else \
+            f"breaks {len(broken)} test(s): {', '.join(broken[:3])}{rerun.said(broken)}"
         return {**cand, "status": "passed_failing", "reason": why, "tests": tests}
     if ran(suite) < ran(state["tests_before"]):
         return {**cand, "status": "passed_failing", "tests": tests,
                 "reason": f"fewer tests ran ({ran(suite)} < {ran(state['tests_before'])})"
                           + (f": {crash_note(suite)}" if crash_note(suite) else "")}
-    if suite["returncode"] != 0 and not (baseline and failing_ids(suite)):  # all passed, yet pytest failed
+    excused = baseline | set(rerun.flaky)  # failures that may stay in the suite's report
+    if suite["returncode"] != 0 and not (excused and failing_ids(suite)):  # all passed, yet pytest failed
         return {**cand, "status": "passed_failing", "tests": tests,
                 "reason": f"pytest exited with code {suite['returncode']} although its report shows no failure"}
-    return {**cand, "status": "fixed", "reason": "the full suite passes", "tests": tests}
+    return {**cand, "status": "fixed", "reason": "the full suite passes" + rerun.said([]), "tests": tests}
+
+
+RERUN_MOST = 3  # more tests broken at once is the patch, not noise: no rerun
+
+
+class Rerun:
+    """A second chance for the tests that passed before the patch and fail with it (issue 33: a timing
+    test fails by noise on a loaded machine): just those, once each, where they would reject the
+    candidate, and only where at most RERUN_MOST broke. Only the ones that fail again count. A
+    rerun's run goes into `tests["covering_rerun"]` or `tests["suite_rerun"]`; the tests that passed
+    on it, and did not fail later, into the candidate's `flaky`."""
+
+    def __init__(self, state, deps, overlay, timeout, per_test_timeout, tests: dict):
+        self.passed_before = {c["id"] for c in (state.get("tests_before") or {}).get("cases", [])
+                              if c["outcome"] == "passed"}
+        self.run_tests = lambda ids: deps.sandbox.run_tests(ids, timeout=timeout, per_test_timeout=per_test_timeout,
+                                                            overlay=overlay)
+        self.tests, self.flaky, self.again = tests, [], []
+
+    def confirm(self, broken: list[str], stage: str) -> list[str]:
+        """`broken` less the tests that pass when run again (those that passed before the patch)."""
+        self.flaky = [t for t in self.flaky if t not in broken]  # passed on a rerun, failed later: no excuse
+        again = [t for t in broken if t in self.passed_before and t not in self.again]
+        if not again or len(broken) > RERUN_MOST:
+            return broken
+        run = self.run_tests(again)
+        self.again += again
+        self.tests[f"{stage}_rerun"] = trimmed(run)
+        passed = {c["id"] for c in run["cases"] if c["outcome"] == "passed"}
+        self.flaky += [t for t in again if t in passed]
+        return [t for t in broken if t not in self.flaky]
+
+    def said(self, broken: list[str]) -> str:
+        """What the reruns found, for the reason: ", also on a rerun" (the tests that reject failed
+        again), "; flaky, passed on a rerun: ..." (those that did not count)."""
+        text = ", also on a rerun" if any(t in self.again for t in broken) else ""
+        return text + (f"; flaky, passed on a rerun: {', '.join(self.flaky[:3])}" if self.flaky else "")
+
+    def record(self) -> dict:
+        return {"flaky": self.flaky} if self.flaky else {}
 
 
 def selected_tests(cand: Candidate, state: RepairState, deps, overlay: dict | None) -> list[str]:

@@ -45,6 +45,8 @@ class CandidateTests(TypedDict):
     failing: TestRun  # the tests that failed before the patch
     suite: TestRun | None  # the full suite, run only when the failing and the covering tests pass
     covering: NotRequired[TestRun | None]  # the passing tests that ran a changed line, run before the suite
+    covering_rerun: NotRequired[TestRun]  # the newly failing tests run once more (checks.Rerun)
+    suite_rerun: NotRequired[TestRun]
 
 
 class Faithfulness(TypedDict, total=False):
@@ -71,6 +73,7 @@ class Candidate(TypedDict, total=False):
     note: str  # what the edit changed (search candidates)
     file: str  # the file and line a search candidate edited
     line: int
+    flaky: list[str]  # tests that failed with the patch, then passed on a rerun (checks.Rerun)
 
 
 class Tokens(TypedDict):

@@ -86,8 +86,8 @@ def test_a_patch_that_breaks_another_project_test_is_rejected_during_the_search(
     tried = {e["note"]: e for e in events if e["event"] == "candidate" and e["line"] == 5}
     for note in ("`-` -> `+`", "`-` -> `**`"):
         assert tried[note]["status"] == "passed_failing" and tried[note]["stage"] == "covering", tried[note]
-        assert tried[note]["reason"] == ("breaks tests/tests_scale.py::test_half (of the 1 tests that ran a changed "
-                                         "line; the full suite did not run)")
+        assert tried[note]["reason"] == ("breaks tests/tests_scale.py::test_half, also on a rerun (of the 1 tests "
+                                         "that ran a changed line; the full suite did not run)")
     assert tried["`-` -> `*`"]["status"] == "fixed"
 
 
