@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,24 @@ def test_model_outage_stops_the_benchmark_and_a_rerun_retries(tmp_path, docker_r
     with ScriptedServer([[answer(RIGHT_GCD)], ["no idea"]]) as srv:
         summary = run_benchmark(tasks, settings(srv.base_url, rounds=1), tmp_path, log=lambda m: None)
     assert summary["tasks"] == 2 and summary["fixed"] == 1
+
+
+def test_a_task_that_ends_in_an_error_records_the_time_it_took(tmp_path, docker_ready):
+    """run_task itself (what a Ray node runs, with no thread around it to time it): a bug that does not
+    show on the buggy code ends at reproduce, after its sandbox ran the tests (a second at least)."""
+    from repair_agent.bench.solve import run_task
+
+    src = tmp_path / "passes"
+    src.mkdir()
+    (src / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    (src / "test_calc.py").write_text("import time\nfrom calc import add\n\n\ndef test_add():\n"
+                                      "    time.sleep(1)\n    assert add(2, 3) == 5\n")
+    data = tmp_path / "repos.jsonl"
+    data.write_text(json.dumps({"task_id": "passes", "repo": "passes", "test_command": "test_calc.py"}) + "\n")
+    [task] = load_repos(data)
+    started = time.monotonic()
+    rec = run_task(task, Settings(sandbox="docker", test_timeout_s=60, strategies="mutate"), tmp_path / "out",
+                   "agent", None, code_version())
+    took = time.monotonic() - started
+    assert rec["status"] == "not_reproduced", rec.get("error")
+    assert 1.0 <= rec["duration_s"] <= took + 0.01, (rec["duration_s"], took)

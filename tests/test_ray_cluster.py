@@ -281,3 +281,61 @@ def test_a_bare_ray_flag_means_a_local_ray():
     assert bare_ray_means_local(["bench", "quixbugs", "--ray"]) == ["bench", "quixbugs", "--ray", "local"]
     assert bare_ray_means_local(["--ray", "--workers", "2"]) == ["--ray", "local", "--workers", "2"]
     assert bare_ray_means_local(["--ray", "auto"]) == ["--ray", "auto"]
+
+
+@pytest.mark.slow
+@requires_ray
+def test_a_task_lost_on_every_attempt_records_the_time_it_ran(tmp_path, docker_ready):
+    """A local Ray, no retries: the worker that runs the task is killed 4 s into it (a node lost). Its
+    error record holds the time the task ran, not 0.0."""
+    from repair_agent.bench.cluster import run_on_ray
+    from repair_agent.bench.datasets import load_repos
+    from repair_agent.config import Settings
+    from repair_agent.sandbox import clear_containers_under
+
+    root = tmp_path / "slow"
+    root.mkdir()
+    (root / "m.py").write_text("def one():\n    return 2\n")
+    (root / "test_m.py").write_text("import time\nfrom m import one\n\n\ndef test_one():\n"
+                                    "    time.sleep(120)  # the kill comes first\n    assert one() == 1\n")
+    data = tmp_path / "one.jsonl"
+    data.write_text(json.dumps({"task_id": "slow", "repo": "slow", "test_command": "test_m.py"}) + "\n")
+    out, killed = tmp_path / "out", []
+    before = ray_pids()
+
+    def kill_its_worker():
+        end = time.time() + 240
+        while time.time() < end and not killed:
+            workers = [p for p in psutil.process_iter() if p.pid not in before and is_task(p)]
+            if workers:
+                time.sleep(4)
+                for w in workers:
+                    w.kill()
+                killed.append(time.time())
+            time.sleep(0.2)
+
+    import threading
+
+    killer = threading.Thread(target=kill_its_worker, daemon=True)
+    killer.start()
+    started = time.time()
+    try:
+        recs = list(run_on_ray(load_repos(data), Settings(sandbox="docker", test_timeout_s=300, strategies="mutate"),
+                               out, "agent", code_version(), None, address="local", slots=1, needs_model=False,
+                               log=lambda m: None, max_retries=0))
+    finally:
+        killer.join(timeout=5)
+        clear_containers_under(out, stopping=False)
+    took = time.time() - started
+    assert killed, "the task's worker never ran"
+    [rec] = recs
+    assert rec["status"] == "error" and rec["error"].startswith("lost on the Ray cluster after 1 attempt(s)"), rec
+    assert 3.0 <= rec["duration_s"] <= took, (rec["duration_s"], took)
+    assert stopped(before)
+
+
+def is_task(p) -> bool:
+    try:
+        return " ".join(p.cmdline()[:1]).startswith("ray::run_remote")
+    except psutil.Error:
+        return False

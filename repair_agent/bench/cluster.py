@@ -105,6 +105,7 @@ def run_on_ray(todo: list[Task], settings: Settings, out: Path, mode: str, code:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     pending: dict = {}
+    submitted: dict = {}  # ref -> when it was handed to Ray (time.time())
     try:
         here = ray.get_runtime_context().get_node_id()
         # the attempt counter lives with the driver: if that node goes, the run goes with it anyway
@@ -114,20 +115,23 @@ def run_on_ray(todo: list[Task], settings: Settings, out: Path, mode: str, code:
         # num_cpus=0: the "sandbox" slots alone say how many tasks a node runs at once
         remote = ray.remote(run_remote).options(num_cpus=0, resources={SANDBOX: 1}, max_retries=max_retries)
         for task in todo:
-            pending[remote.remote(task, settings, str(out), mode, code, data, needs_model, attempts)] = task
+            ref = remote.remote(task, settings, str(out), mode, code, data, needs_model, attempts)
+            pending[ref] = task
+            submitted[ref] = time.time()
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             task = pending.pop(ready[0])
-            yield receive(ray, ready[0], task, mode, code, max_retries)
+            yield receive(ray, ready[0], task, mode, code, max_retries, attempts, submitted.pop(ready[0]))
     finally:
         for ref in pending:  # a signal or a fatal error: the tasks in flight stop and leave no record
             ray.cancel(ref, force=True)
         ray.shutdown()
 
 
-def receive(ray, ref, task: Task, mode: str, code: str, max_retries: int) -> dict:
+def receive(ray, ref, task: Task, mode: str, code: str, max_retries: int, attempts, submitted: float) -> dict:
     """The record of a finished Ray task; a task lost on every attempt is recorded as an error (a rerun
-    into the same OUT tries it again)."""
+    into the same OUT tries it again), with the time from its first start (from its submission where
+    no attempt reached the counter)."""
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:  # the task raised: only a ModelError escapes run_task
@@ -136,7 +140,11 @@ def receive(ray, ref, task: Task, mode: str, code: str, max_retries: int) -> dic
         error = f"{type(exc.cause).__name__}: {exc.cause}"
     except ray.exceptions.RayError as exc:  # its node or worker died on every attempt
         error = f"lost on the Ray cluster after {max_retries + 1} attempt(s): {type(exc).__name__}"
-    result = failed_result("error", error)
+    try:
+        began = ray.get(attempts.began.remote(task.task_id)) or submitted
+    except ray.exceptions.RayError:  # the counter went with the driver's node
+        began = submitted
+    result = failed_result("error", error, seconds=time.time() - began)
     return {**result, "task_id": task.task_id, "dataset": task.dataset, "model": "", "mode": mode,
             "verified": False, **score(task, result, Path("unused")), "code": code}
 
@@ -146,13 +154,18 @@ class Attempts:
 
     def __init__(self):
         self.started: dict[str, int] = {}
+        self.first: dict[str, float] = {}  # when each task's first attempt began (this node's clock)
 
     def ready(self) -> bool:
         return True
 
     def begin(self, task_id: str) -> int:
         self.started[task_id] = self.started.get(task_id, 0) + 1
+        self.first.setdefault(task_id, time.time())
         return self.started[task_id]
+
+    def began(self, task_id: str) -> float | None:
+        return self.first.get(task_id)
 
 
 def run_remote(task: Task, settings: Settings, out: str, mode: str, code: str, data: Path | None,

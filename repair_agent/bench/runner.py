@@ -156,7 +156,7 @@ def isolated(task: Task, run: Callable[[], dict], model: str, mode: str, code: s
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - one task's failure is its record, not the run's end
-        return {**failed_result(*failure_status(exc)), "duration_s": round(time.monotonic() - started, 1),
+        return {**failed_result(*failure_status(exc), seconds=time.monotonic() - started),
                 "task_id": task.task_id, "dataset": task.dataset, "model": model, "mode": mode, "verified": False,
                 **score(task, {"status": "error"}, Path()), "code": code}
 

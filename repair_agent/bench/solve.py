@@ -8,6 +8,7 @@ A fix counts only after the benchmark's own tests pass on the final patch in a f
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +46,7 @@ def run_task(task: Task, settings: Settings, out: Path, mode: str, model, code: 
              data: Path | None = None, log: Callable[[str], None] = lambda m: None) -> dict:
     """One benchmark task, from materializing it to scoring the fix: its record, which the caller writes.
     `log`: where the environment's build lines go."""
+    started = time.monotonic()
     work = out / "work" / task.task_id.replace("/", "_")
     shutil.rmtree(work, ignore_errors=True)
     # a real repository's task names its failing tests (others failing there are the baseline), and
@@ -65,7 +67,7 @@ def run_task(task: Task, settings: Settings, out: Path, mode: str, model, code: 
     except ModelError:
         raise  # the model is gone: every later task would fail the same way; rerun to resume
     except Exception as exc:  # one broken task must not end the benchmark; it is recorded
-        result = failed_result(*failure_status(exc))
+        result = failed_result(*failure_status(exc), seconds=time.monotonic() - started)
         verified = False
         checked = score(task, result, work)
     finally:
@@ -93,7 +95,7 @@ class NotReproduced(Exception):
         self.fault = fault
 
 
-def failed_result(status: str, error: str) -> dict:
-    """The result part of the record of a task that ended in an error: no patch, no rounds."""
+def failed_result(status: str, error: str, seconds: float) -> dict:
+    """The result part of the record of a task that ended in an error after `seconds`: no patch, no rounds."""
     return {"status": status, "error": error, "patch": "", "rounds": [], "tokens": {"prompt": 0, "completion": 0},
-            "duration_s": 0.0, "fixed_round": None}
+            "duration_s": round(seconds, 2), "fixed_round": None}
