@@ -134,12 +134,34 @@ def test_the_sandboxs_runner_stays_and_plugins_lose_their_pins():
     assert runner_safe("pytest==3.0") is None and runner_safe("pkg_resources==0.0.0") is None
     assert runner_safe("pytest-cov==2.5; python_version>'3'") == "pytest-cov"
     assert runner_safe(" six==1.15.0 ") == "six==1.15.0"
+    # a freeze made on Windows: bindings that have no distribution for Linux (pip keeps a marked one out itself)
+    assert runner_safe("pywin32==227") is None and runner_safe("pypiwin32==223") is None
+    assert runner_safe("pywin32==227; sys_platform == 'win32'") == "pywin32==227; sys_platform == 'win32'"
+    assert runner_safe("pywin32-ctypes==0.2.0") == "pywin32-ctypes==0.2.0"  # pure Python: installs anywhere
 
 
 def test_the_nearest_version_with_a_wheel_is_the_next_newer_else_the_newest_older():
     assert nearest("5.7.0", ["5.6.1", "5.8.0", "5.9.0", "6.0.0rc1"]) == "5.8.0"
     assert nearest("9.9", ["1.0", "1.1"]) == "1.1"
     assert nearest("1.0", []) is None and nearest("dev", ["1.0"]) is None
+
+
+def test_the_pins_probed_for_a_wheel_are_those_pips_failure_names():
+    """An old freeze has many pins without a wheel that install from source; probing all of them
+    took a pip call per such pin over the whole list (sanic's 140 pins: minutes per image)."""
+    from repair_agent.sandbox.install_deps import failed_pins
+
+    reqs = ["blinker==1.4", "numpy==1.18.4", "psutil==5.7.0", "six==1.15.0", "requests-async==0.5.0"]
+    metadata = ("Collecting blinker==1.4\n  Using cached blinker-1.4.tar.gz (111 kB)\n  Preparing metadata (setup.py): "
+                "finished with status 'done'\nCollecting numpy==1.18.4\n  Using cached numpy-1.18.4.zip (5.4 MB)\n"
+                "  Preparing metadata (pyproject.toml): finished with status 'error'\n  error: subprocess-exited-with-error\n")
+    assert failed_pins(metadata, reqs) == ["numpy==1.18.4"]
+    built = "ERROR: Failed building wheel for psutil\nFailed to build psutil\nERROR: Could not build wheels for psutil\n"
+    assert failed_pins(built, reqs) == ["psutil==5.7.0"]
+    missing = ("ERROR: Could not find a version that satisfies the requirement requests-async==0.5.0 (from sanic) "
+               "(from versions: 0.6.0)\nERROR: No matching distribution found for requests-async==0.5.0\n")
+    assert failed_pins(missing, reqs) == ["requests-async==0.5.0"]
+    assert failed_pins("ERROR: something else went wrong\n", reqs) == []
 
 
 def test_a_setup_py_of_python_2_is_a_note_not_a_failure(tmp_path):

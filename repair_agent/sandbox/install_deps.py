@@ -182,24 +182,50 @@ def rewrite(files: list[str], moved: dict[str, str]) -> None:
             f.write(text)
 
 
+FAILED_NAMES = [re.compile(p) for p in (r"Failed (?:to build|building wheel for) ([A-Za-z0-9][\w.-]*)",
+                                         r"satisfies the requirement ([A-Za-z0-9][\w.-]*)")]
+COLLECTING = re.compile(r"^\s*Collecting ([A-Za-z0-9][\w.-]*)")
+
+
+def failed_pins(output: str, requirements: list[str]) -> list[str]:
+    """The requirements that pip's failed install names: a build that failed, a version not found,
+    or the package it was collecting when its metadata could not be prepared."""
+    names = set()
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if "ERROR" in line or "error" in line.lower():
+            names.update(canonical(m.group(1)) for p in FAILED_NAMES for m in [p.search(line)] if m)
+            if "metadata" in line.lower() and (collecting := [c for ln in lines[:i] if (c := COLLECTING.match(ln))]):
+                names.add(canonical(collecting[-1].group(1)))
+    return [r for r in requirements if canonical(requirement_name(r)) in names]
+
+
 def must_install(what: str, args: list[str], requirements: list[str], report: dict, source: str,
                  files: list[str] = ()) -> None:
     """Install, else move the pins without a wheel for this Python and try again, else stop the
-    build with pip's own words (exit 1)."""
+    build with pip's own words (exit 1). The pins probed are those pip's failure names, one failure
+    after another (an old freeze has many pins without a wheel that still install from source);
+    where it names none of them, every pin at once."""
     rc, out = install(*args)
-    if rc == 0:
-        return
-    moved = without_wheels(requirements)
-    if moved:
+    tried: set[str] = set()
+    while rc != 0:
+        named = [r for r in failed_pins(out, requirements) if r not in tried]
+        probe = named or ([] if tried else requirements)
+        tried.update(probe)
+        moved = without_wheels(probe) if probe else {}
+        if not moved:
+            break
         report["replaced"] += [{"requirement": old, "with": new, "source": source,
                                 "why": "no wheel of the pinned version for this Python"} for old, new in moved.items()]
         if files:
             rewrite(list(files), moved)
         else:
             args = [moved.get(a, a) for a in args]
+        requirements = [moved.get(r, r) for r in requirements]
+        tried.update(moved.values())
         rc, out = install(*args)
-        if rc == 0:
-            return
+    if rc == 0:
+        return
     print(out, flush=True)
     print(f"{what} failed", flush=True)
     finish(report, 1)

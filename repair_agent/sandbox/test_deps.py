@@ -38,6 +38,9 @@ from .install_deps import COMPAT_MODULE, canonical, decode, file_pins, requireme
 
 RUNNER = {"pytest", "pluggy", "coverage"}  # the sandbox's own: a repository's pin of them is left out
 NEVER_INSTALLABLE = {"pkg-resources"}  # `pip freeze` on Debian/Ubuntu lists it; it never existed on PyPI
+# Windows' own bindings: a freeze made on Windows lists them without their `sys_platform` marker, and
+# they have no distribution for Linux, where the sandbox runs (sanic's, luigi's, scrapy's freezes)
+WINDOWS_ONLY = {"pywin32", "pypiwin32", "pywinpty"}
 SANDBOX_PLUGINS = {"pytest-timeout"}  # in the tools image (images.TOOLS)
 GROUP = re.compile(r"(^|[-_])(tests?|testing|dev|develop|development)($|[-_])", re.I)
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "build", "dist"}
@@ -149,6 +152,8 @@ def discover(repo: Path) -> TestNeeds:
         if req is None or name == own:
             if name in RUNNER:
                 needs.notes.append(f"{requirement} ({source}): the sandbox brings its own test runner")
+            elif name in WINDOWS_ONLY:
+                needs.notes.append(f"{requirement} ({source}): Windows only, left out on the sandbox's Linux")
             continue
         if name not in seen:
             seen.add(name)
@@ -165,6 +170,8 @@ def runner_safe(requirement: str) -> str | None:
     name = canonical(requirement_name(requirement))
     if not name or name in RUNNER or name in NEVER_INSTALLABLE:
         return None
+    if name in WINDOWS_ONLY and not re.search(r"sys_platform|platform_system|os_name", requirement):
+        return None  # with a marker, pip itself leaves it out here
     return requirement_name(requirement) if name.startswith("pytest-") else requirement.strip()
 
 
