@@ -20,7 +20,8 @@ def kinds(problems: list[str]) -> list[str]:
     out = []
     for p in problems:
         out.append("alien name" if "exists in neither" in p else "echo" if "repeated the prompt" in p else
-                   "no root cause" if "no root cause" in p else "contradiction")
+                   "no root cause" if "no root cause" in p else
+                   "change not named" if "does not name the changed code" in p else "contradiction")
     return sorted(set(out))
 
 

@@ -254,3 +254,24 @@ def test_the_bench_summary_counts_evidence_and_checked_explanations():
     assert explanations(records) == {"fixes_with_evidence": 2, "fixes_explained_checked": 2,
                                      "root_causes_naming_the_change": 1, "explanations_set_aside": 1,
                                      "answers_with_alien_names": 1, "answers_echoing_the_prompt": 0}
+
+
+@pytest.mark.parametrize("message, alien", [
+    ("AttributeError: 'NoneType' object has no attribute 'successor'", []),  # shown in the prompt: known
+    ("assert 6 == 5", ["NoneType"]),
+])
+def test_a_name_from_the_failure_the_prompt_showed_is_not_alien(message, alien, tmp_path):
+    from types import SimpleNamespace
+
+    from repair_agent.nodes.explain_fix import known_code
+
+    (tmp_path / "calc").mkdir()
+    (tmp_path / "calc" / "core.py").write_text(CORE)
+    state = {"context": CORE, "failing": ["tests/test_core.py::test_second"],
+             "tests_before": {"cases": [{"id": "tests/test_core.py::test_second", "message": message}]}}
+    best = {"file": "calc/core.py", "evidence": {"text": "changed line calc/core.py:2"}}
+    known = known_code(state, SimpleNamespace(workdir=tmp_path), best, "", [])
+    cause = "`items[2]` is None here, so reading it raises on a `NoneType` value."
+    result = check_explanation(f"### Root Cause Analysis\n{cause}", cause, [], [], None, known,
+                               ["items[2]", "items[1]"], prompt_chunks("explain_fix.j2"))
+    assert result["alien"] == alien

@@ -46,8 +46,7 @@ def explain_fix(state: RepairState, deps) -> dict:
                     test=test_source(deps.workdir, state["failing"][0]), diff=diff.strip(),
                     trace_before=trace_near(before, best, radius=1), trace_after=trace_near(after, best, radius=2),
                     evidence=best["evidence"]["text"], changed=changed)}]
-    known = "\n".join([state["context"], diff, known_source(state, deps, best["file"]),
-                       " ".join(str(s.get("function")) + " " + " ".join(s.get("locals") or {}) for s in before)])
+    known = known_code(state, deps, best, diff, before)
     chunks = prompt_chunks("explain_fix.j2") + [problem_statement(state, deps)]
     tokens = dict(state.get("tokens") or {"prompt": 0, "completion": 0})
     problems_by_answer = []
@@ -100,6 +99,15 @@ def failure_message(state: RepairState) -> str:
     """The first failing test's failure line in the run before any fix."""
     cases = (state.get("tests_before") or {}).get("cases") or []
     return next((c.get("message") or "" for c in cases if c["id"] == state["failing"][0]), "")
+
+
+def known_code(state: RepairState, deps, best: dict, diff: str, before: list[dict]) -> str:
+    """Every name the prompt showed, which an explanation may use: the code, the fix, the traced
+    functions and locals, the failure and the evidence (`NoneType`, from "'NoneType' object has no
+    attribute", was once called a name that exists nowhere)."""
+    return "\n".join([state["context"], diff, known_source(state, deps, best["file"]),
+                      " ".join(str(s.get("function")) + " " + " ".join(s.get("locals") or {}) for s in before),
+                      failure_message(state), (best.get("evidence") or {}).get("text", "")])
 
 
 def known_source(state: RepairState, deps, file: str) -> str:
