@@ -22,18 +22,23 @@ from train import build_data
 from train.build_data import Package
 
 PKG_INFO = "Metadata-Version: 2.4\nName: mathx\nVersion: 1.0\n{licence}\nRequires-Python: >=3.9\n\nLong text.\nLicense: not this\n"
+PYPROJECT = ('[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+             '[project]\nname = "mathx"\nversion = "1.0"\n')
 CONF = "def setup(app):\n    app.add_css('x.css')\n    return {'parallel_read_safe': 1 + 1}\n"
 
 
 def make_sdist(folder: Path, licence: str = "License-Expression: MIT") -> Path:
-    """mathx-1.0.tar.gz: the fixture's package and tests, docs/conf.py and PKG-INFO, one top folder."""
+    """mathx-1.0.tar.gz: the fixture's package under src/ (installed into the sandbox's image by its
+    pyproject.toml, as most sdists are), its tests, docs/conf.py and PKG-INFO, one top folder."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "mathx-1.0.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
         for src in sorted((FIXTURES / "synth_repo").rglob("*")):
             if src.is_file() and "__pycache__" not in src.parts:
-                tar.add(src, arcname=f"mathx-1.0/{src.relative_to(FIXTURES / 'synth_repo').as_posix()}")
-        for name, text in (("PKG-INFO", PKG_INFO.format(licence=licence)), ("docs/conf.py", CONF)):
+                rel = src.relative_to(FIXTURES / "synth_repo").as_posix()
+                tar.add(src, arcname=f"mathx-1.0/{'src/' if rel.startswith('mathx/') else ''}{rel}")
+        for name, text in (("PKG-INFO", PKG_INFO.format(licence=licence)), ("docs/conf.py", CONF),
+                           ("pyproject.toml", PYPROJECT)):
             data = text.encode()
             info = tarfile.TarInfo(f"mathx-1.0/{name}")
             info.size = len(data)
@@ -45,11 +50,11 @@ def test_synth_mutates_only_the_paths_given(tmp_path):
     repo = build_data.unpack(make_sdist(tmp_path / "sdists"), tmp_path / "src")
     everywhere = {m.file for m in synth.all_mutants(repo)}
     assert "docs/conf.py" in everywhere  # an sdist's docs are code synth would mutate (and no test catches)
-    assert {m.file for m in synth.all_mutants(repo, ["mathx"])} == {"mathx/core.py"}
-    assert synth.source_files(repo, ["mathx/core.py"]) == ["mathx/core.py"]
-    assert synth.source_files(repo, ["math"]) == []  # a folder, not a name's prefix
-    made = synth.mutants(repo, max_mutants=5, seed=0, paths=["mathx/"])
-    assert len(made) == 5 and all(m.file == "mathx/core.py" for m in made)
+    assert {m.file for m in synth.all_mutants(repo, ["src/mathx"])} == {"src/mathx/core.py"}
+    assert synth.source_files(repo, ["src/mathx/core.py"]) == ["src/mathx/core.py"]
+    assert synth.source_files(repo, ["src/math"]) == []  # a folder, not a name's prefix
+    made = synth.mutants(repo, max_mutants=5, seed=0, paths=["src/mathx/"])
+    assert len(made) == 5 and all(m.file == "src/mathx/core.py" for m in made)
 
 
 @pytest.mark.parametrize("header, want", [
@@ -117,7 +122,7 @@ def test_duplicates_differ_only_in_whitespace():
 def test_an_sdist_becomes_records_shaped_as_the_agents_infill_prompt(tmp_path, docker_ready):
     sdists = tmp_path / "sdists"
     sdist = make_sdist(sdists)
-    pkg = Package("mathx", "1.0", hashlib.sha256(sdist.read_bytes()).hexdigest(), ("mathx",), max_mutants=12)
+    pkg = Package("mathx", "1.0", hashlib.sha256(sdist.read_bytes()).hexdigest(), ("src/mathx",), max_mutants=12)
     repos = tmp_path / "bugsinpy"  # a BugsInPy project holding a copy of the fixture's clamp
     (repos / "luigi" / "luigi").mkdir(parents=True)
     core = (FIXTURES / "synth_repo" / "mathx" / "core.py").read_text()
@@ -128,7 +133,8 @@ def test_an_sdist_becomes_records_shaped_as_the_agents_infill_prompt(tmp_path, d
     stats = manifest["packages"][0]
     assert stats["licence"] == "MIT (PKG-INFO)" and stats["version"] == "1.0"
     assert stats["benchmark_code"] >= 1 and all(w.startswith("bugsinpy:luigi (clamp)") for w in stats["refused"])
-    assert records and stats["records"] == len(records) == manifest["records"]
+    # the tests import the mutant, not the copy of the package installed into the sandbox's image
+    assert stats["kept"] >= 6 and records and stats["records"] == len(records) == manifest["records"]
     assert stats["records"] + stats["benchmark_code"] + stats["duplicates"] == stats["infill_records"]
     assert manifest["sha256"] == hashlib.sha256((tmp_path / "out" / "infill.jsonl").read_bytes()).hexdigest()
     kept = {json.loads(line)["id"]: json.loads(line)
@@ -136,7 +142,7 @@ def test_an_sdist_becomes_records_shaped_as_the_agents_infill_prompt(tmp_path, d
     for rec in records:
         meta = rec["metadata"]
         row = kept[meta["task"]]
-        assert meta["file"] == "mathx/core.py" and meta["function"] != "clamp"
+        assert meta["file"] == "src/mathx/core.py" and meta["function"] != "clamp"
         assert (meta["package"], meta["licence"], meta["source"]) == ("mathx", "MIT", "synth")
         assert rec["prompt"].startswith("<|fim_prefix|>") and "# A test fails:" in rec["prompt"]
         assert rec["completion"] in row["original"]
