@@ -31,12 +31,13 @@ from repair_agent.sandbox.images import (PIP_CACHE_DIR, PIP_CACHE_VOLUME, _image
 pytestmark = pytest.mark.docker
 
 
-def wheel(folder: Path, name: str, version: str, module: str, entry_points: str = "") -> Path:
+def wheel(folder: Path, name: str, version: str, module: str, entry_points: str = "", requires: str = "") -> Path:
     """A pure-Python wheel, written by hand (a zip with its dist-info and a RECORD of hashes)."""
     folder.mkdir(parents=True, exist_ok=True)
     info = f"{name}-{version}.dist-info"
     files = {f"{name}.py": module,
-             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                                 + (f"Requires-Dist: {requires}\n" if requires else ""),
              f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
              **({f"{info}/entry_points.txt": entry_points} if entry_points else {})}
     record = ""
@@ -335,6 +336,20 @@ def test_on_bullseye_too_a_pin_without_a_wheel_moves_to_the_nearest_version_with
             client.images.remove(tag, force=True)
     assert sorted(c["outcome"] for c in run["cases"]) == ["passed", "passed"], run["output_tail"]
     assert [(r["requirement"], r["with"]) for r in record["replaced"]] == [("fastcalc==1.0", "fastcalc==1.1")]
+
+
+def test_a_freeze_whose_pins_conflict_installs_as_pip_installed_it_before_its_resolver(offline, tmp_path):
+    """An old `pip freeze` (BugsInPy's sanic: h11==0.9.0 beside httpcore==0.3.0) can hold pins that
+    contradict each other's requirements; pip's resolver refuses the set, its legacy resolver installs it."""
+    wheels, made = offline
+    wheel(wheels, "needsnew", "1.0", "OK = True\n", requires="tinydep>=2")
+    wheel(wheels, "tinydep", "2.0", "FACTOR = 2\n")
+    said: list[str] = []
+    run, record = sandbox_run(tree(tmp_path / "repo", {"requirements.txt": "needsnew==1.0\ntinydep==1.0\n"}),
+                              made, said, install_project=False)
+    assert [c["outcome"] for c in run["cases"]] == ["passed"], run["output_tail"]  # tinydep 1.0 (FACTOR 3) as pinned
+    assert record["legacy_resolver"] == ["requirements.txt"]
+    assert any("conflict" in w and "legacy resolver" in w for w in said)
 
 
 def test_a_removed_pytest_api_that_a_conftest_calls_is_given_back(offline, tmp_path):

@@ -276,6 +276,8 @@ def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: l
                      f"out: {f['why']}" for f in report.get("failed", [])]
         warnings += [f"note: {r['requirement']} has no wheel for this Python; {r['with']} instead ({r['source']})"
                      for r in report.get("replaced", [])]
+        warnings += [f"note: the pins of {source} conflict (pip's resolver refused them): installed with pip's "
+                     f"legacy resolver, as pip installed them before 20.3" for source in report.get("legacy_resolver", [])]
         for warning in warnings:
             log(warning)
         record = {"needs": needs.to_dict(), **report, "pytest_addopts": tokens, "warnings": warnings}

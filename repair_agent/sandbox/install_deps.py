@@ -207,6 +207,12 @@ def must_install(what: str, args: list[str], requirements: list[str], report: di
     after another (an old freeze has many pins without a wheel that still install from source);
     where it names none of them, every pin at once."""
     rc, out = install(*args)
+    if rc != 0 and "ResolutionImpossible" in out:
+        # pins that contradict each other (an old freeze: pip's resolver before 20.3 installed them
+        # one by one): pip's legacy resolver installs them as they were installed then
+        args = ["--use-deprecated=legacy-resolver", *args]
+        report.setdefault("legacy_resolver", []).append(source)
+        rc, out = install(*args)
     tried: set[str] = set()
     while rc != 0:
         named = [r for r in failed_pins(out, requirements) if r not in tried]
