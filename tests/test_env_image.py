@@ -372,6 +372,26 @@ def test_a_removed_pytest_api_that_a_conftest_calls_is_given_back(offline, tmp_p
     assert "note: the tests call Node.get_marker (removed in pytest 4.1) (tests/conftest.py): the sandbox's " \
            "pytest gets it back (repair_agent_pytest_compat)" in said
 
+def test_an_old_testcase_that_refuses_runtest_is_collected(offline, tmp_path):
+    """As tornado's AsyncTestCase before 5.1 (tornado/testing.py): its __init__ wraps
+    `getattr(self, methodName)`, and pytest 8 makes an instance with "runTest" to collect the class:
+    without the compat plugin the module fails at collection."""
+    wheels, made = offline
+    testing = ("import unittest\n\n\nclass AsyncTestCase(unittest.TestCase):\n"
+               "    def __init__(self, methodName='runTest'):\n        super().__init__(methodName)\n"
+               "        setattr(self, methodName, getattr(self, methodName))\n")
+    test = ("import tinydep\n\nfrom tests.testing import AsyncTestCase\n\n\nclass CalcTest(AsyncTestCase):\n"
+            "    def test_factor(self):\n        self.assertEqual(tinydep.FACTOR, 3)\n")
+    said: list[str] = []
+    repo = tree(tmp_path / "repo", {"tests/__init__.py": "", "tests/testing.py": testing, "tests/test_calc.py": test,
+                                    "requirements.txt": "tinydep==1.0\n"})
+    run, record = sandbox_run(repo, made, said)
+    assert [(c["id"], c["outcome"]) for c in run["cases"]] == [
+        ("tests/test_calc.py::CalcTest::test_factor", "passed")], run["output_tail"]
+    assert record["pytest_addopts"] == ["-p", "repair_agent_pytest_compat"]
+    assert any("pytest 8 collects with 'runTest'" in w and "tests/testing.py" in w for w in said)
+
+
 @pytest.mark.slow
 def test_a_real_pin_without_a_wheel_for_the_sandboxs_python_moves_to_the_nearest_release_with_one(tmp_path,
                                                                                                  docker_ready):

@@ -10,3 +10,21 @@ if not hasattr(Node, "get_marker"):  # removed in pytest 4.1
     Node.get_marker = lambda self, name: self.get_closest_marker(name)
 if not hasattr(FixtureRequest, "getfuncargvalue"):  # removed in pytest 4.0
     FixtureRequest.getfuncargvalue = lambda self, name: self.getfixturevalue(name)
+
+try:  # pytest 8 collects a unittest class through an instance made with "runTest" (UnitTestCase.newinstance)
+    from _pytest.unittest import UnitTestCase
+except ImportError:  # an older pytest: it used the class itself
+    UnitTestCase = None
+if UnitTestCase is not None and hasattr(UnitTestCase, "newinstance"):
+    _newinstance = UnitTestCase.newinstance
+
+    def _any_instance(self):
+        """An old TestCase whose __init__ needs a real test method (tornado's AsyncTestCase before 5.1:
+        `getattr(self, methodName)`) refuses "runTest": an instance without __init__ serves
+        collection's fixture scan, as the class itself did before pytest 8."""
+        try:
+            return _newinstance(self)
+        except AttributeError:
+            return self.obj.__new__(self.obj)
+
+    UnitTestCase.newinstance = _any_instance
