@@ -352,6 +352,22 @@ def test_a_freeze_whose_pins_conflict_installs_as_pip_installed_it_before_its_re
     assert any("conflict" in w and "legacy resolver" in w for w in said)
 
 
+def test_a_test_dependency_found_fits_the_pins_instead_of_replacing_them(offline, tmp_path):
+    """As fastapi-7's: the Pipfile's dev packages, unpinned, took the newest anyio, which needs a newer
+    typing_extensions than the bug's freeze pins: pytest then failed to load anyio's plugin. The
+    packages found are installed under the pins as constraints: the version that fits them."""
+    wheels, made = offline
+    wheel(wheels, "needsnew", "1.0", "VERSION = '1.0'\n")
+    wheel(wheels, "needsnew", "2.0", "VERSION = '2.0'\n", requires="tinydep>=2")
+    wheel(wheels, "tinydep", "2.0", "FACTOR = 2\n")
+    test = "import needsnew\nimport tinydep\n\n\ndef test_pins():\n    assert (needsnew.VERSION, tinydep.FACTOR) == ('1.0', 3)\n"
+    for files, kw in (({"requirements.txt": "tinydep==1.0\n"}, {}), ({}, {"deps": ["tinydep==1.0"]})):
+        repo = tree(tmp_path / f"repo{len(kw)}", {**files, "requirements-test.txt": "needsnew\n", "tests/test_pins.py": test})
+        run, record = sandbox_run(repo, made, [], install_project=False, **kw)
+        assert sorted(c["outcome"] for c in run["cases"]) == ["passed", "passed"], run["output_tail"]
+        assert record["installed"] == [{"requirement": "needsnew", "source": "requirements-test.txt"}]
+
+
 def test_a_removed_pytest_api_that_a_conftest_calls_is_given_back(offline, tmp_path):
     """As thefuck's conftest of 2018 (its autouse fixture calls `request.node.get_marker`, which pytest
     4.1 removed): without the compat plugin every test errors in that fixture."""

@@ -33,8 +33,9 @@ COMPAT = "/opt/repair-agent-install/pytest_compat.py"  # and pytest_compat.py, w
 TOOLS = ["pytest", "pytest-timeout", "coverage"]
 # The tools venv's own pip, before the tools: bullseye's pip 20.3 names no versions when a pin has no
 # wheel (install_deps.without_wheels reads them from pip's refusal); 24.1 and later refuse the
-# non-PEP 440 versions and metadata of old pins
-PIP = "pip>=23.1,<24.1"
+# non-PEP 440 versions and metadata of old pins. `wheel`: a setup.py project without a build-system
+# table is built in this venv, as pip before 23.1 did (install_deps.project_options)
+PIP = "pip>=23.1,<24.1 wheel"
 DEP_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "requirements-dev.txt",
              "requirements-test.txt", "test-requirements.txt")
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
@@ -231,7 +232,7 @@ def tools_image(client, base: str, log=print, workdir: Path | None = None) -> st
     if not _image_exists(client, tag):
         log(f"installing the test tools ({' '.join(TOOLS)}) into {tag} (once per base image)")
         _build_layer(client, base, ["sh", "-c", "set -e; python3 -m venv /opt/venv; "
-                                                f"/opt/venv/bin/pip install -q '{PIP}'; "
+                                                f"/opt/venv/bin/pip install -q {' '.join(map(shlex.quote, PIP.split(' ')))}; "
                                                 f"/opt/venv/bin/pip install -q {' '.join(TOOLS)}"],
                      [], tag, "installing the test tools", {LABEL: "tools-build"}, workdir)
     return tag

@@ -4,10 +4,11 @@ its helpers too: requirement files are read here as pip reads them, on either si
 
     python install_deps.py PLAN_JSON
 
-The plan (images.env_image's, from test_deps.discover): `requirement_files` (pip -r, must install),
-`project` (pip install . from a copy of /src, must install), `packages` (the test dependencies
-found, each with its source: best effort), `plugins` (what the pytest configuration needs: best
-effort), `deps` (--deps, must install, last so that their pins win), `compat` (where the tests call
+The plan (images.env_image's, from test_deps.discover), in the order installed: `requirement_files`
+(pip -r, must install), `project` (pip install . from a copy of /src, must install), `deps` (--deps,
+must install), `packages` (the test dependencies found, each with its source: best effort),
+`plugins` (what the pytest configuration needs: best effort); the last two under the exact pins of
+the first ones as constraints, so that the pins win, `compat` (where the tests call
 removed pytest APIs: pytest_compat.py's path, copied into this venv as COMPAT_MODULE). Binary
 wheels are preferred. Where a step that must install fails, each exact pin of it that has no wheel
 for this Python is moved to the nearest version that has one and the step is tried again; every
@@ -30,6 +31,7 @@ import sysconfig
 MARKER = "@@REPAIR_AGENT_DEPS@@"
 COMPAT_MODULE = "repair_agent_pytest_compat"  # test_deps loads it with -p
 REPORT = "/opt/repair-agent-deps.json"
+CONSTRAINTS = "/tmp/repair-agent-constraints.txt"
 PROBE = "/tmp/repair-agent-probe"  # where the wheel probes download to (pip's cache keeps them)
 PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;,#]+)\s*(;.*)?$")
 FROM_VERSIONS = re.compile(r"satisfies the requirement (\S+?)(?:\[[^\]]*\])?\s*(?:[<>=!~][^ ]*)? \(from versions: ([^)]*)\)")
@@ -201,7 +203,7 @@ def failed_pins(output: str, requirements: list[str]) -> list[str]:
 
 
 def must_install(what: str, args: list[str], requirements: list[str], report: dict, source: str,
-                 files: list[str] = ()) -> None:
+                 files: list[str] = ()) -> list[str]:
     """Install, else move the pins without a wheel for this Python and try again, else stop the
     build with pip's own words (exit 1). The pins probed are those pip's failure names, one failure
     after another (an old freeze has many pins without a wheel that still install from source);
@@ -231,17 +233,29 @@ def must_install(what: str, args: list[str], requirements: list[str], report: di
         tried.update(moved.values())
         rc, out = install(*args)
     if rc == 0:
-        return
+        return args
     print(out, flush=True)
     print(f"{what} failed", flush=True)
     finish(report, 1)
 
 
-def best_effort(items: list[dict], key: str, report: dict, done: str) -> None:
+def constraints(requirements: list[str]) -> list[str]:
+    """pip's options that keep the exact pins among `requirements` as they are (a constraints file):
+    a test dependency found beside them must fit them, not replace them."""
+    pins = [f"{m.group(1)}=={m.group(3)}{(' ' + m.group(4)) if m.group(4) else ''}"
+            for r in requirements if (m := PIN.match(r))]  # a constraint has no extras
+    if not pins:
+        return []
+    with open(CONSTRAINTS, "w", encoding="utf-8") as f:
+        f.write("\n".join(pins) + "\n")
+    return ["-c", CONSTRAINTS]
+
+
+def best_effort(items: list[dict], key: str, report: dict, done: str, options: list[str] = ()) -> None:
     """Install every item (one pip call; where it fails, pins moved as above, then one by one):
-    those that do not install are left out, with pip's last error line."""
+    those that do not install are left out, with pip's last error line. `options`: pip's, for each call."""
     reqs = [i[key] for i in items]
-    if not reqs or install(*reqs)[0] == 0:
+    if not reqs or install(*options, *reqs)[0] == 0:
         report[done] += items
         return
     moved = without_wheels(reqs)
@@ -250,11 +264,23 @@ def best_effort(items: list[dict], key: str, report: dict, done: str) -> None:
         if req != item[key]:
             report["replaced"].append({"requirement": item[key], "with": req, "source": item.get("source", ""),
                                        "why": "no wheel of the pinned version for this Python"})
-        rc, out = install(req)
+        rc, out = install(*options, req)
         if rc == 0:
             report[done].append({**item, key: req})
         else:
             report["failed"].append({**item, "why": last_error(out)})
+
+
+def project_options(tree: str) -> list[str]:
+    """pip's options for installing the project: a setup.py project that names no build system
+    (no `[build-system]` in a pyproject.toml) is built in this venv, as pip built it before 23.1;
+    an isolated build would fetch setuptools from the index, which a machine offline does not have."""
+    try:
+        with open(os.path.join(tree, "pyproject.toml"), encoding="utf-8", errors="replace") as f:
+            declared = re.search(r"(?m)^\s*\[build-system\]", f.read())
+    except OSError:
+        declared = None
+    return [] if declared else ["--no-build-isolation"]
 
 
 def finish(report: dict, code: int) -> None:
@@ -279,15 +305,16 @@ def main(plan: dict) -> None:
         must_install("installing " + " ".join(files), [a for f in files for a in ("-r", f)], pins, report,
                      " ".join(files), files)
     if plan.get("project"):
-        rc, out = install(".")
+        rc, out = install(*project_options("."), ".")
         if rc != 0:
             print(out, flush=True)
             finish(report, 1)
-    best_effort(plan.get("packages") or [], "requirement", report, "installed")
-    best_effort(plan.get("plugins") or [], "plugin", report, "plugins")
     deps = list(plan.get("deps") or [])
-    if deps:
-        must_install("installing --deps", deps, deps, report, "--deps")
+    if deps:  # before the test dependencies found: those must fit the pins (an old freeze's among them)
+        deps = [a for a in must_install("installing --deps", deps, deps, report, "--deps") if not a.startswith("-")]
+    pinned = constraints([line for f in files for _, line in file_pins(f)] + deps)
+    best_effort(plan.get("packages") or [], "requirement", report, "installed", pinned)
+    best_effort(plan.get("plugins") or [], "plugin", report, "plugins", pinned)
     if plan.get("compat"):
         shutil.copy(plan["compat"], os.path.join(sysconfig.get_paths()["purelib"], COMPAT_MODULE + ".py"))
     finish(report, 0)
