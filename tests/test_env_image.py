@@ -397,7 +397,8 @@ def test_an_old_testcase_that_refuses_runtest_is_collected(offline, tmp_path):
                "    def __init__(self, methodName='runTest'):\n        super().__init__(methodName)\n"
                "        setattr(self, methodName, getattr(self, methodName))\n")
     test = ("import tinydep\n\nfrom tests.testing import AsyncTestCase\n\n\nclass CalcTest(AsyncTestCase):\n"
-            "    def test_factor(self):\n        self.assertEqual(tinydep.FACTOR, 3)\n")
+            "    def setUp(self):\n        self.factor = 3\n\n"
+            "    def test_factor(self):\n        self.assertEqual(tinydep.FACTOR, self.factor)\n")
     said: list[str] = []
     repo = tree(tmp_path / "repo", {"tests/__init__.py": "", "tests/testing.py": testing, "tests/test_calc.py": test,
                                     "requirements.txt": "tinydep==1.0\n"})

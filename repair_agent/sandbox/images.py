@@ -213,6 +213,8 @@ def dependency_key(repo: Path, image: str, deps: list[str] | str | None = None, 
     needs = needs or discover(repo)
     if needs.found():  # nothing found beyond what was installed before discovery: the same key as then
         h.update(b"found\0" + needs.key())
+    if needs.compat:  # the image holds a copy of the compat plugin: a new one is a new image
+        h.update(Path(__file__).with_name(Path(COMPAT).name).read_bytes())
     return h.hexdigest()[:16]
 
 

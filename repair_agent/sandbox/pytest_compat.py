@@ -25,6 +25,10 @@ if UnitTestCase is not None and hasattr(UnitTestCase, "newinstance"):
         try:
             return _newinstance(self)
         except AttributeError:
-            return self.obj.__new__(self.obj)
+            import unittest
+
+            instance = self.obj.__new__(self.obj)
+            unittest.TestCase.__init__(instance, "runTest")  # unittest's own: "runTest" is its no-op name
+            return instance
 
     UnitTestCase.newinstance = _any_instance
