@@ -372,10 +372,12 @@ def test_a_removed_pytest_api_that_a_conftest_calls_is_given_back(offline, tmp_p
     """As thefuck's conftest of 2018 (its autouse fixture calls `request.node.get_marker`, which pytest
     4.1 removed): without the compat plugin every test errors in that fixture."""
     wheels, made = offline
-    conftest = ("import pytest\n\n\n@pytest.fixture(autouse=True)\ndef functional(request):\n"
+    conftest = ("import pytest\n\n\n@pytest.fixture\ndef _four():\n    return 4\n\n\n"
+                "four = pytest.fixture(name='four')(_four)\n\n\n"  # a fixture of a fixture: httpie's conftest of 2020
+                "@pytest.fixture(autouse=True)\ndef functional(request):\n"
                 "    if request.node.get_marker('functional'):\n        pytest.skip('functional tests are off')\n\n\n"
                 "@pytest.fixture\ndef three(request):\n    return request.getfuncargvalue('tmp_path') and 3\n")
-    test = ("import pytest\nimport tinydep\n\n\ndef test_factor(three):\n    assert tinydep.FACTOR == three\n\n\n"
+    test = ("import pytest\nimport tinydep\n\n\ndef test_factor(three, four):\n    assert tinydep.FACTOR == three == four - 1\n\n\n"
             "@pytest.mark.functional\ndef test_functional():\n    assert False\n")
     said: list[str] = []
     repo = tree(tmp_path / "repo", {"tests/conftest.py": conftest, "tests/test_calc.py": test,
@@ -385,6 +387,7 @@ def test_a_removed_pytest_api_that_a_conftest_calls_is_given_back(offline, tmp_p
         assert sorted((c["id"].split("::")[1], c["outcome"]) for c in run["cases"]) == [
             ("test_factor", "passed"), ("test_functional", "skipped")], run["output_tail"]
     assert record["pytest_addopts"] == ["-p", "repair_agent_pytest_compat"]
+    assert any("a fixture already" in w for w in said)
     assert "note: the tests call Node.get_marker (removed in pytest 4.1) (tests/conftest.py): the sandbox's " \
            "pytest gets it back (repair_agent_pytest_compat)" in said
 

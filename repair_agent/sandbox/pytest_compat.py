@@ -32,3 +32,19 @@ if UnitTestCase is not None and hasattr(UnitTestCase, "newinstance"):
             return instance
 
     UnitTestCase.newinstance = _any_instance
+
+try:  # pytest 8.4 refuses to make a fixture of a fixture; before, the new marker's settings applied
+    from _pytest.fixtures import FixtureFunctionDefinition, FixtureFunctionMarker
+except ImportError:
+    FixtureFunctionDefinition = None
+if FixtureFunctionDefinition is not None:
+    _mark = FixtureFunctionMarker.__call__
+
+    def _remark(self, function):
+        """`pytest.fixture(autouse=True)(plugin_fixture)` (httpie's conftest of 2020, over
+        pytest-httpbin's fixture): the function under the fixture gets the new marker."""
+        if isinstance(function, FixtureFunctionDefinition):
+            function = function._fixture_function
+        return _mark(self, function)
+
+    FixtureFunctionMarker.__call__ = _remark

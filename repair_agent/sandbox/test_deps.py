@@ -100,7 +100,9 @@ KEEP_OFF = {"pytest-cov": ["--no-cov"], "pytest-xdist": ["-n", "0"]}
 COMPAT_CALLS = {"Node.get_marker (removed in pytest 4.1)": re.compile(r"\.get_marker\("),
                 "FixtureRequest.getfuncargvalue (removed in pytest 4.0)": re.compile(r"\.getfuncargvalue\("),
                 "a TestCase whose __init__ needs a real test method (pytest 8 collects with 'runTest')":
-                    re.compile(r"getattr\(self,\s*methodName\)")}
+                    re.compile(r"getattr\(self,\s*methodName\)"),
+                "pytest.fixture(...) on a function that is a fixture already (refused since pytest 8.4)":
+                    re.compile(r"pytest\.fixture\([^()]*\)\(\s*\w+\s*\)")}
 
 
 @dataclass
