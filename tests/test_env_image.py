@@ -368,6 +368,33 @@ def test_a_test_dependency_found_fits_the_pins_instead_of_replacing_them(offline
         assert record["installed"] == [{"requirement": "needsnew", "source": "requirements-test.txt"}]
 
 
+def test_a_project_whose_packages_live_in_lib_is_imported_from_the_tree_not_the_installed_copy(offline, tmp_path):
+    """As ansible's (`package_dir={'': 'lib'}`): `pip install .` put a copy of the buggy lib/ into the
+    image, and the tests imported it, so the tree's fix was never seen (ansible-1, -4: failed with
+    the human fix)."""
+    from repair_agent.sandbox import DockerSandbox
+
+    wheels, made = offline
+    setup = "from setuptools import setup\n\nsetup(name='calcpkg', version='1.0', packages=['calc'], package_dir={'': 'lib'})\n"
+    test = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+    repo = tree(tmp_path / "repo", {"setup.py": setup, "lib/calc/__init__.py": "def add(a, b):\n    return a - b\n",
+                                    "tests/test_add.py": test, "requirements.txt": "tinydep==1.0\n"})
+    said: list[str] = []
+    made.append(env_tag(repo, BASE_IMAGE))
+    box = DockerSandbox(repo, image=BASE_IMAGE, log=said.append)
+    try:
+        before = box.run_tests(["tests/test_add.py"], timeout=120)
+        (repo / "lib/calc/__init__.py").write_text("def add(a, b):\n    return a + b\n")  # the fix, in the tree
+        after = box.run_tests(["tests/test_add.py"], timeout=120)
+        record = dependency_record(box.client, box.image)
+    finally:
+        box.close()
+    assert record["tree_paths"] == ["/workspace/lib"] and record["uninstalled"] == ["calcpkg"], record
+    assert [c["outcome"] for c in before["cases"]] == ["failed"], before["output_tail"]
+    assert [c["outcome"] for c in after["cases"]] == ["passed"], after["output_tail"]
+    assert any("imported from the tree (lib)" in w for w in said)
+
+
 def test_a_removed_pytest_api_that_a_conftest_calls_is_given_back(offline, tmp_path):
     """As thefuck's conftest of 2018 (its autouse fixture calls `request.node.get_marker`, which pytest
     4.1 removed): without the compat plugin every test errors in that fixture."""

@@ -184,3 +184,14 @@ def test_a_removed_pytest_api_the_tests_call_loads_the_compat_plugin_with_a_note
     before = dependency_key(repo, "img")
     write(repo, {"tests/conftest.py": "def f(request):\n    return request.node.get_closest_marker('functional')\n"})
     assert not discover(repo).found() and dependency_key(repo, "img") != before
+
+
+def test_the_folders_a_project_keeps_its_packages_in_are_read_from_package_dir(tmp_path):
+    from repair_agent.sandbox.test_deps import package_roots
+
+    setup = ("from setuptools import setup, find_packages\nsetup(name='ansible-base', package_dir={'': 'lib',\n"
+             "      'ansible_test': 'test/lib/ansible_test'}, packages=find_packages('lib'))\n")
+    repo = write(tmp_path / "a", {"setup.py": setup, "lib/ansible/__init__.py": "", "test/lib/ansible_test/__init__.py": ""})
+    assert package_roots(repo) == ["lib", "test/lib"] and discover(repo).package_roots == ["lib", "test/lib"]
+    src = write(tmp_path / "b", {"setup.cfg": "[options]\npackage_dir =\n    =src\n", "src/pkg/__init__.py": ""})
+    assert package_roots(src) == []  # the root and src/ are on the sandbox's path already

@@ -267,7 +267,8 @@ def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: l
 
     project = install_project and any((workdir / n).is_file() for n in ("pyproject.toml", "setup.py"))
     plan = {"requirement_files": needs.requirement_files, "project": project, "packages": needs.packages,
-            "plugins": needs.plugins, "deps": extra, "compat": COMPAT if needs.compat else ""}
+            "plugins": needs.plugins, "deps": extra, "compat": COMPAT if needs.compat else "",
+            "package_roots": needs.package_roots if project else []}
     mounts = [Mount("/src", str(workdir), type="bind", read_only=True),
               *(Mount(inside, str(Path(__file__).with_name(Path(inside).name)), type="bind", read_only=True)
                 for inside in (INSTALLER, COMPAT))]
@@ -279,6 +280,10 @@ def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: l
                      f"out: {f['why']}" for f in report.get("failed", [])]
         warnings += [f"note: {r['requirement']} has no wheel for this Python; {r['with']} instead ({r['source']})"
                      for r in report.get("replaced", [])]
+        if report.get("tree_paths"):
+            warnings.append(f"note: the project's packages are imported from the tree ({', '.join(needs.package_roots)}),"
+                            f" not from the copy installed with its dependencies"
+                            f"{' (' + ', '.join(report['uninstalled']) + ' uninstalled)' if report.get('uninstalled') else ''}")
         warnings += [f"note: the pins of {source} conflict (pip's resolver refused them): installed with pip's "
                      f"legacy resolver, as pip installed them before 20.3" for source in report.get("legacy_resolver", [])]
         for warning in warnings:

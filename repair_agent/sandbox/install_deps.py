@@ -283,6 +283,28 @@ def project_options(tree: str) -> list[str]:
     return [] if declared else ["--no-build-isolation"]
 
 
+def from_tree(roots: list[str], report: dict) -> None:
+    """The project's packages that live in `roots` (folders of the tree, not its root or src/) are
+    imported from the tree under test (/workspace), not from the copy `pip install .` made now:
+    that copy is uninstalled (its dependencies stay) and a .pth file puts those folders on the path."""
+    from importlib import metadata
+
+    tops = {p.split(os.sep)[0] for r in roots if os.path.isdir(r) for p in os.listdir(r)}
+    tops = {t[:-3] if t.endswith(".py") else t for t in tops}
+    owners = sorted({d.metadata["Name"] for d in metadata.distributions()
+                     if any(str(f).split("/")[0] in tops for f in (d.files or []) if not str(f).endswith(".dist-info"))
+                     and d.metadata["Name"] and canonical(d.metadata["Name"]) not in {"pip", "setuptools", "wheel"}})
+    if owners:
+        pip("uninstall", "-y", *owners)
+    paths = [f"/workspace/{r}" for r in roots]
+    # an `import` line, not the folders: site.py skips a folder that does not exist yet, and the
+    # warm worker starts before /workspace is filled
+    with open(os.path.join(sysconfig.get_paths()["purelib"], "repair_agent_tree.pth"), "w", encoding="utf-8") as f:
+        f.write(f"import sys; sys.path.extend(p for p in {paths!r} if p not in sys.path)\n")
+    report["tree_paths"] = paths
+    report["uninstalled"] = owners
+
+
 def finish(report: dict, code: int) -> None:
     text = json.dumps(report, sort_keys=True)
     try:
@@ -315,6 +337,8 @@ def main(plan: dict) -> None:
     pinned = constraints([line for f in files for _, line in file_pins(f)] + deps)
     best_effort(plan.get("packages") or [], "requirement", report, "installed", pinned)
     best_effort(plan.get("plugins") or [], "plugin", report, "plugins", pinned)
+    if plan.get("package_roots"):
+        from_tree(plan["package_roots"], report)
     if plan.get("compat"):
         shutil.copy(plan["compat"], os.path.join(sysconfig.get_paths()["purelib"], COMPAT_MODULE + ".py"))
     finish(report, 0)

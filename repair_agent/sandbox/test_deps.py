@@ -118,15 +118,17 @@ class TestNeeds:
     notes: list[str] = field(default_factory=list)  # what was read and left out, and why
     compat: list[dict] = field(default_factory=list)  # removed pytest APIs the tests call: {"api", "source"}
     digest: str = ""  # of the bytes of the requirement files pip reads itself
+    package_roots: list[str] = field(default_factory=list)  # folders the project's packages live in (`lib`)
 
     def found(self) -> bool:
         """Anything beyond what the image installed before discovery (requirements.txt, the project)."""
-        return bool(self.packages or self.plugins or self.compat or self.dropped_without_plugin())
+        return bool(self.packages or self.plugins or self.compat or self.package_roots or self.dropped_without_plugin())
 
     def key(self) -> bytes:
         """What keys the dependency image: everything that the build installs or changes."""
         return json.dumps({"packages": self.packages, "plugins": self.plugins, "addopts": self.addopts,
-                           "files": self.digest, **({"compat": self.compat} if self.compat else {})},
+                           "files": self.digest, **({"compat": self.compat} if self.compat else {}),
+                           **({"roots": self.package_roots} if self.package_roots else {})},
                           sort_keys=True).encode()
 
     def to_dict(self) -> dict:
@@ -162,10 +164,41 @@ def discover(repo: Path) -> TestNeeds:
         if name not in seen:
             seen.add(name)
             needs.packages.append({"requirement": req, "source": source})
+    try:
+        needs.package_roots = package_roots(repo)
+    except (OSError, ValueError, SyntaxError, RecursionError, AttributeError, TypeError) as exc:
+        needs.notes.append(f"package_dir: not read ({type(exc).__name__}: {exc})"[:200])
     needs.config, needs.addopts, ini = pytest_config(repo)
     _plugins(repo, needs, ini, seen)
     needs.digest = _digest(repo, needs.requirement_files)
     return needs
+
+
+def package_roots(repo: Path) -> list[str]:
+    """The folders other than the root and `src/` (which the sandbox's path has) that the project's
+    packages live in, as its `package_dir` says (setup.py, setup.cfg, pyproject.toml's
+    [tool.setuptools]): ansible's `{'': 'lib', 'ansible_test': 'test/lib/ansible_test'}` -> lib,
+    test/lib. Its tests must import them from the tree, not from the copy installed in the image."""
+    mapping = _toml(repo / "pyproject.toml").get("tool", {}).get("setuptools", {}).get("package-dir") or {}
+    cfg = _ini(repo / "setup.cfg").get("options", "package_dir", fallback="")
+    for line in cfg.replace(";", "\n").splitlines():
+        if "=" in line:
+            name, folder = (x.strip() for x in line.split("=", 1))
+            mapping.setdefault(name, folder)
+    if (repo / "setup.py").is_file():
+        call, names = _setup_call(repo / "setup.py")
+        kw = {k.arg: k.value for k in call.keywords if k.arg} if call else {}
+        found = _literal(kw.get("package_dir"), names)
+        mapping = {**(found if isinstance(found, dict) else {}), **mapping}
+    roots = []
+    for name, folder in mapping.items():
+        if not isinstance(folder, str):
+            continue
+        root = Path(folder.strip("/")) if name == "" else Path(folder.strip("/")).parent  # a named one: its parent
+        rel = root.as_posix()
+        if rel not in (".", "", "src") and (repo / rel).is_dir() and rel not in roots:
+            roots.append(rel)
+    return roots
 
 
 def runner_safe(requirement: str) -> str | None:

@@ -1281,7 +1281,10 @@ def main() -> None:
     os.dup2(2, 1)
     keep = pids()
     here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [p for p in sys.path if p not in ("", here) and not p.startswith((SRC, WORKSPACE))]
+    # the tree's own entries go (into_tree puts them first); a folder of it that a .pth file of the
+    # image adds (install_deps.from_tree: ansible's lib/) stays where a fresh interpreter has it
+    sys.path[:] = [p for p in sys.path if p not in ("", here, WORKSPACE, os.path.join(WORKSPACE, "src"))
+                   and not p.startswith(SRC)]
     base_path = list(sys.path)
     own, imported = tree_names(SRC)
     preloaded, loaded, plugins = preload(own, imported)
