@@ -320,7 +320,11 @@ def main(plan: dict) -> None:
     report = {"installed": [], "plugins": [], "failed": [], "replaced": []}
     files = list(plan.get("requirement_files") or [])
     if files or plan.get("project"):
-        shutil.copytree("/src", "/tmp/src", symlinks=True)  # pins may be rewritten, `-e .` writes: a copy
+        try:
+            shutil.copytree("/src", "/tmp/src", symlinks=True)  # pins may be rewritten, `-e .` writes: a copy
+        except shutil.Error as exc:  # git packed loose objects while they were copied (ansible-6): its
+            if any(not str(e[0]).startswith("/src/.git/") for e in exc.args[0]):  # objects only, else a fault
+                raise
         os.chdir("/tmp/src")
     if files:
         pins = [line for f in files for _, line in file_pins(f)]
