@@ -420,11 +420,26 @@ def into_tree(args: list[str], forget: list[str], base_path: list[str]) -> None:
     """As `python -m pytest ARGS` in the workspace: its path, folder and argv, the tree's names unloaded."""
     os.chdir(WORKSPACE)
     sys.path[:] = [WORKSPACE, os.path.join(WORKSPACE, "src"), *base_path]
+    fresh_path_cache()
     for name in forget:
         sys.modules.pop(name, None)  # imported again, as on the exec path
     import pytest
 
     sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *args]
+
+
+def fresh_path_cache() -> None:
+    """Python's cache of path entries as a fresh interpreter in the workspace has it: the worker
+    started before its workspace held src/, and a path that did not exist is cached as None (nothing
+    to import there, for good): a src-layout package then came from its copy installed in the image,
+    or from nowhere (webcolors 25.10.0: no mutant failed a test under the worker)."""
+    for entry, finder in list(sys.path_importer_cache.items()):
+        if finder is None or entry == WORKSPACE or entry.startswith(WORKSPACE + os.sep):
+            del sys.path_importer_cache[entry]  # made anew at the next import
+
+
+def in_workspace(path) -> bool:
+    return isinstance(path, str) and path.startswith(WORKSPACE + os.sep)
 
 
 def exit_now(rc: int) -> None:
@@ -545,7 +560,11 @@ class Zygote:
         timed out, its output's tail)."""
         tail, pid, timed_out = bytearray(), None, False
         changed = [rel for rel, made in workspace.made.items() if self.base.get(rel) is not made]
-        how = b"run " if workspace.py_files == self.py_files else b"fresh "
+        # a link changed: a preloaded module's file may now be another (modules are known by the
+        # resolved paths of their files)
+        link = any(made[0][0] == "link" for rel in changed
+                   for made in (workspace.made[rel], self.base.get(rel)) if made)
+        how = b"run " if workspace.py_files == self.py_files and not link else b"fresh "
         try:
             os.write(self.go, how + json.dumps(changed).encode() + b"\n")
             pid, self.spare = map(int, self.line(time.monotonic() + 10).split())
@@ -747,6 +766,7 @@ class Preloaded:
     def __init__(self):
         self.names: list[str] = []  # the modules the import added under the tree's names
         self.files: dict[str, tuple] = {}  # path -> (its source, its module code or None)
+        self.real: dict[str, list[str]] = {}  # a file's resolved path -> the paths its modules were loaded by
         self.functions: dict[str, list] = {}  # path -> the function objects its code made
         self.ran: set = set()  # the tree's code objects that ran during the import
         self.fresh = False  # in a candidate: the tree's Python files are not those the zygote imported
@@ -760,9 +780,9 @@ class Preloaded:
             return
         if self.fresh:
             return self.forget()
-        for path in (os.path.join(WORKSPACE, rel) for rel in self.changed):
-            if path not in self.files:
-                continue
+        # a changed file by its resolved path: a module imported through a symlink is that file's
+        for path in (p for rel in self.changed
+                     for p in self.real.get(os.path.realpath(os.path.join(WORKSPACE, rel)), ())):
             source, code = self.files[path]
             try:
                 with open(path, "rb") as f:
@@ -894,12 +914,19 @@ def preimport(config) -> Preloaded:
     top = top_names(WORKSPACE)
     for name in set(sys.modules) - before:
         path = getattr(sys.modules[name], "__file__", None)
-        mine = isinstance(path, str) and path.startswith(WORKSPACE + os.sep)
+        mine = in_workspace(path)
         if mine or name.partition(".")[0] in top:
             done.names.append(name)
         if mine and path not in done.files:
             with open(path, "rb") as f:
                 done.files[path] = (f.read(), codes.get(path))
+            done.real.setdefault(os.path.realpath(path), []).append(path)
+    if any(isinstance(getattr(sys.modules[name], "__file__", None), str)
+           and not in_workspace(sys.modules[name].__file__) for name in done.names):
+        # one of the tree's names came from elsewhere (an installed copy, say): a candidate's change
+        # to the tree would not reach it; none preloaded, each candidate imports as the exec path does
+        done.forget()
+        return Preloaded()
     done.ran = {code for code in ran if code.co_filename in done.files}
     for obj in gc.get_objects():
         if type(obj) is types.FunctionType and obj.__code__.co_filename in done.files:
@@ -941,7 +968,8 @@ def test_imports(config) -> list[str]:
                 first, last = name.partition(".")[0], name.rpartition(".")[2]
                 if first in top and name not in names and last != "conftest" \
                         and not any(fnmatch_ex(pattern, last + ".py") for pattern in patterns) \
-                        and found_at(first, its_path) == found_at(first, sys.path):
+                        and (where := found_at(first, its_path)) == found_at(first, sys.path) \
+                        and where is not None and all(map(in_workspace, [where[0], *where[1]])):
                     names.append(name)
     return names
 
