@@ -133,6 +133,8 @@ def test_an_sdist_becomes_records_shaped_as_the_agents_infill_prompt(tmp_path, d
     stats = manifest["packages"][0]
     assert stats["licence"] == "MIT (PKG-INFO)" and stats["version"] == "1.0"
     assert stats["benchmark_code"] >= 1 and all(w.startswith("bugsinpy:luigi (clamp)") for w in stats["refused"])
+    assert stats["functions"] == 4 and stats["functions_shared_with_benchmarks"] == [
+        "src/mathx/core.py: def clamp(value, low, high): = bugsinpy:luigi"]
     # the tests import the mutant, not the copy of the package installed into the sandbox's image
     assert stats["kept"] >= 6 and records and stats["records"] == len(records) == manifest["records"]
     assert stats["records"] + stats["benchmark_code"] + stats["duplicates"] == stats["infill_records"]

@@ -185,6 +185,20 @@ def benchmark_functions(bugsinpy_repos: Path | None, cache: Path | None = None,
     return keys, sources
 
 
+def shared_functions(repo: Path, paths, bench: dict[str, str]) -> dict:
+    """How many functions (two lines or more) the mutated files hold, and which of them equal a
+    benchmark's: their text may stand in a record's prompt as context, though no record's answer
+    comes from them (those records are dropped)."""
+    total, shared = 0, []
+    for rel in synth.source_files(repo, list(paths)):
+        for key in function_keys((repo / rel).read_text(encoding="utf-8", errors="replace")):
+            if key.count("\n") >= 1:
+                total += 1
+                if _key_hash(key) in bench:
+                    shared.append(f"{rel}: {key.splitlines()[0].strip()} = {bench[_key_hash(key)]}")
+    return {"functions": total, "functions_shared_with_benchmarks": shared}
+
+
 def contamination(row: dict, file_text: str, bench: dict[str, str]) -> str:
     """Why a kept mutant's record is benchmark code, or "": its function (normalized) is one of the
     benchmarks', or its file is refused by `benchmarks.code_refusal`."""
@@ -232,7 +246,7 @@ def merge(packages, work: Path, out: Path, bench: dict[str, str], log=print) -> 
         stats = {"version": pkg.version, "licence": summary["licence"], "tests": summary["tests"],
                  "tried": summary["tried"], "kept": summary["kept"], "infill_records": summary["infill_records"],
                  "duplicates": 0, "benchmark_code": 0, "records": 0, "seconds": summary.get("seconds"),
-                 "refused": []}
+                 "refused": [], **shared_functions(repo, pkg.paths, bench)}
         for line in (folder / "infill.jsonl").read_text().splitlines():
             rec = json.loads(line)
             row = kept[rec["metadata"]["task"]]
