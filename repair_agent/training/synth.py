@@ -342,8 +342,8 @@ def _snapshot(repo: Path, dest: Path) -> Path:
 
 def _run_tests(kind: str, workdir: Path, test_args: list[str], image: str | None, timeout: float,
                per_test_timeout: int, log) -> dict:
-    # one run per sandbox: the warm worker saves nothing here, and its preload imported a src-layout
-    # package's installed copy instead of the mutant's (webcolors 25.10.0: every mutant passed)
+    # one run per sandbox: the warm worker saves nothing here, and a plain pytest process keeps the
+    # label ("the tests catch it") free of the worker's preloading (before 1eba575 it hid src-layout mutants)
     box = open_sandbox(kind, workdir, image=image, log=log, use_worker=False)
     try:
         return box.run_tests(test_args, timeout=timeout, per_test_timeout=per_test_timeout)
