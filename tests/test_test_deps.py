@@ -193,5 +193,8 @@ def test_the_folders_a_project_keeps_its_packages_in_are_read_from_package_dir(t
              "      'ansible_test': 'test/lib/ansible_test'}, packages=find_packages('lib'))\n")
     repo = write(tmp_path / "a", {"setup.py": setup, "lib/ansible/__init__.py": "", "test/lib/ansible_test/__init__.py": ""})
     assert package_roots(repo) == ["lib", "test/lib"] and discover(repo).package_roots == ["lib", "test/lib"]
+    spread = ("from setuptools import setup\nstatic = dict(name='ansible-base', package_dir={'': 'lib'})\n\n\n"
+              "def main():\n    params = dict(static, version='1')\n    setup(**params)\n")  # ansible's of 2020
+    assert package_roots(write(tmp_path / "c", {"setup.py": spread, "lib/ansible/__init__.py": ""})) == ["lib"]
     src = write(tmp_path / "b", {"setup.cfg": "[options]\npackage_dir =\n    =src\n", "src/pkg/__init__.py": ""})
     assert package_roots(src) == []  # the root and src/ are on the sandbox's path already

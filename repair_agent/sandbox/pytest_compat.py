@@ -33,18 +33,24 @@ if UnitTestCase is not None and hasattr(UnitTestCase, "newinstance"):
 
     UnitTestCase.newinstance = _any_instance
 
-try:  # pytest 8.4 refuses to make a fixture of a fixture; before, the new marker's settings applied
-    from _pytest.fixtures import FixtureFunctionDefinition, FixtureFunctionMarker
+from _pytest.fixtures import FixtureFunctionMarker
+
+try:  # pytest 8.4's fixture object; before it, a wrapped function marked `_pytestfixturefunction`
+    from _pytest.fixtures import FixtureFunctionDefinition
 except ImportError:
     FixtureFunctionDefinition = None
-if FixtureFunctionDefinition is not None:
-    _mark = FixtureFunctionMarker.__call__
+_mark = FixtureFunctionMarker.__call__
 
-    def _remark(self, function):
-        """`pytest.fixture(autouse=True)(plugin_fixture)` (httpie's conftest of 2020, over
-        pytest-httpbin's fixture): the function under the fixture gets the new marker."""
-        if isinstance(function, FixtureFunctionDefinition):
-            function = function._fixture_function
-        return _mark(self, function)
 
-    FixtureFunctionMarker.__call__ = _remark
+def _remark(self, function):
+    """`pytest.fixture(autouse=True)(plugin_fixture)` (httpie's conftest of 2020, over
+    pytest-httpbin's fixture), refused since pytest 8.0: the function under the fixture gets the
+    new marker, as before."""
+    if FixtureFunctionDefinition is not None and isinstance(function, FixtureFunctionDefinition):
+        function = function._fixture_function
+    elif getattr(function, "_pytestfixturefunction", False) and hasattr(function, "__pytest_wrapped__"):
+        function = function.__pytest_wrapped__.obj
+    return _mark(self, function)
+
+
+FixtureFunctionMarker.__call__ = _remark

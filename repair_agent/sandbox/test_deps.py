@@ -101,7 +101,7 @@ COMPAT_CALLS = {"Node.get_marker (removed in pytest 4.1)": re.compile(r"\.get_ma
                 "FixtureRequest.getfuncargvalue (removed in pytest 4.0)": re.compile(r"\.getfuncargvalue\("),
                 "a TestCase whose __init__ needs a real test method (pytest 8 collects with 'runTest')":
                     re.compile(r"getattr\(self,\s*methodName\)"),
-                "pytest.fixture(...) on a function that is a fixture already (refused since pytest 8.4)":
+                "pytest.fixture(...) on a function that is a fixture already (refused since pytest 8)":
                     re.compile(r"pytest\.fixture\([^()]*\)\(\s*\w+\s*\)")}
 
 
@@ -189,6 +189,12 @@ def package_roots(repo: Path) -> list[str]:
         call, names = _setup_call(repo / "setup.py")
         kw = {k.arg: k.value for k in call.keywords if k.arg} if call else {}
         found = _literal(kw.get("package_dir"), names)
+        if found is None:  # setup(**params): a `package_dir=` (or key) of the dict that the call spreads
+            tree = ast.parse(decode((repo / "setup.py").read_bytes()))
+            values = [n.value for n in ast.walk(tree) if isinstance(n, ast.keyword) and n.arg == "package_dir"]
+            values += [v for n in ast.walk(tree) if isinstance(n, ast.Dict) for k, v in zip(n.keys, n.values)
+                       if isinstance(k, ast.Constant) and k.value == "package_dir"]
+            found = next((x for v in values if isinstance(x := _literal(v, names), dict)), None)
         mapping = {**(found if isinstance(found, dict) else {}), **mapping}
     roots = []
     for name, folder in mapping.items():
