@@ -99,6 +99,9 @@ def init_commit(dest: Path, message: str, paths: list[str] | None = None, force:
     local identity. On a repository already there it adds a commit (`allow_empty`: even with no change)."""
     repo = git.Repo.init(dest, initial_branch="main")
     _local_identity(repo)
+    # no `gc --auto` in the background after the commit (a big tree: ansible's): it packs the loose
+    # objects while the dependency build copies the tree
+    repo.git.config("gc.auto", "0")
     # git subprocesses only: gitpython's index.add() chdir()s, which races between bench workers
     repo.git.add("-A", *(["-f"] if force else [])) if paths is None else repo.git.add("--", *sorted(paths))
     date = {"GIT_AUTHOR_DATE": _COMMIT_DATE, "GIT_COMMITTER_DATE": _COMMIT_DATE}
