@@ -187,7 +187,7 @@ def test_a_removed_pytest_api_the_tests_call_loads_the_compat_plugin_with_a_note
 
 
 def test_the_folders_a_project_keeps_its_packages_in_are_read_from_package_dir(tmp_path):
-    from repair_agent.sandbox.test_deps import package_roots
+    from repair_agent.sandbox.test_deps import package_roots, project_name
 
     setup = ("from setuptools import setup, find_packages\nsetup(name='ansible-base', package_dir={'': 'lib',\n"
              "      'ansible_test': 'test/lib/ansible_test'}, packages=find_packages('lib'))\n")
@@ -196,5 +196,6 @@ def test_the_folders_a_project_keeps_its_packages_in_are_read_from_package_dir(t
     spread = ("from setuptools import setup\nstatic = dict(name='ansible-base', package_dir={'': 'lib'})\n\n\n"
               "def main():\n    params = dict(static, version='1')\n    setup(**params)\n")  # ansible's of 2020
     assert package_roots(write(tmp_path / "c", {"setup.py": spread, "lib/ansible/__init__.py": ""})) == ["lib"]
+    assert project_name(tmp_path / "c") == "ansible-base"  # a freeze's pin of it is the tree itself
     src = write(tmp_path / "b", {"setup.cfg": "[options]\npackage_dir =\n    =src\n", "src/pkg/__init__.py": ""})
     assert package_roots(src) == []  # the root and src/ are on the sandbox's path already

@@ -77,19 +77,39 @@ def unittest_id(dotted: str, test_files: list[str]) -> str:
     return "::".join([f"{'/'.join(parts[:-2])}.py", *parts[-2:]]) if len(parts) > 2 else dotted
 
 
-def requirements(text: str, project: str) -> list[str]:
+def own_names(clone: Path, commit: str | None, project: str) -> set[str]:
+    """The project's own names (canonical): BugsInPy's, and the distribution name its metadata at
+    `commit` gives (ansible's is `ansible-base`): a freeze's pin of it is the tree itself."""
+    import tempfile
+
+    from ..sandbox.test_deps import project_name
+
+    names = {canonical(project)}
+    if not (clone.is_dir() and commit):
+        return names
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in ("setup.py", "setup.cfg", "pyproject.toml"):
+            shown = subprocess.run(["git", "-C", str(clone), "show", f"{commit}:{f}"], capture_output=True)
+            if shown.returncode == 0:
+                (Path(tmp) / f).write_bytes(shown.stdout)
+        if name := project_name(Path(tmp)):
+            names.add(name)
+    return names
+
+
+def requirements(text: str, project: str | set[str]) -> list[str]:
     """The bug's `requirements.txt`, as packages for the sandbox's dependency image: without the
     project itself (the tree under test is the project), without entries that never installed, and
     without the test runner's pins (the sandbox brings its own pytest; its plugins stay, unpinned:
     test_deps.runner_safe)."""
-    own = canonical(project)
+    own = {canonical(project)} if isinstance(project, str) else project
     kept = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if not line or line.startswith("-"):
             continue  # a blank line, or pip options (-e, -r): not packages
         req = runner_safe(line)
-        if req is not None and canonical(re.split(r"[\s<>=!~;\[]", line, maxsplit=1)[0]) != own:
+        if req is not None and canonical(re.split(r"[\s<>=!~;\[]", line, maxsplit=1)[0]) not in own:
             kept.append(req)
     return kept
 
@@ -153,7 +173,7 @@ def bug_task(bug: Path, project: str, clone: Path, url: str = "") -> Task:
             "commit": buggy, "fixed_commit": info.get("fixed_commit_id"),
             "test_files": test_files, "test_support": test_support(clone, buggy, info.get("fixed_commit_id"), test_files),
             "python_version": python, "release": release_for(python),
-            "deps": requirements(reqs, project), "bug_dir": str(bug.resolve()),
+            "deps": requirements(reqs, own_names(clone, buggy, project)), "bug_dir": str(bug.resolve()),
             "install_project": bool(re.search(r"setup\.py\s+(install|develop)|pip3?\s+install\s+(-e\s+)?\.(\s|$)",
                                               setup))}
     return Task(task_id=f"{project}-{bug.name}", dataset="bugsinpy", files={},

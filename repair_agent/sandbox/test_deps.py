@@ -234,7 +234,26 @@ def _project_name(repo: Path) -> str:
         kw = {k.arg: k.value for k in call.keywords} if call else {}
         value = kw.get("name")
         name = value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else ""
+        if not name and call is not None and any(k.arg is None for k in call.keywords):
+            name = _spread_name(repo / "setup.py")
     return canonical(name) if isinstance(name, str) else ""
+
+
+def _spread_name(setup: Path) -> str:
+    """The `name` of the dict that `setup(**params)` spreads (ansible's `dict(name='ansible-base',
+    package_dir=..., packages=...)`): a dict that also names packages, else ""."""
+    for node in ast.walk(ast.parse(decode(setup.read_bytes()))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+            items = {k.arg: k.value for k in node.keywords if k.arg}
+        elif isinstance(node, ast.Dict):
+            items = {k.value: v for k, v in zip(node.keys, node.values) if isinstance(k, ast.Constant)}
+        else:
+            continue
+        value = items.get("name")
+        if isinstance(value, ast.Constant) and isinstance(value.value, str) and \
+                items.keys() & {"packages", "package_dir", "py_modules"}:
+            return value.value
+    return ""
 
 
 # -- the readers: each returns [(requirement, source)] ---------------------------------------------
