@@ -80,10 +80,14 @@ def test_a_src_layout_package_installed_in_the_image_runs_the_candidates_code(tm
 def test_the_local_worker_finds_a_src_layout_package(tmp_path):
     """The local sandbox installs nothing: under the worker, src/ is where the package is, or the
     tests do not import it at all (the runs without the worker find it through PYTHONPATH)."""
-    repo = src_repo(tmp_path / "repo")
+    worker_and_plain_agree(src_repo(tmp_path / "repo"), (({}, PASSED), ({}, PASSED), (BROKEN, FAILED), ({}, PASSED)))
+
+
+def worker_and_plain_agree(repo, steps) -> None:
+    """Each (overlay, outcomes) in turn, through the local worker and through plain runs: both give them."""
     worker, plain = LocalSandbox(repo, use_worker=True), LocalSandbox(repo, use_worker=False)
     try:
-        for overlay, want in (({}, PASSED), ({}, PASSED), (BROKEN, FAILED), ({}, PASSED)):
+        for overlay, want in steps:
             run = worker_run(worker, [], overlay=overlay)
             assert outcomes(run) == want, run["output_tail"][-2000:]
             assert outcomes(plain.run_tests([], overlay=overlay)) == want
@@ -97,17 +101,9 @@ def test_a_change_reaches_a_module_imported_through_a_symlink(tmp_path):
     modules are /workspace/srcpkg/..., the candidate changes src/srcpkg/core.py, the same file."""
     repo = src_repo(tmp_path / "repo")
     os.symlink("src/srcpkg", repo / "srcpkg")
-    worker, plain = LocalSandbox(repo, use_worker=True), LocalSandbox(repo, use_worker=False)
     linked = {**PASSED, "test_imported_from_the_workspace": "failed"}  # srcpkg/core.py: one folder less
-    try:
-        for overlay, want in (({}, linked), ({}, linked), (BROKEN, {**linked, "test_add": "failed",
-                                                                     "test_double": "failed"}), ({}, linked)):
-            run = worker_run(worker, [], overlay=overlay)
-            assert outcomes(run) == want, run["output_tail"][-2000:]
-            assert outcomes(plain.run_tests([], overlay=overlay)) == want
-    finally:
-        worker.close()
-        plain.close()
+    broken = {**linked, "test_add": "failed", "test_double": "failed"}
+    worker_and_plain_agree(repo, (({}, linked), ({}, linked), (BROKEN, broken), ({}, linked)))
 
 
 def test_a_link_that_now_points_elsewhere_imports_the_tree_anew(tmp_path):
