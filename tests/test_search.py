@@ -112,7 +112,7 @@ def test_infill_fix_end_to_end_with_a_scripted_server(make_repo, runs_root, tmp_
     one, the first is wrong and the second right; the search stops there and the model explains the fix."""
     repo = make_repo("wrong_index")
     out = tmp_path / "result.json"
-    cause = "The index 2 points at the third element, not the second."
+    cause = "`items[2]` points at the third element, not the second."  # names the change, so it is kept
     explanation = f"[MONOLOGUE]\n### Execution Simulation\nitems[2] is 6.\n\n### Root Cause Analysis\n{cause}\n"
     with ScriptedServer([["    return items[0]"], ["    return items[1]"], [explanation]]) as server:
         proc = run(repo, "--strategies", "infill", "--base-url", server.base_url, "--infill-samples", "2",
