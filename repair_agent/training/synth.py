@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import textwrap
 from dataclasses import asdict, dataclass
+from email.parser import HeaderParser
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -457,16 +458,18 @@ def synth(repo: Path, out_dir: Path, max_mutants: int = 20, sandbox_kind: str = 
 def licence_of(repo: Path) -> str:
     """The repository's licence as it states it (package metadata, else a licence file's first
     line), with where it was read; "unknown" when it states none. For the data card."""
-    try:  # an sdist's core metadata (its headers end at the first blank line)
-        info = (repo / "PKG-INFO").read_text(encoding="utf-8", errors="replace").split("\n\n", 1)[0]
+    try:  # an sdist's core metadata: mail-style headers, as the email package reads them
+        text = (repo / "PKG-INFO").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        info = ""
+        text = ""
+    info = HeaderParser().parsestr(text)
+    field = " ".join((info.get("License") or "").split())
+    classifiers = [re.sub(r"^License :: (OSI Approved :: )?", "", c) for c in info.get_all("Classifier", [])
+                   if c.startswith("License ::")]
     # the SPDX expression, a one-word License field ("MIT"), the classifier, else the field's text
-    for pattern in (r"^License-Expression:\s*(\S.*)$", r"^License:\s*(\S+)\s*$",
-                    r"^Classifier:\s*License :: (?:OSI Approved :: )?(.+)$", r"^License:\s*(\S.*)$"):
-        found = re.search(pattern, info, re.M)
-        if found and found.group(1).strip() not in ("UNKNOWN", "OSI Approved"):
-            return f"{found.group(1).strip()[:80]} (PKG-INFO)"
+    for found in (info.get("License-Expression"), field if " " not in field else "", *classifiers, field):
+        if found and found.strip() not in ("UNKNOWN", "OSI Approved"):
+            return f"{found.strip()[:80]} (PKG-INFO)"
     for meta, pattern in (("pyproject.toml", r"^\s*license\s*=\s*(?:\{\s*text\s*=\s*)?[\"']([^\"']+)"),
                           ("setup.cfg", r"^\s*license\s*=\s*(.+)$"), ("setup.py", r"\blicense\s*=\s*[\"']([^\"']+)")):
         try:
