@@ -63,7 +63,7 @@ class Settings(BaseModel):
     use_sbfl: bool = True
     problem: str = ""  # a statement of what the code should do, when the caller has one
     strategies: str = "mutate,infill,refine"  # candidate sources, cheapest first (STRATEGIES)
-    search_lines: int = 5  # the top-ranked lines infill masks (mutate visits twice as many)
+    search_lines: int = 5  # infill masks this many of the 2x top-ranked lines mutate visits, by the mutants' evidence
     max_candidates: int = 1000  # candidates the search may check
     infill_samples: int = 8  # model samples per masked line
     plausible: int = 3  # distinct passing patches the search gathers (within its source) to choose from

@@ -45,3 +45,26 @@ def test_a_line_whose_mutants_change_the_failure_rises_and_one_whose_mutants_lea
     # a line whose every mutant left the failure as it was sinks below a line without mutants
     only_untouched = {("shape.py", 2): [untouched] * 3, ("shape.py", 3): [untouched, "passed"]}
     assert by_evidence([spare, unseen, result], only_untouched) == [result, unseen, spare]
+
+
+def test_a_later_source_visits_its_first_lines_in_the_evidence_order(tmp_path, monkeypatch):
+    """How infill gets its lines (nodes/search.py): the first N of the lines mutate visited, in the
+    mutants' order. `spare` is ranked first, but only `result`'s mutants move the failure, so a
+    source that takes one line takes `result`. A recording source stands in for the model."""
+    from repair_agent.search import schedule
+
+    (tmp_path / "shape.py").write_text(SOURCE)
+    spare, result = ({"file": "shape.py", "function": "area", "line": n, "score": 1.0} for n in (2, 3))
+    visited, real_source = [], schedule.source
+
+    def source(name):
+        return (lambda loc, ctx: visited.append(loc["line"]) or iter(())) if name == "recording" else real_source(name)
+
+    monkeypatch.setattr(schedule, "source", source)
+    never_fixed = lambda edit: {**run_area(edit["text"]), "status": "failed"}  # noqa: E731 - the search goes on
+    run_search([("recording", [spare, result], 1)], SearchContext(root=tmp_path, settings=None), never_fixed, Budget())
+    assert visited == [2]  # no evidence yet: the ranked order
+    visited.clear()
+    run_search([("mutate", [spare, result]), ("recording", [spare, result], 1)],
+               SearchContext(root=tmp_path, settings=None), never_fixed, Budget(plausible=100))
+    assert visited == [3]

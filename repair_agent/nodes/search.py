@@ -25,7 +25,6 @@ def search(state: RepairState, deps) -> dict:
     if "infill" in sources and deps.model is None:
         sources.remove("infill")
     ranked = [loc for loc in ranked_lines(state["locations"], deps.workdir) if loc["line"] > 0]
-    lines = ranked[:s.search_lines]
     ctx = SearchContext(root=deps.workdir, settings=s, model=deps.model, profile=deps.profile, log=deps.log,
                         failure=failure_lines(state["tests_before"], among=state["failing"]),
                         bases=chain.Bases(state["tests_before"], state["failing"]) if "mutate" in sources else None)
@@ -57,17 +56,19 @@ def search(state: RepairState, deps) -> dict:
                      f"{record['status']}")
         return record
 
-    # a mutation costs one test run, an infill sample model time too: mutate visits twice the lines;
-    # then second edits on the mutants that got further (chain.py), before the model is asked
-    plan = [(name, lines if name == "infill" else ranked[:2 * s.search_lines]) for name in sources]
+    # a mutation costs one test run, an infill sample model time too: mutate visits twice the lines,
+    # infill masks the first half of them in the order the mutants' evidence gives (schedule.by_evidence);
+    # second edits on the mutants that got further (chain.py) come before the model is asked
+    visited = ranked[:2 * s.search_lines]
+    plan = [(name, visited, s.search_lines) if name == "infill" else (name, visited) for name in sources]
     if ctx.bases is not None:
-        plan.insert(sources.index("mutate") + 1, ("chain", ranked[:2 * s.search_lines]))
+        plan.insert(sources.index("mutate") + 1, ("chain", visited))
     out = run_search(plan, ctx, check, policy.search_budget(state, s)) if sources else None
     tokens = state.get("tokens") or {"prompt": 0, "completion": 0}
     tokens = {k: tokens[k] + ctx.tokens[k] for k in ("prompt", "completion")}
     fixes = out.fixes if out else []
     # the judge (nodes/judge.py) fills in the plausible fixes, ranked, and how sure it is
-    summary = {"sources": sources, "lines": [f"{x['file']}:{x['line']}" for x in ranked[:2 * s.search_lines]],
+    summary = {"sources": sources, "lines": [f"{x['file']}:{x['line']}" for x in visited],
                "tried": out.tried if out else 0, "by_source": out.by_source if out else {},
                "stop_reason": out.stop_reason if out else "no search source asked for",
                "timeout_s": timeout, "plausible": [], "confidence": None, "confidence_reason": "",

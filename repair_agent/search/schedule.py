@@ -41,9 +41,10 @@ def source(name: str):
     return importlib.import_module(f"{__package__}.{name}").candidates
 
 
-def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
+def run_search(plan: Iterable[tuple], ctx: SearchContext,
                check: Callable[[Edit], dict], budget: Budget) -> Outcome:
-    """`plan` is (source, its locations) in the order to run them; `check(edit)` runs the tests
+    """`plan` is (source, its locations[, how many of them it visits]) in the order to run them, each
+    source's locations reordered by the evidence so far; `check(edit)` runs the tests
     and returns the candidate's record (with "status"). With `budget.plausible` > 1 the search
     goes on after the first mutation fix through the rest of that line's mutants (the
     alternatives to a fix sit beside it), for at most `budget.after_first` more candidates; a fix
@@ -51,8 +52,8 @@ def run_search(plan: Iterable[tuple[str, list[Location]]], ctx: SearchContext,
     out = Outcome()
     seen: set[bytes] = set()  # digests: a tree's dump is 370 KB on youtube-dl's utils.py
     first_at, clean = 0, 0  # a suspect fix (an anti-pattern, see antipatterns.py) does not end the search
-    for name, locations in plan:
-        locations = by_evidence(locations, out.evidence)
+    for name, locations, *take in plan:
+        locations = by_evidence(locations, out.evidence)[:take[0] if take else None]
         stats = out.by_source.setdefault(name, {"tried": 0, "seconds": 0.0, "tokens": 0})
         for loc in locations:
             before = ctx.tokens["prompt"] + ctx.tokens["completion"]
