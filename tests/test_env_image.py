@@ -306,6 +306,29 @@ def test_a_pin_without_a_wheel_for_the_sandboxs_python_moves_to_the_nearest_vers
         ("fastcalc==1.0", "fastcalc==1.1", "--deps")]
 
 
+def test_a_pin_the_index_has_nothing_for_is_left_out_with_a_warning_and_the_rest_installs(offline, tmp_path):
+    """As youtube-dl-27's freeze (PythonLabs==1.0.2: PyPI has no distribution of it at all) and
+    ansible-6's (ansible-base==2.10.0.dev0, installed from a checkout): both stopped the image. Here
+    gonepkg is in no folder pip reads and otherdep has only 1.0 there; a requirement file's pins and
+    --deps' alike are left out, each said, and tinydep, pinned beside them, installs."""
+    wheels, made = offline
+    wheel(wheels, "otherdep", "1.0", "NAME = 'other'\n")
+    gone = ["gonepkg==1.0.2", "otherdep==2.0.dev0"]
+    why = {"gonepkg==1.0.2": "the index has no distribution of it for this Python (pip: from versions: none)",
+           "otherdep==2.0.dev0": "a development release (installed from a checkout) that the index does not have"}
+    said: list[str] = []
+    repo = tree(tmp_path / "file", {"requirements.txt": "gonepkg==1.0.2  # gone\ntinydep==1.0\notherdep==2.0.dev0\n"})
+    run, record = sandbox_run(repo, made, said, install_project=False)
+    assert [c["outcome"] for c in run["cases"]] == ["passed"], run["output_tail"]
+    assert sorted(record["failed"], key=lambda f: f["requirement"]) == [
+        {"requirement": r, "source": "requirements.txt", "why": why[r]} for r in gone]
+    assert f"warning: gonepkg==1.0.2 (requirements.txt) did not install, left out: {why['gonepkg==1.0.2']}" in said
+    run, record = sandbox_run(tree(tmp_path / "deps", {}), made, [], install_project=False,
+                              deps=["otherdep==2.0.dev0", "tinydep==1.0", "gonepkg==1.0.2"])
+    assert [c["outcome"] for c in run["cases"]] == ["passed"], run["output_tail"]
+    assert sorted((f["requirement"], f["source"]) for f in record["failed"]) == [(r, "--deps") for r in gone]
+
+
 def test_on_bullseye_too_a_pin_without_a_wheel_moves_to_the_nearest_version_with_one(tmp_path, monkeypatch,
                                                                                       docker_ready):
     """BugsInPy's bugs get bullseye's Python 3.9, whose own pip (20.3) names no versions when it

@@ -164,6 +164,30 @@ def test_the_pins_probed_for_a_wheel_are_those_pips_failure_names():
     assert failed_pins("ERROR: something else went wrong\n", reqs) == []
 
 
+def test_a_pin_the_index_has_nothing_for_is_told_from_a_typo_and_from_an_index_out_of_reach():
+    """An old freeze pins what the index no longer has (youtube-dl's PythonLabs==1.0.2: no
+    distribution at all), or a development release installed from a checkout (ansible's
+    ansible-base==2.10.0.dev0): those are left out. A release that never was (tinydep==9.9) stays an
+    error, and so does pip's `none` when it could not reach the index."""
+    from repair_agent.sandbox.install_deps import FROM_VERSIONS, not_on_index
+
+    reqs = ["PythonLabs==1.0.2", "ansible-base==2.10.0.dev0", "tinydep==9.9", "six==1.15.0", "requests-async"]
+    said = ("ERROR: Could not find a version that satisfies the requirement {} (from versions: {})\n"
+            "ERROR: No matching distribution found for {}\n")
+    assert not_on_index(said.format("PythonLabs==1.0.2", "none", "PythonLabs==1.0.2"), reqs) == {
+        "PythonLabs==1.0.2": "the index has no distribution of it for this Python (pip: from versions: none)"}
+    assert list(not_on_index(said.format("ansible-base==2.10.0.dev0", "2.10.0b1, 2.10.0", "x"), reqs)) == [
+        "ansible-base==2.10.0.dev0"]
+    assert not_on_index(said.format("tinydep==9.9", "1.0", "tinydep==9.9"), reqs) == {}
+    assert not_on_index(said.format("requests-async", "none", "requests-async"), reqs) == {}  # not a pin
+    offline = "WARNING: Retrying (Retry(total=4, ...)) after connection broken by 'NewConnectionError'\n"
+    assert not_on_index(offline + said.format("six==1.15.0", "none", "six==1.15.0"), reqs) == {}
+    legacy = ("ERROR: Could not find a version that satisfies the requirement PythonLabs==1.0.2 "
+              "(from -r requirements.txt (line 3)) (from versions: none)\n")  # pip's legacy resolver
+    assert FROM_VERSIONS.findall(legacy) == [("PythonLabs", "none")] and list(not_on_index(legacy, reqs)) == [
+        "PythonLabs==1.0.2"]
+
+
 def test_a_setup_py_of_python_2_is_a_note_not_a_failure(tmp_path):
     repo = write(tmp_path, {"setup.py": "print 'hello'\nsetup(name='old')\n", "requirements-test.txt": "mock\n"})
     needs = discover(repo)

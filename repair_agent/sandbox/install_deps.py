@@ -12,8 +12,10 @@ the first ones as constraints, so that the pins win, `compat` (where the tests c
 removed pytest APIs: pytest_compat.py's path, copied into this venv as COMPAT_MODULE). Binary
 wheels are preferred. Where a step that must install fails, each exact pin of it that has no wheel
 for this Python is moved to the nearest version that has one and the step is tried again; every
-such move is in the report. A best-effort package that still does not install is left out, and
-the report says why. The report (JSON) is
+such move is in the report. An exact pin that the index cannot give at all (the package has no
+distribution there for this Python, or the pin is a development release it lacks: an old freeze's)
+is left out of such a step, with why in the report, and the rest installs. A best-effort package
+that still does not install is left out, and the report says why. The report (JSON) is
 written to REPORT, kept in the image, and printed after MARKER as the last line.
 """
 
@@ -34,7 +36,9 @@ REPORT = "/opt/repair-agent-deps.json"
 CONSTRAINTS = "/tmp/repair-agent-constraints.txt"
 PROBE = "/tmp/repair-agent-probe"  # where the wheel probes download to (pip's cache keeps them)
 PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;,#]+)\s*(;.*)?$")
-FROM_VERSIONS = re.compile(r"satisfies the requirement (\S+?)(?:\[[^\]]*\])?\s*(?:[<>=!~][^ ]*)? \(from versions: ([^)]*)\)")
+# pip's refusal, "(from X)" naming who asked (the legacy resolver's "(from -r f.txt (line 3))") or not
+FROM_VERSIONS = re.compile(r"satisfies the requirement (\S+?)(?:\[[^\]]*\])?\s*(?:[<>=!~][^ ]*)?"
+                           r"(?: \(from (?!versions)(?:[^()]|\([^()]*\))*\))* \(from versions: ([^)]*)\)")
 BOMS = [(codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")]  # utf-32-le's BOM begins utf-16-le's
 CODING = re.compile(rb"^#.*coding[:=]\s*([-\w.]+)")
@@ -146,6 +150,33 @@ def missing(requirement: str) -> bool:
     return any(canonical(requirement_name(m)) == name for m in re.findall(r"No matching distribution found for (\S+)", out))
 
 
+UNREACHABLE = re.compile(r"Retrying \(|NewConnectionError|Could not fetch URL")  # pip's words when the index failed
+DEV_RELEASE = re.compile(r"\.?dev\d*$")
+
+
+def not_on_index(output: str, requirements: list[str]) -> dict[str, str]:
+    """The exact pins among `requirements` that pip's failed install says the index has no
+    distribution for at all, {requirement: why}: a package gone from the index, or with none for
+    this Python (youtube-dl's freeze of 2014 pins PythonLabs==1.0.2, which PyPI no longer has), and a
+    development release that the index lacks (it was installed from a checkout: ansible's freeze pins
+    ansible-base==2.10.0.dev0). A version that was never released stays an error (a typo, most
+    likely), as does everything where pip could not reach the index: its `none` is no answer then."""
+    if UNREACHABLE.search(output):
+        return {}
+    pins = {canonical(m.group(1)): (r, m.group(3)) for r in requirements if (m := PIN.match(r))}
+    gone = {}
+    for name, listed in FROM_VERSIONS.findall(output):
+        requirement, version = pins.get(canonical(name), (None, None))
+        versions = [v.strip() for v in listed.split(",") if v.strip() not in ("", "none")]
+        if requirement is None or version in versions:
+            continue
+        if not versions:
+            gone[requirement] = "the index has no distribution of it for this Python (pip: from versions: none)"
+        elif DEV_RELEASE.search(version):
+            gone[requirement] = "a development release (installed from a checkout) that the index does not have"
+    return gone
+
+
 def requirement_name(requirement: str) -> str:
     return re.split(r"[\s<>=!~;\[@(]", requirement.strip(), maxsplit=1)[0]
 
@@ -170,7 +201,8 @@ def file_pins(path: str, seen: set | None = None) -> list[tuple[str, str]]:
 
 
 def rewrite(files: list[str], moved: dict[str, str]) -> None:
-    """Write the moved pins into the requirement files (copies under /tmp/src), UTF-8."""
+    """Write the moved pins into the requirement files (copies under /tmp/src), UTF-8; a pin moved
+    to "" is left out."""
     by_file: dict[str, list[tuple[str, str]]] = {}
     for path, line in [p for f in files for p in file_pins(f)]:
         if line in moved:
@@ -178,8 +210,8 @@ def rewrite(files: list[str], moved: dict[str, str]) -> None:
     for path, pairs in by_file.items():
         with open(path, "rb") as f:
             text = decode(f.read())
-        for old, new in pairs:
-            text = re.sub(rf"(?m)^\s*{re.escape(old)}", new, text)
+        for old, new in pairs:  # the whole requirement, not the start of a longer one (x==1.0 of x==1.0.1)
+            text = re.sub(rf"(?m)^\s*{re.escape(old)}(?=\s|$)", new, text)
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
 
@@ -204,10 +236,10 @@ def failed_pins(output: str, requirements: list[str]) -> list[str]:
 
 def must_install(what: str, args: list[str], requirements: list[str], report: dict, source: str,
                  files: list[str] = ()) -> list[str]:
-    """Install, else move the pins without a wheel for this Python and try again, else stop the
-    build with pip's own words (exit 1). The pins probed are those pip's failure names, one failure
-    after another (an old freeze has many pins without a wheel that still install from source);
-    where it names none of them, every pin at once."""
+    """Install, else leave out the pins the index has nothing for (not_on_index) or move the pins
+    without a wheel for this Python, and try again, else stop the build with pip's own words (exit 1).
+    The pins probed are those pip's failure names, one failure after another (an old freeze has many
+    pins without a wheel that still install from source); where it names none of them, every pin at once."""
     rc, out = install(*args)
     if rc != 0 and "ResolutionImpossible" in out:
         # pins that contradict each other (an old freeze: pip's resolver before 20.3 installed them
@@ -217,6 +249,15 @@ def must_install(what: str, args: list[str], requirements: list[str], report: di
         rc, out = install(*args)
     tried: set[str] = set()
     while rc != 0:
+        if gone := not_on_index(out, requirements):
+            report["failed"] += [{"requirement": r, "source": source, "why": why} for r, why in gone.items()]
+            if files:
+                rewrite(list(files), dict.fromkeys(gone, ""))
+            else:
+                args = [a for a in args if a not in gone]
+            requirements = [r for r in requirements if r not in gone]
+            rc, out = install(*args) if any(not a.startswith("-") for a in args) else (0, "")
+            continue
         named = [r for r in failed_pins(out, requirements) if r not in tried]
         probe = named or ([] if tried else requirements)
         tried.update(probe)
