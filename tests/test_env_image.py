@@ -375,6 +375,22 @@ def test_a_freeze_whose_pins_conflict_installs_as_pip_installed_it_before_its_re
     assert any("conflict" in w and "legacy resolver" in w for w in said)
 
 
+def test_pins_that_conflict_only_once_one_moved_install_as_pip_installed_them_before_its_resolver(offline, tmp_path):
+    """As sanic-1's freeze: the first refusal is a pin without a wheel that does not build; the version
+    it moves to needs what another pin contradicts. Before, the legacy resolver was tried only at the
+    first refusal, and the image failed with ResolutionImpossible."""
+    wheels, made = offline
+    sdist(wheels, "fastcalc", "1.0", "fastcalc/_speedups.c: error: command 'gcc' failed: No such file or directory")
+    wheel(wheels, "fastcalc", "1.1", "VERSION = '1.1'\n", requires="tinydep>=2")
+    wheel(wheels, "tinydep", "2.0", "FACTOR = 2\n")
+    test = "import fastcalc\nimport tinydep\n\n\ndef test_pins():\n    assert (fastcalc.VERSION, tinydep.FACTOR) == ('1.1', 3)\n"
+    run, record = sandbox_run(tree(tmp_path / "repo", {"requirements.txt": "fastcalc==1.0\ntinydep==1.0\n",
+                                                       "tests/test_pins.py": test}), made, [], install_project=False)
+    assert sorted(c["outcome"] for c in run["cases"]) == ["passed", "passed"], run["output_tail"]
+    assert [(r["requirement"], r["with"]) for r in record["replaced"]] == [("fastcalc==1.0", "fastcalc==1.1")]
+    assert record["legacy_resolver"] == ["requirements.txt"]
+
+
 def test_a_test_dependency_found_fits_the_pins_instead_of_replacing_them(offline, tmp_path):
     """As fastapi-7's: the Pipfile's dev packages, unpinned, took the newest anyio, which needs a newer
     typing_extensions than the bug's freeze pins: pytest then failed to load anyio's plugin. The

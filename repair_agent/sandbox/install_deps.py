@@ -234,6 +234,9 @@ def failed_pins(output: str, requirements: list[str]) -> list[str]:
     return [r for r in requirements if canonical(requirement_name(r)) in names]
 
 
+LEGACY = "--use-deprecated=legacy-resolver"
+
+
 def must_install(what: str, args: list[str], requirements: list[str], report: dict, source: str,
                  files: list[str] = ()) -> list[str]:
     """Install, else leave out the pins the index has nothing for (not_on_index) or move the pins
@@ -241,14 +244,16 @@ def must_install(what: str, args: list[str], requirements: list[str], report: di
     The pins probed are those pip's failure names, one failure after another (an old freeze has many
     pins without a wheel that still install from source); where it names none of them, every pin at once."""
     rc, out = install(*args)
-    if rc != 0 and "ResolutionImpossible" in out:
-        # pins that contradict each other (an old freeze: pip's resolver before 20.3 installed them
-        # one by one): pip's legacy resolver installs them as they were installed then
-        args = ["--use-deprecated=legacy-resolver", *args]
-        report.setdefault("legacy_resolver", []).append(source)
-        rc, out = install(*args)
     tried: set[str] = set()
     while rc != 0:
+        if "ResolutionImpossible" in out and LEGACY not in args:
+            # pins that contradict each other (an old freeze: pip's resolver before 20.3 installed them
+            # one by one), at once or only once a pin moved to another version (sanic-1's freeze):
+            # pip's legacy resolver installs them as they were installed then
+            args = [LEGACY, *args]
+            report.setdefault("legacy_resolver", []).append(source)
+            rc, out = install(*args)
+            continue
         if gone := not_on_index(out, requirements):
             report["failed"] += [{"requirement": r, "source": source, "why": why} for r, why in gone.items()]
             if files:
