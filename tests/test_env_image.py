@@ -478,6 +478,26 @@ def test_an_old_testcase_that_refuses_runtest_is_collected(offline, tmp_path):
     assert any("pytest 8 collects with 'runTest'" in w and "tests/testing.py" in w for w in said)
 
 
+def test_noses_with_setup_hooks_run_around_their_test(offline, tmp_path):
+    """As tqdm's tests of 2020 (`@with_setup(pretest, posttest)` from nose; pytest 8 dropped nose):
+    without the compat plugin `pretest` never runs and the second test sees what the first left."""
+    wheels, made = offline
+    test = ("import tinydep\n\nBARS = []\n\n\ndef with_setup(setup, teardown):  # what nose.tools.with_setup sets\n"
+            "    def decorate(f):\n        f.setup, f.teardown = setup, teardown\n        return f\n    return decorate\n\n\n"
+            "def pretest():\n    BARS.clear()\n\n\ndef posttest():\n    BARS.append('closed')\n\n\n"
+            "@with_setup(pretest, posttest)\ndef test_first():\n    BARS.append(tinydep.FACTOR)\n    assert BARS == [3]\n\n\n"
+            "@with_setup(pretest, posttest)\ndef test_second():\n    assert BARS == []\n")
+    said: list[str] = []
+    repo = tree(tmp_path / "repo", {"tests/test_bars.py": test, "requirements.txt": "tinydep==1.0\n"})
+    for use_worker in (True, False):  # the warm worker's pytest, and `docker exec`'s
+        run, record = sandbox_run(repo, made, said, use_worker=use_worker)
+        assert sorted((c["id"], c["outcome"]) for c in run["cases"] if "test_bars" in c["id"]) == [
+            ("tests/test_bars.py::test_first", "passed"), ("tests/test_bars.py::test_second", "passed")], run["output_tail"]
+    assert record["pytest_addopts"] == ["-p", "repair_agent_pytest_compat"]
+    assert any("nose's with_setup" in w and "tests/test_bars.py" in w for w in said)
+
+
+
 @pytest.mark.slow
 def test_a_real_pin_without_a_wheel_for_the_sandboxs_python_moves_to_the_nearest_release_with_one(tmp_path,
                                                                                                  docker_ready):

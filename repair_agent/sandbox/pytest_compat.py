@@ -1,8 +1,10 @@
 """A pytest plugin that gives back the pytest APIs that old test suites call and newer pytest
 removed (the sandbox brings its own, newer pytest). test_deps finds the calls in a tree's test
 files; the dependency build copies this file into the tools venv as COMPAT_MODULE, and the image's
-PYTEST_ADDOPTS loads it (`-p`). Each old name calls its replacement."""
+PYTEST_ADDOPTS loads it (`-p`). Each old name calls its replacement; nose's test hooks are called
+as pytest 7 called them."""
 
+import pytest
 from _pytest.fixtures import FixtureRequest
 from _pytest.nodes import Node
 
@@ -54,3 +56,27 @@ def _remark(self, function):
 
 
 FixtureFunctionMarker.__call__ = _remark
+
+
+def _call_nose_hook(function, name: str) -> None:
+    """Call `function.<name>` as pytest 7's nose plugin did: only a plain callable, never a fixture."""
+    hook = getattr(function, name, None)
+    if callable(hook) and not hasattr(hook, "_pytestfixturefunction") and \
+            (FixtureFunctionDefinition is None or not isinstance(hook, FixtureFunctionDefinition)):
+        hook()
+
+
+def _nose_runtest_setup(item):
+    """nose's `@with_setup(setup, teardown)` (tqdm's tests of 2020: `pretest` clears the bars that
+    earlier tests left) sets the test function's `setup` and `teardown`, which pytest called until
+    8.0 dropped its nose support; unittest's own tests keep their setUp alone."""
+    function = getattr(item, "obj", None)
+    if function is None or type(item).__name__ == "TestCaseFunction":
+        return
+    _call_nose_hook(function, "setup")
+    item.addfinalizer(lambda: _call_nose_hook(function, "teardown"))
+
+
+if int(pytest.__version__.split(".")[0]) >= 8:  # before 8.0 pytest's own nose plugin calls them
+    # last, as nose's was: the item's own setup (and its finalizer stack) comes first
+    pytest_runtest_setup = pytest.hookimpl(trylast=True)(_nose_runtest_setup)
