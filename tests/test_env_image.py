@@ -480,11 +480,12 @@ def test_an_old_testcase_that_refuses_runtest_is_collected(offline, tmp_path):
 
 def test_noses_with_setup_hooks_run_around_their_test(offline, tmp_path):
     """As tqdm's tests of 2020 (`@with_setup(pretest, posttest)` from nose; pytest 8 dropped nose):
-    without the compat plugin `pretest` never runs and the second test sees what the first left."""
+    without the compat plugin `pretest` never runs and the second test sees what the first left;
+    and `pretest` calls sys.setcheckinterval, which Python 3.9 removed (a no-op since 3.2)."""
     wheels, made = offline
-    test = ("import tinydep\n\nBARS = []\n\n\ndef with_setup(setup, teardown):  # what nose.tools.with_setup sets\n"
+    test = ("import sys\n\nimport tinydep\n\nBARS = []\n\n\ndef with_setup(setup, teardown):  # what nose.tools.with_setup sets\n"
             "    def decorate(f):\n        f.setup, f.teardown = setup, teardown\n        return f\n    return decorate\n\n\n"
-            "def pretest():\n    BARS.clear()\n\n\ndef posttest():\n    BARS.append('closed')\n\n\n"
+            "def pretest():\n    sys.setcheckinterval(100)\n    BARS.clear()\n\n\ndef posttest():\n    BARS.append('closed')\n\n\n"
             "@with_setup(pretest, posttest)\ndef test_first():\n    BARS.append(tinydep.FACTOR)\n    assert BARS == [3]\n\n\n"
             "@with_setup(pretest, posttest)\ndef test_second():\n    assert BARS == []\n")
     said: list[str] = []
@@ -495,6 +496,7 @@ def test_noses_with_setup_hooks_run_around_their_test(offline, tmp_path):
             ("tests/test_bars.py::test_first", "passed"), ("tests/test_bars.py::test_second", "passed")], run["output_tail"]
     assert record["pytest_addopts"] == ["-p", "repair_agent_pytest_compat"]
     assert any("nose's with_setup" in w and "tests/test_bars.py" in w for w in said)
+    assert any("sys.setcheckinterval (removed in Python 3.9)" in w for w in said)
 
 
 

@@ -1,8 +1,11 @@
 """A pytest plugin that gives back the pytest APIs that old test suites call and newer pytest
-removed (the sandbox brings its own, newer pytest). test_deps finds the calls in a tree's test
+removed (the sandbox brings its own, newer pytest), and the Python APIs they call that the sandbox's
+Python no longer has. test_deps finds the calls in a tree's test
 files; the dependency build copies this file into the tools venv as COMPAT_MODULE, and the image's
 PYTEST_ADDOPTS loads it (`-p`). Each old name calls its replacement; nose's test hooks are called
 as pytest 7 called them."""
+
+import sys
 
 import pytest
 from _pytest.fixtures import FixtureRequest
@@ -12,6 +15,8 @@ if not hasattr(Node, "get_marker"):  # removed in pytest 4.1
     Node.get_marker = lambda self, name: self.get_closest_marker(name)
 if not hasattr(FixtureRequest, "getfuncargvalue"):  # removed in pytest 4.0
     FixtureRequest.getfuncargvalue = lambda self, name: self.getfixturevalue(name)
+if not hasattr(sys, "setcheckinterval"):  # removed in Python 3.9; it did nothing since 3.2 (the new GIL)
+    sys.setcheckinterval = lambda interval: None
 
 try:  # pytest 8 collects a unittest class through an instance made with "runTest" (UnitTestCase.newinstance)
     from _pytest.unittest import UnitTestCase

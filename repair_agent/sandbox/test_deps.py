@@ -103,7 +103,8 @@ COMPAT_CALLS = {"Node.get_marker (removed in pytest 4.1)": re.compile(r"\.get_ma
                     re.compile(r"getattr\(self,\s*methodName\)"),
                 "pytest.fixture(...) on a function that is a fixture already (refused since pytest 8)":
                     re.compile(r"pytest\.fixture\([^()]*\)\(\s*\w+\s*\)"),
-                "nose's with_setup (pytest 8 dropped its nose support)": re.compile(r"@with_setup\(")}
+                "nose's with_setup (pytest 8 dropped its nose support)": re.compile(r"@with_setup\("),
+                "sys.setcheckinterval (removed in Python 3.9)": re.compile(r"\bsetcheckinterval\b")}
 
 
 @dataclass
