@@ -313,3 +313,35 @@ def test_a_killed_coverage_run_is_said_so_and_runs_once_more(tmp_path, docker_re
         assert "timed out" not in str(err.value)
         assert re.fullmatch(r"coverage run was killed twice, after \d+s and \d+s of its 120s \(not a timeout: "
                             r"killed, e\.g\. under memory or CPU pressure\)", str(err.value)), str(err.value)
+
+
+def test_a_suite_too_slow_under_coverage_gives_the_spectrum_of_the_failing_tests_modules(tmp_path):
+    """The localize node's fallback: coverage slows a tight loop many times over (tqdm's overhead
+    tests), and the whole suite outlasts the limit; the failing tests' own modules still rank."""
+    from types import SimpleNamespace
+
+    from repair_agent.localize.sbfl import SpectrumTimedOut
+    from repair_agent.nodes.localize import spectrum as localize_spectrum
+
+    repo = write_repo(tmp_path / "repo", {**TWO_MODULE, "tests/test_slow.py": """\
+        import time
+
+
+        def test_slow():
+            time.sleep(40)
+        """})
+    sb = LocalSandbox(repo, python=sys.executable)
+    logged: list[str] = []
+    deps = SimpleNamespace(sandbox=sb, settings=SimpleNamespace(test_timeout_s=15, per_test_timeout_s=60),
+                           log=logged.append)
+    state = {"test_args": [], "failing": FAILING, "tests_before": {"cases": []}}
+    try:
+        with pytest.raises(SpectrumTimedOut):
+            spectrum(sb, [], FAILING, timeout=15)
+        spec = localize_spectrum(state, deps)
+    finally:
+        sb.close()
+    assert (spec["n_failed"], spec["n_passed"]) == (2, 3)  # test_cart.py's five tests; test_pricing's not run
+    assert rank_lines(spec)[0] == {"file": "shop/pricing.py", "function": "", "line": 6, "score": 1.0}
+    assert len(logged) == 1 and logged[0].startswith("coverage run timed out after ")
+    assert logged[0].endswith("the spectrum from the failing tests' modules alone (tests/test_cart.py)")

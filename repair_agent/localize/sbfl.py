@@ -38,6 +38,10 @@ class Spectrum(TypedDict):
     covers: dict | None  # {"tests", "sets", "files": {file: {set: [lines]}}}; None where too large
 
 
+class SpectrumTimedOut(SandboxError):
+    """The coverage run reached its time limit (a retry would too)."""
+
+
 def ochiai(ef: int, ep: int, total_failed: int) -> float:
     if ef == 0 or total_failed == 0:
         return 0.0
@@ -74,7 +78,7 @@ def spectrum(sandbox, test_args: list[str] | None = None, failing: list[str] | N
         if rc not in (124, *KILLED):
             return parse_spectrum(out)
         if rc == 124 or seconds >= timeout:  # a retry would time out again
-            raise SandboxError(f"coverage run timed out after {seconds:.0f}s (the limit: {timeout:.0f}s)")
+            raise SpectrumTimedOut(f"coverage run timed out after {seconds:.0f}s (the limit: {timeout:.0f}s)")
         killed.append(seconds)
         after = " and ".join(f"{s:.0f}s" for s in killed)
         if getattr(sandbox, "last", {}).get("oom_killed"):  # the sandbox's own limit: it would again

@@ -24,10 +24,7 @@ def localize(state: RepairState, deps) -> dict:
     covers = None  # line -> the passing tests that ran it: validation runs those before the full suite
     missing = rank.missing_name(failed, root, state["failing"])
     if deps.settings.use_sbfl:
-        from ..localize import sbfl
-
-        spec = sbfl.spectrum(deps.sandbox, state["test_args"], state["failing"], timeout=deps.settings.test_timeout_s,
-                             per_test_timeout=rerun_timeout(state, deps.settings), log=deps.log)
+        spec = spectrum(state, deps)
         locations = rank.rank(spec, failed, root, state["failing"])
         if locations and not missing and deps.settings.use_trace:  # the failure's data flow through the top functions
             locations = rank.rank(spec, failed, root, state["failing"], trace=slice_trace(state, deps, locations))
@@ -43,6 +40,26 @@ def localize(state: RepairState, deps) -> dict:
     deps.recorder.write("localize", locations=locations[:20], context=context)
     deps.log("suspects: " + ", ".join(f"{loc['file']}:{loc['line']} {loc['function']}" for loc in locations[:3]))
     return {"locations": locations, "context": context, "covers": covers}
+
+
+def spectrum(state: RepairState, deps) -> dict:
+    """The suite under coverage; where that outlasts the time limit (coverage slows tight loops, such
+    as tqdm's overhead tests, many times over), the failing tests' own modules alone: a weaker
+    spectrum, and a map of fewer passing tests for validation to run first, but a ranking."""
+    from ..localize import sbfl
+
+    def run(test_args):
+        return sbfl.spectrum(deps.sandbox, test_args, state["failing"], timeout=deps.settings.test_timeout_s,
+                             per_test_timeout=rerun_timeout(state, deps.settings), log=deps.log)
+
+    try:
+        return run(state["test_args"])
+    except sbfl.SpectrumTimedOut as exc:
+        modules = list(dict.fromkeys(test.split("::")[0] for test in state["failing"]))
+        if modules == state["test_args"]:
+            raise
+        deps.log(f"{exc}: the spectrum from the failing tests' modules alone ({', '.join(modules)})")
+        return run(modules)
 
 
 def slice_trace(state: RepairState, deps, locations: list[Location]) -> list[dict]:
