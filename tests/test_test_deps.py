@@ -164,6 +164,18 @@ def test_the_pins_probed_for_a_wheel_are_those_pips_failure_names():
     assert failed_pins("ERROR: something else went wrong\n", reqs) == []
 
 
+def test_the_release_of_a_file_pip_skipped_is_read_from_its_name():
+    from repair_agent.sandbox.install_deps import SKIPPED, file_release
+
+    said = ("Skipping link: none of the wheel's tags (cp37-cp37m-manylinux1_x86_64) are compatible (run pip debug "
+            "--verbose to show compatible tags): https://files.example/mysql_connector_python-8.0.19-cp37-cp37m-"
+            "manylinux1_x86_64.whl#sha256=ab\nSkipping link: 3.9.2 not in '>=3.10': file:///w/Foo.Bar-2.0RC1.tar.gz\n")
+    assert [file_release(u) for u in SKIPPED.findall(said)] == [("mysql-connector-python", "8.0.19"),
+                                                                ("foo-bar", "2.0rc1")]
+    assert file_release("file:///w/torch-2.13.0%2Bcpu-cp311-cp311-linux_x86_64.whl") == ("torch", "2.13.0+cpu")
+    assert file_release("file:///w/README.txt") is None
+
+
 def test_a_pin_the_index_has_nothing_for_is_told_from_a_typo_and_from_an_index_out_of_reach():
     """An old freeze pins what the index no longer has (youtube-dl's PythonLabs==1.0.2: no
     distribution at all), or a development release installed from a checkout (ansible's

@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from urllib.parse import unquote
 
 MARKER = "@@REPAIR_AGENT_DEPS@@"
 COMPAT_MODULE = "repair_agent_pytest_compat"  # test_deps loads it with -p
@@ -144,10 +145,33 @@ def without_wheels(requirements: list[str]) -> dict[str, str]:
 
 
 def missing(requirement: str) -> bool:
-    """Whether pip finds no distribution at all of `requirement` (a version that never existed)."""
-    out = pip("download", "--no-deps", "-d", PROBE, requirement)[1]
-    name = canonical(PIN.match(requirement).group(1))
-    return any(canonical(requirement_name(m)) == name for m in re.findall(r"No matching distribution found for (\S+)", out))
+    """Whether the index has no file at all of the pinned version of `requirement` (a version that
+    never existed): pip finds no distribution of it, and skipped none of its files as made for
+    another Python (mysql-connector-python 8.0.19 has wheels for Python 2.7 to 3.8 only: a release,
+    whose pin moves; youtube-dl-27's freeze)."""
+    m = PIN.match(requirement)
+    out = pip("download", "--no-deps", "-vv", "-d", PROBE, requirement)[1]  # -vv: pip names the links it skips
+    name = canonical(m.group(1))
+    if not any(canonical(requirement_name(x)) == name for x in re.findall(r"No matching distribution found for (\S+)", out)):
+        return False
+    return not any(file_release(url) == (name, m.group(3).lower()) for url in SKIPPED.findall(out))
+
+
+SKIPPED = re.compile(r"^Skipping link: .*: (\S+)$", re.M)
+ARCHIVES = (".tar.gz", ".tar.bz2", ".tgz", ".zip")
+
+
+def file_release(url: str) -> tuple[str, str] | None:
+    """(canonical name, version) of a distribution file's URL: a wheel's `name-version-tags.whl`, a
+    source archive's `name-version.tar.gz`; None for anything else."""
+    file = unquote(url.split("#")[0].rsplit("/", 1)[-1])
+    if file.endswith(".whl") and file.count("-") >= 4:
+        name, version = file.split("-")[:2]
+    elif (archive := next((a for a in ARCHIVES if file.endswith(a)), None)) and "-" in file:
+        name, version = file[:-len(archive)].rsplit("-", 1)
+    else:
+        return None
+    return canonical(name), version.lower()
 
 
 UNREACHABLE = re.compile(r"Retrying \(|NewConnectionError|Could not fetch URL")  # pip's words when the index failed
