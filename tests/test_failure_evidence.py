@@ -70,3 +70,19 @@ def test_the_infill_prompt_opens_with_the_failure_and_keeps_the_rest(run):
     assert prefix == ("# A test fails:\n#   test_calc.py:5: assert add(2, 2) == 4\n#   assert 0 == 4\n"
                       "#   +  where 0 = add(2, 2)\n\n" + plain)
     assert same_suffix == suffix
+
+
+def test_a_test_whose_teardown_also_errors_is_one_case(tmp_path):
+    """pytest's JUnit report holds two entries for a test that fails and then errors in teardown (tqdm's
+    `posttest` after a failing test): one case, the failure, so that a fix makes it pass once, not
+    "run" half of its ids."""
+    (tmp_path / "test_bars.py").write_text(
+        "import pytest\n\n\n@pytest.fixture\ndef bars():\n    yield []\n    raise RuntimeError('a bar left open')\n\n\n"
+        "def test_fails(bars):\n    assert bars == [1]\n\n\ndef test_passes(bars):\n    assert bars == []\n")
+    done = subprocess.run([sys.executable, *pytest_command(["test_bars.py"], "j.xml", 10)], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.stdout.count("ERROR at teardown") == 2, done.stdout
+    run = read_junit(tmp_path / "j.xml", done.returncode, False, 0.0, done.stdout)
+    assert [(c["id"], c["outcome"]) for c in run["cases"]] == [
+        ("test_bars.py::test_fails", "failed"), ("test_bars.py::test_passes", "error")]
+    assert "assert [] == [1]" in run["cases"][0]["message"]

@@ -98,14 +98,18 @@ def junit_run(data: bytes | None, returncode: int, timed_out: bool, duration: fl
               oom_killed: bool = False, memory: str = "") -> TestRun:
     """A TestRun from JUnit XML bytes. When pytest left no report, the output's last line says why
     (killed by a signal, by the out-of-memory killer, ...): `crash_note()` reads it back."""
-    cases: list[TestCase] = []
+    by_id: dict[str, TestCase] = {}
     if data:
         try:
             root = ET.fromstring(data)
         except ET.ParseError:
             root = None
         for tc in root.iter("testcase") if root is not None else []:
-            cases.append(_case(tc))
+            case = _case(tc)  # a test whose teardown errors after its call failed has a second entry:
+            first = by_id.setdefault(case["id"], case)  # one case a test, the first that went wrong
+            if first["outcome"] in ("passed", "skipped") and case["outcome"] in ("failed", "error"):
+                by_id[case["id"]] = case
+    cases = list(by_id.values())
     if not cases and not timed_out and (oom_killed or returncode > 128 or returncode < 0
                                         or (data is None and returncode == 0)):
         output = output.rstrip("\n") + "\n" + _crash_line(returncode, oom_killed, memory) + "\n"
