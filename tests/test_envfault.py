@@ -76,6 +76,8 @@ def test_a_pytest_usage_error(tmp_path):
 
 def test_deps_key_the_dependency_image(tmp_path):
     assert packages("six, attrs") == packages(["attrs", "six"]) == ["attrs", "six"]
+    assert packages(["blis>=0.4.0,<0.5.0", "six"]) == packages("six, blis>=0.4.0,<0.5.0") == [
+        "blis>=0.4.0,<0.5.0", "six"]  # a comma between version specifiers stays (spacy-1's pins)
     assert dependency_key(tmp_path, "img") == dependency_key(tmp_path, "img", [])  # old images stay valid
     assert dependency_key(tmp_path, "img", "six") != dependency_key(tmp_path, "img")
     assert dependency_key(tmp_path, "img", "six,attrs") == dependency_key(tmp_path, "img", ["attrs", "six"])

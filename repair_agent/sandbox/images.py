@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import threading
@@ -185,9 +186,11 @@ def _image_exists(client, tag: str) -> bool:
 
 
 def packages(deps: list[str] | str | None) -> list[str]:
-    """`--deps` as a sorted list of pip requirements, from a list or "a,b" (each item may hold commas)."""
+    """`--deps` as a sorted list of pip requirements, from a list or "a,b" (each item may hold commas).
+    A comma before a version operator belongs to the requirement (`blis>=0.4.0,<0.5.0`, spacy's
+    pins: split there, pip was given '<0.5.0')."""
     items = [deps] if isinstance(deps, str) else list(deps or [])
-    names = sorted({p.strip() for item in items for p in item.split(",") if p.strip()})
+    names = sorted({p.strip() for item in items for p in re.split(r",(?=\s*[A-Za-z0-9_])", item) if p.strip()})
     if bad := [p for p in names if p.startswith("-")]:
         raise BadInput(f"--deps takes package names, not pip options: {' '.join(bad)}")
     return names
