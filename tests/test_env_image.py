@@ -306,21 +306,29 @@ def test_a_pin_without_a_wheel_for_the_sandboxs_python_moves_to_the_nearest_vers
         ("fastcalc==1.0", "fastcalc==1.1", "--deps")]
 
 
-def test_a_pin_released_only_for_other_pythons_moves_to_the_nearest_version_with_a_wheel(offline, tmp_path):
-    """As youtube-dl-27's freeze: mysql-connector-python==8.0.19 has wheels for Python 2.7 to 3.8 and
-    no source distribution, so pip finds no distribution of it here; it was taken for a version that
-    never was (a typo: an error), and the image failed. pip names the files it skipped as made for
-    another Python: such a pin moves, as one without a wheel does."""
+def test_a_pin_released_only_for_other_pythons_or_taken_down_moves_to_the_nearest_version_with_a_wheel(offline,
+                                                                                                        tmp_path):
+    """A release with files for other Pythons only (oldbin 1.0: a cp37 wheel) was taken for a version
+    that never was (a typo: an error); pip names the files it skipped as made for another Python, and
+    such a pin moves, as one without a wheel does. A release the index no longer has between two it
+    has (youtube-dl-27's freeze: mysql-connector-python==8.0.19; PyPI has 8.0.5 and 8.0.23, nothing
+    between) moves too, with why; tinydep==9.9, beyond every release, stays an error (the test above)."""
     wheels, made = offline
     (wheels / "oldbin-1.0-cp37-cp37m-manylinux1_x86_64.whl").write_bytes(b"never read: its tags do not fit")
     wheel(wheels, "oldbin", "1.1", "VERSION = '1.1'\n")
-    test = "import oldbin\n\n\ndef test_version():\n    assert oldbin.VERSION == '1.1'\n"
+    for version in ("1.0", "1.2"):  # 1.1 was taken down: the index has files of neither
+        wheel(wheels, "relpkg", version, f"VERSION = '{version}'\n")
+    test = ("import oldbin\nimport relpkg\n\n\ndef test_version():\n"
+            "    assert (oldbin.VERSION, relpkg.VERSION) == ('1.1', '1.2')\n")
     said: list[str] = []
-    run, record = sandbox_run(tree(tmp_path / "repo", {"requirements.txt": "oldbin==1.0\ntinydep==1.0\n",
-                                                       "tests/test_old.py": test}), made, said, install_project=False)
+    repo = tree(tmp_path / "repo", {"requirements.txt": "oldbin==1.0\nrelpkg==1.1\ntinydep==1.0\n", "tests/test_old.py": test})
+    run, record = sandbox_run(repo, made, said, install_project=False)
     assert sorted(c["outcome"] for c in run["cases"]) == ["passed", "passed"], run["output_tail"]
-    assert [(r["requirement"], r["with"]) for r in record["replaced"]] == [("oldbin==1.0", "oldbin==1.1")]
+    assert sorted((r["requirement"], r["with"]) for r in record["replaced"]) == [("oldbin==1.0", "oldbin==1.1"),
+                                                                                 ("relpkg==1.1", "relpkg==1.2")]
     assert "note: oldbin==1.0 has no wheel for this Python; oldbin==1.1 instead (requirements.txt)" in said
+    assert ("note: relpkg==1.1: the index no longer has the pinned version (it has older and newer ones); "
+            "relpkg==1.2 instead (requirements.txt)") in said
 
 
 def test_a_pin_the_index_has_nothing_for_is_left_out_with_a_warning_and_the_rest_installs(offline, tmp_path):

@@ -165,15 +165,17 @@ def test_the_pins_probed_for_a_wheel_are_those_pips_failure_names():
 
 
 def test_the_release_of_a_file_pip_skipped_is_read_from_its_name():
-    from repair_agent.sandbox.install_deps import SKIPPED, file_release
+    from repair_agent.sandbox.install_deps import SKIPPED, file_release, withdrawn
 
     said = ("Skipping link: none of the wheel's tags (cp37-cp37m-manylinux1_x86_64) are compatible (run pip debug "
             "--verbose to show compatible tags): https://files.example/mysql_connector_python-8.0.19-cp37-cp37m-"
-            "manylinux1_x86_64.whl#sha256=ab\nSkipping link: 3.9.2 not in '>=3.10': file:///w/Foo.Bar-2.0RC1.tar.gz\n")
+            "manylinux1_x86_64.whl#sha256=ab\n  Skipping link: 3.9.2 not in '>=3.10': file:///w/Foo.Bar-2.0RC1.tar.gz "
+            "(from https://pypi.org/simple/foo-bar/) (requires-python:>=3.10)\n")  # as under an index page: indented
     assert [file_release(u) for u in SKIPPED.findall(said)] == [("mysql-connector-python", "8.0.19"),
                                                                 ("foo-bar", "2.0rc1")]
     assert file_release("file:///w/torch-2.13.0%2Bcpu-cp311-cp311-linux_x86_64.whl") == ("torch", "2.13.0+cpu")
     assert file_release("file:///w/README.txt") is None
+    assert withdrawn("8.0.19", ["8.0.5", "8.0.23"]) and not withdrawn("9.9", ["1.0"]) and not withdrawn("1.0", [])
 
 
 def test_a_pin_the_index_has_nothing_for_is_told_from_a_typo_and_from_an_index_out_of_reach():

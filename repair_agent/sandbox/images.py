@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import BadInput, DependencyError, SandboxError
-from .install_deps import MARKER
+from .install_deps import MARKER, NO_WHEEL
 from .test_deps import TestNeeds, command_line, discover
 
 BASE_IMAGE = "repair-agent/base:bookworm"
@@ -281,8 +281,8 @@ def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: l
         tokens, warnings = command_line(needs, {p["plugin"] for p in report.get("plugins", [])})
         warnings += [f"warning: {f.get('requirement') or f.get('plugin')} ({f['source']}) did not install, left "
                      f"out: {f['why']}" for f in report.get("failed", [])]
-        warnings += [f"note: {r['requirement']} has no wheel for this Python; {r['with']} instead ({r['source']})"
-                     for r in report.get("replaced", [])]
+        warnings += [f"note: {r['requirement']}{' has no wheel for this Python' if r['why'] == NO_WHEEL else ': ' + r['why']}"
+                     f"; {r['with']} instead ({r['source']})" for r in report.get("replaced", [])]
         if report.get("tree_paths"):
             warnings.append(f"note: the project's packages are imported from the tree ({', '.join(needs.package_roots)}),"
                             f" not from the copy installed with its dependencies"

@@ -119,11 +119,18 @@ def last_error(output: str) -> str:
     return ((errors or lines or ["no output"])[-1])[:200]
 
 
-def without_wheels(requirements: list[str]) -> dict[str, str]:
+NO_WHEEL = "no wheel of the pinned version for this Python"
+WITHDRAWN = "the index no longer has the pinned version (it has older and newer ones)"
+
+
+def without_wheels(requirements: list[str]) -> dict[str, tuple[str, str]]:
     """For each exact pin among `requirements` whose version exists but has no wheel for this Python,
-    the nearest version that has one: {requirement: the requirement at that version}. pip lists, in
-    its refusal, the versions it could take with binaries only; one pip call finds the next pin that
-    has none. A version that does not exist at all stays as it is (pip's error says so)."""
+    the nearest version that has one: {requirement: (the requirement at that version, why)}. pip
+    lists, in its refusal, the versions it could take with binaries only; one pip call finds the
+    next pin that has none. A version that the index has no file of moves only where it lies between
+    versions the index has (a release taken down: youtube-dl-27's freeze pins
+    mysql-connector-python==8.0.19, and PyPI has 8.0.5 and 8.0.23 but nothing between); one beyond
+    them stays as it is, pip's error (a typo, most likely)."""
     pins = {}
     for req in requirements:
         m = PIN.match(req)
@@ -138,10 +145,17 @@ def without_wheels(requirements: list[str]) -> dict[str, str]:
         req, m = todo.pop(canonical(found.group(1)))
         versions = [v.strip() for v in found.group(2).split(",") if v.strip() not in ("", "none")]
         other = nearest(m.group(3), versions)
-        if other and not missing(req):
-            moved[req] = f"{m.group(1)}{m.group(2) or ''}=={other}{(' ' + m.group(4)) if m.group(4) else ''}"
+        why = None if not other else NO_WHEEL if not missing(req) else WITHDRAWN if withdrawn(m.group(3), versions) else None
+        if why:
+            moved[req] = (f"{m.group(1)}{m.group(2) or ''}=={other}{(' ' + m.group(4)) if m.group(4) else ''}", why)
     shutil.rmtree(PROBE, ignore_errors=True)
     return moved
+
+
+def withdrawn(pinned: str, versions: list[str]) -> bool:
+    """Whether `versions` has releases both older and newer than `pinned`."""
+    want, keys = _version_key(pinned), [k for v in versions if (k := _version_key(v)) is not None]
+    return want is not None and any(k < want for k in keys) and any(k > want for k in keys)
 
 
 def missing(requirement: str) -> bool:
@@ -157,7 +171,7 @@ def missing(requirement: str) -> bool:
     return not any(file_release(url) == (name, m.group(3).lower()) for url in SKIPPED.findall(out))
 
 
-SKIPPED = re.compile(r"^Skipping link: .*: (\S+)$", re.M)
+SKIPPED = re.compile(r"Skipping link: .*?((?:https?|file)://[^\s#]+)")  # the file's link; its index page after it
 ARCHIVES = (".tar.gz", ".tar.bz2", ".tgz", ".zip")
 
 
@@ -293,8 +307,9 @@ def must_install(what: str, args: list[str], requirements: list[str], report: di
         moved = without_wheels(probe) if probe else {}
         if not moved:
             break
-        report["replaced"] += [{"requirement": old, "with": new, "source": source,
-                                "why": "no wheel of the pinned version for this Python"} for old, new in moved.items()]
+        report["replaced"] += [{"requirement": old, "with": new, "source": source, "why": why}
+                               for old, (new, why) in moved.items()]
+        moved = {old: new for old, (new, _) in moved.items()}
         if files:
             rewrite(list(files), moved)
         else:
@@ -330,10 +345,10 @@ def best_effort(items: list[dict], key: str, report: dict, done: str, options: l
         return
     moved = without_wheels(reqs)
     for item in items:
-        req = moved.get(item[key], item[key])
+        req, why = moved.get(item[key], (item[key], ""))
         if req != item[key]:
             report["replaced"].append({"requirement": item[key], "with": req, "source": item.get("source", ""),
-                                       "why": "no wheel of the pinned version for this Python"})
+                                       "why": why})
         rc, out = install(*options, req)
         if rc == 0:
             report[done].append({**item, key: req})
