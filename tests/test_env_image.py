@@ -526,6 +526,31 @@ def test_noses_with_setup_hooks_run_around_their_test(offline, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_pin_that_breaks_the_sandboxs_pytest_is_moved_for_it_with_a_note(tmp_path, docker_ready):
+    """Against PyPI (the build's container reaches it): black's and luigi's BugsInPy freezes pin
+    typing-extensions 3.7.4, and on bullseye's Python 3.9 the sandbox's pytest needs exceptiongroup,
+    which imports typing_extensions' `Self` (4.6): pytest did not import and no test ran (black-1)."""
+    from repair_agent.sandbox import DockerSandbox
+
+    client, base = docker_client(), "repair-agent/base:bullseye"
+    said: list[str] = []
+    repo = tree(tmp_path / "repo", {"requirements.txt": "typing-extensions==3.7.4.1\n",
+                                    "tests/test_calc.py": "def test_runs():\n    assert True\n"})
+    tag = env_tag(repo, base, install_project=False)
+    box = DockerSandbox(repo, image=base, log=said.append, install_project=False)
+    try:
+        run = box.run_tests(["tests"], timeout=120)
+        record = dependency_record(box.client, box.image)
+    finally:
+        box.close()
+        with contextlib.suppress(Exception):
+            client.images.remove(tag, force=True)
+    assert [c["outcome"] for c in run["cases"]] == ["passed"], run["output_tail"]
+    assert any(m.startswith("typing-extensions 3.7.4.1 -> 4.") for m in record["runner"]), record["runner"]
+    assert any(w.startswith("note: the repository's pins broke the sandbox's pytest") for w in said)
+
+
+@pytest.mark.slow
 def test_a_real_pin_without_a_wheel_for_the_sandboxs_python_moves_to_the_nearest_release_with_one(tmp_path,
                                                                                                  docker_ready):
     """Against PyPI itself (the one test here that reaches an index: the dependency build's

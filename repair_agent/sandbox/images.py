@@ -283,6 +283,9 @@ def env_image(client, workdir: Path, base: str, labels: dict, log=print, deps: l
                      f"out: {f['why']}" for f in report.get("failed", [])]
         warnings += [f"note: {r['requirement']}{' has no wheel for this Python' if r['why'] == NO_WHEEL else ': ' + r['why']}"
                      f"; {r['with']} instead ({r['source']})" for r in report.get("replaced", [])]
+        if report.get("runner"):
+            warnings.append(f"note: the repository's pins broke the sandbox's pytest; its requirements were installed "
+                            f"again over them: {', '.join(report['runner'])}")
         if report.get("tree_paths"):
             warnings.append(f"note: the project's packages are imported from the tree ({', '.join(needs.package_roots)}),"
                             f" not from the copy installed with its dependencies"

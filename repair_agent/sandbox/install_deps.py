@@ -15,7 +15,9 @@ for this Python is moved to the nearest version that has one and the step is tri
 such move is in the report. An exact pin that the index cannot give at all (the package has no
 distribution there for this Python, or the pin is a development release it lacks: an old freeze's)
 is left out of such a step, with why in the report, and the rest installs. A best-effort package
-that still does not install is left out, and the report says why. The report (JSON) is
+that still does not install is left out, and the report says why. Where the repository's pins broke
+the sandbox's own pytest (it shares this venv), its requirements are installed again over them
+(keep_runner). The report (JSON) is
 written to REPORT, kept in the image, and printed after MARKER as the last line.
 """
 
@@ -390,6 +392,29 @@ def from_tree(roots: list[str], report: dict) -> None:
     report["uninstalled"] = owners
 
 
+RUNNER = ("pytest", "pytest-timeout", "coverage")  # images.TOOLS: the sandbox's test runner, in this venv too
+
+
+def keep_runner(report: dict) -> None:
+    """The sandbox's test runner shares this venv, and a pin of the repository's can break what it
+    needs (black's and luigi's freezes pin typing-extensions 3.7.4, and pytest's exceptiongroup
+    imports its `Self`, new in 4.6: no test ran). Where pytest no longer imports, its requirements
+    are installed again over those pins; what moved is in the report (`runner`)."""
+    if subprocess.run([sys.executable, "-c", "import pytest"], capture_output=True).returncode == 0:
+        return
+    before = installed_versions()
+    rc, out = install(*RUNNER)
+    after = installed_versions()
+    report["runner"] = [f"{name} {before.get(name, 'none')} -> {version}" for name, version in sorted(after.items())
+                        if before.get(name) != version] or [f"pytest does not import: {last_error(out)}"]
+
+
+def installed_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    return {canonical(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+
+
 def finish(report: dict, code: int) -> None:
     text = json.dumps(report, sort_keys=True)
     try:
@@ -428,6 +453,7 @@ def main(plan: dict) -> None:
     best_effort(plan.get("plugins") or [], "plugin", report, "plugins", pinned)
     if plan.get("package_roots"):
         from_tree(plan["package_roots"], report)
+    keep_runner(report)
     if plan.get("compat"):
         shutil.copy(plan["compat"], os.path.join(sysconfig.get_paths()["purelib"], COMPAT_MODULE + ".py"))
     finish(report, 0)
