@@ -47,6 +47,8 @@ class CandidateTests(TypedDict):
     covering: NotRequired[TestRun | None]  # the passing tests that ran a changed line, run before the suite
     covering_rerun: NotRequired[TestRun]  # the newly failing tests run once more (checks.Rerun)
     suite_rerun: NotRequired[TestRun]
+    covering_original: NotRequired[TestRun]  # those failing again, on the code before the patch
+    suite_original: NotRequired[TestRun]
 
 
 class Faithfulness(TypedDict, total=False):
@@ -73,7 +75,7 @@ class Candidate(TypedDict, total=False):
     note: str  # what the edit changed (search candidates)
     file: str  # the file and line a search candidate edited
     line: int
-    flaky: list[str]  # tests that failed with the patch, then passed on a rerun (checks.Rerun)
+    flaky: list[str]  # failed with the patch, then passed on a rerun or failed on the original too (checks.Rerun)
 
 
 class Tokens(TypedDict):

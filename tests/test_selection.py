@@ -107,8 +107,9 @@ def test_a_candidate_that_breaks_a_covering_test_never_runs_the_suite(tmp_path, 
         box.runs.clear()  # passes test_high, breaks test_mid, which runs the changed line
         bad = run_checks({}, state, deps, line4("return hi"))
         assert (bad["status"], bad["stage"]) == ("passed_failing", "covering"), bad["reason"]
-        # the broken test once more (it passed before: noise?), then no full suite
-        assert box.runs == [["-x", *state["failing"]], ["-x", MID], [MID]]
+        # the broken test once more (it passed before: noise?), then on the original code (it passes:
+        # the patch broke it), then no full suite
+        assert box.runs == [["-x", *state["failing"]], ["-x", MID], [MID], [MID]]
         assert bad["tests"]["suite"] is None and bad["reason"].startswith(f"breaks {MID}, also on a rerun (of the ")
         assert [c["id"] for c in bad["tests"]["covering_rerun"]["cases"]] == [MID]
 
@@ -121,7 +122,7 @@ def test_a_candidate_that_breaks_a_covering_test_never_runs_the_suite(tmp_path, 
         box.runs.clear()  # no coverage map (SBFL off): today's two runs
         plain = run_checks({}, {**state, "covers": None}, deps, line4("return hi"))
         assert (plain["status"], plain["stage"]) == ("passed_failing", "suite")
-        assert box.runs == [["-x", *state["failing"]], [], [MID]]
+        assert box.runs == [["-x", *state["failing"]], [], [MID], [MID]]
     finally:
         sb.close()
 
@@ -176,7 +177,7 @@ def test_a_test_that_fails_once_by_noise_is_run_again_before_it_rejects_a_fix(tm
         good = run_checks({}, state, deps, {"calc.py": fixed})
         assert (good["status"], good["stage"]) == ("fixed", "suite"), good["reason"]
         assert box.runs == [["-x", *state["failing"]], [], [TIMING]]  # only the newly failing test, once
-        assert good["reason"] == f"the full suite passes; flaky, passed on a rerun: {TIMING}"
+        assert good["reason"] == f"the full suite passes; flaky, passed on a rerun or failed on the original code too: {TIMING}"
         assert good["flaky"] == [TIMING]
         assert [(c["id"], c["outcome"]) for c in good["tests"]["suite_rerun"]["cases"]] == [(TIMING, "passed")]
         assert TIMING in failing_ids(good["tests"]["suite"])
@@ -186,9 +187,50 @@ def test_a_test_that_fails_once_by_noise_is_run_again_before_it_rejects_a_fix(tm
         box.runs.clear()
         bad = run_checks({}, state, deps, {"calc.py": fixed.replace("2 * x", "3 * x")})
         assert (bad["status"], bad["stage"]) == ("passed_failing", "suite"), bad["reason"]
-        assert box.runs == [["-x", *state["failing"]], [], [*DOUBLES, TIMING]]
+        assert box.runs == [["-x", *state["failing"]], [], [*DOUBLES, TIMING], DOUBLES]  # then on the original
         assert bad["reason"] == (f"breaks 2 test(s): {', '.join(DOUBLES)}, also on a rerun; "
-                                 f"flaky, passed on a rerun: {TIMING}")
+                                 f"flaky, passed on a rerun or failed on the original code too: {TIMING}")
         assert failing_ids(bad["tests"]["suite_rerun"]) == DOUBLES
+        assert failing_ids(bad["tests"]["suite_original"]) == []  # double() works on the original code
+    finally:
+        sb.close()
+
+
+# A test that passed before the patch and now fails every time, on any code (tqdm's overhead tests once
+# the machine is at load 5): the first run passes, every later one fails.
+BUSY = "tests/test_busy.py::test_overhead"
+BUSY_TEST = """\
+import os
+
+COUNT = "/dev/shm/test-busy-runs"
+
+
+def test_overhead():
+    n = int(open(COUNT).read()) + 1 if os.path.exists(COUNT) else 1
+    with open(COUNT, "w") as f:
+        f.write(str(n))
+    assert n == 1, f"run {n}: the machine is busy now"
+"""
+
+
+@pytest.mark.docker
+def test_a_test_that_fails_on_the_original_code_too_now_does_not_reject_a_fix(tmp_path, docker_ready):
+    repo = clamp_repo(tmp_path / "repo")
+    (repo / "tests" / "test_busy.py").write_text(BUSY_TEST)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a test the machine's load fails")
+    fixed = CLAMP.replace("    return x if x < hi else lo\n", "    return x if x < hi else hi\n")
+    sb = DockerSandbox(repo, log=lambda m: None)
+    try:
+        box = Counted(sb)
+        deps = SimpleNamespace(sandbox=box, workdir=repo, settings=Settings(), log=lambda m: None)
+        before = sb.run_tests([])  # run 1: it passes
+        state = {"test_args": [], "tests_before": before, "failing": failing_ids(before), "covers": None}
+        good = run_checks({}, state, deps, {"calc.py": fixed})
+        assert (good["status"], good["stage"]) == ("fixed", "suite"), good["reason"]
+        assert box.runs == [["-x", *state["failing"]], [], [BUSY], [BUSY]]  # the suite, the rerun, the original
+        assert failing_ids(good["tests"]["suite_rerun"]) == failing_ids(good["tests"]["suite_original"]) == [BUSY]
+        assert good["flaky"] == [BUSY]
+        assert good["reason"].endswith(f"flaky, passed on a rerun or failed on the original code too: {BUSY}")
     finally:
         sb.close()
