@@ -140,23 +140,28 @@ def test_a_task_that_ends_in_an_error_records_the_time_it_took(tmp_path, docker_
     assert 1.0 <= rec["duration_s"] <= took + 0.01, (rec["duration_s"], took)
 
 
-def test_verification_runs_a_test_that_broke_once_more_and_counts_it_only_if_it_fails_again(tmp_path, docker_ready):
+def test_verification_counts_a_test_that_broke_only_if_it_fails_again_and_passes_unpatched(tmp_path, docker_ready):
     """The harness's own check of a fix (bench/solve.verify): a test that fails once by noise (as
     tqdm's overhead tests under load; here it fails beside the other module and passes alone, each
-    sandbox run being fresh) does not unmake a fix; one that fails again does."""
+    sandbox run being fresh), or fails on the unpatched code too, does not unmake a fix; one that the
+    patch breaks does."""
     from repair_agent.bench.solve import verify
 
     patch = ("--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a - b\n"
              "+    return a + b\n")
-    for flaky, verified in ((True, True), (False, False)):
-        src = tmp_path / f"plain-{flaky}"
+    timing_tests = {"flaky": "    assert 'test_calc' not in sys.modules\n",
+                    "failing everywhere": "    assert False, 'slower than the simple bar'\n",
+                    "broken by the patch": "    from calc import add\n    assert add(1, 1) == 0\n"}
+    for kind, verified in (("flaky", True), ("failing everywhere", True), ("broken by the patch", False)):
+        name = kind.replace(" ", "-")
+        src = tmp_path / f"plain-{name}"
         src.mkdir()
         (src / "calc.py").write_text("def add(a, b):\n    return a - b\n")
         (src / "test_calc.py").write_text("from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n")
-        (src / "test_timing.py").write_text("import sys\n\n\ndef test_overhead():\n" + (
-            "    assert 'test_calc' not in sys.modules\n" if flaky else "    assert False, 'slower than the simple bar'\n"))
-        data = tmp_path / f"repos-{flaky}.jsonl"
+        (src / "test_timing.py").write_text("import sys\n\n\ndef test_overhead():\n" + timing_tests[kind])
+        data = tmp_path / f"repos-{name}.jsonl"
         data.write_text(json.dumps({"task_id": "plain", "repo": src.name, "test_command": "test_calc.py test_timing.py",
                                     "failing_tests": ["test_calc.py::test_add"]}) + "\n")
         (task,) = load_repos(data)
-        assert verify(task, patch, tmp_path / f"work-{flaky}", Settings(sandbox="docker", test_timeout_s=60)) is verified
+        work = tmp_path / f"work-{name}"
+        assert verify(task, patch, work, Settings(sandbox="docker", test_timeout_s=60)) is verified, kind

@@ -29,26 +29,45 @@ def verify(task: Task, patch: str, workdir: Path, settings: Settings, baseline: 
     the `baseline` (tests that failed before and are not the task's) may fail. `settings`: the task's
     (task_settings), whose image and dependencies the task's tests need. As the search's checks do
     (checks.Rerun), up to RERUN_MOST other tests that fail (not the bug's) are run once more, and
-    count only if they fail again: tqdm's overhead tests fail by timing on a loaded machine."""
+    count only if they fail again and pass on the unpatched code: tqdm's overhead tests fail by timing
+    on a loaded machine."""
     shutil.rmtree(workdir, ignore_errors=True)
     task.materialize(workdir)
     if not apply_diff(workdir, patch).ok:
         return False
-    box = open_sandbox(settings.sandbox, workdir, image=settings.image, log=lambda m: None, deps=settings.deps,
-                       install_project=settings.install_project,
-                       build=settings.build_image)
+    box = sandbox_of(workdir, settings)
     try:
-        run = box.run_tests(task.test_args, timeout=settings.test_timeout_s,
-                            per_test_timeout=settings.per_test_timeout_s)
+        run = run_tests(box, task.test_args, settings)
         broken = set(failing_ids(run)) - set(baseline)
         named = set(task.failing_tests or [])  # the bug's own tests get no second chance
         if broken and len(broken) <= RERUN_MOST and not broken & named and not run["timed_out"]:
-            again = box.run_tests(sorted(broken), timeout=settings.test_timeout_s,
-                                  per_test_timeout=settings.per_test_timeout_s)
-            broken -= {c["id"] for c in again["cases"] if c["outcome"] == "passed"}
+            broken -= {c["id"] for c in run_tests(box, sorted(broken), settings)["cases"] if c["outcome"] == "passed"}
+            if broken:
+                broken -= failing_on_original(task, sorted(broken), workdir.with_name(workdir.name + "-original"),
+                                              settings)
     finally:
         box.close()
     return ran(run) > 0 and not broken and not run["timed_out"]
+
+
+def failing_on_original(task: Task, tests: list[str], workdir: Path, settings: Settings) -> set[str]:
+    """Which of `tests` fail now on the task's own code, unpatched: the machine's state, not the patch's."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    task.materialize(workdir)
+    box = sandbox_of(workdir, settings)
+    try:
+        return set(failing_ids(run_tests(box, tests, settings)))
+    finally:
+        box.close()
+
+
+def sandbox_of(workdir: Path, settings: Settings):
+    return open_sandbox(settings.sandbox, workdir, image=settings.image, log=lambda m: None, deps=settings.deps,
+                        install_project=settings.install_project, build=settings.build_image)
+
+
+def run_tests(box, args: list[str], settings: Settings):
+    return box.run_tests(args, timeout=settings.test_timeout_s, per_test_timeout=settings.per_test_timeout_s)
 
 
 def run_task(task: Task, settings: Settings, out: Path, mode: str, model, code: str,
