@@ -524,6 +524,25 @@ def test_noses_with_setup_hooks_run_around_their_test(offline, tmp_path):
     assert any("sys.setcheckinterval (removed in Python 3.9)" in w for w in said)
 
 
+def test_a_fixture_called_directly_runs_as_before_pytest_4(offline, tmp_path):
+    """As thefuck's tests of 2017 (`@pytest.mark.parametrize('command', [did_not_match('foo')])`, the
+    fixture defined in tests/rules/conftest.py): pytest 4 made such a call an error at collection,
+    and one such module stopped the whole suite's session."""
+    wheels, made = offline
+    conftest = "import pytest\n\n\n@pytest.fixture\ndef doubled(x=2):\n    return 2 * x\n"
+    test = ("import pytest\nimport tinydep\n\nfrom tests.conftest import doubled\n\n\n"
+            "@pytest.mark.parametrize('value', [doubled(3)])\ndef test_value(value):\n"
+            "    assert value == tinydep.FACTOR * 2\n")
+    said: list[str] = []
+    repo = tree(tmp_path / "repo", {"tests/__init__.py": "", "tests/conftest.py": conftest,
+                                    "tests/test_called.py": test, "requirements.txt": "tinydep==1.0\n"})
+    run, record = sandbox_run(repo, made, said)
+    assert [(c["id"], c["outcome"]) for c in run["cases"] if "test_called" in c["id"]] == [
+        ("tests/test_called.py::test_value[6]", "passed")], run["output_tail"]
+    assert record["pytest_addopts"] == ["-p", "repair_agent_pytest_compat"]
+    assert any("a fixture called directly (an error since pytest 4.0) (tests/test_called.py)" in w for w in said)
+
+
 
 @pytest.mark.slow
 def test_a_pin_that_breaks_the_sandboxs_pytest_is_moved_for_it_with_a_note(tmp_path, docker_ready):

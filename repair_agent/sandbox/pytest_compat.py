@@ -62,6 +62,9 @@ def _remark(self, function):
 
 FixtureFunctionMarker.__call__ = _remark
 
+if FixtureFunctionDefinition is not None:  # a fixture called directly: an error since pytest 4.0, before it a call
+    FixtureFunctionDefinition.__call__ = lambda self, *args, **kwargs: self._fixture_function(*args, **kwargs)
+
 
 def _call_nose_hook(function, name: str) -> None:
     """Call `function.<name>` as pytest 7's nose plugin did: only a plain callable, never a fixture."""

@@ -105,6 +105,8 @@ COMPAT_CALLS = {"Node.get_marker (removed in pytest 4.1)": re.compile(r"\.get_ma
                     re.compile(r"pytest\.fixture\([^()]*\)\(\s*\w+\s*\)"),
                 "nose's with_setup (pytest 8 dropped its nose support)": re.compile(r"@with_setup\("),
                 "sys.setcheckinterval (removed in Python 3.9)": re.compile(r"\bsetcheckinterval\b")}
+CALLED_FIXTURE = "a fixture called directly (an error since pytest 4.0)"  # found by name: _used_in_tests
+FIXTURE_NAME = re.compile(r"@(?:pytest\.)?fixture\b[^\n]*\n(?:[ \t]*@[^\n]*\n)*[ \t]*def (\w+)\(")
 
 
 @dataclass
@@ -454,17 +456,19 @@ DEF = re.compile(r"^[ \t]*(?:async\s+)?def\s+(\w+)", re.M)
 
 def _used_in_tests(repo: Path) -> tuple[dict, dict, dict]:
     """{marker: first file}, {fixture: first file} of the test modules and conftests, less the
-    fixtures the repository defines itself, and {removed API (COMPAT_CALLS): first file}."""
+    fixtures the repository defines itself, and {removed API (COMPAT_CALLS, CALLED_FIXTURE): first file}."""
     markers: dict[str, str] = {}
     fixtures: dict[str, str] = {}
     calls: dict[str, str] = {}
     own: set[str] = set()
+    texts: dict[str, str] = {}
     for path in test_files(repo):
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
         rel = path.relative_to(repo).as_posix()
+        texts[rel] = text
         for m in MARK.findall(text):
             markers.setdefault(m, rel)
         params = [p for args in FIXTURE_DEF.findall(text) + TEST_DEF.findall(text) for p in args.split(",")]
@@ -477,6 +481,11 @@ def _used_in_tests(repo: Path) -> tuple[dict, dict, dict]:
         for api, call in COMPAT_CALLS.items():
             if api not in calls and call.search(text):
                 calls[api] = rel
+    defined = {name for text in texts.values() for name in FIXTURE_NAME.findall(text)}
+    if defined:  # thefuck's tests of 2017: `@pytest.mark.parametrize('command', [did_not_match('foo')])`
+        called = re.compile(r"(?<![\w.])(?<!def )(?:" + "|".join(map(re.escape, sorted(defined))) + r")\(")
+        if first := next((rel for rel, text in texts.items() if called.search(text)), None):
+            calls[CALLED_FIXTURE] = first
     return markers, {k: v for k, v in fixtures.items() if k not in own}, calls
 
 
