@@ -165,7 +165,7 @@ def test_the_pins_probed_for_a_wheel_are_those_pips_failure_names():
 
 
 def test_the_release_of_a_file_pip_skipped_is_read_from_its_name():
-    from repair_agent.sandbox.install_deps import SKIPPED, file_release, withdrawn
+    from repair_agent.sandbox.install_deps import SKIPPED, file_release, for_other_pythons, taken_down, withdrawn
 
     said = ("Skipping link: none of the wheel's tags (cp37-cp37m-manylinux1_x86_64) are compatible (run pip debug "
             "--verbose to show compatible tags): https://files.example/mysql_connector_python-8.0.19-cp37-cp37m-"
@@ -176,6 +176,12 @@ def test_the_release_of_a_file_pip_skipped_is_read_from_its_name():
     assert file_release("file:///w/torch-2.13.0%2Bcpu-cp311-cp311-linux_x86_64.whl") == ("torch", "2.13.0+cpu")
     assert file_release("file:///w/README.txt") is None
     assert withdrawn("8.0.19", ["8.0.5", "8.0.23"]) and not withdrawn("9.9", ["1.0"]) and not withdrawn("1.0", [])
+    refused = ("ERROR: Ignored the following versions that require a different python version: 0.6.0 Requires-Python "
+               ">=3.10; 0.6.1 Requires-Python >=3.10\nERROR: Could not find a version that satisfies the requirement "
+               "requests-async==0.5.0 (from versions: 0.1.0, 0.2.4)\n")  # luigi's freeze, on Python 3.9
+    assert for_other_pythons(refused) == ["0.6.0", "0.6.1"] and withdrawn("0.5.0", ["0.1.0", "0.2.4", "0.6.0", "0.6.1"])
+    assert taken_down(refused, ["requests-async==0.5.0", "six==1.0"]) == {"requests-async==0.5.0": "requests-async==0.2.4"}
+    assert taken_down(refused.replace("0.6", "0.1"), ["requests-async==0.5.0"]) == {}  # beyond every release: a typo
 
 
 def test_a_pin_the_index_has_nothing_for_is_told_from_a_typo_and_from_an_index_out_of_reach():

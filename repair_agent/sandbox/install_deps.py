@@ -147,11 +147,18 @@ def without_wheels(requirements: list[str]) -> dict[str, tuple[str, str]]:
         req, m = todo.pop(canonical(found.group(1)))
         versions = [v.strip() for v in found.group(2).split(",") if v.strip() not in ("", "none")]
         other = nearest(m.group(3), versions)
-        why = None if not other else NO_WHEEL if not missing(req) else WITHDRAWN if withdrawn(m.group(3), versions) else None
+        released = versions + for_other_pythons(out)  # luigi's requests-async==0.5.0: 0.2.4 here, 0.6.0 for 3.10+
+        why = None if not other else NO_WHEEL if not missing(req) else WITHDRAWN if withdrawn(m.group(3), released) else None
         if why:
             moved[req] = (f"{m.group(1)}{m.group(2) or ''}=={other}{(' ' + m.group(4)) if m.group(4) else ''}", why)
     shutil.rmtree(PROBE, ignore_errors=True)
     return moved
+
+
+def for_other_pythons(output: str) -> list[str]:
+    """The versions pip's refusal says it ignored as requiring another Python (releases all the same)."""
+    said = re.findall(r"Ignored the following versions that require a different python version: (.*)", output)
+    return [v for line in said for v in re.findall(r"(\S+) Requires-Python", line)]
 
 
 def withdrawn(pinned: str, versions: list[str]) -> bool:
@@ -215,6 +222,22 @@ def not_on_index(output: str, requirements: list[str]) -> dict[str, str]:
         elif DEV_RELEASE.search(version):
             gone[requirement] = "a development release (installed from a checkout) that the index does not have"
     return gone
+
+
+def taken_down(output: str, requirements: list[str]) -> dict[str, str]:
+    """The exact pins among `requirements` that pip's failed install refused as a release the index no
+    longer has, between releases it has (for this Python or another), each with the nearest version
+    pip listed as installable here: {requirement: the requirement at that version}. luigi's freeze
+    pins requests-async==0.5.0; PyPI has 0.2.4 (a source archive) and 0.6.0 for Python 3.10+."""
+    pins = {canonical(m.group(1)): (r, m) for r in requirements if (m := PIN.match(r))}
+    moved = {}
+    for name, listed in FROM_VERSIONS.findall(output):
+        requirement, m = pins.get(canonical(name), (None, None))
+        versions = [v.strip() for v in listed.split(",") if v.strip() not in ("", "none")]
+        if requirement and m.group(3) not in versions and withdrawn(m.group(3), versions + for_other_pythons(output)):
+            if other := nearest(m.group(3), versions):
+                moved[requirement] = f"{m.group(1)}{m.group(2) or ''}=={other}{(' ' + m.group(4)) if m.group(4) else ''}"
+    return moved
 
 
 def requirement_name(requirement: str) -> str:
@@ -306,7 +329,8 @@ def must_install(what: str, args: list[str], requirements: list[str], report: di
         named = [r for r in failed_pins(out, requirements) if r not in tried]
         probe = named or ([] if tried else requirements)
         tried.update(probe)
-        moved = without_wheels(probe) if probe else {}
+        moved = {old: (new, WITHDRAWN) for old, new in taken_down(out, probe).items()} or \
+            (without_wheels(probe) if probe else {})
         if not moved:
             break
         report["replaced"] += [{"requirement": old, "with": new, "source": source, "why": why}
