@@ -5,8 +5,10 @@ files; the dependency build copies this file into the tools venv as COMPAT_MODUL
 PYTEST_ADDOPTS loads it (`-p`). Each old name calls its replacement; nose's test hooks are called
 as pytest 7 called them."""
 
+import functools
 import sys
 
+import _pytest.fixtures
 import pytest
 from _pytest.fixtures import FixtureRequest
 from _pytest.nodes import Node
@@ -62,8 +64,23 @@ def _remark(self, function):
 
 FixtureFunctionMarker.__call__ = _remark
 
-if FixtureFunctionDefinition is not None:  # a fixture called directly: an error since pytest 4.0, before it a call
+# a fixture called directly: an error since pytest 4.0, before it a call
+if FixtureFunctionDefinition is not None:  # pytest 8.4: the fixture is this object
     FixtureFunctionDefinition.__call__ = lambda self, *args, **kwargs: self._fixture_function(*args, **kwargs)
+elif hasattr(_pytest.fixtures, "wrap_function_to_error_out_if_called_directly"):  # 4.0 to 8.3: a wrapper that fails
+    _failing_wrapper = _pytest.fixtures.wrap_function_to_error_out_if_called_directly
+
+    def _calling_wrapper(function, marker):
+        """pytest's wrapper with its attributes (the real function for pytest to call), but one that
+        calls the function: a new object each time, as `pytest.fixture(...)(f)` twice needs."""
+        failing = _failing_wrapper(function, marker)
+
+        @functools.wraps(failing)
+        def wrapper(*args, **kwargs):
+            return function(*args, **kwargs)
+        return wrapper
+
+    _pytest.fixtures.wrap_function_to_error_out_if_called_directly = _calling_wrapper
 
 
 def _call_nose_hook(function, name: str) -> None:
