@@ -52,6 +52,21 @@ def wheel(folder: Path, name: str, version: str, module: str, entry_points: str 
     return out
 
 
+def run_on_base(repo: Path, base: str, log=lambda m: None) -> tuple[dict, dict]:
+    """The tree's tests in a sandbox on `base` (the project not installed), and its dependency
+    image's record; the image is removed after."""
+    from repair_agent.sandbox import DockerSandbox
+
+    tag = env_tag(repo, base, install_project=False)
+    box = DockerSandbox(repo, image=base, log=log, install_project=False)
+    try:
+        return box.run_tests(["tests"], timeout=120), dependency_record(box.client, box.image)
+    finally:
+        box.close()
+        with contextlib.suppress(Exception):
+            docker_client().images.remove(tag, force=True)
+
+
 def project(path: Path, requirement: str) -> Path:
     """A package that uses its pinned dependency, with a failing test."""
     path.mkdir(parents=True)
@@ -359,7 +374,6 @@ def test_on_bullseye_too_a_pin_without_a_wheel_moves_to_the_nearest_version_with
     """BugsInPy's bugs get bullseye's Python 3.9, whose own pip (20.3) names no versions when it
     refuses a pin: the tools venv's pip (images.PIP) does, so the move works there as on bookworm.
     Before, sanic-1's numpy==1.18.4 (no wheel for 3.9, its source build fails) stopped the build."""
-    from repair_agent.sandbox import DockerSandbox
     from repair_agent.sandbox.images import ensure_base, tools_image
 
     client, base = docker_client(), "repair-agent/base:bullseye"  # built here on first use (about 80 s)
@@ -373,15 +387,7 @@ def test_on_bullseye_too_a_pin_without_a_wheel_moves_to_the_nearest_version_with
     monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
     repo = tree(tmp_path / "repo", {"requirements.txt": "tinydep==1.0\nfastcalc==1.0\n", "tests/test_fast.py":
                                     "import fastcalc\n\n\ndef test_version():\n    assert fastcalc.VERSION == '1.1'\n"})
-    tag = env_tag(repo, base, install_project=False)
-    box = DockerSandbox(repo, image=base, log=lambda m: None, install_project=False)
-    try:
-        run = box.run_tests(["tests"], timeout=120)
-        record = dependency_record(box.client, box.image)
-    finally:
-        box.close()
-        with contextlib.suppress(Exception):
-            client.images.remove(tag, force=True)
+    run, record = run_on_base(repo, base)
     assert sorted(c["outcome"] for c in run["cases"]) == ["passed", "passed"], run["output_tail"]
     assert [(r["requirement"], r["with"]) for r in record["replaced"]] == [("fastcalc==1.0", "fastcalc==1.1")]
 
@@ -549,21 +555,11 @@ def test_a_pin_that_breaks_the_sandboxs_pytest_is_moved_for_it_with_a_note(tmp_p
     """Against PyPI (the build's container reaches it): black's and luigi's BugsInPy freezes pin
     typing-extensions 3.7.4, and on bullseye's Python 3.9 the sandbox's pytest needs exceptiongroup,
     which imports typing_extensions' `Self` (4.6): pytest did not import and no test ran (black-1)."""
-    from repair_agent.sandbox import DockerSandbox
-
-    client, base = docker_client(), "repair-agent/base:bullseye"
+    base = "repair-agent/base:bullseye"
     said: list[str] = []
     repo = tree(tmp_path / "repo", {"requirements.txt": "typing-extensions==3.7.4.1\n",
                                     "tests/test_calc.py": "def test_runs():\n    assert True\n"})
-    tag = env_tag(repo, base, install_project=False)
-    box = DockerSandbox(repo, image=base, log=said.append, install_project=False)
-    try:
-        run = box.run_tests(["tests"], timeout=120)
-        record = dependency_record(box.client, box.image)
-    finally:
-        box.close()
-        with contextlib.suppress(Exception):
-            client.images.remove(tag, force=True)
+    run, record = run_on_base(repo, base, log=said.append)
     assert [c["outcome"] for c in run["cases"]] == ["passed"], run["output_tail"]
     assert any(m.startswith("typing-extensions 3.7.4.1 -> 4.") for m in record["runner"]), record["runner"]
     assert any(w.startswith("note: the repository's pins broke the sandbox's pytest") for w in said)

@@ -143,34 +143,39 @@ def test_changed_lines_of_a_real_git_diff(tmp_path):
 # a loaded machine), made deterministic: it fails on every second run in this container. Its count
 # lives in /dev/shm, which the sandbox does not empty between runs (it empties /tmp).
 TIMING = "tests/test_timing.py::test_timing"
-TIMING_TEST = """\
-import os
-
-COUNT = "/dev/shm/test-timing-runs"
 
 
-def test_timing():
-    n = int(open(COUNT).read()) + 1 if os.path.exists(COUNT) else 1
-    with open(COUNT, "w") as f:
-        f.write(str(n))
-    assert n % 2, f"run {n}: too slow"
-"""
+def counting_test(count: str, name: str, check: str) -> str:
+    """A test module whose test counts its runs in /dev/shm/<count> and asserts `check` on the count n."""
+    return (f'import os\n\nCOUNT = "/dev/shm/{count}"\n\n\ndef {name}():\n'
+            "    n = int(open(COUNT).read()) + 1 if os.path.exists(COUNT) else 1\n"
+            '    with open(COUNT, "w") as f:\n        f.write(str(n))\n'
+            f"    assert {check}\n")
+
+
+TIMING_TEST = counting_test("test-timing-runs", "test_timing", 'n % 2, f"run {n}: too slow"')
 DOUBLES = ["tests/test_double.py::test_double_one", "tests/test_double.py::test_double_two"]
+
+
+def noisy_clamp(tmp_path, name: str, text: str):
+    """The clamp repository with one more test module committed, its sandbox (counted), and the state
+    after a first run of its tests (the noisy test's run 1: it passes)."""
+    repo = clamp_repo(tmp_path / "repo")
+    (repo / "tests" / name).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", f"add {name}")
+    sb = DockerSandbox(repo, log=lambda m: None)
+    box = Counted(sb)
+    before = sb.run_tests([])
+    return sb, box, SimpleNamespace(sandbox=box, workdir=repo, settings=Settings(), log=lambda m: None), \
+        {"test_args": [], "tests_before": before, "failing": failing_ids(before), "covers": None}
 
 
 @pytest.mark.docker
 def test_a_test_that_fails_once_by_noise_is_run_again_before_it_rejects_a_fix(tmp_path, docker_ready):
-    repo = clamp_repo(tmp_path / "repo")
-    (repo / "tests" / "test_timing.py").write_text(TIMING_TEST)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "a timing test")
     fixed = CLAMP.replace("    return x if x < hi else lo\n", "    return x if x < hi else hi\n")
-    sb = DockerSandbox(repo, log=lambda m: None)
+    sb, box, deps, state = noisy_clamp(tmp_path, "test_timing.py", TIMING_TEST)
     try:
-        box = Counted(sb)
-        deps = SimpleNamespace(sandbox=box, workdir=repo, settings=Settings(), log=lambda m: None)
-        before = sb.run_tests([])  # the timing test's run 1: it passes
-        state = {"test_args": [], "tests_before": before, "failing": failing_ids(before), "covers": None}
         assert state["failing"] == ["tests/test_clamp.py::test_high"]
 
         # the fix: the timing test fails in the suite (run 2), passes on its rerun (run 3): fixed, and said
@@ -199,33 +204,14 @@ def test_a_test_that_fails_once_by_noise_is_run_again_before_it_rejects_a_fix(tm
 # A test that passed before the patch and now fails every time, on any code (tqdm's overhead tests once
 # the machine is at load 5): the first run passes, every later one fails.
 BUSY = "tests/test_busy.py::test_overhead"
-BUSY_TEST = """\
-import os
-
-COUNT = "/dev/shm/test-busy-runs"
-
-
-def test_overhead():
-    n = int(open(COUNT).read()) + 1 if os.path.exists(COUNT) else 1
-    with open(COUNT, "w") as f:
-        f.write(str(n))
-    assert n == 1, f"run {n}: the machine is busy now"
-"""
+BUSY_TEST = counting_test("test-busy-runs", "test_overhead", 'n == 1, f"run {n}: the machine is busy now"')
 
 
 @pytest.mark.docker
 def test_a_test_that_fails_on_the_original_code_too_now_does_not_reject_a_fix(tmp_path, docker_ready):
-    repo = clamp_repo(tmp_path / "repo")
-    (repo / "tests" / "test_busy.py").write_text(BUSY_TEST)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "a test the machine's load fails")
     fixed = CLAMP.replace("    return x if x < hi else lo\n", "    return x if x < hi else hi\n")
-    sb = DockerSandbox(repo, log=lambda m: None)
+    sb, box, deps, state = noisy_clamp(tmp_path, "test_busy.py", BUSY_TEST)
     try:
-        box = Counted(sb)
-        deps = SimpleNamespace(sandbox=box, workdir=repo, settings=Settings(), log=lambda m: None)
-        before = sb.run_tests([])  # run 1: it passes
-        state = {"test_args": [], "tests_before": before, "failing": failing_ids(before), "covers": None}
         good = run_checks({}, state, deps, {"calc.py": fixed})
         assert (good["status"], good["stage"]) == ("fixed", "suite"), good["reason"]
         assert box.runs == [["-x", *state["failing"]], [], [BUSY], [BUSY]]  # the suite, the rerun, the original
