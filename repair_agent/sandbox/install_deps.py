@@ -145,14 +145,24 @@ def without_wheels(requirements: list[str]) -> dict[str, tuple[str, str]]:
         if rc == 0 or not found or canonical(found.group(1)) not in todo:
             break  # every pin has a wheel, or something else failed: the pins stay as they are
         req, m = todo.pop(canonical(found.group(1)))
-        versions = [v.strip() for v in found.group(2).split(",") if v.strip() not in ("", "none")]
+        versions = listed_versions(found.group(2))
         other = nearest(m.group(3), versions)
         released = versions + for_other_pythons(out)  # luigi's requests-async==0.5.0: 0.2.4 here, 0.6.0 for 3.10+
         why = None if not other else NO_WHEEL if not missing(req) else WITHDRAWN if withdrawn(m.group(3), released) else None
         if why:
-            moved[req] = (f"{m.group(1)}{m.group(2) or ''}=={other}{(' ' + m.group(4)) if m.group(4) else ''}", why)
+            moved[req] = (pinned_at(m, other), why)
     shutil.rmtree(PROBE, ignore_errors=True)
     return moved
+
+
+def listed_versions(listed: str) -> list[str]:
+    """The versions of pip's "(from versions: a, b)" ("none" when there are none)."""
+    return [v.strip() for v in listed.split(",") if v.strip() not in ("", "none")]
+
+
+def pinned_at(pin: re.Match, version: str) -> str:
+    """The pin (a PIN match) at another version, its extras and marker kept."""
+    return f"{pin.group(1)}{pin.group(2) or ''}=={version}{(' ' + pin.group(4)) if pin.group(4) else ''}"
 
 
 def for_other_pythons(output: str) -> list[str]:
@@ -214,7 +224,7 @@ def not_on_index(output: str, requirements: list[str]) -> dict[str, str]:
     gone = {}
     for name, listed in FROM_VERSIONS.findall(output):
         requirement, version = pins.get(canonical(name), (None, None))
-        versions = [v.strip() for v in listed.split(",") if v.strip() not in ("", "none")]
+        versions = listed_versions(listed)
         if requirement is None or version in versions:
             continue
         if not versions:
@@ -233,10 +243,10 @@ def taken_down(output: str, requirements: list[str]) -> dict[str, str]:
     moved = {}
     for name, listed in FROM_VERSIONS.findall(output):
         requirement, m = pins.get(canonical(name), (None, None))
-        versions = [v.strip() for v in listed.split(",") if v.strip() not in ("", "none")]
+        versions = listed_versions(listed)
         if requirement and m.group(3) not in versions and withdrawn(m.group(3), versions + for_other_pythons(output)):
             if other := nearest(m.group(3), versions):
-                moved[requirement] = f"{m.group(1)}{m.group(2) or ''}=={other}{(' ' + m.group(4)) if m.group(4) else ''}"
+                moved[requirement] = pinned_at(m, other)
     return moved
 
 
