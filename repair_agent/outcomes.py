@@ -14,6 +14,11 @@ def failing_ids(run: TestRun | None) -> list[str]:
     return [c["id"] for c in (run or {}).get("cases", []) if c["outcome"] in BAD]
 
 
+def modules_of(test_ids: list[str]) -> list[str]:
+    """The test modules (files) of pytest node ids, in order, once each."""
+    return list(dict.fromkeys(t.split("::")[0] for t in test_ids))
+
+
 def counts(run: TestRun | None) -> dict:
     cases = (run or {}).get("cases", [])
     out = {k: sum(c["outcome"] == k for c in cases) for k in ("passed", "failed", "error", "skipped")}

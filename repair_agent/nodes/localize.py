@@ -11,6 +11,7 @@ from .. import policy
 from ..errors import SandboxError
 from ..localize import frames, rank
 from ..localize.slice import trace_last_call
+from ..outcomes import modules_of
 from ..policy import rerun_timeout
 from ..state import Location, RepairState
 
@@ -55,7 +56,7 @@ def spectrum(state: RepairState, deps) -> dict:
     try:
         return run(state["test_args"])
     except sbfl.SpectrumTimedOut as exc:
-        modules = list(dict.fromkeys(test.split("::")[0] for test in state["failing"]))
+        modules = modules_of(state["failing"])
         if modules == state["test_args"]:
             raise
         deps.log(f"{exc}: the spectrum from the failing tests' modules alone ({', '.join(modules)})")

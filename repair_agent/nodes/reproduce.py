@@ -6,13 +6,13 @@ from ..envfault import env_fault
 from ..errors import BadInput, EnvFault
 from ..sandbox import crash_note
 from ..state import RepairState
-from ..outcomes import failing_ids
+from ..outcomes import failing_ids, modules_of
 
 
 def reproduce(state: RepairState, deps) -> dict:
     test_args = state["test_args"]
     run = run_tests(test_args, deps)
-    named = list(dict.fromkeys(t.split("::")[0] for t in deps.settings.failing_tests))
+    named = modules_of(deps.settings.failing_tests)
     if run["timed_out"] and named and named != test_args:
         # a suite that hangs where no per-test limit reaches (tqdm-2: its own bars deadlock in a
         # garbage-collected __del__ while pytest writes a failure's report): the named tests' modules
