@@ -164,6 +164,7 @@ def shape_result(state: RepairState, model_name: str, duration: float) -> dict:
         "fixed_round": best["round"] if best else None,
         "tests_before": counts(state.get("tests_before")),
         "baseline": state.get("baseline") or [],  # failing before, not asked about: not the fix's concern
+        "test_args": state.get("test_args") or [],  # the suite that ran (reproduce narrows one that hangs)
         "tests_after": counts((best.get("tests") or {}).get("suite")) if best else counts(state.get("tests_before")),
         "tokens": state.get("tokens") or {"prompt": 0, "completion": 0},
         "duration_s": round(duration, 2),

@@ -25,8 +25,8 @@ import pytest
 
 from repair_agent.sandbox import BASE_IMAGE, docker_client
 from repair_agent.errors import DependencyError
-from repair_agent.sandbox.images import (PIP_CACHE_DIR, PIP_CACHE_VOLUME, _image_exists, dependency_record, env_image,
-                                        env_tag, tools_tag)
+from repair_agent.sandbox.images import (PIP_CACHE_DIR, PIP_CACHE_VOLUME, _image_exists, dependency_key,
+                                        dependency_record, env_image, env_tag, tools_tag)
 
 pytestmark = pytest.mark.docker
 
@@ -586,3 +586,20 @@ def test_a_real_pin_without_a_wheel_for_the_sandboxs_python_moves_to_the_nearest
     assert record["replaced"] == [{"requirement": "ujson==1.35", "with": "ujson==5.5.0", "source": "requirements.txt",
                                    "why": "no wheel of the pinned version for this Python"}]
     assert "note: ujson==1.35 has no wheel for this Python; ujson==5.5.0 instead (requirements.txt)" in said
+
+
+def test_a_change_to_the_installer_is_a_new_dependency_image(tmp_path, monkeypatch):
+    """An image built before a fix to install_deps.py kept the fault the fix removed (its key named
+    only the tree's files and the tools): the installer's text is part of the key."""
+    from repair_agent.sandbox import images
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "requirements.txt").write_text("tinydep==1.0\n")
+    before = dependency_key(repo, BASE_IMAGE)
+    copy = tmp_path / "install_deps.py"
+    copy.write_bytes(images.INSTALLER_SOURCE.read_bytes())
+    monkeypatch.setattr(images, "INSTALLER_SOURCE", copy)
+    assert dependency_key(repo, BASE_IMAGE) == before  # the same text, the same image
+    copy.write_bytes(copy.read_bytes() + b"\n# a fix\n")
+    assert dependency_key(repo, BASE_IMAGE) != before

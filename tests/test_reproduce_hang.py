@@ -45,3 +45,25 @@ def test_a_suite_that_hangs_falls_back_to_the_named_tests_modules(tmp_path, name
                                                                      "tests/test_calc.py::test_zero"]
     assert logged[0] == ("warning: the test command timed out after 10s; the suite is now the failing tests' "
                          "own modules (tests/test_calc.py)")
+
+
+def test_the_harness_verifies_a_fix_on_the_narrowed_suite_where_the_whole_one_hangs(tmp_path):
+    """bench/solve.verify: the whole suite times out on the patched task too; the suite the run
+    narrowed to is then what decides (without it, the fix could not be verified at all)."""
+    import json
+
+    from repair_agent.bench.datasets import load_repos
+    from repair_agent.bench.solve import verify
+
+    write_repo(tmp_path / "repo", REPO)
+    data = tmp_path / "repos.jsonl"
+    data.write_text(json.dumps({"task_id": "hangs", "repo": "repo", "test_command": "tests",
+                                "failing_tests": ["tests/test_calc.py::test_add"]}) + "\n")
+    (task,) = load_repos(data)
+    patch = ("--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a - b\n"
+             "+    return a + b\n")
+    settings = Settings(sandbox="local", test_timeout_s=10, per_test_timeout_s=300)
+    assert verify(task, patch, tmp_path / "work", settings) is False
+    assert verify(task, patch, tmp_path / "work", settings, narrowed=["tests/test_calc.py"]) is True
+    wrong = patch.replace("+    return a + b", "+    return a * b")
+    assert verify(task, wrong, tmp_path / "work", settings, narrowed=["tests/test_calc.py"]) is False

@@ -29,6 +29,7 @@ ENV_REPO = "repair-agent/env"
 TOOLS_REPO = "repair-agent/tools"  # base + a venv with TOOLS, under every env image
 LABEL = "repair-agent"  # every container we make carries this label, for cleanup checks
 DEPS_LABEL = f"{LABEL}.deps"  # the dependency image's record: what was found, installed, left out
+INSTALLER_SOURCE = Path(__file__).with_name("install_deps.py")
 INSTALLER = "/opt/repair-agent-install/install_deps.py"  # where a dependency build sees install_deps.py
 COMPAT = "/opt/repair-agent-install/pytest_compat.py"  # and pytest_compat.py, which it copies where needed
 TOOLS = ["pytest", "pytest-timeout", "coverage"]
@@ -205,6 +206,7 @@ def env_tag(repo: Path, image: str, deps: list[str] | str | None = None, install
 def dependency_key(repo: Path, image: str, deps: list[str] | str | None = None, install_project: bool = True,
                    needs: TestNeeds | None = None) -> str:
     h = hashlib.sha256(f"{image}|{_tools_key()}".encode())
+    h.update(INSTALLER_SOURCE.read_bytes())  # an image built before a fix to the installer keeps its fault
     if not install_project:  # installed: the same key as before this choice existed
         h.update(b"project not installed\0")
     if extra := packages(deps):  # no --deps: the same key as before they existed

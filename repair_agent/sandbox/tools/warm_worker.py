@@ -1298,6 +1298,19 @@ def use_private(src: str, private: str) -> None:
         sys.exit(f"warm_worker: {private} lacks its workspace and tmp folders")
 
 
+def to_forget(loaded: set[str], warmed: set[str], plugins: list[str], top: set[str]) -> list[str]:
+    """The modules each candidate imports again from its workspace: those the preload or the warm-up
+    loaded under a name the tree puts on the path. Where a plugin imported the tree's package at
+    start-up (pytest-sanic imports sanic, from the image's installed copy: the warm-up runs outside
+    the tree), the plugin goes too, so that it imports the tree's copy again, as under `python -m
+    pytest` in the workspace; else every candidate would test the installed copy."""
+    tree_named = {m for m in loaded | warmed if m.partition(".")[0] in top}
+    if tree_named & warmed:  # a plugin imported it
+        plugin_tops = {p.partition(".")[0] for p in plugins}
+        tree_named |= {m for m in warmed if m.partition(".")[0] in plugin_tops}
+    return sorted(tree_named)
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--local"]:
         use_private(*sys.argv[2:4])
@@ -1316,10 +1329,10 @@ def main() -> None:
     base_path = list(sys.path)
     own, imported = tree_names(SRC)
     preloaded, loaded, plugins = preload(own, imported)
-    top = top_names(SRC)  # what a preloaded library imported under a name the tree puts on the path
-    forget = [m for m in sys.modules if m in loaded and m.partition(".")[0] in top]
     startup = plugin_args(plugins)
+    before_warm_up = set(sys.modules)
     warm_up(startup)
+    forget = to_forget(loaded, set(sys.modules) - before_warm_up, plugins, top_names(SRC))
     gc.freeze()  # the children share these pages: keep the collector from touching them
     out = os.fdopen(proto, "w", closefd=False)
     out.write(json.dumps({"ready": True, "preloaded": preloaded,
