@@ -148,3 +148,26 @@ def test_patch_size_and_generation():
     assert not why and len(inputs) >= 40
     assert all(isinstance(i["args"][0], list) and i["args"][1] >= 1 for i in inputs)  # positive stays positive
     assert generate(seen, 50) == (inputs, "")  # deterministic
+
+
+def test_generated_strings_include_small_edits_of_the_seen_ones():
+    """thefuck-1: the patch widens one of two regular expressions the human fix widened. Random text
+    over the seen alphabet never matched either (300 generated, all skipped: the human fix raised),
+    so the verdict was `unknown`; a seen output with a character inserted tells the two apart."""
+    import re
+
+    outputs = ['ERROR: unknown command "un+install" - maybe you meant "uninstall"',
+               'ERROR: unknown command "instatl" - maybe you meant "install"']
+    seen = [{"args": [o], "kwargs": {}, "objects": []} for o in outputs]
+    inputs, why = generate(seen, 300)
+    assert not why
+
+    def suggestion(pattern: str, output: str):
+        found = re.findall(r'maybe you meant \"(' + pattern + r')\"', output)
+        return found[0] if found else None
+
+    human, patched = "[^\"]+", "[a-z]+"
+    apart = [i["args"][0] for i in inputs
+             if suggestion(human, i["args"][0]) and suggestion(human, i["args"][0]) != suggestion(patched, i["args"][0])]
+    assert apart, "no generated output on which the two expressions differ"
+    assert generate(seen, 300) == (inputs, "")  # still deterministic

@@ -106,7 +106,27 @@ def _strings(vs: list[str]):
     if len(distinct) <= 10 and len(vs) >= 2 * len(distinct):  # a few tokens, repeated: a vocabulary
         return st.sampled_from(distinct)
     alphabet = sorted(set("".join(vs))) or ["a"]
-    return st.text(alphabet=alphabet, min_size=min(map(len, vs)), max_size=min(max(map(len, vs)) + 2, 2000))
+    text = st.text(alphabet=alphabet, min_size=min(map(len, vs)), max_size=min(max(map(len, vs)) + 2, 2000))
+    return st.one_of(text, _edited(distinct, alphabet))
+
+
+def _edited(distinct: list[str], alphabet: list[str]):
+    """A seen string with one to three characters inserted, replaced or deleted (from the seen
+    alphabet). Random text over that alphabet almost never has the shape that a function's parsing
+    looks for (thefuck-1: none of 300 generated outputs reached its regular expression's group),
+    while a real input most often differs from a test's by little: `"un+install"` for `"uninstall"`."""
+    from hypothesis import strategies as st
+
+    def apply(drawn) -> str:
+        text, edits = drawn
+        for at, how, char in edits:
+            at %= len(text) + 1
+            text = (text[:at] + char + text[at:] if how == "insert" or at == len(text)
+                    else text[:at] + (char if how == "replace" else "") + text[at + 1:])
+        return text
+
+    edit = st.tuples(st.integers(0, 1 << 20), st.sampled_from(("insert", "replace", "delete")), st.sampled_from(alphabet))
+    return st.tuples(st.sampled_from(distinct), st.lists(edit, min_size=1, max_size=3)).map(apply)
 
 
 def _collections(vs: list, kind: str):
