@@ -220,3 +220,36 @@ def test_a_test_that_fails_on_the_original_code_too_now_does_not_reject_a_fix(tm
         assert good["reason"].endswith(f"flaky, passed on a rerun or failed on the original code too: {BUSY}")
     finally:
         sb.close()
+
+
+# A test that skips itself now and then (tqdm's timing tests: "cpu time not accurate" on a loaded
+# machine): it runs, except on its second run. And one that a patch can make skip: calc.SLOW.
+SKIPPY = "tests/test_skippy.py::test_timing"
+SKIPPY_TEST = counting_test("test-skippy-runs", "test_timing", "True").replace(
+    "    assert True\n", '    if n == 2:\n        import pytest\n        pytest.skip("cpu time not accurate")\n')
+SKIPPED_BY_PATCH = "tests/test_skippy.py::test_fast"
+FAST_TEST = ("\n\ndef test_fast():\n    import calc\n    import pytest\n\n"
+             "    if getattr(calc, 'SLOW', False):\n        pytest.skip('slow')\n    assert calc.double(2) == 4\n")
+
+
+@pytest.mark.docker
+def test_a_test_that_skips_once_by_noise_does_not_reject_a_fix_but_one_the_patch_skips_does(tmp_path, docker_ready):
+    fixed = CLAMP.replace("    return x if x < hi else lo\n", "    return x if x < hi else hi\n")
+    sb, box, deps, state = noisy_clamp(tmp_path, "test_skippy.py", SKIPPY_TEST + FAST_TEST)
+    try:
+        # the suite (run 2) skips the timing test; its rerun (run 3) runs it: fixed, and said
+        good = run_checks({}, state, deps, {"calc.py": fixed})
+        assert (good["status"], good["stage"]) == ("fixed", "suite"), good["reason"]
+        assert box.runs == [["-x", *state["failing"]], [], [SKIPPY]]
+        assert good["flaky"] == [SKIPPY] and good["reason"].endswith(SKIPPY)
+        assert [(c["id"], c["outcome"]) for c in good["tests"]["unran_rerun"]["cases"]] == [(SKIPPY, "passed")]
+
+        # the same fix with calc.SLOW: test_fast skips in the suite, on its rerun, and runs on the original
+        box.runs.clear()
+        bad = run_checks({}, state, deps, {"calc.py": fixed + "\nSLOW = True\n"})
+        assert (bad["status"], bad["stage"]) == ("passed_failing", "suite"), bad["reason"]
+        assert bad["reason"].startswith("fewer tests ran (")
+        assert box.runs == [["-x", *state["failing"]], [], [SKIPPED_BY_PATCH], [SKIPPED_BY_PATCH]]
+        assert [c["outcome"] for c in bad["tests"]["unran_original"]["cases"]] == ["passed"]
+    finally:
+        sb.close()
