@@ -337,3 +337,34 @@ def test_a_time_out_on_an_input_that_is_slow_for_all_is_no_disagreement():
     assert v["confidence"] == "high" and v["checked"]["too_slow"] == 1
     v = guard.judge(fixes, [gen, gen], vote(["-00", "-01"], ["-oo", "-ot"]), targets)  # fast for the other: a hang
     assert v["confidence"] == "low"
+
+
+def test_the_calls_come_from_the_tests_that_ran_a_changed_line_not_the_whole_suite(tmp_path, docker_ready):
+    """A real project's whole suite outlasts the guard's budget (tqdm's 91 tests: 22 s against 12 s), so
+    every tqdm fix was `unknown`: the calls are recorded from the failing tests and the passing ones that
+    ran a changed line (localization's coverage map); a slow test elsewhere no longer counts."""
+    from repair_agent.nodes.localize import localize
+    from repair_agent.outcomes import failing_ids
+    from repair_agent.runs import RunRecorder
+
+    repo = make(tmp_path / "repo", {"mathx/__init__.py": "", "mathx/gcd.py": GCD.format(doc=""),
+                                    "tests/test_gcd.py": GCD_TESTS,
+                                    "tests/test_slow.py": "import time\n\n\ndef test_slow():\n    time.sleep(15)\n"})
+    scratch = patching.make_scratch(repo, tmp_path / "scratch")
+    fixes = fixes_for(scratch, ["two_lines", "loop"])
+    box = open_sandbox("docker", scratch, log=lambda m: None)
+    deps = SimpleNamespace(workdir=scratch, sandbox=box, settings=Settings(), log=lambda m: None,
+                           recorder=RunRecorder(tmp_path / "run", "r"))
+    try:
+        before = box.run_tests(["tests"])
+        state = {"test_args": ["tests"], "tests_before": before, "failing": failing_ids(before)}
+        state.update(localize(state, deps))
+        assert state["covers"] and "tests/test_slow.py::test_slow" in state["covers"]["tests"]
+        assert guard.recording_tests(state, fixes) == state["failing"]  # no passing test runs line 9
+        v = guard.choose(fixes, state, deps)
+        assert v["confidence"] == "high" and v["checked"]["compared_generated"] > 100, v["reason"]
+        whole = guard.choose(fixes, {**state, "covers": None}, deps)  # the whole suite: 15 s > 0.6 x 20 s
+        assert whole["confidence"] == "unknown"
+        assert whole["reason"].endswith("recording the calls took longer than the guard's budget")
+    finally:
+        box.close()
