@@ -339,10 +339,10 @@ def test_a_time_out_on_an_input_that_is_slow_for_all_is_no_disagreement():
     assert v["confidence"] == "low"
 
 
-def test_the_calls_come_from_the_tests_that_ran_a_changed_line_not_the_whole_suite(tmp_path, docker_ready):
+def test_the_calls_come_from_the_tests_that_ran_a_changed_function_not_the_whole_suite(tmp_path, docker_ready):
     """A real project's whole suite outlasts the guard's budget (tqdm's 91 tests: 22 s against 12 s), so
     every tqdm fix was `unknown`: the calls are recorded from the failing tests and the passing ones that
-    ran a changed line (localization's coverage map); a slow test elsewhere no longer counts."""
+    ran a line of a changed function (localization's coverage map); a slow test elsewhere no longer counts."""
     from repair_agent.nodes.localize import localize
     from repair_agent.outcomes import failing_ids
     from repair_agent.runs import RunRecorder
@@ -360,7 +360,9 @@ def test_the_calls_come_from_the_tests_that_ran_a_changed_line_not_the_whole_sui
         state = {"test_args": ["tests"], "tests_before": before, "failing": failing_ids(before)}
         state.update(localize(state, deps))
         assert state["covers"] and "tests/test_slow.py::test_slow" in state["covers"]["tests"]
-        assert guard.recording_tests(state, fixes) == state["failing"]  # no passing test runs line 9
+        # gcd's calls: the failing tests and test_zero, which passes; not the slow test, which calls nothing
+        assert guard.recording_tests(state, scratch, [{"file": "mathx/gcd.py", "qualname": "gcd"}]) == \
+            [*state["failing"], "tests/test_gcd.py::test_zero"]
         v = guard.choose(fixes, state, deps)
         assert v["confidence"] == "high" and v["checked"]["compared_generated"] > 100, v["reason"]
         whole = guard.choose(fixes, {**state, "covers": None}, deps)  # the whole suite: 15 s > 0.6 x 20 s

@@ -39,10 +39,9 @@ from collections import Counter
 from pathlib import Path
 
 from .. import patching
-from ..checks import changed_lines
 from ..config import STRATEGIES
-from ..localize.sbfl import covering_tests
 from ..errors import RepairAgentError
+from ..localize.sbfl import covering_tests
 from ..policy import candidate_limits, candidate_timeout
 from ..syntax import first_line
 from .differential import call_text, clip, generate, lines, outcome_text, tail
@@ -111,19 +110,20 @@ def choose(fixes: list[dict], state, deps, budget: float | None = None) -> dict:
     return out
 
 
-def recording_tests(state, fixes: list[dict]) -> list[str]:
-    """The tests whose calls are recorded: the failing ones and the passing ones that ran a line some
-    patch changes (localization's coverage map), as the candidates' checks select them; the whole
-    suite where there is no map. Only those can tell the patches apart, and a real project's whole
-    suite outlasts the guard's budget (tqdm's 91 tests: 22 s against 12 s)."""
+def recording_tests(state, root: Path, targets: list[dict]) -> list[str]:
+    """The tests whose calls are recorded: the failing ones and the passing ones that ran a line of a
+    changed function (localization's coverage map, which the candidates' checks use too); the whole
+    suite where there is no map. Only those call the functions, and a real project's whole suite
+    outlasts the guard's budget (tqdm's 91 tests: 22 s against 12 s)."""
     covers = state.get("covers")
     if not covers or not state.get("failing"):
         return state["test_args"]
-    changed: dict[str, set[int]] = {}
-    for fix in fixes:
-        for file, numbers in changed_lines(fix["patch"]).items():
-            changed.setdefault(file, set()).update(numbers)
-    return list(dict.fromkeys([*state["failing"], *covering_tests(covers, changed)]))
+    lines: dict[str, set[int]] = {}
+    for t in targets:
+        for name, first, last in functions(ast.parse((root / t["file"]).read_text(encoding="utf-8"))):
+            if name == t["qualname"]:
+                lines.setdefault(t["file"], set()).update(range(first, last + 1))
+    return list(dict.fromkeys([*state["failing"], *covering_tests(covers, lines)]))
 
 
 def _judge(ranked: list[dict], state, deps, deadline: float, harness: Path) -> dict:
@@ -144,7 +144,7 @@ def _judge(ranked: list[dict], state, deps, deadline: float, harness: Path) -> d
     started = time.monotonic()
     rc, text = box.run([*script, "calls", "--targets", f"{GUARD_DIR}/targets.json", "--per-test", str(per_test),
                         "--failing", f"{GUARD_DIR}/failing.json", "--short", str(CALL_TIMEOUT_S),
-                        "--", *recording_tests(state, ranked)], timeout=max(3.0, 0.6 * left))
+                        "--", *recording_tests(state, root, targets)], timeout=max(3.0, 0.6 * left))
     found = {t["index"]: t for t in lines(text, TARGET)}
     if not found:
         raise Unjudged("recording the calls took longer than the guard's budget" if rc == 124 else
