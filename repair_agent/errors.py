@@ -31,3 +31,11 @@ class ModelError(RepairAgentError):
     """The model server could not be reached or kept failing after retries."""
 
     exit_code = 3
+
+
+class PromptTooLong(RepairAgentError):
+    """A prompt and the answer it asks for do not fit the model's context window: that request's
+    fault, not the server's, so a benchmark records it as the task's error and goes on (a ModelError
+    ends the run: every later task would fail the same way)."""
+
+    exit_code = 3

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from model_server import (MODEL, llama_server, private_llama_server, requires_llama_cpp,  # noqa: E402,F401
                           running_server, smollm_gguf)
 
-from repair_agent.errors import BadInput, ModelError  # noqa: E402
+from repair_agent.errors import BadInput, ModelError, PromptTooLong  # noqa: E402
 from repair_agent.llm.client import OpenAIModel, Sampling  # noqa: E402
 from repair_agent.llm.profiles import profile_for  # noqa: E402
 
@@ -118,7 +118,7 @@ def test_in_process_rejects_a_prompt_longer_than_the_context(smollm_gguf):
     from repair_agent.llm.llamacpp import LlamaCppModel
 
     model = LlamaCppModel(smollm_gguf, name="tiny-ctx", n_ctx=64)
-    with pytest.raises(ModelError, match="refused the request: the prompt has at least 2.. tokens but the "
+    with pytest.raises(PromptTooLong, match="refused the request: the prompt has at least 2.. tokens but the "
                                          "context window \\(n_ctx\\) is 64"):
         model.generate([{"role": "user", "content": "word " * 200}], Sampling(max_tokens=4))
 
@@ -172,3 +172,13 @@ def test_server_dies_with_a_killed_parent(smollm_gguf):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_a_prompt_longer_than_the_servers_context_is_the_requests_fault_not_the_servers(llama_server):
+    """youtube-dl-1's refine prompt (4,102 tokens and 1,024 to answer, against 4,096) raised a
+    ModelError, which ends a whole benchmark; it is PromptTooLong, the task's own error, and the
+    server goes on answering."""
+    model = OpenAIModel(llama_server.base_url)
+    with pytest.raises(PromptTooLong, match="refused the request: .*context length"):
+        model.generate([{"role": "user", "content": "word " * 20000}], Sampling(max_tokens=8))
+    assert model.generate(ASK, Sampling(max_tokens=4)).completion_tokens > 0

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol, TypedDict
 
-from ..errors import ModelError
+from ..errors import ModelError, PromptTooLong
 
 
 class _Completion(TypedDict):
@@ -79,7 +79,10 @@ class OpenAIModel:
                 time.sleep(delay)
                 delay *= 2
             except openai.APIStatusError as exc:
-                raise ModelError(f"model server at {self.base_url} refused the request: {_describe(exc)}") from exc
+                said = f"model server at {self.base_url} refused the request: {_describe(exc)}"
+                if exc.status_code == 400 and "context length" in str(exc):  # OpenAI's and llama.cpp's wording
+                    raise PromptTooLong(said) from exc
+                raise ModelError(said) from exc
 
     def _first_model(self) -> str:
         models = self._call(self.client.models.list)

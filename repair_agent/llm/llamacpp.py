@@ -21,7 +21,7 @@ import urllib.request
 import weakref
 from pathlib import Path
 
-from ..errors import ModelError, RepairAgentError
+from ..errors import ModelError, PromptTooLong, RepairAgentError
 from .client import Completion, Generation, Sampling, mean_logprob
 
 LOCAL_HINT = "pip install -e '.[local]'"
@@ -76,7 +76,7 @@ class LlamaCppModel:
         n_ctx = min(self.llm.n_ctx(), self.n_ctx)  # llama.cpp may round the context up; the Python buffers don't
         tokens = len(self.llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
         if tokens >= n_ctx:  # llama-cpp-python would fail with an obscure numpy broadcast error
-            raise ModelError(f"llama.cpp refused the request: the prompt has at least {tokens} tokens but the "
+            raise PromptTooLong(f"llama.cpp refused the request: the prompt has at least {tokens} tokens but the "
                              f"context window (n_ctx) is {n_ctx}")
 
     def generate(self, messages: list[dict], sampling: Sampling) -> Generation:
