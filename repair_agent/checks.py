@@ -55,11 +55,10 @@ def run_checks(cand: Candidate, state: RepairState, deps, overlay: dict | None =
     broken = [t for t in failing_ids(suite) if t not in baseline]
     if broken and not suite["timed_out"]:
         broken = rerun.confirm(broken, "suite")
-    cand = {**cand, **rerun.record()}
     if suite["timed_out"] or broken:
         why = "the full suite timed out" if suite["timed_out"] else \
             f"breaks {len(broken)} test(s): {', '.join(broken[:3])}{rerun.said(broken)}"
-        return {**cand, "status": "passed_failing", "reason": why, "tests": tests}
+        return {**cand, **rerun.record(), "status": "passed_failing", "reason": why, "tests": tests}
     # a test skipped now that ran before: a skip cannot prove a fix, yet tqdm's timing tests skip
     # themselves on a loaded machine ("cpu time not accurate"), so it gets the same second chance
     if ran(suite) < ran(state["tests_before"]) and rerun.confirm(not_run(state["tests_before"], suite), "unran"):

@@ -118,12 +118,13 @@ def recording_tests(state, root: Path, targets: list[dict]) -> list[str]:
     covers = state.get("covers")
     if not covers or not state.get("failing"):
         return state["test_args"]
-    lines: dict[str, set[int]] = {}
-    for t in targets:
-        for name, first, last in functions(ast.parse((root / t["file"]).read_text(encoding="utf-8"))):
-            if name == t["qualname"]:
-                lines.setdefault(t["file"], set()).update(range(first, last + 1))
-    return list(dict.fromkeys([*state["failing"], *covering_tests(covers, lines)]))
+    spans: dict[str, set[int]] = {}
+    for file in dict.fromkeys(t["file"] for t in targets):  # each file parsed once
+        wanted = {t["qualname"] for t in targets if t["file"] == file}
+        for name, first, last in functions(ast.parse((root / file).read_text(encoding="utf-8"))):
+            if name in wanted:
+                spans.setdefault(file, set()).update(range(first, last + 1))
+    return list(dict.fromkeys([*state["failing"], *covering_tests(covers, spans)]))
 
 
 def _judge(ranked: list[dict], state, deps, deadline: float, harness: Path) -> dict:
