@@ -99,3 +99,97 @@ def test_calls_on_objects_that_cannot_be_generated_keep_them_and_vary_the_rest()
     assert len({m["args"][1] for m in made}) > 10
     only_objects = [{"args": [{"$obj": 0}], "kwargs": {}, "objects": c["objects"]} for c in seen]
     assert "every argument refers to objects" in generate(only_objects, 50, keep_objects=True)[1]
+
+
+BAR = "meter/bar.py"
+BAR_BUGGY = "        return min(k, self.total - self.n - 1)\n"
+BAR_HUMAN = "        return min(k, self.total - self.n)\n"
+BAR_WRONG = "        return k if k < 5 else self.total - self.n\n"  # passes both asserts: 2 and 20 steps
+BAR_REWRITE = "        return k if k <= self.total - self.n else self.total - self.n\n"
+
+
+def bar_project(root):
+    """A method whose `self` holds a callback: the recording can only describe the function."""
+    (root / "meter").mkdir(parents=True)
+    (root / "meter" / "__init__.py").write_text("")
+    (root / BAR).write_text(
+        "class Bar:\n"
+        "    def __init__(self, total, printer=print):\n"
+        "        self.total, self.printer, self.n = total, printer, 0\n\n"
+        "    def ahead(self, k):\n"
+        '        """How many of `k` more steps fit before the end."""\n'
+        + BAR_BUGGY +
+        "\n    def show(self):\n"
+        "        self.printer(f'{self.n}/{self.total}')\n")
+    (root / "tests").mkdir()
+    (root / "tests" / "test_bar.py").write_text(
+        "from meter.bar import Bar\n\n\n"
+        "def test_ahead():\n"
+        "    bar = Bar(10, printer=lambda text: None)\n"
+        "    bar.n = 3\n"
+        "    assert bar.ahead(2) == 2\n"
+        "    assert bar.ahead(20) == 7\n")
+    return root
+
+
+def test_a_method_whose_self_holds_a_function_is_replayed_and_judged(tmp_path, docker_ready):
+    """`self.printer` travels as text; `ahead` never touches it, so the tests' calls replay (they
+    were dropped before, and every such patch was `unknown`) and the inputs varied from them judge."""
+    repo = bar_project(tmp_path / "repo")
+    text = (repo / BAR).read_text()
+    box = open_sandbox("docker", repo, log=lambda m: None)
+    try:
+        def judged(line):
+            return against_human_fix(box, repo, {BAR: text.replace(BAR_BUGGY, BAR_HUMAN)},
+                                     {BAR: text.replace(BAR_BUGGY, line)}, ["tests"])
+
+        wrong = judged(BAR_WRONG)
+        assert wrong["correct"] is False, wrong["correct_reason"]
+        k = wrong["first_difference"]["input"]["args"][1]
+        assert 5 <= k < 7 and wrong["first_difference"]["patched"]["value"] == 7
+        right = judged(BAR_REWRITE)
+        assert right["correct"] is True, right["correct_reason"]
+        assert right["correct_inputs"]["seen"] == 2 and right["correct_inputs"]["generated"] > 20
+    finally:
+        box.close()
+
+
+def test_a_call_that_touches_what_the_recording_only_described_is_unreplayable():
+    """The stand-in for a function, a lock or a file raises on any use, past `hasattr` and
+    `except Exception`; the call's outcome is `unreplayable`, and `compared` skips that input."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "repair_agent" / "sandbox" / "tools"))
+    try:
+        import call_runner
+    finally:
+        sys.path.pop(0)
+
+    class Bar:
+        def __init__(self):
+            self.total, self.printer = 10, print
+
+    inp = json.loads(json.dumps(call_runner.encode_call([Bar()], {})))
+    assert inp["objects"][0]["attrs"]["printer"] == {"$repr": "<built-in function print>"}
+
+    def guarded(bar):
+        try:
+            return hasattr(bar.printer, "write")
+        except Exception:
+            return "caught"
+
+    run = lambda fn: call_runner.run_call(fn, inp, 1.0, resolve=lambda name: Bar, after=True)  # noqa: E731
+    assert run(lambda bar: bar.total * 2)["value"] == 20
+    assert run(lambda bar: bar.printer is None)["value"] is False  # identity is the real value's
+    for touch in (lambda bar: bar.printer("x"), lambda bar: bool(bar.printer), guarded,
+                  lambda bar: str(bar.printer), lambda bar: {bar.printer}):
+        assert run(touch)["kind"] == "unreplayable"
+    after = run(lambda bar: bar.total)["after"]
+    assert after["objects"][0]["attrs"]["printer"] == {"$repr": "<built-in function print>"}
+
+    vote = {"labels": ["00", "00", "01"], "kinds": ["ou", "uo", "oo"], "slow": [], "details": [], "cut": [False]}
+    inputs = [{"source": "seen", "call": {"args": [i]}} for i in range(3)]
+    res, first = compared(vote, inputs)
+    assert (res["seen"], res["skipped"], first) == (1, 2, 2)

@@ -203,6 +203,18 @@ def test_judge_skips_inputs_outside_the_domain():
     assert [f["note"] for f in v["ranked"]] == ["x", "yy"] and v["confidence"] == "low"
 
 
+def test_judge_leaves_out_a_program_whose_call_touched_what_the_recording_only_described():
+    fixes = [{"patch": f"-a\n+{n}\n", "source": "mutate", "note": n} for n in ("x", "yy")]
+    targets = [{"qualname": "f", "examples": []}]
+    seen = {"target": 0, "source": "tests", "passed": True, "call": {"args": [0], "kwargs": {}, "objects": []}}
+    # on the first call the smaller patch calls the callback the recording kept as text: no outcome
+    # there, so no change and no vote; the second call they all agree on
+    v = guard.judge(fixes, [seen, seen], vote(["010", "000"], ["ouo", "ooo"]), targets)
+    assert v["confidence"] == "high" and v["ranked"][0]["guard"]["passing_changed"] == 0
+    v = guard.judge(fixes, [seen, seen], vote(["010", "000"], ["ooo", "ooo"]), targets)  # had it returned
+    assert v["confidence"] == "low" and v["ranked"][-1]["guard"]["passing_changed"] == 1
+
+
 def test_a_suspect_patch_ranks_last_and_its_disagreement_does_not_lower_confidence():
     fixes = [{"patch": "-a\n+b\n", "source": "mutate", "note": "deletes the recursion", "suspect": ["removes"]},
              {"patch": "-a\n+bb\n+c\n", "source": "infill", "note": "adds the missing line", "suspect": []}]

@@ -246,7 +246,7 @@ def against_human_fix(box, root: Path, human: dict[str, str], patched: dict[str,
     return verdict(res, "" if made else "; ".join(why_not), name, reference="the human fix")
 
 
-_KINDS = {"o": "ok", "r": "raise", "t": "timeout", "c": "crash"}
+_KINDS = {"o": "ok", "r": "raise", "t": "timeout", "c": "crash", "u": "unreplayable"}
 
 
 def compared(vote: dict, inputs: list[dict]) -> tuple[dict, int | None]:
@@ -260,7 +260,7 @@ def compared(vote: dict, inputs: list[dict]) -> tuple[dict, int | None]:
         lab, kind = vote["labels"][i], vote["kinds"][i]
         if "-" in lab:  # the budget ended before this input ran
             continue
-        if i in slow or kind[0] in "tc" or (kind[0] == "r" and x["source"] == "generated"):
+        if i in slow or kind[0] in "tc" or "u" in kind or (kind[0] == "r" and x["source"] == "generated"):
             counts["skipped"] += 1
             continue
         counts[x["source"]] += 1

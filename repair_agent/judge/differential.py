@@ -359,6 +359,8 @@ def outcome_text(out: dict, plural: bool = False) -> str:
         return f"raise{s} {out['type']}"
     if out["kind"] == "crash":
         return f"end{s} the process (a crash, or a hang the time limit could not stop)"
+    if out["kind"] == "unreplayable":
+        return f"use{s} a value the recording could only describe"
     return f"do{'' if plural else 'es'} not finish in time"
 
 

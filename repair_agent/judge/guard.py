@@ -310,7 +310,8 @@ def judge(ranked: list[dict], inputs: list[dict], vote: dict, targets: list[dict
     """Rank the patches and say how confident the choice is, from what `call_runner.py vote`
     printed: `labels[i]` has one character per program (the buggy program first, then the patches
     in `ranked` order), equal characters for equal outcomes, `-` where the program did not run;
-    `kinds[i]` the outcomes' kinds (`o`k, `r`aise, `t`imeout, `c`rash)."""
+    `kinds[i]` the outcomes' kinds (`o`k, `r`aise, `t`imeout, `c`rash, `u`nreplayable: the call
+    touched an argument the recording could not rebuild, and says nothing about that program)."""
     k = len(ranked)
     labels, kinds = vote["labels"], vote["kinds"]
     # a suspect patch (an anti-pattern) is ranked last; when a clean one exists, only the clean ones
@@ -330,7 +331,7 @@ def judge(ranked: list[dict], inputs: list[dict], vote: dict, targets: list[dict
         if x["passed"] and kind[0] in "or":  # a test that passed made this call: the buggy program was right
             compared["passing"] += 1
             for p in range(1, k + 1):
-                if lab[p] not in ("-", lab[0]):
+                if lab[p] not in ("-", lab[0]) and kind[p] != "u":
                     stats[p - 1]["passing_changed"] += 1
                     first_passing.setdefault(p - 1, i)
         ran = comparable(lab, kind, x)
@@ -474,7 +475,7 @@ def _together(whos: list[str]) -> str:
 def comparable(lab: str, kind: str, x: dict) -> list[int]:
     """The patches whose outcomes on this input count ([] when fewer than two): not on a generated
     input that most patches reject (outside the domain), nor one on which most time out."""
-    ran = [p for p in range(1, len(lab)) if lab[p] != "-"]
+    ran = [p for p in range(1, len(lab)) if lab[p] != "-" and kind[p] != "u"]
     raised = sum(kind[p] == "r" for p in ran)
     slow = sum(kind[p] in "tc" for p in ran)
     if len(ran) < 2 or (x["source"] == "generated" and 2 * raised > len(ran)) or 2 * slow > len(ran):

@@ -28,7 +28,10 @@ an input that kills it or hangs it in C code, where the per-call alarm cannot re
 
 Values travel as JSON with tags: `{"$tuple": [...]}`, `{"$set": [...]}`, `{"$dict": [[k, v]]}`,
 `{"$obj": i}` (object i of the input's `objects` table: `{"type", "attrs"}`, e.g. QuixBugs'
-`Node`), `{"$repr": "..."}` (anything else: compared, never rebuilt). Generators become lists.
+`Node`), `{"$repr": "..."}` (anything else: a function, a lock, a file handle). Generators become
+lists. A `$repr` argument is rebuilt as an `Opaque` stand-in: a call that never touches it replays
+as recorded (a method whose `self` holds a callback); one that touches it ends `unreplayable`, and
+that input counts for nothing, as a time-out does.
 """
 
 from __future__ import annotations
@@ -56,11 +59,36 @@ class CallTimeout(BaseException):  # BaseException: the program's `except Except
     pass
 
 
+class Unreplayable(BaseException):  # as CallTimeout: a `hasattr` or `except Exception` must not hide it
+    """The call touched a value the recording could only describe."""
+
+
+def _touched(self, *args, **kwargs):
+    raise Unreplayable(object.__getattribute__(self, "_text"))
+
+
+# every use of an Opaque raises: attribute access, truth, comparison, iteration, arithmetic, calls
+_OPAQUE_USES = ("__getattribute__", "__setattr__", "__delattr__", "__bool__", "__len__", "__iter__",
+                "__contains__", "__getitem__", "__setitem__", "__delitem__", "__call__", "__eq__", "__ne__",
+                "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__str__", "__repr__", "__format__",
+                "__int__", "__float__", "__index__", "__enter__", "__exit__", "__add__", "__radd__", "__sub__",
+                "__rsub__", "__mul__", "__rmul__", "__truediv__", "__mod__", "__neg__", "__abs__")
+Opaque = type("Opaque", (), {"__slots__": ("_text",), **{name: _touched for name in _OPAQUE_USES}})
+
+
+def _opaque(text: str):
+    value = object.__new__(Opaque)
+    object.__setattr__(value, "_text", text)
+    return value
+
+
 # -- values <-> JSON ---------------------------------------------------------------------------
 def encode(value, objects: list, memo: dict, depth: int = 0):
     if depth > 200:
         raise RecursionError("value nested too deeply")
     enc = lambda v: encode(v, objects, memo, depth + 1)  # noqa: E731
+    if type(value) is Opaque:  # before isinstance: that asks the stand-in its __class__
+        return {"$repr": object.__getattribute__(value, "_text")}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, list):
@@ -127,6 +155,8 @@ def decode_call(inp: dict, resolve=None):
             return {dec(k): dec(x) for k, x in v["$dict"]}
         if "$obj" in v:
             return objects[v["$obj"]]
+        if "$repr" in v:
+            return _opaque(v["$repr"])
         raise ValueError(f"cannot rebuild {v}")
 
     for obj, o in zip(objects, inp.get("objects", [])):
@@ -157,7 +187,8 @@ def _alarm(signum, frame):
 
 
 def run_call(fn, inp: dict, timeout: float, resolve=None, after: bool = False) -> dict:
-    """`{"kind": "ok", "value", "objects"}`, `{"kind": "raise", "type"}` or `{"kind": "timeout"}`.
+    """`{"kind": "ok", "value", "objects"}`, `{"kind": "raise", "type"}`, `{"kind": "timeout"}` or
+    `{"kind": "unreplayable"}` (it touched an `Opaque` argument).
     With `after`, an `ok` outcome also holds the arguments as the call left them (in-place edits)."""
     try:
         args, kwargs = decode_call(inp, resolve)
@@ -174,6 +205,8 @@ def run_call(fn, inp: dict, timeout: float, resolve=None, after: bool = False) -
                 out["after"] = encode_call(args, kwargs)
     except CallTimeout:
         out = {"kind": "timeout"}
+    except Unreplayable:
+        out = {"kind": "unreplayable"}
     except BaseException as exc:  # SystemExit and KeyboardInterrupt from the program count too
         out = {"kind": "raise", "type": type(exc).__name__}
     finally:
@@ -206,8 +239,7 @@ def record(ns) -> int:
                 text = json.dumps(encode_call(args, kwargs))  # before the call: it may mutate them
             except (RecursionError, ValueError):
                 text = ""
-            replayable = text and '"$repr"' not in text and len(text) <= MAX_INPUT_CHARS
-            if replayable and text not in calls:
+            if text and len(text) <= MAX_INPUT_CHARS and text not in calls:
                 calls.append(text)
         return reference(*args, **kwargs)
 
@@ -245,11 +277,14 @@ def compare(ns) -> int:
                 break
             ref = run_call(reference, inp, ns.timeout)
             # a generated input the reference rejects is outside the domain; a slow one tells nothing
-            if ref["kind"] == "timeout" or (ref["kind"] == "raise" and source == "generated"):
+            if ref["kind"] in ("timeout", "unreplayable") or (ref["kind"] == "raise" and source == "generated"):
                 counts["skipped"] += 1
                 continue
             # a correct patch may be somewhat slower than the reference; an endless loop is not
             got = run_call(patched, inp, ns.timeout + 10 * ref["seconds"])
+            if got["kind"] == "unreplayable":
+                counts["skipped"] += 1
+                continue
             counts[source] += 1
             if not same(_bare(got), _bare(ref)):
                 result["first_difference"] = {"source": source, "input": inp, "reference": _shown(ref),
@@ -364,7 +399,7 @@ def calls(ns) -> int:
                     text = json.dumps(encode_call(args, kwargs))  # before the call: it may mutate them
                 except (RecursionError, ValueError):
                     text = ""
-                if text and '"$repr"' not in text and len(text) <= MAX_INPUT_CHARS and \
+                if text and len(text) <= MAX_INPUT_CHARS and \
                         (text in seen[i] or len(seen[i]) < MAX_INPUTS):
                     tests = seen[i].setdefault(text, set())
                     if len(tests) < MAX_TESTS_PER_CALL:
