@@ -155,8 +155,9 @@ def test_a_method_whose_self_holds_a_function_is_replayed_and_judged(tmp_path, d
 
 
 def test_a_call_that_touches_what_the_recording_only_described_is_unreplayable():
-    """The stand-in for a function, a lock or a file raises on any use, past `hasattr` and
-    `except Exception`; the call's outcome is `unreplayable`, and `compared` skips that input."""
+    """A lambda travels as text and comes back as a stand-in that raises on any use, past `hasattr`
+    and `except Exception`: the call's outcome is `unreplayable`, and `compared` skips that input. A
+    function or class the module gives back by name travels as that name and comes back itself."""
     import json
     import sys
     from pathlib import Path
@@ -169,10 +170,12 @@ def test_a_call_that_touches_what_the_recording_only_described_is_unreplayable()
 
     class Bar:
         def __init__(self):
-            self.total, self.printer = 10, print
+            self.total, self.printer, self.sink, self.kind = 10, lambda text: None, print, math.floor
 
     inp = json.loads(json.dumps(call_runner.encode_call([Bar()], {})))
-    assert inp["objects"][0]["attrs"]["printer"] == {"$repr": "<built-in function print>"}
+    attrs = inp["objects"][0]["attrs"]
+    assert attrs["printer"]["$repr"].startswith("<function ")
+    assert (attrs["sink"], attrs["kind"]) == ({"$ref": "builtins:print"}, {"$ref": "math:floor"})
 
     def guarded(bar):
         try:
@@ -182,12 +185,13 @@ def test_a_call_that_touches_what_the_recording_only_described_is_unreplayable()
 
     run = lambda fn: call_runner.run_call(fn, inp, 1.0, resolve=lambda name: Bar, after=True)  # noqa: E731
     assert run(lambda bar: bar.total * 2)["value"] == 20
+    assert run(lambda bar: bar.kind(2.5))["value"] == 2  # math.floor itself
     assert run(lambda bar: bar.printer is None)["value"] is False  # identity is the real value's
     for touch in (lambda bar: bar.printer("x"), lambda bar: bool(bar.printer), guarded,
                   lambda bar: str(bar.printer), lambda bar: {bar.printer}):
         assert run(touch)["kind"] == "unreplayable"
     after = run(lambda bar: bar.total)["after"]
-    assert after["objects"][0]["attrs"]["printer"] == {"$repr": "<built-in function print>"}
+    assert after["objects"][0]["attrs"] == attrs
 
     vote = {"labels": ["00", "00", "01"], "kinds": ["ou", "uo", "oo"], "slow": [], "details": [], "cut": [False]}
     inputs = [{"source": "seen", "call": {"args": [i]}} for i in range(3)]

@@ -11,7 +11,9 @@ domain the tests show, not on inputs it was never meant to take. The programs th
 ever run inside the sandbox.
 
 Values travel as JSON with tags: `{"$tuple": [...]}`, `{"$set": [...]}`, `{"$dict": [[k, v]]}`,
-`{"$obj": i}` (object i of the call's `objects` table: `{"type", "attrs"}`), `{"$repr": "..."}`.
+`{"$obj": i}` (object i of the call's `objects` table: `{"type", "attrs"}`), `{"$ref": "module:qualname"}`
+(a function or class, rebuilt by importing it), `{"$repr": "..."}` (rebuilt as a stand-in that any use
+makes `unreplayable`). Neither of the last two is generated: a call keeps them as recorded.
 """
 
 from __future__ import annotations
@@ -339,7 +341,7 @@ def show(v) -> str:
         return "{" + ", ".join(map(show, x)) + "}" if x else "set()"
     if tag == "$dict":
         return "{" + ", ".join(f"{show(k)}: {show(y)}" for k, y in x) + "}"
-    return f"#{x}" if tag == "$obj" else str(x)  # $repr
+    return f"#{x}" if tag == "$obj" else str(x)  # $ref, $repr
 
 
 def where(objects: list | None) -> str:

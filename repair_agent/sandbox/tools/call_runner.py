@@ -28,7 +28,8 @@ an input that kills it or hangs it in C code, where the per-call alarm cannot re
 
 Values travel as JSON with tags: `{"$tuple": [...]}`, `{"$set": [...]}`, `{"$dict": [[k, v]]}`,
 `{"$obj": i}` (object i of the input's `objects` table: `{"type", "attrs"}`, e.g. QuixBugs'
-`Node`), `{"$repr": "..."}` (anything else: a function, a lock, a file handle). Generators become
+`Node`), `{"$ref": "module:qualname"}` (a function or class that importing gives back: rebuilt by
+importing it), `{"$repr": "..."}` (anything else: a lambda, a lock, a file handle). Generators become
 lists. A `$repr` argument is rebuilt as an `Opaque` stand-in: a call that never touches it replays
 as recorded (a method whose `self` holds a callback); one that touches it ends `unreplayable`, and
 that input counts for nothing, as a time-out does.
@@ -113,7 +114,26 @@ def encode(value, objects: list, memo: dict, depth: int = 0):
             objects.append(entry)
             entry["attrs"] = {k: enc(v) for k, v in sorted(vars(value).items())}
         return {"$obj": memo[id(value)]}
-    return {"$repr": _ADDRESS.sub("", repr(value))[:500]}
+    name = _importable_name(value)
+    return {"$ref": name} if name else {"$repr": _ADDRESS.sub("", repr(value))[:500]}
+
+
+def _importable_name(value) -> str:
+    """`module:qualname` for a function or class that the module gives back by that name; else ''."""
+    if not isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        return ""
+    module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", "")
+    try:
+        found = _resolve(sys.modules[module], qualname)[2] if module and "<" not in qualname else None
+    except (KeyError, AttributeError):
+        return ""
+    return f"{module}:{qualname}" if found is value else ""
+
+
+def _imported(name: str):
+    """What `_importable_name` named, in this process (the program's own module: its patch too)."""
+    module, qualname = name.split(":", 1)
+    return _resolve(importlib.import_module(module), qualname)[2]
 
 
 def _key(x) -> str:
@@ -155,6 +175,11 @@ def decode_call(inp: dict, resolve=None):
             return {dec(k): dec(x) for k, x in v["$dict"]}
         if "$obj" in v:
             return objects[v["$obj"]]
+        if "$ref" in v:
+            try:
+                return _imported(v["$ref"])
+            except Exception:  # e.g. ImportError: described, as a `$repr` is
+                return _opaque(v["$ref"])
         if "$repr" in v:
             return _opaque(v["$repr"])
         raise ValueError(f"cannot rebuild {v}")
