@@ -197,3 +197,36 @@ def test_a_call_that_touches_what_the_recording_only_described_is_unreplayable()
     inputs = [{"source": "seen", "call": {"args": [i]}} for i in range(3)]
     res, first = compared(vote, inputs)
     assert (res["seen"], res["skipped"], first) == (1, 2, 2)
+
+
+class Registered:
+    """Instances register themselves in __new__, as tqdm's do; __init__ may take itself out."""
+    live: set = set()
+
+    def __new__(cls, *args, **kwargs):
+        instance = object.__new__(cls)
+        cls.live.add(instance)
+        return instance
+
+    def __init__(self, items, quiet=False):
+        if quiet:
+            self.live.remove(self)
+            self.total = len(items)
+
+
+def test_a_recorded_self_is_rebuilt_by_its_class_own_new():
+    """A replayed `__init__` gets a `self` made as the class makes one (registered), so it runs the
+    code under test instead of failing on the rebuilt object (every tqdm-5 input raised KeyError)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "repair_agent" / "sandbox" / "tools"))
+    try:
+        import call_runner
+    finally:
+        sys.path.pop(0)
+    inp = json.loads(json.dumps(call_runner.encode_call([object.__new__(Registered), [1, 2, 3]], {"quiet": True})))
+    out = call_runner.run_call(Registered.__init__, inp, 1.0, resolve=lambda name: Registered, after=True)
+    assert out["kind"] == "ok", out
+    assert out["after"]["objects"][0] == {"type": "Registered", "attrs": {"total": 3}}

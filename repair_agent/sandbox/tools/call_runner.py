@@ -154,10 +154,13 @@ def decode_call(inp: dict, resolve=None):
     def new(name: str):
         cls = resolve(name) if resolve else None
         if isinstance(cls, type):
-            try:
-                return object.__new__(cls)
-            except TypeError:  # a class whose instances object.__new__ cannot make
-                pass
+            # the class's own __new__ first: it may register the instance (tqdm's) or be the only
+            # maker of it (a dict subclass); the recorded attributes are set on what it returns
+            for make in ([cls.__new__] if cls.__new__ is not object.__new__ else []) + [object.__new__]:
+                try:
+                    return make(cls)
+                except Exception:  # one that needs arguments; object.__new__ of a builtin's subclass
+                    pass
         return object.__new__(classes.setdefault(name, type(name, (), {})))
 
     objects = [new(o["type"]) for o in inp.get("objects", [])]
