@@ -230,3 +230,28 @@ def test_a_recorded_self_is_rebuilt_by_its_class_own_new():
     out = call_runner.run_call(Registered.__init__, inp, 1.0, resolve=lambda name: Registered, after=True)
     assert out["kind"] == "ok", out
     assert out["after"]["objects"][0] == {"type": "Registered", "attrs": {"total": 3}}
+
+
+def test_recording_a_call_leaves_its_generators_to_the_program():
+    """The arguments are written down before the call runs. A generator passed in is split: the
+    record holds its items and the program still reads them all. One held by `self` is described,
+    not read (reading it used up thefuck's commands before `_realise` could sort them)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "repair_agent" / "sandbox" / "tools"))
+    try:
+        import call_runner
+    finally:
+        sys.path.pop(0)
+
+    class Sequence:
+        def __init__(self):
+            self.commands = (c for c in "abc")
+
+    seq = Sequence()
+    text, args, kwargs = call_runner.recorded((seq, (n for n in range(3))), {"rest": iter([7])})
+    assert '"args": [{"$obj": 0}, [0, 1, 2]]' in text and '"rest": [7]' in text
+    assert '"commands": {"$repr": "<generator object ' in text
+    assert list(args[1]) == [0, 1, 2] and list(kwargs["rest"]) == [7] and args[0] is seq
+    assert list(seq.commands) == ["a", "b", "c"]

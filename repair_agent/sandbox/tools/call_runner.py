@@ -41,6 +41,7 @@ import argparse
 import contextlib
 import importlib.machinery
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -84,10 +85,12 @@ def _opaque(text: str):
 
 
 # -- values <-> JSON ---------------------------------------------------------------------------
-def encode(value, objects: list, memo: dict, depth: int = 0):
+def encode(value, objects: list, memo: dict, depth: int = 0, consume: bool = True):
+    """Tagged JSON for `value`. Without `consume`, a generator or iterator is only described: reading
+    it would use up what the program is about to read (arguments are recorded before the call)."""
     if depth > 200:
         raise RecursionError("value nested too deeply")
-    enc = lambda v: encode(v, objects, memo, depth + 1)  # noqa: E731
+    enc = lambda v: encode(v, objects, memo, depth + 1, consume)  # noqa: E731
     if type(value) is Opaque:  # before isinstance: that asks the stand-in its __class__
         return {"$repr": object.__getattribute__(value, "_text")}
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -101,6 +104,8 @@ def encode(value, objects: list, memo: dict, depth: int = 0):
     if isinstance(value, dict):
         return {"$dict": [[enc(k), enc(v)] for k, v in value.items()]}
     if isinstance(value, types.GeneratorType) or type(value).__name__.endswith("iterator"):
+        if not consume:
+            return {"$repr": _ADDRESS.sub("", repr(value))[:500]}
         items = []
         for v in value:
             if len(items) == MAX_ITEMS:
@@ -140,10 +145,34 @@ def _key(x) -> str:
     return json.dumps(x, sort_keys=True)
 
 
-def encode_call(args, kwargs) -> dict:
+def encode_call(args, kwargs, consume: bool = True) -> dict:
     objects, memo = [], {}
-    return {"args": [encode(a, objects, memo) for a in args],
-            "kwargs": {k: encode(v, objects, memo) for k, v in kwargs.items()}, "objects": objects}
+    return {"args": [encode(a, objects, memo, consume=consume) for a in args],
+            "kwargs": {k: encode(v, objects, memo, consume=consume) for k, v in kwargs.items()}, "objects": objects}
+
+
+def _iterated(value) -> bool:
+    return isinstance(value, types.GeneratorType) or type(value).__name__.endswith("iterator")
+
+
+def recorded(args: tuple, kwargs: dict) -> tuple[str, tuple, dict]:
+    """A call's JSON ("" if it cannot be written), taken before it runs, and the arguments to run it
+    with: a generator passed as an argument is split in two (one copy recorded, one passed on), and
+    one inside another value (an attribute of `self`) is described, not read."""
+    def split(v):
+        if not _iterated(v):
+            return v, v
+        mine, theirs = itertools.tee(v)
+        return list(itertools.islice(mine, MAX_ITEMS)), theirs
+
+    args_pairs = [split(a) for a in args]
+    kwargs_pairs = {k: split(v) for k, v in kwargs.items()}
+    try:
+        text = json.dumps(encode_call([m for m, _ in args_pairs], {k: m for k, (m, _) in kwargs_pairs.items()},
+                                      consume=False))
+    except (RecursionError, ValueError):
+        text = ""
+    return text, tuple(t for _, t in args_pairs), {k: t for k, (_, t) in kwargs_pairs.items()}
 
 
 def decode_call(inp: dict, resolve=None):
@@ -263,10 +292,7 @@ def record(ns) -> int:
     @functools.wraps(reference)
     def recorder(*args, **kwargs):
         if len(calls) < MAX_INPUTS:
-            try:
-                text = json.dumps(encode_call(args, kwargs))  # before the call: it may mutate them
-            except (RecursionError, ValueError):
-                text = ""
+            text, args, kwargs = recorded(args, kwargs)  # before the call: it may mutate them
             if text and len(text) <= MAX_INPUT_CHARS and text not in calls:
                 calls.append(text)
         return reference(*args, **kwargs)
@@ -423,10 +449,7 @@ def calls(ns) -> int:
         @functools.wraps(fn)
         def recorder(*args, **kwargs):
             if depth[i] == 0:  # the outermost call only: a recursive call is the function's own business
-                try:
-                    text = json.dumps(encode_call(args, kwargs))  # before the call: it may mutate them
-                except (RecursionError, ValueError):
-                    text = ""
+                text, args, kwargs = recorded(args, kwargs)  # before the call: it may mutate them
                 if text and len(text) <= MAX_INPUT_CHARS and \
                         (text in seen[i] or len(seen[i]) < MAX_INPUTS):
                     tests = seen[i].setdefault(text, set())
