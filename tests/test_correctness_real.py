@@ -4,7 +4,10 @@ them and on inputs generated from those (bench/correctness.against_human_fix).""
 
 from __future__ import annotations
 
+import json
 import math
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,17 @@ from repair_agent.bench.correctness import against_human_fix, compared
 from repair_agent.sandbox import open_sandbox
 
 PRICING = "shop/pricing.py"
+
+
+def sandbox_tool():
+    """call_runner.py, imported here: it runs inside the sandbox, but its values need no Docker."""
+    tools = Path(__file__).resolve().parents[1] / "repair_agent" / "sandbox" / "tools"
+    sys.path.insert(0, str(tools))
+    try:
+        import call_runner
+    finally:
+        sys.path.pop(0)
+    return call_runner
 BUGGY = "    return price - price * percent / 10\n"
 HUMAN = "    return price - price * percent / 100\n"
 WRONG = "    return price - price * percent // 100\n"  # passes every test of the project: whole prices there
@@ -158,15 +172,7 @@ def test_a_call_that_touches_what_the_recording_only_described_is_unreplayable()
     """A lambda travels as text and comes back as a stand-in that raises on any use, past `hasattr`
     and `except Exception`: the call's outcome is `unreplayable`, and `compared` skips that input. A
     function or class the module gives back by name travels as that name and comes back itself."""
-    import json
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "repair_agent" / "sandbox" / "tools"))
-    try:
-        import call_runner
-    finally:
-        sys.path.pop(0)
+    call_runner = sandbox_tool()
 
     class Bar:
         def __init__(self):
@@ -217,15 +223,7 @@ class Registered:
 def test_a_recorded_self_is_rebuilt_by_its_class_own_new():
     """A replayed `__init__` gets a `self` made as the class makes one (registered), so it runs the
     code under test instead of failing on the rebuilt object (every tqdm-5 input raised KeyError)."""
-    import json
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "repair_agent" / "sandbox" / "tools"))
-    try:
-        import call_runner
-    finally:
-        sys.path.pop(0)
+    call_runner = sandbox_tool()
     inp = json.loads(json.dumps(call_runner.encode_call([object.__new__(Registered), [1, 2, 3]], {"quiet": True})))
     out = call_runner.run_call(Registered.__init__, inp, 1.0, resolve=lambda name: Registered, after=True)
     assert out["kind"] == "ok", out
@@ -236,14 +234,7 @@ def test_recording_a_call_leaves_its_generators_to_the_program():
     """The arguments are written down before the call runs. A generator passed in is split: the
     record holds its items and the program still reads them all. One held by `self` is described,
     not read (reading it used up thefuck's commands before `_realise` could sort them)."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "repair_agent" / "sandbox" / "tools"))
-    try:
-        import call_runner
-    finally:
-        sys.path.pop(0)
+    call_runner = sandbox_tool()
 
     class Sequence:
         def __init__(self):
