@@ -30,7 +30,7 @@ Values travel as JSON with tags: `{"$tuple": [...]}`, `{"$set": [...]}`, `{"$dic
 `{"$obj": i}` (object i of the input's `objects` table: `{"type", "attrs"}`, e.g. QuixBugs'
 `Node`), `{"$ref": "module:qualname"}` (a function or class that importing gives back: rebuilt by
 importing it), `{"$repr": "..."}` (anything else: a lambda, a lock, a file handle). Generators become
-lists. A `$repr` argument is rebuilt as an `Opaque` stand-in: a call that never touches it replays
+lists (a recorded call's own arguments only: one held by another value is described, not read). A `$repr` argument is rebuilt as an `Opaque` stand-in: a call that never touches it replays
 as recorded (a method whose `self` holds a callback); one that touches it ends `unreplayable`, and
 that input counts for nothing, as a time-out does.
 """
@@ -103,7 +103,7 @@ def encode(value, objects: list, memo: dict, depth: int = 0, consume: bool = Tru
         return {"$set": sorted((enc(v) for v in value), key=_key)}
     if isinstance(value, dict):
         return {"$dict": [[enc(k), enc(v)] for k, v in value.items()]}
-    if isinstance(value, types.GeneratorType) or type(value).__name__.endswith("iterator"):
+    if _iterated(value):
         if not consume:
             return {"$repr": _ADDRESS.sub("", repr(value))[:500]}
         items = []
