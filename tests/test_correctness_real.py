@@ -246,3 +246,26 @@ def test_recording_a_call_leaves_its_generators_to_the_program():
     assert '"commands": {"$repr": "<generator object ' in text
     assert list(args[1]) == [0, 1, 2] and list(kwargs["rest"]) == [7] and args[0] is seq
     assert list(seq.commands) == ["a", "b", "c"]
+
+
+def test_a_difference_in_what_the_call_left_behind_is_said():
+    """Two `__init__`s that both return None differ in the object they leave: the first difference
+    says where (`#0.pos`), and a long input does not push the outcomes out of the text."""
+    from repair_agent.bench.correctness import describe
+
+    call_runner = sandbox_tool()
+    after = lambda attrs: {"args": [{"$obj": 0}], "kwargs": {}, "objects": [{"type": "Bar", "attrs": attrs}]}  # noqa: E731
+    human = {"kind": "ok", "value": None, "objects": [], "after": after({"n": 0, "pos": 0, "total": 3})}
+    patch = {"kind": "ok", "value": None, "objects": [], "after": after({"n": 0, "total": None})}
+    left = call_runner._left([human, patch, None])
+    assert left == [{"#0.pos": 0, "#0.total": 3}, {"#0.pos": call_runner.UNSET, "#0.total": None}, None]
+    shown = [call_runner._small(o, x) for o, x in zip([human, patch], left)]
+    big = {"args": [{"$obj": 0}, list(range(500))], "kwargs": {}, "objects": [{"type": "Bar", "attrs": {}}]}
+    text = describe({"input": big, "reference": shown[0], "patched": shown[1]}, "Bar.__init__", "the human fix")
+    assert text.startswith("Bar.__init__(#0, [0, 1, 2, ")
+    assert text.endswith("the human fix returns None and leaves #0.pos = 0, #0.total = 3, "
+                         "the patch returns None and leaves #0.pos unset, #0.total = None")
+    assert call_runner._left([human, dict(human)]) == [None, None]  # nothing to say where they agree
+    from repair_agent.deciding_test import assertion
+    assert assertion("Bar(3)", shown[1]) is None  # no `assert ... == None` that both patches would pass
+    assert assertion("Bar(3)", {"kind": "ok", "value": None, "objects": []}) == ["    assert Bar(3) == None"]

@@ -356,7 +356,10 @@ def outcome_text(out: dict, plural: bool = False) -> str:
     if "truncated" in out:
         return f"return{s} a value too large to show"
     if out["kind"] == "ok":
-        return f"return{s} {show(out['value'])}{where(out.get('objects'))}"
+        left = ", ".join(f"{k} unset" if v == {"$unset": True} else f"{k} = {show(v)}"
+                         for k, v in (out.get("leaves") or {}).items())
+        return f"return{s} {show(out['value'])}{where(out.get('objects'))}" + \
+            (f" and leave{s} {left}" if left else "")
     if out["kind"] == "raise":
         return f"raise{s} {out['type']}"
     if out["kind"] == "crash":
@@ -366,10 +369,10 @@ def outcome_text(out: dict, plural: bool = False) -> str:
     return f"do{'' if plural else 'es'} not finish in time"
 
 
-def call_text(inp: dict, name: str) -> str:
-    """`gcd(4, 6)`, objects written out after `where`."""
+def call_text(inp: dict, name: str, limit: int = 300) -> str:
+    """`gcd(4, 6)`, objects written out after `where`, clipped (an object graph can fill pages)."""
     args = [show(a) for a in inp["args"]] + [f"{k}={show(v)}" for k, v in inp.get("kwargs", {}).items()]
-    return f"{name}({', '.join(args)}){where(inp.get('objects'))}"
+    return clip(f"{name}({', '.join(args)}){where(inp.get('objects'))}", limit)
 
 
 def clip(text: str, limit: int = 600) -> str:

@@ -737,7 +737,7 @@ def vote(ns) -> int:
         present = {c for c in lab if c != "-"}
         if len(present) > 1 and lab not in patterns and len(details) < MAX_DETAILS:
             patterns.add(lab)
-            details.append({"i": i, "outcomes": [_small(o) for o in shown]})
+            details.append({"i": i, "outcomes": [_small(o, left) for o, left in zip(shown, _left(shown))]})
     docs = [prog["docs"] for prog in programs]
     print(VOTE + json.dumps({"labels": labels, "kinds": kinds, "slow": slow, "docs": docs, "details": details,
                              "errors": [prog["errors"] for prog in programs],
@@ -746,12 +746,37 @@ def vote(ns) -> int:
     return 0
 
 
-def _small(out: dict | None):
+def _small(out: dict | None, left: dict | None = None):
+    """What the caller got back, and where the call left its arguments unlike another program did."""
     if out is None:
         return None
-    out = {k: v for k, v in out.items() if k != "after"}  # what the caller got back
+    out = {k: v for k, v in out.items() if k != "after"}
+    if left:
+        out["leaves"] = left
     text = json.dumps(out)
     return out if len(text) <= DETAIL_CHARS else {"kind": out["kind"], "truncated": text[:DETAIL_CHARS]}
+
+
+UNSET = {"$unset": True}  # an attribute one program's call left unset
+
+
+def _places(after: dict) -> dict:
+    """The arguments as a call left them, by place: `args[0]`, `key=`, `#0.total` (object 0's)."""
+    flat = {f"args[{n}]": v for n, v in enumerate(after.get("args") or [])}
+    flat.update({f"{k}=": v for k, v in (after.get("kwargs") or {}).items()})
+    for n, o in enumerate(after.get("objects") or []):
+        flat.update({f"#{n}.{k}": v for k, v in o["attrs"].items()})
+    return flat
+
+
+def _left(outs: list) -> list:
+    """For one input's outcomes: each `ok` one's values at the (at most 3) places where the calls left
+    the arguments differently, e.g. `{"#0.pos": 0}` against `{"#0.pos": UNSET}`; None elsewhere."""
+    flats = [_places(o["after"]) if o and o.get("kind") == "ok" and "after" in o else None for o in outs]
+    known = [f for f in flats if f is not None]
+    places = sorted({k for f in known for k in f})
+    differ = [k for k in places if any(not same(f.get(k, UNSET), known[0].get(k, UNSET)) for f in known)][:3]
+    return [{k: f.get(k, UNSET) for k in differ} if f is not None and differ else None for f in flats]
 
 
 def main(argv=None) -> int:
