@@ -269,3 +269,23 @@ def test_a_difference_in_what_the_call_left_behind_is_said():
     from repair_agent.deciding_test import assertion
     assert assertion("Bar(3)", shown[1]) is None  # no `assert ... == None` that both patches would pass
     assert assertion("Bar(3)", {"kind": "ok", "value": None, "objects": []}) == ["    assert Bar(3) == None"]
+
+
+def test_calls_that_hold_described_values_replay_but_do_not_stop_generation():
+    """youtube-dl's urljoin is called with str and with bytes, and a test passes a Mock: bytes travel
+    and are generated; the Mock's call is kept for replay, and the other calls are the basis of
+    generation (one such call used to leave the function with no generated input at all)."""
+    from repair_agent.judge.differential import generate, show
+
+    call_runner = sandbox_tool()
+    seen = [call_runner.encode_call(args, {}) for args in
+            [("http://foo.de/", "/a/b/c.txt"), ("//foo.de/", "/a/b/c.txt"), (b"http://foo.de/", b"/a/b/c.txt"),
+             (None, "/a/b/c.txt"), (lambda: 1, "/x")]]
+    assert seen[2]["args"] == [{"$bytes": "http://foo.de/"}, {"$bytes": "/a/b/c.txt"}]
+    assert call_runner.decode_call(seen[2])[0] == [b"http://foo.de/", b"/a/b/c.txt"]
+    made, why = generate(json.loads(json.dumps(seen)), 80)
+    assert why == "" and len(made) > 40
+    kinds = {type(a).__name__ if not isinstance(a, dict) else next(iter(a)) for m in made for a in m["args"][:1]}
+    assert kinds == {"str", "$bytes", "NoneType"}
+    assert not any("$repr" in json.dumps(m) for m in made)
+    assert show({"$bytes": "caf\xe9"}) == "b'caf\\xe9'"

@@ -11,9 +11,10 @@ domain the tests show, not on inputs it was never meant to take. The programs th
 ever run inside the sandbox.
 
 Values travel as JSON with tags: `{"$tuple": [...]}`, `{"$set": [...]}`, `{"$dict": [[k, v]]}`,
-`{"$obj": i}` (object i of the call's `objects` table: `{"type", "attrs"}`), `{"$ref": "module:qualname"}`
-(a function or class, rebuilt by importing it), `{"$repr": "..."}` (rebuilt as a stand-in that any use
-makes `unreplayable`). Neither of the last two is generated: a call keeps them as recorded.
+`{"$bytes": "latin-1 text"}`, `{"$obj": i}` (object i of the call's `objects` table: `{"type",
+"attrs"}`), `{"$ref": "module:qualname"}` (a function or class, rebuilt by importing it), `{"$repr":
+"..."}` (rebuilt as a stand-in that any use makes `unreplayable`). Neither of the last two is
+generated: a call keeps them as recorded, and only calls without them are the basis of generation.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _kind(v) -> str:
     if v is None or isinstance(v, (bool, int, float, str, list)):
         return "none" if v is None else type(v).__name__
     tag = next(iter(v)) if isinstance(v, dict) and len(v) == 1 else ""
-    if tag in ("$tuple", "$set", "$dict"):
+    if tag in ("$tuple", "$set", "$dict", "$bytes"):
         return tag[1:]
     if tag == "$obj":
         raise Unsupported("objects inside other values (lists, dict keys): no strategy for them")
@@ -81,6 +82,8 @@ def strategy_for(values: list):
             parts += [st.just(v) for v in sorted(set(vs) - set(finite))]
         elif kind == "str":
             parts.append(_strings(vs))
+        elif kind == "bytes":  # latin-1 text, one character per byte
+            parts.append(_strings([v["$bytes"] for v in vs]).map(lambda text: {"$bytes": text}))
         elif kind in ("list", "set"):
             parts.append(_collections(vs, kind))
         elif kind == "tuple":
@@ -286,13 +289,16 @@ def generate(seen: list[dict], examples: int = EXAMPLES, keep_objects: bool = Fa
         from hypothesis import HealthCheck, Phase, given, settings
     except ImportError:  # the dev extra has it; without it only the tests' own inputs are compared
         return [], "hypothesis is not installed (pip install hypothesis)"
+    # the calls whose every value has a strategy are the basis when there are any: a call that holds
+    # a described value (`$repr`: a Mock, a lambda) or a named one (`$ref`) replays, but generates nothing
+    basis = [c for c in seen if '"$repr"' not in json.dumps(c) and '"$ref"' not in json.dumps(c)] or seen
     try:
-        strategy = input_strategy(seen)
+        strategy = input_strategy(basis)
     except Unsupported as exc:
         if not keep_objects:
             return [], str(exc)
         try:
-            strategy = varied_calls(seen)
+            strategy = varied_calls(basis)
         except Unsupported as again:
             return [], f"{exc}; {again}"
     keys = {json.dumps(s, sort_keys=True) for s in seen}
@@ -341,6 +347,8 @@ def show(v) -> str:
         return "{" + ", ".join(map(show, x)) + "}" if x else "set()"
     if tag == "$dict":
         return "{" + ", ".join(f"{show(k)}: {show(y)}" for k, y in x) + "}"
+    if tag == "$bytes":
+        return repr(x.encode("latin-1"))
     return f"#{x}" if tag == "$obj" else str(x)  # $ref, $repr
 
 

@@ -27,12 +27,13 @@ limit), and the outcomes of the first inputs on which they differ. The child is 
 an input that kills it or hangs it in C code, where the per-call alarm cannot reach.
 
 Values travel as JSON with tags: `{"$tuple": [...]}`, `{"$set": [...]}`, `{"$dict": [[k, v]]}`,
-`{"$obj": i}` (object i of the input's `objects` table: `{"type", "attrs"}`, e.g. QuixBugs'
-`Node`), `{"$ref": "module:qualname"}` (a function or class that importing gives back: rebuilt by
-importing it), `{"$repr": "..."}` (anything else: a lambda, a lock, a file handle). Generators become
-lists (a recorded call's own arguments only: one held by another value is described, not read). A `$repr` argument is rebuilt as an `Opaque` stand-in: a call that never touches it replays
-as recorded (a method whose `self` holds a callback); one that touches it ends `unreplayable`, and
-that input counts for nothing, as a time-out does.
+`{"$bytes": "latin-1 text"}`, `{"$obj": i}` (object i of the input's `objects` table: `{"type",
+"attrs"}`, e.g. QuixBugs' `Node`), `{"$ref": "module:qualname"}` (a function or class that importing
+gives back: rebuilt by importing it), `{"$repr": "..."}` (anything else: a lambda, a lock, a file
+handle). Generators become lists (a recorded call's own arguments only: one held by another value is
+described, not read). A `$repr` argument is rebuilt as an `Opaque` stand-in: a call that never
+touches it replays as recorded (a method whose `self` holds a callback); one that touches it ends
+`unreplayable`, and that input counts for nothing, as a time-out does.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ def encode(value, objects: list, memo: dict, depth: int = 0, consume: bool = Tru
         return {"$repr": object.__getattribute__(value, "_text")}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, bytes):
+        return {"$bytes": value.decode("latin-1")}
     if isinstance(value, list):
         return [enc(v) for v in value[:MAX_ITEMS]]
     if isinstance(value, tuple):
@@ -203,6 +206,8 @@ def decode_call(inp: dict, resolve=None):
             return tuple(dec(x) for x in v["$tuple"])
         if "$set" in v:
             return {dec(x) for x in v["$set"]}
+        if "$bytes" in v:
+            return v["$bytes"].encode("latin-1")
         if "$dict" in v:
             return {dec(k): dec(x) for k, x in v["$dict"]}
         if "$obj" in v:
