@@ -83,8 +83,9 @@ def not_run(before, now) -> list[str]:
 
 
 class Rerun:
-    """A second chance for the tests that passed before the patch and fail with it (issue 33: a timing
-    test fails by noise on a loaded machine): just those, once each, where they would reject the
+    """A second chance for the tests that passed before the patch and fail with it, or no longer run
+    with it (issue 33: a timing test fails, or skips itself, by noise on a loaded machine; stage
+    "unran"): just those, once each, where they would reject the
     candidate, and only where at most RERUN_MOST broke. Those that fail again run on the original code
     too (a search candidate's overlay left out): a test that fails there as well, now, is the
     machine's state, not the patch's doing (tqdm's overhead tests at load 5 fail every time). Only the

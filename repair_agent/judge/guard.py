@@ -133,8 +133,9 @@ def _judge(ranked: list[dict], state, deps, deadline: float, harness: Path) -> d
     targets = changed_targets(root, variants)
     if not targets:
         raise Unjudged("the patches change no function (only module-level code, or tests)")
+    texts = {file: (root / file).read_text(encoding="utf-8") for file in {t["file"] for t in targets}}
     for t in targets:
-        t["examples"] = docstring_examples((root / t["file"]).read_text(encoding="utf-8"), t["qualname"])
+        t["examples"] = docstring_examples(texts[t["file"]], t["qualname"])
     shutil.rmtree(harness, ignore_errors=True)
     harness.mkdir()
     (harness / "targets.json").write_text(json.dumps([{k: t[k] for k in ("file", "qualname")} for t in targets]))
