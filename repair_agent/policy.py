@@ -16,6 +16,9 @@ def stop_reason(state, settings) -> str:
         return "fixed"
     if state.get("round", 0) + 1 >= settings.rounds:
         return f"all {settings.rounds} rounds used"
+    rnd = state.get("round", 0)
+    if any(c["round"] == rnd and c["status"] == "prompt_too_long" for c in state.get("candidates") or []):
+        return "the prompt does not fit the model's context (the next round's would be longer still)"
     tokens = state.get("tokens") or {}
     if tokens.get("prompt", 0) + tokens.get("completion", 0) >= settings.token_budget:
         return f"token budget of {settings.token_budget} spent"

@@ -16,7 +16,8 @@ from helpers import tree_hash
 from model_server import running_server, smollm_gguf  # noqa: F401  (fixture)
 
 CLI = [sys.executable, "-m", "repair_agent", "fix"]  # with --strategies refine: the model's loop
-STATUSES = {"no_code", "truncated", "not_applicable", "test_edit", "failed", "passed_failing", "fixed", "skipped"}
+STATUSES = {"no_code", "truncated", "not_applicable", "test_edit", "failed", "passed_failing", "fixed", "skipped",
+            "prompt_too_long"}
 pytestmark = pytest.mark.model
 
 
@@ -64,3 +65,28 @@ def test_server_killed_mid_run_then_resume_finishes(smollm_gguf, make_repo, tmp_
     final = (run_dir / "records.jsonl").read_text()
     assert final.startswith(kept)  # nothing recorded before the crash was lost or rewritten
     assert '"event": "result"' in final and json.loads((run_dir / "result.json").read_text())["run_id"] == run_dir.name
+
+
+def test_prompts_longer_than_the_context_end_the_rounds_and_keep_the_fix(smollm_gguf, make_repo, tmp_path,  # noqa: F811
+                                                                          docker_ready):
+    """A server with a 256-token context: no refine prompt fits, so the loop ends after its first round
+    with the reason, exit 1 (before: PromptTooLong ended the run, exit 3); and a fix the search found
+    is kept, its root cause written from the traces, when the explanation's prompt does not fit (before:
+    the fix was lost with the run)."""
+    repo = make_repo("wrong_index")
+    with running_server(n_ctx=256) as server:
+        def fix(name, *args):
+            out = tmp_path / f"{name}.json"
+            proc = subprocess.run([*CLI, str(repo), "--base-url", server.base_url, "--sandbox", "docker", *args,
+                                   "--json", str(out), "--run-dir", str(tmp_path / "runs")],
+                                  capture_output=True, text=True, timeout=600)
+            return proc, json.loads(out.read_text()) if out.exists() else None
+
+        proc, refined = fix("refine", "--strategies", "refine", "--rounds", "3", "--samples", "2")
+        assert proc.returncode == 1, proc.stderr
+        assert [[c["status"] for c in r["candidates"]] for r in refined["rounds"]] == [["prompt_too_long"]]
+        assert refined["stop_reason"].startswith("the prompt does not fit the model's context")
+        proc, found = fix("mutate", "--strategies", "mutate,refine")
+        assert proc.returncode == 0, proc.stderr
+        assert found["status"] == "fixed" and found["source"] == "mutate"
+        assert "the explanation's prompt does not fit the model's context" in found["root_cause"]

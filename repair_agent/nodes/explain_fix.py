@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from .. import answers, evidence, patching, policy, prompts
-from ..errors import SandboxError
+from ..errors import PromptTooLong, SandboxError
 from ..faithfulness import check_explanation, names_change
 from ..prompting import problem_statement, prompt_chunks, test_source
 from ..state import RepairState
@@ -51,7 +51,17 @@ def explain_fix(state: RepairState, deps) -> dict:
     tokens = dict(state.get("tokens") or {"prompt": 0, "completion": 0})
     problems_by_answer = []
     for attempt in (1, 2):
-        text, finish = ask(messages, deps, tokens)
+        try:
+            text, finish = ask(messages, deps, tokens)
+        except PromptTooLong as exc:  # the fix stands; the evidence explains it, as without a model
+            deps.log(f"the explanation was not asked for: {exc}")
+            if attempt == 2:  # the retry's longer prompt: the first answer and its check stand
+                attempt = 1
+                break
+            best["explanation"] = {"attempts": 0, "replaced": True, "problems": problems_by_answer,
+                                   "names_change": False}
+            return {"best": best, "tokens": tokens, "root_cause": f"{evidence.sentence(ev)} (Written from the "
+                    f"traces: the explanation's prompt does not fit the model's context.)"}
         cause = root_cause_of(text, cut=finish == "length")
         check = check_explanation(text, cause, before, after, deps.workdir, known,
                                   [ev["changed_before"], ev["changed_after"]], chunks)

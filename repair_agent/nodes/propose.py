@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from .. import answers, policy, prompts
+from ..errors import PromptTooLong
 from ..outcomes import first_failure
 from ..prompting import faithfulness, problem_statement, test_source
 from ..state import Candidate, RepairState
+
+TOO_LONG = "prompt_too_long"  # a round's only candidate when its prompt did not fit the model's context
 
 
 def propose(state: RepairState, deps) -> dict:
@@ -17,7 +20,13 @@ def propose(state: RepairState, deps) -> dict:
                     failure=first_failure(state["tests_before"], limit=1200),
                     trace=state.get("trace_text", ""), feedback=state.get("feedback", ""))}]
     sampling = policy.sampling(deps.profile, deps.settings, rnd)
-    gen = deps.model.generate(deps.profile.render(messages), sampling)
+    try:
+        gen = deps.model.generate(deps.profile.render(messages), sampling)
+    except PromptTooLong as exc:  # this request's fault: the round ends without answers, the run goes on
+        deps.log(f"round {rnd}: {exc}")
+        return {"candidates": state.get("candidates", []) + [Candidate(
+            round=rnd, index=0, response="", finish_reason="", code="", patch="", status=TOO_LONG, reason=str(exc),
+            tests=None, faithfulness=None)]}
     new = [Candidate(round=rnd, index=i, response=c["text"], finish_reason=c["finish_reason"],
                      code=answers.extract_code(c["text"], closed_only=c["finish_reason"] == "length"), patch="", status="pending", reason="",
                      tests=None, faithfulness=faithfulness(c["text"], state, deps))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .. import prompts
+from ..errors import PromptTooLong
 from ..llm.client import Completion
 from ..llm.profiles import profile_for
 from ..policy import infill_sampling
@@ -69,7 +70,11 @@ def candidates(loc: Location, ctx: SearchContext) -> Iterator[Edit]:
         for batch, n in enumerate((first, samples - first)):
             if n == 0 or (batch and first > 1 and len(answers) < 2):  # (one sample cannot disagree)
                 break
-            gen = _ask(ctx, profile, mask, prefix, suffix, n=n, seed_offset=batch * first)
+            try:
+                gen = _ask(ctx, profile, mask, prefix, suffix, n=n, seed_offset=batch * first)
+            except PromptTooLong as exc:  # a smaller context than the budget assumed: this hole is skipped
+                ctx.log(f"infill {loc['file']}:{loc['line']} {mask.kind}: {exc}")
+                break
             # the prompt once per mask: llama.cpp re-reports it per sample, but evaluates only the
             # first (the rest hit its prefix cache), and vLLM takes all samples in one request
             if not batch:
