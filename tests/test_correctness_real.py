@@ -227,7 +227,7 @@ def test_a_recorded_self_is_rebuilt_by_its_class_own_new():
     inp = json.loads(json.dumps(call_runner.encode_call([object.__new__(Registered), [1, 2, 3]], {"quiet": True})))
     out = call_runner.run_call(Registered.__init__, inp, 1.0, resolve=lambda name: Registered, after=True)
     assert out["kind"] == "ok", out
-    assert out["after"]["objects"][0] == {"type": "Registered", "attrs": {"total": 3}}
+    assert out["after"]["objects"][0] == {"type": "Registered", "module": __name__, "attrs": {"total": 3}}
 
 
 def test_recording_a_call_leaves_its_generators_to_the_program():
@@ -289,3 +289,31 @@ def test_calls_that_hold_described_values_replay_but_do_not_stop_generation():
     assert kinds == {"str", "$bytes", "NoneType"}
     assert not any("$repr" in json.dumps(m) for m in made)
     assert show({"$bytes": "caf\xe9"}) == "b'caf\\xe9'"
+
+
+def test_an_object_of_another_modules_class_is_rebuilt_as_that_class(tmp_path, monkeypatch):
+    """thefuck's rules take a `Command` defined in thefuck/types.py, whose `script_parts` is a property:
+    rebuilt as a bare class, every replayed call raised AttributeError on both sides alike, and those
+    calls counted as agreement. The recorded module gives the class back."""
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "__init__.py").write_text("")
+    (tmp_path / "shop" / "types.py").write_text(
+        "class Command:\n"
+        "    def __init__(self, script):\n"
+        "        self.script = script\n\n"
+        "    @property\n"
+        "    def parts(self):\n"
+        "        return self.script.split()\n")
+    (tmp_path / "shop" / "rule.py").write_text("def match(command):\n    return 'push' in command.parts\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from shop.rule import match
+    from shop.types import Command
+
+    call_runner = sandbox_tool()
+    inp = json.loads(json.dumps(call_runner.encode_call([Command("git push")], {})))
+    assert inp["objects"] == [{"type": "Command", "module": "shop.types", "attrs": {"script": "git push"}}]
+    rule = sys.modules["shop.rule"]
+    out = call_runner.run_call(match, inp, 1.0, resolve=lambda name: getattr(rule, name, None))
+    assert out["kind"] == "ok" and out["value"] is True, out
+    gone = {**inp, "objects": [{**inp["objects"][0], "module": "shop.nowhere"}]}  # as before: a bare class
+    assert call_runner.run_call(match, gone, 1.0)["type"] == "AttributeError"

@@ -207,6 +207,7 @@ def _object_calls(calls: list[dict], places: list[list], nargs: int, keys: tuple
     most = max(len(c["objects"]) for c in calls) + 2
     widest = max([len(v) for v in attrs.get(link, []) if isinstance(v, list)] or [1])
     tname = next(iter(types))
+    module = {"module": objects[0]["module"]} if objects[0].get("module") else {}
 
     @st.composite
     def call(draw):
@@ -214,7 +215,7 @@ def _object_calls(calls: list[dict], places: list[list], nargs: int, keys: tuple
         objs = []
         for i in range(n):
             targets = list(range(i + 1, n)) if acyclic else list(range(n))  # acyclic: links go forward
-            o = {"type": tname, "attrs": {k: draw(s) for k, s in data.items()}}
+            o = {"type": tname, **module, "attrs": {k: draw(s) for k, s in data.items()}}
             if link and single:
                 o["attrs"][link] = draw(st.none() | st.sampled_from(targets).map(_ref)) if targets else None
             elif link:

@@ -28,7 +28,7 @@ an input that kills it or hangs it in C code, where the per-call alarm cannot re
 
 Values travel as JSON with tags: `{"$tuple": [...]}`, `{"$set": [...]}`, `{"$dict": [[k, v]]}`,
 `{"$bytes": "latin-1 text"}`, `{"$obj": i}` (object i of the input's `objects` table: `{"type",
-"attrs"}`, e.g. QuixBugs' `Node`), `{"$ref": "module:qualname"}` (a function or class that importing
+"module", "attrs"}`, e.g. QuixBugs' `Node`), `{"$ref": "module:qualname"}` (a function or class that importing
 gives back: rebuilt by importing it), `{"$repr": "..."}` (anything else: a lambda, a lock, a file
 handle). Generators become lists (a recorded call's own arguments only: one held by another value is
 described, not read). A `$repr` argument is rebuilt as an `Opaque` stand-in: a call that never
@@ -118,7 +118,7 @@ def encode(value, objects: list, memo: dict, depth: int = 0, consume: bool = Tru
     if hasattr(value, "__dict__") and type(value).__module__ != "builtins" and not callable(value):
         if id(value) not in memo:  # objects by discovery order: same shape, same table
             memo[id(value)] = len(objects)
-            entry = {"type": type(value).__name__, "attrs": {}}
+            entry = {"type": type(value).__name__, "module": type(value).__module__, "attrs": {}}
             objects.append(entry)
             entry["attrs"] = {k: enc(v) for k, v in sorted(vars(value).items())}
         return {"$obj": memo[id(value)]}
@@ -180,11 +180,18 @@ def recorded(args: tuple, kwargs: dict) -> tuple[str, tuple, dict]:
 
 def decode_call(inp: dict, resolve=None):
     """Fresh arguments for one call (the program may mutate them). `resolve(type name)` may name
-    the program's own class for an object (a method's `self`); else a bare class of that name."""
+    the program's own class for an object (a method's `self`); else the class its recorded module
+    gives by that name (thefuck's `Command`, passed to every rule); else a bare class of that name."""
     classes: dict[str, type] = {}
 
-    def new(name: str):
+    def new(o: dict):
+        name = o["type"]
         cls = resolve(name) if resolve else None
+        if not isinstance(cls, type) and o.get("module") not in (None, "builtins", "__main__"):
+            try:
+                cls = _imported(f"{o['module']}:{name}")
+            except Exception:  # gone, or not importable here: the bare class below
+                cls = None
         if isinstance(cls, type):
             # the class's own __new__ first: it may register the instance (tqdm's) or be the only
             # maker of it (a dict subclass); the recorded attributes are set on what it returns
@@ -195,7 +202,7 @@ def decode_call(inp: dict, resolve=None):
                     pass
         return object.__new__(classes.setdefault(name, type(name, (), {})))
 
-    objects = [new(o["type"]) for o in inp.get("objects", [])]
+    objects = [new(o) for o in inp.get("objects", [])]
 
     def dec(v):
         if isinstance(v, list):
