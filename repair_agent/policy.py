@@ -10,6 +10,9 @@ from .llm.client import Sampling
 
 
 # -- stop now? -----------------------------------------------------------------------------------
+TOO_LONG = "prompt_too_long"  # a round's only candidate when its prompt did not fit the model's context
+
+
 def stop_reason(state, settings) -> str:
     """Why the model's loop must stop now, or "" to go on."""
     if state.get("best"):
@@ -17,7 +20,7 @@ def stop_reason(state, settings) -> str:
     if state.get("round", 0) + 1 >= settings.rounds:
         return f"all {settings.rounds} rounds used"
     rnd = state.get("round", 0)
-    if any(c["round"] == rnd and c["status"] == "prompt_too_long" for c in state.get("candidates") or []):
+    if any(c["round"] == rnd and c["status"] == TOO_LONG for c in state.get("candidates") or []):
         return "the prompt does not fit the model's context (the next round's would be longer still)"
     tokens = state.get("tokens") or {}
     if tokens.get("prompt", 0) + tokens.get("completion", 0) >= settings.token_budget:

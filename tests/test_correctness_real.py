@@ -254,7 +254,9 @@ def test_a_difference_in_what_the_call_left_behind_is_said():
     from repair_agent.bench.correctness import describe
 
     call_runner = sandbox_tool()
-    after = lambda attrs: {"args": [{"$obj": 0}], "kwargs": {}, "objects": [{"type": "Bar", "attrs": attrs}]}  # noqa: E731
+    def after(attrs):
+        return {"args": [{"$obj": 0}], "kwargs": {}, "objects": [{"type": "Bar", "attrs": attrs}]}
+
     human = {"kind": "ok", "value": None, "objects": [], "after": after({"n": 0, "pos": 0, "total": 3})}
     patch = {"kind": "ok", "value": None, "objects": [], "after": after({"n": 0, "total": None})}
     left = call_runner._left([human, patch, None])

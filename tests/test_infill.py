@@ -288,7 +288,7 @@ def test_a_hole_whose_prompt_does_not_fit_the_context_is_skipped(smollm_gguf, tm
     (tmp_path / "area.py").write_text(AREA)
     logs: list[str] = []
     ctx = SearchContext(root=tmp_path, settings=SimpleNamespace(seed=0, infill_samples=2),
-                        model=LlamaCppModel(smollm_gguf, name="tiny-ctx", n_ctx=32), profile=load_profile("qwen2.5-coder"),
-                        log=logs.append)
+                        model=LlamaCppModel(smollm_gguf, name="tiny-ctx", n_ctx=32),
+                        profile=load_profile("qwen2.5-coder"), log=logs.append)
     assert list(infill.candidates({"file": "area.py", "function": "area", "line": LINE, "score": 1.0}, ctx)) == []
     assert len(logs) >= 3 and all("refused the request" in line and "n_ctx) is 32" in line for line in logs), logs

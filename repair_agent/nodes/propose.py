@@ -8,8 +8,6 @@ from ..outcomes import first_failure
 from ..prompting import faithfulness, problem_statement, test_source
 from ..state import Candidate, RepairState
 
-TOO_LONG = "prompt_too_long"  # a round's only candidate when its prompt did not fit the model's context
-
 
 def propose(state: RepairState, deps) -> dict:
     rnd = state.get("round", 0)
@@ -25,8 +23,8 @@ def propose(state: RepairState, deps) -> dict:
     except PromptTooLong as exc:  # this request's fault: the round ends without answers, the run goes on
         deps.log(f"round {rnd}: {exc}")
         return {"candidates": state.get("candidates", []) + [Candidate(
-            round=rnd, index=0, response="", finish_reason="", code="", patch="", status=TOO_LONG, reason=str(exc),
-            tests=None, faithfulness=None)]}
+            round=rnd, index=0, response="", finish_reason="", code="", patch="", status=policy.TOO_LONG,
+            reason=str(exc), tests=None, faithfulness=None)]}
     new = [Candidate(round=rnd, index=i, response=c["text"], finish_reason=c["finish_reason"],
                      code=answers.extract_code(c["text"], closed_only=c["finish_reason"] == "length"), patch="", status="pending", reason="",
                      tests=None, faithfulness=faithfulness(c["text"], state, deps))
