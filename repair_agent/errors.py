@@ -35,7 +35,9 @@ class ModelError(RepairAgentError):
 
 class PromptTooLong(RepairAgentError):
     """A prompt and the answer it asks for do not fit the model's context window: that request's
-    fault, not the server's, so a benchmark records it as the task's error and goes on (a ModelError
-    ends the run: every later task would fail the same way)."""
+    fault, not the server's. The nodes that ask the model catch it (a refine round ends the loop, an
+    infill hole is skipped, an explanation is written from the traces); one raised elsewhere is the
+    task's error, and a benchmark goes on (a ModelError ends the run: every later task would fail
+    the same way)."""
 
     exit_code = 3
